@@ -1,0 +1,127 @@
+package backends
+
+import (
+	"context"
+	"time"
+
+	"github.com/junctionhq/junction/model"
+)
+
+// ReadOptions tune a read.
+type ReadOptions struct {
+	// Stale allows the backend to answer from a replica that may lag.
+	Stale bool
+}
+
+// ReadInfo describes what a read reflects.
+type ReadInfo struct {
+	// Revision is the store revision the read reflects.
+	Revision int64
+	// Consistency is the consistency the read actually got.
+	Consistency model.Consistency
+}
+
+// Sessions create, keep alive and close sessions (contract line 5).
+type Sessions interface {
+	// CreateSession starts a session that expires ttl after its last keepalive.
+	CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error)
+	// KeepAlive renews a session. It fails with model.ErrSessionExpired when
+	// the session is unknown or already expired.
+	KeepAlive(ctx context.Context, id string) (model.Session, error)
+	// CloseSession ends a session and removes its ephemeral instances.
+	CloseSession(ctx context.Context, id string) (int64, error)
+}
+
+// Registry stores service instances.
+type Registry interface {
+	// Register creates or replaces an instance (matched by id) and returns
+	// the revision of the write. inst is already normalized.
+	Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error)
+	// Deregister removes an instance; model.ErrNotFound when it is absent.
+	Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error)
+	// Instances lists every instance of a service (an empty list when none).
+	Instances(ctx context.Context, svc model.ServiceKey, opts ReadOptions) ([]model.Instance, ReadInfo, error)
+	// Services lists the services of a namespace that have instances,
+	// optionally of one group, in key order, starting after the service
+	// named by after, at most limit of them (0: no limit).
+	Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, opts ReadOptions) ([]model.ServiceSummary, ReadInfo, error)
+}
+
+// Configs stores configuration items (contract line 6 for the preconditions).
+type Configs interface {
+	// GetConfig reads one item; model.ErrNotFound when it is absent.
+	GetConfig(ctx context.Context, key model.ConfigKey, opts ReadOptions) (model.Config, ReadInfo, error)
+	// PutConfig writes an item if the precondition holds (model.ErrConflict
+	// otherwise) and returns the stored item with its new revision.
+	PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error)
+	// DeleteConfig removes an item if the precondition holds; it returns
+	// model.ErrNotFound when the item is absent and no precondition is set.
+	DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error)
+	// ListConfigs lists the items of a namespace, optionally of one group.
+	ListConfigs(ctx context.Context, namespace, group string, opts ReadOptions) ([]model.ConfigSummary, ReadInfo, error)
+}
+
+// WatchRequest says what to watch and from where. Exactly one of Service and
+// Config is set.
+type WatchRequest struct {
+	Service *model.ServiceKey
+	Config  *model.ConfigKey
+	// FromRevision: deliver every change after this revision. 0 means "from
+	// now": the watch begins with a RESET carrying the current state.
+	FromRevision int64
+}
+
+// Watcher is a running watch.
+type Watcher interface {
+	// Next blocks until the next event, ctx ends or the watch fails. Events
+	// come in revision order; a RESET replaces everything seen before it.
+	Next(ctx context.Context) (model.Event, error)
+	// Close releases the watch.
+	Close() error
+}
+
+// Watches opens watches (contract lines 2–4).
+type Watches interface {
+	Watch(ctx context.Context, req WatchRequest) (Watcher, error)
+}
+
+// Status describes a backend.
+type Status struct {
+	Backend      string
+	Revision     int64
+	Leader       string
+	Capabilities Capabilities
+}
+
+// Backend is a coordination store's driver: what Junction needs of a store.
+type Backend interface {
+	Sessions
+	Registry
+	Configs
+	Watches
+	// Status reports the backend's name, current revision and leader.
+	Status(ctx context.Context) (Status, error)
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Capabilities are what a driver declares about itself. The conformance
+// suite measures behaviour instead of trusting them and reports both.
+type Capabilities struct {
+	// NativeSessions: the store expires sessions itself.
+	NativeSessions bool `json:"nativeSessions"`
+	// NativeRevisions: revisions come from the store; otherwise the driver
+	// derives them.
+	NativeRevisions bool `json:"nativeRevisions"`
+	// ResumableWatch: a watch can resume from a past revision within a
+	// retained window without a RESET.
+	ResumableWatch bool `json:"resumableWatch"`
+	// WatchHistory is how many past events a resumable watch can replay (0: unknown).
+	WatchHistory int `json:"watchHistory"`
+	// LinearizableReads: default reads are linearizable.
+	LinearizableReads bool `json:"linearizableReads"`
+	// NativeCAS: compare-and-set uses the store's own conditional writes.
+	NativeCAS bool `json:"nativeCas"`
+	// ConfigHistory: the store keeps past versions of configuration items.
+	ConfigHistory bool `json:"configHistory"`
+}

@@ -1,0 +1,22 @@
+// Package backends defines the contract every coordination store's driver
+// implements, and Open, which picks a driver by the scheme of a backend URL
+// (raft://, etcd://, zk://, consul://, nacos://).
+//
+// The contract, line by line (the conformance package checks each one):
+//
+//  1. Revisions: every read returns the store revision it reflects; every
+//     write returns the revision it created; revisions only grow.
+//  2. List-then-watch is atomic: a watch from revision R delivers every change
+//     after R, so a caller that lists at R and watches from R misses nothing.
+//  3. Watches are ordered, unique and gap-free, or they say so: when a driver
+//     cannot prove it delivered every change it emits a RESET event carrying
+//     the full current state and its revision.
+//  4. Deletes are events and carry the last known value; an empty instance
+//     set is delivered, never swallowed.
+//  5. Sessions are honest: an ephemeral instance disappears within its
+//     session's TTL plus a small bound after heartbeats stop.
+//  6. Compare-and-set is available for configuration writes and deletes.
+//  7. Reads are linearizable by default; callers may ask for stale reads and
+//     are told which consistency they got.
+//  8. Errors are the portable errors of package model, testable with errors.Is.
+package backends

@@ -1,0 +1,158 @@
+// Package eventlog is a bounded, in-memory log of watch events read through
+// cursors. Writers append; any number of readers follow at their own pace,
+// each holding only a cursor. A reader that falls behind the retained window
+// learns it is compacted (and its owner sends a RESET) instead of stalling
+// the writer or growing memory: memory is bounded by the log's capacity,
+// whatever the number and speed of readers.
+//
+// The Raft store keeps its watch history in one Log; the gateway's fan-out
+// hub keeps one per watched key.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+
+	"github.com/junctionhq/junction/model"
+)
+
+// ErrCompacted reports that a cursor points before the retained window.
+var ErrCompacted = errors.New("eventlog: cursor is behind the retained history")
+
+// Cursor is a reader's position: the sequence number of the next event.
+type Cursor struct{ seq uint64 }
+
+// Log is a bounded event log. The zero value is not usable; call New.
+type Log struct {
+	mu    sync.Mutex
+	ring  []model.Event
+	start uint64 // sequence number of the oldest retained event
+	end   uint64 // sequence number of the next event to append
+	floor int64  // every event with a revision above floor is retained
+	last  int64  // highest revision appended or advanced to
+	wake  chan struct{}
+}
+
+// New returns a log that retains the newest capacity events and whose
+// history is complete after revision floor.
+func New(capacity int, floor int64) *Log {
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &Log{ring: make([]model.Event, capacity), floor: floor, last: floor, wake: make(chan struct{})}
+}
+
+// Append adds events, in revision order, and wakes waiting readers.
+func (l *Log) Append(evs ...model.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	n := uint64(len(l.ring))
+	for _, e := range evs {
+		if l.end-l.start == n {
+			l.floor = l.ring[l.start%n].Revision
+			l.ring[l.start%n] = model.Event{}
+			l.start++
+		}
+		l.ring[l.end%n] = e
+		l.end++
+		l.last = max(l.last, e.Revision)
+	}
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Reset drops the whole history: only events after revision floor will be
+// retained. Cursors taken before are compacted.
+func (l *Log) Reset(floor int64) {
+	l.mu.Lock()
+	n := uint64(len(l.ring))
+	for s := l.start; s < l.end; s++ {
+		l.ring[s%n] = model.Event{}
+	}
+	l.start = l.end
+	l.floor = floor
+	l.last = max(l.last, floor)
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Floor returns the revision after which history is complete.
+func (l *Log) Floor() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.floor
+}
+
+// Last returns the highest revision appended.
+func (l *Log) Last() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// After returns a cursor at the first event with a revision above rev, or
+// ErrCompacted when events after rev may have been dropped.
+func (l *Log) After(rev int64) (Cursor, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rev < l.floor {
+		return Cursor{}, ErrCompacted
+	}
+	n := uint64(len(l.ring))
+	count := int(l.end - l.start)
+	i := sort.Search(count, func(i int) bool { return l.ring[(l.start+uint64(i))%n].Revision > rev })
+	return Cursor{seq: l.start + uint64(i)}, nil
+}
+
+// End returns a cursor after the newest event.
+func (l *Log) End() Cursor {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Cursor{seq: l.end}
+}
+
+// Read returns up to max events at the cursor that match (all when match is
+// nil), the advanced cursor, and a channel closed when more events arrive.
+func (l *Log) Read(c Cursor, limit int, match func(*model.Event) bool) ([]model.Event, Cursor, <-chan struct{}, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.seq < l.start {
+		return nil, c, nil, ErrCompacted
+	}
+	n := uint64(len(l.ring))
+	var out []model.Event
+	for ; c.seq < l.end && len(out) < limit; c.seq++ {
+		e := &l.ring[c.seq%n]
+		if match == nil || match(e) {
+			out = append(out, *e)
+		}
+	}
+	return out, c, l.wake, nil
+}
+
+// Next blocks until at least one matching event is past the cursor, then
+// returns up to limit of them and advances the cursor. It returns
+// ErrCompacted when the cursor fell behind, or ctx's error.
+func (l *Log) Next(ctx context.Context, c *Cursor, limit int, match func(*model.Event) bool) ([]model.Event, error) {
+	for {
+		evs, next, wake, err := l.Read(*c, limit, match)
+		if err != nil {
+			return nil, err
+		}
+		*c = next
+		if len(evs) > 0 {
+			return evs, nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

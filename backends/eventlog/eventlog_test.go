@@ -1,0 +1,88 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/junctionhq/junction/model"
+)
+
+func ev(rev int64) model.Event { return model.Event{Type: model.EventPut, Revision: rev} }
+
+func revs(evs []model.Event) []int64 {
+	out := make([]int64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Revision
+	}
+	return out
+}
+
+func TestAfterAndRead(t *testing.T) {
+	l := New(4, 10)
+	l.Append(ev(11), ev(12), ev(12), ev(14))
+	c, err := l.After(12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _, err := l.Read(c, 10, nil)
+	if err != nil || len(got) != 1 || got[0].Revision != 14 {
+		t.Fatalf("after 12: %v %v", revs(got), err)
+	}
+	// Appending past capacity drops the oldest and raises the floor.
+	l.Append(ev(15))
+	if l.Floor() != 11 {
+		t.Fatalf("floor = %d, want 11", l.Floor())
+	}
+	if _, err := l.After(10); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("After below floor: %v", err)
+	}
+	if _, _, _, err := l.Read(Cursor{seq: 0}, 10, nil); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("stale cursor: %v", err)
+	}
+	c, _ = l.After(11)
+	got, _, _, _ = l.Read(c, 10, nil)
+	if want := []int64{12, 12, 14, 15}; len(got) != 4 || got[0].Revision != want[0] || got[3].Revision != want[3] {
+		t.Fatalf("after 11: %v, want %v", revs(got), want)
+	}
+}
+
+func TestNextWaitsAndFilters(t *testing.T) {
+	l := New(16, 0)
+	c := l.End()
+	done := make(chan []model.Event)
+	go func() {
+		evs, err := l.Next(context.Background(), &c, 10, func(e *model.Event) bool { return e.Revision%2 == 0 })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- evs
+	}()
+	time.Sleep(10 * time.Millisecond)
+	l.Append(ev(1)) // filtered out: the reader keeps waiting
+	l.Append(ev(2))
+	if got := <-done; len(got) != 1 || got[0].Revision != 2 {
+		t.Fatalf("got %v", revs(got))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Next(ctx, &c, 10, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Next: %v", err)
+	}
+}
+
+func TestSlowReaderIsCompactedNotBlocking(t *testing.T) {
+	l := New(8, 0)
+	slow := l.End()
+	for i := int64(1); i <= 100; i++ {
+		l.Append(ev(i)) // never blocks, whatever the readers do
+	}
+	if _, err := l.Next(context.Background(), &slow, 10, nil); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("slow reader: %v", err)
+	}
+	l.Reset(100)
+	if _, err := l.After(99); !errors.Is(err, ErrCompacted) {
+		t.Fatal("Reset must compact older revisions")
+	}
+}

@@ -1,0 +1,285 @@
+package raftstore
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/junctionhq/junction/backends/eventlog"
+	"github.com/junctionhq/junction/model"
+)
+
+// Operations of the replicated log.
+const (
+	opSessionCreate  = "session.create"
+	opSessionClose   = "session.close"
+	opSessionExpire  = "session.expire"
+	opRegister       = "instance.register"
+	opDeregister     = "instance.deregister"
+	opConfigPut      = "config.put"
+	opConfigDelete   = "config.delete"
+)
+
+// command is one entry of the replicated log. Everything the state machine
+// needs is in it (ids, timestamps), so applying it is deterministic.
+type command struct {
+	Op       string             `json:"op"`
+	Session  *model.Session     `json:"session,omitempty"`
+	Service  model.ServiceKey   `json:"service,omitzero"`
+	Instance *model.Instance    `json:"instance,omitempty"`
+	ID       string             `json:"id,omitempty"`
+	Config   *model.Config      `json:"config,omitempty"`
+	Key      model.ConfigKey    `json:"key,omitzero"`
+	Cond     model.Precondition `json:"cond,omitzero"`
+	Now      time.Time          `json:"now,omitzero"`
+}
+
+// result is what applying a command returns to the proposer.
+type result struct {
+	rev    int64
+	config model.Config
+	err    error
+}
+
+type instanceRef struct {
+	svc model.ServiceKey
+	id  string
+}
+
+// fsm is the replicated state machine: sessions, instances and configs, plus
+// the bounded event history that serves watches. Every mutation happens under
+// mu together with its event append, so a reader holding mu sees state and
+// history at the same revision.
+type fsm struct {
+	mu       sync.RWMutex
+	sessions map[string]time.Duration
+	services map[model.ServiceKey]map[string]model.Instance
+	configs  map[model.ConfigKey]model.Config
+	owned    map[string]map[instanceRef]struct{} // session id → its instances
+	applied  int64
+	history  *eventlog.Log
+}
+
+func newFSM(historySize int) *fsm {
+	f := &fsm{history: eventlog.New(historySize, 0)}
+	f.clear()
+	return f
+}
+
+func (f *fsm) clear() {
+	f.sessions = map[string]time.Duration{}
+	f.services = map[model.ServiceKey]map[string]model.Instance{}
+	f.configs = map[model.ConfigKey]model.Config{}
+	f.owned = map[string]map[instanceRef]struct{}{}
+}
+
+var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) any {
+	var c command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return result{err: fmt.Errorf("raftstore: corrupt log entry %d: %w", l.Index, err)}
+	}
+	rev := int64(l.Index)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = rev
+	res := result{rev: rev}
+	var evs []model.Event
+	switch c.Op {
+	case opSessionCreate:
+		f.sessions[c.Session.ID] = c.Session.TTL
+	case opSessionClose, opSessionExpire:
+		if _, ok := f.sessions[c.ID]; !ok {
+			res.err = errSession
+			break
+		}
+		delete(f.sessions, c.ID)
+		refs := slices.SortedFunc(maps.Keys(f.owned[c.ID]), func(a, b instanceRef) int {
+			return cmp.Or(cmp.Compare(a.svc.String(), b.svc.String()), cmp.Compare(a.id, b.id))
+		})
+		for _, ref := range refs {
+			evs = append(evs, f.removeInstance(ref.svc, ref.id, rev))
+		}
+		delete(f.owned, c.ID)
+	case opRegister:
+		inst := c.Instance.Clone()
+		if inst.Ephemeral {
+			if _, ok := f.sessions[inst.Session]; !ok {
+				res.err = errSession
+				break
+			}
+		}
+		insts := f.services[c.Service]
+		if insts == nil {
+			insts = map[string]model.Instance{}
+			f.services[c.Service] = insts
+		}
+		if old, ok := insts[inst.ID]; ok && old.Session != "" {
+			delete(f.owned[old.Session], instanceRef{c.Service, inst.ID})
+		}
+		inst.Revision = rev
+		insts[inst.ID] = inst
+		if inst.Session != "" {
+			if f.owned[inst.Session] == nil {
+				f.owned[inst.Session] = map[instanceRef]struct{}{}
+			}
+			f.owned[inst.Session][instanceRef{c.Service, inst.ID}] = struct{}{}
+		}
+		evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, Service: c.Service, Instance: &inst})
+	case opDeregister:
+		inst, ok := f.services[c.Service][c.ID]
+		if !ok {
+			res.err = fmt.Errorf("instance %q of %s: %w", c.ID, c.Service, model.ErrNotFound)
+			break
+		}
+		if inst.Session != "" {
+			delete(f.owned[inst.Session], instanceRef{c.Service, c.ID})
+		}
+		evs = append(evs, f.removeInstance(c.Service, c.ID, rev))
+	case opConfigPut:
+		cur, exists := f.configs[c.Config.Key]
+		if !c.Cond.Holds(cur.Revision) {
+			res.err = conflict(c.Config.Key, c.Cond, cur.Revision)
+			break
+		}
+		cfg := *c.Config
+		cfg.Revision, cfg.Version, cfg.Updated = rev, cur.Version+1, c.Now
+		cfg.CreateRevision, cfg.Created = rev, c.Now
+		if exists {
+			cfg.CreateRevision, cfg.Created = cur.CreateRevision, cur.Created
+		}
+		f.configs[cfg.Key] = cfg
+		res.config = cfg
+		evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, ConfigKey: cfg.Key, Config: &cfg})
+	case opConfigDelete:
+		cur, exists := f.configs[c.Key]
+		if !exists && !c.Cond.Check {
+			res.err = fmt.Errorf("config %s: %w", c.Key, model.ErrNotFound)
+			break
+		}
+		if !c.Cond.Holds(cur.Revision) || !exists {
+			res.err = conflict(c.Key, c.Cond, cur.Revision)
+			break
+		}
+		delete(f.configs, c.Key)
+		evs = append(evs, model.Event{Type: model.EventDelete, Revision: rev, ConfigKey: c.Key, Config: &cur})
+	default:
+		res.err = fmt.Errorf("raftstore: unknown operation %q in log entry %d", c.Op, l.Index)
+	}
+	f.history.Append(evs...)
+	return res
+}
+
+func conflict(key model.ConfigKey, cond model.Precondition, cur int64) error {
+	return &model.FieldError{Field: "ifRevision",
+		Reason: fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision), Kind: model.ErrConflict}
+}
+
+// removeInstance deletes an instance and returns its delete event. The
+// caller holds mu and maintains the session index.
+func (f *fsm) removeInstance(svc model.ServiceKey, id string, rev int64) model.Event {
+	insts := f.services[svc]
+	last := insts[id]
+	delete(insts, id)
+	if len(insts) == 0 {
+		delete(f.services, svc)
+	}
+	return model.Event{Type: model.EventDelete, Revision: rev, Service: svc, Instance: &last}
+}
+
+// instances returns a service's instances sorted by id. Caller holds mu.
+func (f *fsm) instances(svc model.ServiceKey) []model.Instance {
+	out := make([]model.Instance, 0, len(f.services[svc]))
+	for _, i := range f.services[svc] {
+		out = append(out, i.Clone())
+	}
+	slices.SortFunc(out, func(a, b model.Instance) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// snapshotData is the serialized form of the state.
+type snapshotData struct {
+	Applied  int64           `json:"applied"`
+	Sessions []model.Session `json:"sessions"`
+	Services []serviceData   `json:"services"`
+	Configs  []model.Config  `json:"configs"`
+}
+
+type serviceData struct {
+	Key       model.ServiceKey `json:"key"`
+	Instances []model.Instance `json:"instances"`
+}
+
+// Snapshot implements raft.FSM. The state is copied under the read lock and
+// serialized by Persist outside it.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	d := &snapshotData{Applied: f.applied}
+	for id, ttl := range f.sessions {
+		d.Sessions = append(d.Sessions, model.Session{ID: id, TTL: ttl})
+	}
+	for k := range f.services {
+		d.Services = append(d.Services, serviceData{Key: k, Instances: f.instances(k)})
+	}
+	for _, c := range f.configs {
+		d.Configs = append(d.Configs, c)
+	}
+	return d, nil
+}
+
+// Persist implements raft.FSMSnapshot.
+func (d *snapshotData) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(d); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("raftstore: write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (d *snapshotData) Release() {}
+
+// Restore implements raft.FSM. Watch history before the snapshot is gone, so
+// watchers from older revisions get a RESET.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var d snapshotData
+	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+		return fmt.Errorf("raftstore: read snapshot: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clear()
+	for _, s := range d.Sessions {
+		f.sessions[s.ID] = s.TTL
+	}
+	for _, s := range d.Services {
+		m := map[string]model.Instance{}
+		for _, i := range s.Instances {
+			m[i.ID] = i
+			if i.Session != "" {
+				if f.owned[i.Session] == nil {
+					f.owned[i.Session] = map[instanceRef]struct{}{}
+				}
+				f.owned[i.Session][instanceRef{s.Key, i.ID}] = struct{}{}
+			}
+		}
+		f.services[s.Key] = m
+	}
+	for _, c := range d.Configs {
+		f.configs[c.Key] = c
+	}
+	f.applied = d.Applied
+	f.history.Reset(d.Applied)
+	return nil
+}

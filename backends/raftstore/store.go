@@ -1,0 +1,534 @@
+package raftstore
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+func init() {
+	backends.Register("raft", func(ctx context.Context, u *url.URL) (backends.Backend, error) {
+		cfg, err := ConfigFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return Open(ctx, cfg)
+	})
+}
+
+// Config configures a Store.
+type Config struct {
+	// Dir holds the log, snapshots and node id. Required.
+	Dir string
+	// NodeID is the Raft server id; empty: generated once and kept in Dir.
+	NodeID string
+	// History is how many watch events are kept for resumable watches.
+	History int
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64
+	// ExpiryInterval is how often the leader looks for expired sessions.
+	ExpiryInterval time.Duration
+	// Logger receives the store's logs; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults for a store in dir.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, History: 10000, SnapshotThreshold: 8192, ExpiryInterval: 100 * time.Millisecond}
+}
+
+// Validate checks the configuration and names the bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return model.Invalid("dir", "the data directory must be set (raft://DIR)")
+	case c.History < 1:
+		return model.Invalid("history", "must be at least 1, got %d", c.History)
+	case c.SnapshotThreshold < 1:
+		return model.Invalid("snapshot-threshold", "must be at least 1")
+	case c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second:
+		return model.Invalid("expiry-interval", "must be in (0, 1s], got %v", c.ExpiryInterval)
+	}
+	return nil
+}
+
+// ConfigFromURL reads a raft:// URL. raft://./data and raft:///abs/path both work.
+func ConfigFromURL(u *url.URL) (Config, error) {
+	dir := u.Host + u.Path
+	if u.Opaque != "" {
+		dir = u.Opaque
+	}
+	cfg := DefaultConfig(dir)
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "history", "snapshot-threshold", "node-id":
+		default:
+			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, node-id")
+		}
+	}
+	if v := q.Get("history"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, model.Invalid("history", "%q is not a number", v)
+		}
+		cfg.History = n
+	}
+	if v := q.Get("snapshot-threshold"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cfg, model.Invalid("snapshot-threshold", "%q is not a number", v)
+		}
+		cfg.SnapshotThreshold = n
+	}
+	cfg.NodeID = q.Get("node-id")
+	return cfg, cfg.Validate()
+}
+
+// Store is the built-in backend.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	raft   *raft.Raft
+	wal    *wal.WAL
+	fsm    *fsm
+	nodeID string
+
+	// ready is true while this node leads and has applied everything
+	// committed before its term (a barrier), so local reads are current.
+	ready atomic.Bool
+
+	mu        sync.Mutex
+	deadlines map[string]time.Time // session → expiry, kept by the leader
+	expiring  map[string]bool      // expiry proposed, not yet applied
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ backends.Backend = (*Store)(nil)
+
+// Open opens (or creates) a single-node store in cfg.Dir and waits until it
+// leads, or ctx ends.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	nodeID, err := loadNodeID(cfg.Dir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger.With("backend", "raft"), fsm: newFSM(cfg.History), nodeID: nodeID,
+		deadlines: map[string]time.Time{}, expiring: map[string]bool{}, stop: make(chan struct{})}
+
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	walDir := filepath.Join(cfg.Dir, "wal")
+	if err := os.MkdirAll(walDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		s.wal.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(nodeID)
+	rc.Logger = hlog
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.BatchApplyCh = true
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 500 * time.Millisecond
+	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	addr, transport := raft.NewInmemTransport(raft.ServerAddress(nodeID))
+
+	existing, err := raft.HasExistingState(s.wal, s.wal, snaps)
+	if err != nil {
+		s.wal.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
+	if err != nil {
+		s.wal.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if !existing {
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: addr}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			s.Close()
+			return nil, fmt.Errorf("bootstrap raft: %w", err)
+		}
+	}
+	s.wg.Add(2)
+	go s.watchLeadership()
+	go s.expireSessions()
+	if err := s.waitReady(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func loadNodeID(dir, want string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		have := strings.TrimSpace(string(b))
+		if want != "" && want != have {
+			return "", model.Invalid("node-id", "data dir %s belongs to node %q, not %q", dir, have, want)
+		}
+		return have, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read node id: %w", err)
+	}
+	if want == "" {
+		want = "node-" + randomID()[:8]
+	}
+	if err := os.WriteFile(path, []byte(want+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return want, nil
+}
+
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// watchLeadership issues a barrier whenever this node becomes leader, so that
+// reads served locally reflect every entry committed in earlier terms.
+func (s *Store) watchLeadership() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case leader := <-s.raft.LeaderCh():
+			s.ready.Store(false)
+			if !leader {
+				continue
+			}
+			if err := s.raft.Barrier(0).Error(); err != nil {
+				s.log.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			s.mu.Lock()
+			clear(s.deadlines) // a new term grants every session a fresh TTL
+			s.mu.Unlock()
+			s.ready.Store(s.raft.State() == raft.Leader)
+		}
+	}
+}
+
+func (s *Store) waitReady(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !s.ready.Load() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the raft store to elect a leader: %w", model.ErrUnavailable)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// leaderErr is returned when this node cannot serve a write or a
+// linearizable read.
+func (s *Store) leaderErr() error {
+	addr, id := s.raft.LeaderWithID()
+	if id == "" {
+		return fmt.Errorf("raft store has no leader: %w", model.ErrUnavailable)
+	}
+	return fmt.Errorf("this node is not the leader (%s at %s): %w", id, addr, model.ErrUnavailable)
+}
+
+// propose replicates a command and returns its result once applied locally.
+func (s *Store) propose(ctx context.Context, c command) (result, error) {
+	if !s.ready.Load() {
+		return result{}, s.leaderErr()
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return result{}, fmt.Errorf("encode command: %w", err)
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return result{}, fmt.Errorf("replicate %s: %w: %w", c.Op, model.ErrUnavailable, context.DeadlineExceeded)
+		default:
+			return result{}, fmt.Errorf("replicate %s: %w: %v", c.Op, model.ErrUnavailable, err)
+		}
+	}
+	res, _ := f.Response().(result)
+	return res, res.err
+}
+
+// read runs fn under the state lock after making sure the local state is
+// current enough for the requested consistency.
+func (s *Store) read(opts backends.ReadOptions, fn func()) (backends.ReadInfo, error) {
+	consistency := model.Stale
+	if !opts.Stale {
+		if !s.ready.Load() {
+			return backends.ReadInfo{}, s.leaderErr()
+		}
+		if err := s.raft.VerifyLeader().Error(); err != nil {
+			return backends.ReadInfo{}, fmt.Errorf("verify leadership: %w: %v", model.ErrUnavailable, err)
+		}
+		consistency = model.Linearizable
+	}
+	s.fsm.mu.RLock()
+	defer s.fsm.mu.RUnlock()
+	fn()
+	return backends.ReadInfo{Revision: s.fsm.applied, Consistency: consistency}, nil
+}
+
+// CreateSession implements backends.Sessions.
+func (s *Store) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
+	if err := model.ValidateTTL(ttl); err != nil {
+		return model.Session{}, 0, err
+	}
+	sess := model.Session{ID: randomID(), TTL: ttl}
+	res, err := s.propose(ctx, command{Op: opSessionCreate, Session: &sess})
+	if err != nil {
+		return model.Session{}, 0, err
+	}
+	s.mu.Lock()
+	s.deadlines[sess.ID] = time.Now().Add(ttl)
+	s.mu.Unlock()
+	return sess, res.rev, nil
+}
+
+// KeepAlive implements backends.Sessions.
+func (s *Store) KeepAlive(ctx context.Context, id string) (model.Session, error) {
+	if !s.ready.Load() {
+		return model.Session{}, s.leaderErr()
+	}
+	s.fsm.mu.RLock()
+	ttl, ok := s.fsm.sessions[id]
+	s.fsm.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok || s.expiring[id] {
+		return model.Session{}, errSession
+	}
+	s.deadlines[id] = time.Now().Add(ttl)
+	return model.Session{ID: id, TTL: ttl}, nil
+}
+
+// CloseSession implements backends.Sessions.
+func (s *Store) CloseSession(ctx context.Context, id string) (int64, error) {
+	res, err := s.propose(ctx, command{Op: opSessionClose, ID: id})
+	return res.rev, err
+}
+
+// expireSessions is the leader's expiry loop: a session whose deadline passed
+// is expired through the log, removing its instances on every replica.
+func (s *Store) expireSessions() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if !s.ready.Load() {
+			continue
+		}
+		now := time.Now()
+		var due []string
+		s.fsm.mu.RLock()
+		s.mu.Lock()
+		for id, ttl := range s.fsm.sessions {
+			d, ok := s.deadlines[id]
+			switch {
+			case !ok:
+				s.deadlines[id] = now.Add(ttl)
+			case now.After(d) && !s.expiring[id]:
+				s.expiring[id] = true
+				due = append(due, id)
+			}
+		}
+		for id := range s.deadlines {
+			if _, ok := s.fsm.sessions[id]; !ok {
+				delete(s.deadlines, id)
+				delete(s.expiring, id)
+			}
+		}
+		s.mu.Unlock()
+		s.fsm.mu.RUnlock()
+		for _, id := range due {
+			go s.expire(id)
+		}
+	}
+}
+
+func (s *Store) expire(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.propose(ctx, command{Op: opSessionExpire, ID: id})
+	if err != nil && !errors.Is(err, model.ErrSessionExpired) {
+		s.log.Warn("session expiry not replicated; will retry", "session", id, "err", err)
+		s.mu.Lock()
+		delete(s.expiring, id)
+		s.mu.Unlock()
+		return
+	}
+	s.log.Debug("session expired", "session", id)
+}
+
+// Register implements backends.Registry.
+func (s *Store) Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
+	res, err := s.propose(ctx, command{Op: opRegister, Service: svc, Instance: &inst})
+	return res.rev, err
+}
+
+// Deregister implements backends.Registry.
+func (s *Store) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
+	res, err := s.propose(ctx, command{Op: opDeregister, Service: svc, ID: id})
+	return res.rev, err
+}
+
+// Instances implements backends.Registry.
+func (s *Store) Instances(ctx context.Context, svc model.ServiceKey, opts backends.ReadOptions) ([]model.Instance, backends.ReadInfo, error) {
+	var out []model.Instance
+	info, err := s.read(opts, func() { out = s.fsm.instances(svc) })
+	return out, info, err
+}
+
+// Services implements backends.Registry.
+func (s *Store) Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, opts backends.ReadOptions) ([]model.ServiceSummary, backends.ReadInfo, error) {
+	var out []model.ServiceSummary
+	info, err := s.read(opts, func() {
+		for k, insts := range s.fsm.services {
+			if k.Namespace != namespace || (group != "" && k.Group != group) || compareService(k, after) <= 0 {
+				continue
+			}
+			sum := model.ServiceSummary{Key: k, Instances: len(insts)}
+			for _, i := range insts {
+				if i.Healthy {
+					sum.Healthy++
+				}
+			}
+			out = append(out, sum)
+		}
+	})
+	slices.SortFunc(out, func(a, b model.ServiceSummary) int { return compareService(a.Key, b.Key) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, info, err
+}
+
+func compareService(a, b model.ServiceKey) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Group, b.Group), cmp.Compare(a.Service, b.Service))
+}
+
+// GetConfig implements backends.Configs.
+func (s *Store) GetConfig(ctx context.Context, key model.ConfigKey, opts backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
+	var (
+		cfg model.Config
+		ok  bool
+	)
+	info, err := s.read(opts, func() { cfg, ok = s.fsm.configs[key] })
+	if err == nil && !ok {
+		err = fmt.Errorf("config %s: %w", key, model.ErrNotFound)
+	}
+	return cfg, info, err
+}
+
+// PutConfig implements backends.Configs.
+func (s *Store) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
+	cfg.MD5 = model.ContentMD5(cfg.Content)
+	res, err := s.propose(ctx, command{Op: opConfigPut, Config: &cfg, Cond: cond, Now: time.Now().UTC()})
+	return res.config, err
+}
+
+// DeleteConfig implements backends.Configs.
+func (s *Store) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
+	res, err := s.propose(ctx, command{Op: opConfigDelete, Key: key, Cond: cond})
+	return res.rev, err
+}
+
+// ListConfigs implements backends.Configs.
+func (s *Store) ListConfigs(ctx context.Context, namespace, group string, opts backends.ReadOptions) ([]model.ConfigSummary, backends.ReadInfo, error) {
+	var out []model.ConfigSummary
+	info, err := s.read(opts, func() {
+		for k, c := range s.fsm.configs {
+			if k.Namespace == namespace && (group == "" || k.Group == group) {
+				out = append(out, c.Summary())
+			}
+		}
+	})
+	slices.SortFunc(out, func(a, b model.ConfigSummary) int {
+		return cmp.Or(cmp.Compare(a.Key.Group, b.Key.Group), cmp.Compare(a.Key.DataID, b.Key.DataID))
+	})
+	return out, info, err
+}
+
+// Status implements backends.Backend.
+func (s *Store) Status(ctx context.Context) (backends.Status, error) {
+	_, leader := s.raft.LeaderWithID()
+	s.fsm.mu.RLock()
+	rev := s.fsm.applied
+	s.fsm.mu.RUnlock()
+	return backends.Status{Backend: "raft", Revision: rev, Leader: string(leader), Capabilities: s.Capabilities()}, nil
+}
+
+// Capabilities reports what the built-in store provides.
+func (s *Store) Capabilities() backends.Capabilities {
+	return backends.Capabilities{NativeSessions: true, NativeRevisions: true, ResumableWatch: true,
+		WatchHistory: s.cfg.History, LinearizableReads: true, NativeCAS: true}
+}
+
+// Close stops the store. Acknowledged writes are already on disk.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	err := s.raft.Shutdown().Error()
+	s.wg.Wait()
+	return errors.Join(err, s.wal.Close())
+}

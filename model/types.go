@@ -1,0 +1,179 @@
+package model
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"maps"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Defaults for the isolation levels of the service model.
+const (
+	DefaultNamespace = "public"
+	DefaultGroup     = "DEFAULT_GROUP"
+	DefaultCluster   = "DEFAULT"
+)
+
+// ServiceKey names a service: namespace → group → service.
+type ServiceKey struct {
+	Namespace string `json:"namespace"`
+	Group     string `json:"group"`
+	Service   string `json:"service"`
+}
+
+// WithDefaults fills an empty namespace or group with its default.
+func (k ServiceKey) WithDefaults() ServiceKey {
+	if k.Namespace == "" {
+		k.Namespace = DefaultNamespace
+	}
+	if k.Group == "" {
+		k.Group = DefaultGroup
+	}
+	return k
+}
+
+// String returns namespace/group/service.
+func (k ServiceKey) String() string { return k.Namespace + "/" + k.Group + "/" + k.Service }
+
+// Instance is one endpoint of a service.
+type Instance struct {
+	ID        string            `json:"id"`
+	IP        string            `json:"ip"`
+	Port      int               `json:"port"`
+	Cluster   string            `json:"cluster"`
+	Weight    float64           `json:"weight"`
+	Healthy   bool              `json:"healthy"`
+	Enabled   bool              `json:"enabled"`
+	Ephemeral bool              `json:"ephemeral"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	// Session owns an ephemeral instance: the instance is removed when the
+	// session expires or is closed. Empty for persistent instances.
+	Session string `json:"session,omitempty"`
+	// Revision is the store revision that last changed the instance.
+	Revision int64 `json:"revision"`
+}
+
+// DefaultInstanceID is the id an instance gets when none is given: ip:port.
+func DefaultInstanceID(ip string, port int) string {
+	return net.JoinHostPort(ip, strconv.Itoa(port))
+}
+
+// Clone returns a deep copy of the instance.
+func (i Instance) Clone() Instance {
+	i.Metadata = maps.Clone(i.Metadata)
+	return i
+}
+
+// ConfigKey names a configuration item: namespace → group → dataId.
+type ConfigKey struct {
+	Namespace string `json:"namespace"`
+	Group     string `json:"group"`
+	DataID    string `json:"dataId"`
+}
+
+// WithDefaults fills an empty namespace or group with its default.
+func (k ConfigKey) WithDefaults() ConfigKey {
+	if k.Namespace == "" {
+		k.Namespace = DefaultNamespace
+	}
+	if k.Group == "" {
+		k.Group = DefaultGroup
+	}
+	return k
+}
+
+// String returns namespace/group/dataId.
+func (k ConfigKey) String() string { return k.Namespace + "/" + k.Group + "/" + k.DataID }
+
+// Content types a configuration item may declare.
+const (
+	ContentText       = "text"
+	ContentJSON       = "json"
+	ContentYAML       = "yaml"
+	ContentProperties = "properties"
+	ContentXML        = "xml"
+	ContentTOML       = "toml"
+)
+
+// Config is a configuration item.
+type Config struct {
+	Key         ConfigKey `json:"key"`
+	Content     []byte    `json:"content"`
+	ContentType string    `json:"contentType"`
+	MD5         string    `json:"md5"`
+	// Revision is the store revision that last changed the item; it is the
+	// value compare-and-set preconditions compare against.
+	Revision int64 `json:"revision"`
+	// CreateRevision is the store revision that created the item.
+	CreateRevision int64 `json:"createRevision"`
+	// Version counts the writes to this item since it was created, from 1.
+	Version int64     `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+// ContentMD5 returns the hex MD5 of content, the digest Nacos clients use.
+func ContentMD5(content []byte) string {
+	sum := md5.Sum(content)
+	return hex.EncodeToString(sum[:])
+}
+
+// ConfigSummary describes a configuration item without its content.
+type ConfigSummary struct {
+	Key         ConfigKey `json:"key"`
+	ContentType string    `json:"contentType"`
+	MD5         string    `json:"md5"`
+	Size        int       `json:"size"`
+	Revision    int64     `json:"revision"`
+	Version     int64     `json:"version"`
+	Updated     time.Time `json:"updated"`
+}
+
+// Summary returns the summary of c.
+func (c Config) Summary() ConfigSummary {
+	return ConfigSummary{Key: c.Key, ContentType: c.ContentType, MD5: c.MD5, Size: len(c.Content),
+		Revision: c.Revision, Version: c.Version, Updated: c.Updated}
+}
+
+// Session keeps ephemeral instances alive while its owner heartbeats.
+type Session struct {
+	ID  string        `json:"id"`
+	TTL time.Duration `json:"ttl"`
+}
+
+// ServiceSummary describes a service in a listing.
+type ServiceSummary struct {
+	Key       ServiceKey `json:"key"`
+	Instances int        `json:"instances"`
+	Healthy   int        `json:"healthy"`
+}
+
+// Precondition guards a configuration write (compare-and-set). The zero value
+// means unconditional.
+type Precondition struct {
+	// Check turns the precondition on.
+	Check bool
+	// Revision is the item's expected Revision; 0 means "must not exist".
+	Revision int64
+}
+
+// IfRevision returns a precondition that holds when the item's revision is
+// rev (0: the item must not exist).
+func IfRevision(rev int64) Precondition { return Precondition{Check: true, Revision: rev} }
+
+// Holds reports whether the precondition holds for an item currently at
+// revision cur (0 when absent).
+func (p Precondition) Holds(cur int64) bool { return !p.Check || p.Revision == cur }
+
+// Consistency says how fresh a read is.
+type Consistency string
+
+// Consistency levels a read may get.
+const (
+	// Linearizable reads reflect every write acknowledged before they began.
+	Linearizable Consistency = "linearizable"
+	// Stale reads may lag behind the latest acknowledged writes.
+	Stale Consistency = "stale"
+)
