@@ -1,0 +1,55 @@
+# Junction. `make run` starts a server on the built-in store; `make test`
+# runs the tests. Tools are pinned and installed into ./bin.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+GRPC_GATEWAY_VERSION := v2.33.0
+STATICCHECK_VERSION := v0.8.2
+PROTOC_VERSION := 3.21.12
+
+.PHONY: build test test-race lint generate run tools bench clean
+
+build:
+	$(GO) build -o bin/junction ./cmd/junction
+
+run: build
+	./bin/junction server
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -timeout 15m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./gateway/
+
+lint: $(BIN)/staticcheck
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+tools:
+	@protoc --version | grep -q "$(PROTOC_VERSION)" || { \
+	  echo "protoc $(PROTOC_VERSION) is needed (Debian: apt-get install protobuf-compiler)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y protobuf-compiler >/dev/null; else exit 1; fi; }
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION) \
+	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
+
+generate: tools
+	cd api && protoc -I . -I /usr/include \
+	  --go_out=paths=source_relative:. \
+	  --go-grpc_out=paths=source_relative:. \
+	  --grpc-gateway_out=paths=source_relative,grpc_api_configuration=junction/v1/junction.yaml:. \
+	  --openapiv2_out=grpc_api_configuration=junction/v1/junction.yaml,allow_merge=true,merge_file_name=junction/v1/openapi:. \
+	  junction/v1/junction.proto
+
+clean:
+	rm -rf bin

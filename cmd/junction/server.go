@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/junctionhq/junction/backends"
+	_ "github.com/junctionhq/junction/backends/raftstore" // raft:// driver
+	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/model"
+)
+
+func newServerCmd() *cobra.Command {
+	cfg := gateway.DefaultConfig()
+	var backendURL, dataDir, logLevel string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Junction server (default: the built-in store in ./junction-data)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return model.Invalid("log-level", "%q is not debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			slog.SetDefault(log)
+			if backendURL == "" {
+				backendURL = (&url.URL{Scheme: "raft", Path: dataDir}).String()
+			} else if cmd.Flags().Changed("data-dir") {
+				return model.Invalid("data-dir", "applies to the built-in store only; put the directory in --backend raft://DIR")
+			}
+			cfg.Version, cfg.Logger = version, log
+			ctx := cmd.Context()
+			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			b, err := backends.Open(openCtx, backendURL)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			srv, err := gateway.New(b, cfg)
+			if err != nil {
+				return err
+			}
+			st, _ := b.Status(ctx)
+			log.Info("backend ready", "backend", backendURL, "revision", st.Revision, "leader", st.Leader)
+			if err := srv.ListenAndServe(ctx); err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&backendURL, "backend", "", "backend URL: raft://DIR, etcd://HOST:PORT, ... (default: raft://DATA_DIR)")
+	f.StringVar(&dataDir, "data-dir", "junction-data", "data directory of the built-in store")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address for gRPC and REST")
+	f.IntVar(&cfg.MaxContentSize, "max-content-size", cfg.MaxContentSize, "largest config content accepted, in bytes")
+	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/model"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Register, list and watch service instances"}
+	cmd.AddCommand(newRegisterCmd(g), newDeregisterCmd(g), newServicesCmd(g), newInstancesCmd(g), newWatchServiceCmd(g))
+	return cmd
+}
+
+func parseMeta(kvs []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, model.Invalid("meta", "%q is not KEY=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func newRegisterCmd(g *globals) *cobra.Command {
+	req := &pb.RegisterInstanceRequest{}
+	var (
+		meta     []string
+		ttl      time.Duration
+		weight   float64
+		disabled bool
+	)
+	cmd := &cobra.Command{
+		Use:   "register SERVICE --ip IP --port PORT",
+		Short: "Register an instance; with --ttl, hold it with a session until interrupted",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.conn()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg, _, _ := pbClient(conn)
+			req.Namespace, req.Group, req.Service = g.namespace, g.group, args[0]
+			if req.Metadata, err = parseMeta(meta); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("weight") {
+				req.Weight = &weight
+			}
+			enabled := !disabled
+			req.Enabled = &enabled
+			ctx := cmd.Context()
+			if ttl == 0 {
+				resp, err := reg.RegisterInstance(ctx, req)
+				if err != nil {
+					return err
+				}
+				return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "registered %s of %s at revision %d (persistent)\n", resp.Instance.Id, args[0], resp.Revision)
+				})
+			}
+			return holdRegistration(ctx, cmd, g, reg, req, ttl)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Ip, "ip", "", "instance IP address or host name (required)")
+	f.Int32Var(&req.Port, "port", 0, "instance port (required)")
+	f.StringVar(&req.Id, "id", "", "instance id (default ip:port)")
+	f.StringVar(&req.Cluster, "cluster", "", "cluster (default DEFAULT)")
+	f.Float64Var(&weight, "weight", 1, "weight, 0..10000")
+	f.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable)")
+	f.BoolVar(&disabled, "disabled", false, "register in maintenance (not enabled)")
+	f.DurationVar(&ttl, "ttl", 0, "hold an ephemeral registration with a session of this TTL until interrupted")
+	_ = cmd.MarkFlagRequired("ip")
+	_ = cmd.MarkFlagRequired("port")
+	return cmd
+}
+
+// holdRegistration keeps an ephemeral instance registered: it heartbeats the
+// session, re-creates it and re-registers if the session is lost, and
+// removes the instance when interrupted.
+func holdRegistration(ctx context.Context, cmd *cobra.Command, g *globals, reg pb.RegistryServiceClient, req *pb.RegisterInstanceRequest, ttl time.Duration) error {
+	register := func() (*pb.Session, error) {
+		sess, err := reg.CreateSession(ctx, &pb.CreateSessionRequest{Ttl: durationpb.New(ttl)})
+		if err != nil {
+			return nil, err
+		}
+		req.Session = sess.Id
+		resp, err := reg.RegisterInstance(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "registered %s of %s at revision %d (session %s, ttl %v); Ctrl-C to deregister\n",
+			resp.Instance.Id, req.Service, resp.Revision, sess.Id, ttl)
+		return sess, nil
+	}
+	sess, err := register()
+	if err != nil {
+		return err
+	}
+	tick := time.NewTicker(ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := reg.DeleteSession(closeCtx, &pb.DeleteSessionRequest{Id: sess.Id}); err != nil {
+				return fmt.Errorf("deregister on exit: %w", err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "deregistered")
+			return nil
+		case <-tick.C:
+		}
+		_, err := reg.KeepAliveSession(ctx, &pb.KeepAliveSessionRequest{Id: sess.Id})
+		switch {
+		case err == nil:
+		case errors.Is(pb.Error(err), model.ErrSessionExpired):
+			slog.Warn("session lost; registering again", "session", sess.Id)
+			if s, err := register(); err == nil {
+				sess = s
+			} else {
+				slog.Warn("re-registration failed; will retry", "err", pb.Error(err))
+			}
+		default:
+			if ctx.Err() == nil {
+				slog.Warn("keepalive failed; will retry", "err", pb.Error(err))
+			}
+		}
+	}
+}
+
+func newDeregisterCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "deregister SERVICE ID",
+		Short: "Remove an instance",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.conn()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg, _, _ := pbClient(conn)
+			resp, err := reg.DeregisterInstance(cmd.Context(), &pb.DeregisterInstanceRequest{Namespace: g.namespace,
+				Group: g.group, Service: args[0], Id: args[1]})
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "deregistered %s at revision %d\n", args[1], resp.Revision)
+			})
+		},
+	}
+}
+
+func newServicesCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the services of a namespace (of the group given with -g, or of all with --all-groups)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, err := g.conn()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg, _, _ := pbClient(conn)
+			req := &pb.ListServicesRequest{Namespace: g.namespace, Group: g.group, PageSize: 1000}
+			if all {
+				req.Group = ""
+			}
+			out := &pb.ListServicesResponse{}
+			for {
+				resp, err := reg.ListServices(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				out.Services = append(out.Services, resp.Services...)
+				out.Revision = resp.Revision
+				if req.PageToken = resp.NextPageToken; req.PageToken == "" {
+					break
+				}
+			}
+			return g.print(cmd.OutOrStdout(), out, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "GROUP\tSERVICE\tINSTANCES\tHEALTHY")
+				for _, s := range out.Services {
+					fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", s.Group, s.Service, s.Instances, s.Healthy)
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all-groups", false, "list every group of the namespace")
+	return cmd
+}
+
+func instanceRows(w *tabwriter.Writer, insts []*pb.Instance) {
+	fmt.Fprintln(w, "ID\tADDRESS\tCLUSTER\tWEIGHT\tHEALTHY\tENABLED\tEPHEMERAL\tMETADATA")
+	for _, i := range insts {
+		var meta []string
+		for k, v := range i.Metadata {
+			meta = append(meta, k+"="+v)
+		}
+		fmt.Fprintf(w, "%s\t%s:%d\t%s\t%g\t%t\t%t\t%t\t%s\n", i.Id, i.Ip, i.Port, i.Cluster, i.Weight, i.Healthy,
+			i.Enabled, i.Ephemeral, strings.Join(meta, ","))
+	}
+}
+
+func newInstancesCmd(g *globals) *cobra.Command {
+	req := &pb.ListInstancesRequest{}
+	cmd := &cobra.Command{
+		Use:   "instances SERVICE",
+		Short: "List a service's instances",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.conn()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg, _, _ := pbClient(conn)
+			req.Namespace, req.Group, req.Service = g.namespace, g.group, args[0]
+			resp, err := reg.ListInstances(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				instanceRows(w, resp.Instances)
+				fmt.Fprintf(w, "(%d instances at revision %d, %s)\n", len(resp.Instances), resp.Revision, resp.Consistency)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&req.HealthyOnly, "healthy-only", false, "only healthy, enabled instances")
+	cmd.Flags().StringSliceVar(&req.Clusters, "cluster", nil, "only these clusters")
+	cmd.Flags().BoolVar(&req.Stale, "stale", false, "allow a stale read")
+	return cmd
+}
+
+func newWatchServiceCmd(g *globals) *cobra.Command {
+	var rev int64
+	cmd := &cobra.Command{
+		Use:   "watch SERVICE",
+		Short: "Stream changes to a service's instances (starts with the current set)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := g.conn()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			reg, _, _ := pbClient(conn)
+			stream, err := reg.WatchInstances(cmd.Context(), &pb.WatchInstancesRequest{Namespace: g.namespace,
+				Group: g.group, Service: args[0], Revision: rev})
+			if err != nil {
+				return err
+			}
+			for {
+				e, err := stream.Recv()
+				if err != nil {
+					if cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				text := fmt.Sprintf("%s\trevision %d", e.Type, e.Revision)
+				if e.Type == pb.EventType_RESET {
+					ids := make([]string, len(e.Instances))
+					for n, i := range e.Instances {
+						ids[n] = i.Id
+					}
+					text += fmt.Sprintf("\t%d instances: %s", len(e.Instances), strings.Join(ids, " "))
+				} else if e.Instance != nil {
+					text += fmt.Sprintf("\t%s (%s:%d weight %g healthy %t enabled %t)", e.Instance.Id, e.Instance.Ip,
+						e.Instance.Port, e.Instance.Weight, e.Instance.Healthy, e.Instance.Enabled)
+				}
+				g.printLine(cmd.OutOrStdout(), e, text)
+			}
+		},
+	}
+	cmd.Flags().Int64Var(&rev, "revision", 0, "deliver every change after this revision (default: from now)")
+	return cmd
+}

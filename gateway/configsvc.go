@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+type configService struct {
+	pb.UnimplementedConfigServiceServer
+	s *Server
+}
+
+func configKey(ns, group, dataID string) (model.ConfigKey, error) {
+	k := model.ConfigKey{Namespace: ns, Group: group, DataID: dataID}.WithDefaults()
+	return k, k.Validate()
+}
+
+func precondition(ifRevision *int64) (model.Precondition, error) {
+	if ifRevision == nil {
+		return model.Precondition{}, nil
+	}
+	if *ifRevision < 0 {
+		return model.Precondition{}, model.Invalid("ifRevision", "must not be negative")
+	}
+	return model.IfRevision(*ifRevision), nil
+}
+
+func (c *configService) GetConfig(ctx context.Context, req *pb.GetConfigRequest) (*pb.GetConfigResponse, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	cfg, info, err := c.s.b.GetConfig(ctx, key, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetConfigResponse{Config: toPBConfig(cfg), Revision: info.Revision, Consistency: string(info.Consistency)}, nil
+}
+
+func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest) (*pb.PutConfigResponse, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	if err := model.ValidateContent([]byte(req.Content), c.s.cfg.MaxContentSize); err != nil {
+		return nil, err
+	}
+	if err := model.ValidateContentType(req.ContentType); err != nil {
+		return nil, err
+	}
+	ct := req.ContentType
+	if ct == "" {
+		ct = model.ContentText
+	}
+	cond, err := precondition(req.IfRevision)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := c.s.b.PutConfig(ctx, model.Config{Key: key, Content: []byte(req.Content), ContentType: ct}, cond)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PutConfigResponse{Config: toPBConfig(cfg)}, nil
+}
+
+func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRequest) (*pb.DeleteConfigResponse, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	cond, err := precondition(req.IfRevision)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := c.s.b.DeleteConfig(ctx, key, cond)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DeleteConfigResponse{Revision: rev}, nil
+}
+
+func (c *configService) ListConfigs(ctx context.Context, req *pb.ListConfigsRequest) (*pb.ListConfigsResponse, error) {
+	ns := req.Namespace
+	if ns == "" {
+		ns = model.DefaultNamespace
+	}
+	if err := model.ValidateName("namespace", ns, model.MaxNameLen); err != nil {
+		return nil, err
+	}
+	if req.Group != "" {
+		if err := model.ValidateName("group", req.Group, model.MaxNameLen); err != nil {
+			return nil, err
+		}
+	}
+	list, info, err := c.s.b.ListConfigs(ctx, ns, req.Group, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListConfigsResponse{Revision: info.Revision}
+	for _, s := range list {
+		resp.Configs = append(resp.Configs, &pb.ConfigSummary{Namespace: s.Key.Namespace, Group: s.Key.Group,
+			DataId: s.Key.DataID, ContentType: s.ContentType, Md5: s.MD5, Size: int64(s.Size),
+			Revision: s.Revision, Version: s.Version, Updated: timestamppb.New(s.Updated)})
+	}
+	return resp, nil
+}
+
+func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.ServerStreamingServer[pb.ConfigEvent]) error {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return err
+	}
+	if req.Revision < 0 {
+		return model.Invalid("revision", "must not be negative")
+	}
+	w := c.s.hub.subscribe(topicKey{cfg: key}, req.Revision)
+	defer w.Close()
+	for {
+		e, err := w.Next(stream.Context())
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(toPBConfigEvent(e)); err != nil {
+			return err
+		}
+	}
+}
+
+type statusService struct {
+	pb.UnimplementedStatusServiceServer
+	s *Server
+}
+
+func (st *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
+	s, err := st.s.b.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := s.Capabilities
+	return &pb.GetStatusResponse{Backend: s.Backend, Revision: s.Revision, Leader: s.Leader, Version: st.s.cfg.Version,
+		Capabilities: &pb.Capabilities{NativeSessions: c.NativeSessions, NativeRevisions: c.NativeRevisions,
+			ResumableWatch: c.ResumableWatch, WatchHistory: int64(c.WatchHistory), LinearizableReads: c.LinearizableReads,
+			NativeCas: c.NativeCAS, ConfigHistory: c.ConfigHistory}}, nil
+}

@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/eventlog"
+	"github.com/junctionhq/junction/model"
+)
+
+// hub fans watches out: one backend watch per watched service or config,
+// shared by any number of subscribers. Each topic keeps the current state
+// and a bounded log of recent events; a subscriber is a cursor into that
+// log, so a slow subscriber never stalls the others nor grows memory. When a
+// subscriber falls behind the log, or asks for a revision before it, it gets
+// a RESET built from the topic's state.
+type hub struct {
+	b       backends.Backend
+	history int
+	log     *slog.Logger
+	m       *metrics
+
+	mu     sync.Mutex
+	topics map[topicKey]*topic
+}
+
+type topicKey struct {
+	svc model.ServiceKey
+	cfg model.ConfigKey
+}
+
+func (k topicKey) request() backends.WatchRequest {
+	if k.svc.Service != "" {
+		return backends.WatchRequest{Service: &k.svc}
+	}
+	return backends.WatchRequest{Config: &k.cfg}
+}
+
+type topic struct {
+	key     topicKey
+	history int
+	refs    int
+	cancel  context.CancelFunc
+	ready   chan struct{} // closed once the first state arrived
+
+	mu        sync.RWMutex // guards the state; log appends happen under it
+	log       *eventlog.Log
+	instances map[string]model.Instance
+	config    *model.Config
+	rev       int64
+}
+
+func newHub(b backends.Backend, history int, log *slog.Logger, m *metrics) *hub {
+	return &hub{b: b, history: history, log: log, m: m, topics: map[topicKey]*topic{}}
+}
+
+// subscribe returns a watcher of key from revision from (0: from now, with
+// an initial RESET).
+func (h *hub) subscribe(key topicKey, from int64) *subscriber {
+	h.mu.Lock()
+	t := h.topics[key]
+	if t == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		t = &topic{key: key, history: h.history, cancel: cancel, ready: make(chan struct{}), instances: map[string]model.Instance{}}
+		h.topics[key] = t
+		h.m.topics.Inc()
+		go h.run(ctx, t)
+	}
+	t.refs++
+	h.mu.Unlock()
+	h.m.subscribers.Inc()
+	return &subscriber{h: h, t: t, from: from}
+}
+
+func (h *hub) release(t *topic) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.m.subscribers.Dec()
+	if t.refs--; t.refs == 0 {
+		t.cancel()
+		delete(h.topics, t.key)
+		h.m.topics.Dec()
+	}
+}
+
+// run keeps the topic's backend watch going, re-opening it after failures
+// from the last revision seen.
+func (h *hub) run(ctx context.Context, t *topic) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		req := t.key.request()
+		t.mu.RLock()
+		req.FromRevision = t.rev
+		t.mu.RUnlock()
+		w, err := h.b.Watch(ctx, req)
+		if err == nil {
+			err = h.follow(ctx, t, w)
+			w.Close()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Warn("backend watch failed; retrying", "topic", t.key, "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (h *hub) follow(ctx context.Context, t *topic, w backends.Watcher) error {
+	for {
+		e, err := w.Next(ctx)
+		if err != nil {
+			return err
+		}
+		t.apply(e)
+		if e.Type == model.EventReset {
+			h.m.resets.Inc()
+		}
+	}
+}
+
+// apply updates the state and the log together.
+func (t *topic) apply(e model.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rev = max(t.rev, e.Revision)
+	switch e.Type {
+	case model.EventReset:
+		clear(t.instances)
+		for _, i := range e.Instances {
+			t.instances[i.ID] = i
+		}
+		t.config = e.Config
+		// Subscribers cannot know what changed: every cursor is compacted
+		// and each subscriber sends its own RESET from this state.
+		if t.log == nil {
+			t.log = eventlog.New(t.history, e.Revision)
+			close(t.ready)
+		}
+		t.log.Reset(e.Revision)
+		return
+	case model.EventPut:
+		if e.Instance != nil {
+			t.instances[e.Instance.ID] = *e.Instance
+		} else {
+			t.config = e.Config
+		}
+	case model.EventDelete:
+		if e.Instance != nil {
+			delete(t.instances, e.Instance.ID)
+		} else {
+			t.config = nil
+		}
+	}
+	if t.log != nil {
+		t.log.Append(e)
+	}
+}
+
+// subscriber is one watch served from a topic.
+type subscriber struct {
+	h     *hub
+	t     *topic
+	from  int64
+	cur   eventlog.Cursor
+	start bool
+	reset bool
+	batch []model.Event
+	once  sync.Once
+}
+
+var _ backends.Watcher = (*subscriber)(nil)
+
+// Next implements backends.Watcher.
+func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
+	if !s.start {
+		select {
+		case <-s.t.ready:
+		case <-ctx.Done():
+			return model.Event{}, ctx.Err()
+		}
+		s.start = true
+		s.t.mu.RLock()
+		cur, err := s.t.log.After(s.from)
+		s.t.mu.RUnlock()
+		s.cur, s.reset = cur, s.from <= 0 || errors.Is(err, eventlog.ErrCompacted)
+	}
+	for len(s.batch) == 0 {
+		if s.reset {
+			s.reset = false
+			return s.snapshot(), nil
+		}
+		evs, err := s.t.log.Next(ctx, &s.cur, 128, nil)
+		switch {
+		case errors.Is(err, eventlog.ErrCompacted):
+			s.reset = true
+		case err != nil:
+			return model.Event{}, err
+		}
+		s.batch = evs
+	}
+	e := s.batch[0]
+	s.batch = s.batch[1:]
+	return e, nil
+}
+
+func (s *subscriber) snapshot() model.Event {
+	t := s.t
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s.h.m.subscriberResets.Inc()
+	s.cur = t.log.End()
+	e := model.Event{Type: model.EventReset, Revision: t.rev}
+	if t.key.svc.Service != "" {
+		e.Service = t.key.svc
+		e.Instances = slices.SortedFunc(maps.Values(t.instances), func(a, b model.Instance) int {
+			return cmp.Compare(a.ID, b.ID)
+		})
+		if e.Instances == nil {
+			e.Instances = []model.Instance{}
+		}
+		return e
+	}
+	e.ConfigKey = t.key.cfg
+	e.Config = t.config
+	return e
+}
+
+// Close implements backends.Watcher.
+func (s *subscriber) Close() error {
+	s.once.Do(func() { s.h.release(s.t) })
+	return nil
+}
+
+func (k topicKey) String() string {
+	if k.svc.Service != "" {
+		return fmt.Sprintf("service %s", k.svc)
+	}
+	return fmt.Sprintf("config %s", k.cfg)
+}

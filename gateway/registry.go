@@ -1,0 +1,211 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+// DefaultSessionTTL is the TTL of a session created without one.
+const DefaultSessionTTL = 10 * time.Second
+
+type registryService struct {
+	pb.UnimplementedRegistryServiceServer
+	s *Server
+}
+
+func serviceKey(ns, group, svc string) (model.ServiceKey, error) {
+	k := model.ServiceKey{Namespace: ns, Group: group, Service: svc}.WithDefaults()
+	return k, k.Validate()
+}
+
+func (r *registryService) CreateSession(ctx context.Context, req *pb.CreateSessionRequest) (*pb.Session, error) {
+	ttl := DefaultSessionTTL
+	if req.Ttl != nil {
+		if err := req.Ttl.CheckValid(); err != nil {
+			return nil, model.Invalid("ttl", "%v", err)
+		}
+		ttl = req.Ttl.AsDuration()
+	}
+	if err := model.ValidateTTL(ttl); err != nil {
+		return nil, err
+	}
+	sess, rev, err := r.s.b.CreateSession(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return toPBSession(sess, rev), nil
+}
+
+func (r *registryService) KeepAliveSession(ctx context.Context, req *pb.KeepAliveSessionRequest) (*pb.Session, error) {
+	if req.Id == "" {
+		return nil, model.Invalid("id", "must not be empty")
+	}
+	sess, err := r.s.b.KeepAlive(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return toPBSession(sess, 0), nil
+}
+
+func (r *registryService) DeleteSession(ctx context.Context, req *pb.DeleteSessionRequest) (*pb.DeleteSessionResponse, error) {
+	if req.Id == "" {
+		return nil, model.Invalid("id", "must not be empty")
+	}
+	rev, err := r.s.b.CloseSession(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DeleteSessionResponse{Revision: rev}, nil
+}
+
+func (r *registryService) RegisterInstance(ctx context.Context, req *pb.RegisterInstanceRequest) (*pb.RegisterInstanceResponse, error) {
+	key, err := serviceKey(req.Namespace, req.Group, req.Service)
+	if err != nil {
+		return nil, err
+	}
+	inst := model.Instance{ID: req.Id, IP: req.Ip, Port: int(req.Port), Cluster: req.Cluster, Weight: 1,
+		Healthy: true, Enabled: true, Ephemeral: req.Session != "", Metadata: req.Metadata, Session: req.Session}
+	if req.Weight != nil {
+		inst.Weight = *req.Weight
+	}
+	if req.Enabled != nil {
+		inst.Enabled = *req.Enabled
+	}
+	if req.Ephemeral != nil {
+		inst.Ephemeral = *req.Ephemeral
+	}
+	if err := inst.Normalize(); err != nil {
+		return nil, err
+	}
+	rev, err := r.s.b.Register(ctx, key, inst)
+	if err != nil {
+		return nil, err
+	}
+	inst.Revision = rev
+	return &pb.RegisterInstanceResponse{Instance: toPBInstance(inst), Revision: rev}, nil
+}
+
+func (r *registryService) DeregisterInstance(ctx context.Context, req *pb.DeregisterInstanceRequest) (*pb.DeregisterInstanceResponse, error) {
+	key, err := serviceKey(req.Namespace, req.Group, req.Service)
+	if err != nil {
+		return nil, err
+	}
+	if err := model.ValidateInstanceID(req.Id); err != nil {
+		return nil, err
+	}
+	rev, err := r.s.b.Deregister(ctx, key, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DeregisterInstanceResponse{Revision: rev}, nil
+}
+
+func (r *registryService) ListInstances(ctx context.Context, req *pb.ListInstancesRequest) (*pb.ListInstancesResponse, error) {
+	key, err := serviceKey(req.Namespace, req.Group, req.Service)
+	if err != nil {
+		return nil, err
+	}
+	clusters := map[string]bool{}
+	for _, c := range req.Clusters {
+		for _, name := range strings.Split(c, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if err := model.ValidateName("clusters", name, model.MaxNameLen); err != nil {
+					return nil, err
+				}
+				clusters[name] = true
+			}
+		}
+	}
+	insts, info, err := r.s.b.Instances(ctx, key, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*pb.Instance, 0, len(insts))
+	for _, i := range insts {
+		if (req.HealthyOnly && !(i.Healthy && i.Enabled)) || (len(clusters) > 0 && !clusters[i.Cluster]) {
+			continue
+		}
+		out = append(out, toPBInstance(i))
+	}
+	return &pb.ListInstancesResponse{Instances: out, Revision: info.Revision, Consistency: string(info.Consistency)}, nil
+}
+
+func (r *registryService) WatchInstances(req *pb.WatchInstancesRequest, stream grpc.ServerStreamingServer[pb.InstanceEvent]) error {
+	key, err := serviceKey(req.Namespace, req.Group, req.Service)
+	if err != nil {
+		return err
+	}
+	if req.Revision < 0 {
+		return model.Invalid("revision", "must not be negative")
+	}
+	w := r.s.hub.subscribe(topicKey{svc: key}, req.Revision)
+	defer w.Close()
+	for {
+		e, err := w.Next(stream.Context())
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(toPBInstanceEvent(e)); err != nil {
+			return err
+		}
+	}
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func (r *registryService) ListServices(ctx context.Context, req *pb.ListServicesRequest) (*pb.ListServicesResponse, error) {
+	ns := req.Namespace
+	if ns == "" {
+		ns = model.DefaultNamespace
+	}
+	if err := model.ValidateName("namespace", ns, model.MaxNameLen); err != nil {
+		return nil, err
+	}
+	if req.Group != "" {
+		if err := model.ValidateName("group", req.Group, model.MaxNameLen); err != nil {
+			return nil, err
+		}
+	}
+	size := int(req.PageSize)
+	switch {
+	case size < 0 || size > maxPageSize:
+		return nil, model.Invalid("pageSize", "%d is out of range 0..%d", size, maxPageSize)
+	case size == 0:
+		size = defaultPageSize
+	}
+	after := model.ServiceKey{Namespace: ns}
+	if req.PageToken != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(req.PageToken)
+		group, svc, ok := strings.Cut(string(raw), "/")
+		if err != nil || !ok {
+			return nil, model.Invalid("pageToken", "is not a token returned by a previous page")
+		}
+		after.Group, after.Service = group, svc
+	}
+	list, info, err := r.s.b.Services(ctx, ns, req.Group, after, size+1, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListServicesResponse{Revision: info.Revision}
+	if len(list) > size {
+		list = list[:size]
+		last := list[size-1].Key
+		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Group + "/" + last.Service))
+	}
+	for _, s := range list {
+		resp.Services = append(resp.Services, &pb.ServiceSummary{Namespace: s.Key.Namespace, Group: s.Key.Group,
+			Service: s.Key.Service, Instances: int32(s.Instances), Healthy: int32(s.Healthy)})
+	}
+	return resp, nil
+}

@@ -1,0 +1,228 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+var jsonPB = &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+}
+
+func (s *Server) restHandler() (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonPB),
+		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, err)
+		}),
+		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+			writeJSONError(w, code, http.StatusText(code), "no route for "+r.Method+" "+r.URL.Path, "")
+		}),
+	)
+	ctx := context.Background()
+	for _, register := range []func(context.Context, *runtime.ServeMux) error{
+		func(ctx context.Context, mux *runtime.ServeMux) error { return pb.RegisterRegistryServiceHandler(ctx, mux, s.conn) },
+		func(ctx context.Context, mux *runtime.ServeMux) error { return pb.RegisterConfigServiceHandler(ctx, mux, s.conn) },
+		func(ctx context.Context, mux *runtime.ServeMux) error { return pb.RegisterStatusServiceHandler(ctx, mux, s.conn) },
+	} {
+		if err := register(ctx, gw); err != nil {
+			return nil, err
+		}
+	}
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxContentSize)+1<<20)
+		gw.ServeHTTP(w, r)
+	})
+	configs := pb.NewConfigServiceClient(s.conn)
+	mux := http.NewServeMux()
+	const configPath = "/v1/namespaces/{namespace}/groups/{group}/configs/{dataId}"
+	mux.HandleFunc("GET "+configPath, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.PathValue("dataId"), ":watch") {
+			limited.ServeHTTP(w, r)
+			return
+		}
+		s.getConfigRaw(w, r, configs)
+	})
+	mux.HandleFunc("PUT "+configPath, func(w http.ResponseWriter, r *http.Request) { s.putConfigRaw(w, r, configs) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(pb.OpenAPI)
+	})
+	mux.Handle("/", limited)
+	return mux, nil
+}
+
+// readyz reports ready when the backend serves a linearizable read.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	st, err := s.b.Status(ctx)
+	if err == nil {
+		_, _, err = s.b.ListConfigs(ctx, model.DefaultNamespace, "junction-readiness-probe", backends.ReadOptions{})
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	_, _ = io.WriteString(w, "ready: "+st.Backend+" at revision "+strconv.FormatInt(st.Revision, 10)+"\n")
+}
+
+// errorBody is the JSON shape of every REST error.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func writeJSONError(w http.ResponseWriter, httpStatus int, code, msg, field string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_ = json.NewEncoder(w).Encode(errorBody{Code: code, Message: msg, Field: field})
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var he *runtime.HTTPStatusError
+	if errors.As(err, &he) {
+		writeJSONError(w, he.HTTPStatus, http.StatusText(he.HTTPStatus), he.Err.Error(), "")
+		return
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "TOO_LARGE", "request body exceeds the limit", "")
+		return
+	}
+	st := pb.Status(err)
+	reason, field, httpStatus := pb.Reason(st)
+	if st.Code() == codes.InvalidArgument && field == "" && reason == "INVALID_ARGUMENT" {
+		// grpc-gateway's own decoding errors: malformed JSON, unknown fields, bad query values.
+		field = "body"
+	}
+	writeJSONError(w, httpStatus, reason, st.Message(), field)
+}
+
+// contentTypes maps HTTP media types to config content types.
+var contentTypes = map[string]string{
+	"application/json": model.ContentJSON, "text/json": model.ContentJSON,
+	"application/yaml": model.ContentYAML, "application/x-yaml": model.ContentYAML, "text/yaml": model.ContentYAML,
+	"text/x-yaml": model.ContentYAML, "text/x-java-properties": model.ContentProperties,
+	"application/xml": model.ContentXML, "text/xml": model.ContentXML,
+	"application/toml": model.ContentTOML, "text/plain": model.ContentText,
+}
+
+var mediaTypes = map[string]string{
+	model.ContentJSON: "application/json", model.ContentYAML: "application/yaml",
+	model.ContentProperties: "text/x-java-properties", model.ContentXML: "application/xml",
+	model.ContentTOML: "application/toml", model.ContentText: "text/plain",
+}
+
+// putConfigRaw stores the request body as the content: what a user of
+// `curl --data-binary @app.yaml` expects.
+func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "ifRevision" && k != "type" {
+			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type"))
+			return
+		}
+	}
+	req := &pb.PutConfigRequest{Namespace: r.PathValue("namespace"), Group: r.PathValue("group"), DataId: r.PathValue("dataId"),
+		ContentType: q.Get("type")}
+	if req.ContentType == "" {
+		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil {
+			req.ContentType = contentTypes[mt]
+		}
+	}
+	if v := q.Get("ifRevision"); v != "" {
+		rev, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, model.Invalid("ifRevision", "%q is not a revision number", v))
+			return
+		}
+		req.IfRevision = &rev
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxContentSize)+1))
+	if err != nil {
+		writeError(w, model.Invalid("body", "could not read the request body: %v", err))
+		return
+	}
+	if len(body) > s.cfg.MaxContentSize {
+		writeError(w, model.TooLarge("content", len(body), s.cfg.MaxContentSize))
+		return
+	}
+	if err := model.ValidateContent(body, s.cfg.MaxContentSize); err != nil {
+		writeError(w, err)
+		return
+	}
+	req.Content = string(body)
+	resp, err := c.PutConfig(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("ETag", etag(resp.Config.Revision))
+	writeProto(w, resp)
+}
+
+// getConfigRaw returns the content with its revision in ETag, or the JSON
+// envelope when the client accepts application/json.
+func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
+	q := r.URL.Query()
+	stale, _ := strconv.ParseBool(q.Get("stale"))
+	resp, err := c.GetConfig(r.Context(), &pb.GetConfigRequest{Namespace: r.PathValue("namespace"),
+		Group: r.PathValue("group"), DataId: r.PathValue("dataId"), Stale: stale})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cfg := resp.Config
+	tag := etag(cfg.Revision)
+	w.Header().Set("ETag", tag)
+	w.Header().Set("X-Junction-Revision", strconv.FormatInt(resp.Revision, 10))
+	w.Header().Set("X-Junction-Consistency", resp.Consistency)
+	if r.Header.Get("If-None-Match") == tag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeProto(w, resp)
+		return
+	}
+	w.Header().Set("Content-Type", mediaTypes[cfg.ContentType]+"; charset=utf-8")
+	w.Header().Set("X-Junction-Content-Type", cfg.ContentType)
+	w.Header().Set("X-Junction-Md5", cfg.Md5)
+	_, _ = io.WriteString(w, cfg.Content)
+}
+
+func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
+
+func writeProto(w http.ResponseWriter, m proto.Message) {
+	b, err := jsonPB.Marshal(m)
+	if err != nil {
+		writeError(w, status.Error(codes.Internal, err.Error()))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+// DefaultListen is the address a server listens on by default.
+const DefaultListen = "127.0.0.1:7480"
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the address for gRPC and REST (ListenAndServe only).
+	Listen string
+	// MaxContentSize limits a config's content, in bytes.
+	MaxContentSize int
+	// WatchHistory is how many recent events each watched service or config
+	// keeps for subscribers that lag or resume; beyond it they get a RESET.
+	WatchHistory int
+	// Version is reported by the status endpoint.
+	Version string
+	// Logger receives the server's logs; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev"}
+}
+
+// Validate checks the configuration and names the bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxContentSize < 1 || c.MaxContentSize > 64<<20:
+		return model.Invalid("max-content-size", "%d is out of range 1..%d", c.MaxContentSize, 64<<20)
+	case c.WatchHistory < 1:
+		return model.Invalid("watch-history", "must be at least 1")
+	}
+	return nil
+}
+
+// Server serves Junction's API over a backend.
+type Server struct {
+	b    backends.Backend
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+	hub  *hub
+	grpc *grpc.Server
+	mem  *bufconn.Listener
+	conn *grpc.ClientConn
+	rest http.Handler
+}
+
+// New returns a server over b. The caller keeps ownership of b.
+func New(b backends.Backend, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{b: b, cfg: cfg, log: cfg.Logger, m: newMetrics()}
+	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
+	maxMsg := cfg.MaxContentSize + 1<<20
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
+		grpc.ChainUnaryInterceptor(s.m.unary), grpc.ChainStreamInterceptor(s.m.stream))
+	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
+	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
+	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
+
+	// The REST mapping reaches the gRPC services through an in-memory
+	// connection, so both surfaces share interceptors, metrics and errors.
+	s.mem = bufconn.Listen(1 << 20)
+	go func() { _ = s.grpc.Serve(s.mem) }()
+	conn, err := grpc.NewClient("passthrough:///junction-in-process",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))
+	if err != nil {
+		s.grpc.Stop()
+		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
+	}
+	s.conn = conn
+	s.rest, err = s.restHandler()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler serves gRPC (HTTP/2 with content-type application/grpc) and
+// everything else: REST, /metrics, /healthz, /readyz, /openapi.json.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			s.grpc.ServeHTTP(w, r)
+			return
+		}
+		s.rest.ServeHTTP(w, r)
+	})
+}
+
+// Serve serves on lis until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: s.Handler(), Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// Watch streams never finish on their own: end them, then drain.
+		s.grpc.Stop()
+		if err := srv.Shutdown(shutdown); err != nil {
+			_ = srv.Close()
+		}
+	}()
+	err := srv.Serve(lis)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-done
+		return nil
+	}
+	return err
+}
+
+// ListenAndServe listens on cfg.Listen and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.log.Info("junction serving", "addr", lis.Addr().String())
+	return s.Serve(ctx, lis)
+}
+
+// Close stops the gRPC services and the in-process connection.
+func (s *Server) Close() error {
+	s.grpc.Stop()
+	return s.conn.Close()
+}
