@@ -40,9 +40,15 @@ func (s *Server) restHandler() (http.Handler, error) {
 	)
 	ctx := context.Background()
 	for _, register := range []func(context.Context, *runtime.ServeMux) error{
-		func(ctx context.Context, mux *runtime.ServeMux) error { return pb.RegisterRegistryServiceHandler(ctx, mux, s.conn) },
-		func(ctx context.Context, mux *runtime.ServeMux) error { return pb.RegisterConfigServiceHandler(ctx, mux, s.conn) },
-		func(ctx context.Context, mux *runtime.ServeMux) error { return pb.RegisterStatusServiceHandler(ctx, mux, s.conn) },
+		func(ctx context.Context, mux *runtime.ServeMux) error {
+			return pb.RegisterRegistryServiceHandler(ctx, mux, s.conn)
+		},
+		func(ctx context.Context, mux *runtime.ServeMux) error {
+			return pb.RegisterConfigServiceHandler(ctx, mux, s.conn)
+		},
+		func(ctx context.Context, mux *runtime.ServeMux) error {
+			return pb.RegisterStatusServiceHandler(ctx, mux, s.conn)
+		},
 	} {
 		if err := register(ctx, gw); err != nil {
 			return nil, err

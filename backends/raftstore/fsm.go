@@ -18,13 +18,13 @@ import (
 
 // Operations of the replicated log.
 const (
-	opSessionCreate  = "session.create"
-	opSessionClose   = "session.close"
-	opSessionExpire  = "session.expire"
-	opRegister       = "instance.register"
-	opDeregister     = "instance.deregister"
-	opConfigPut      = "config.put"
-	opConfigDelete   = "config.delete"
+	opSessionCreate = "session.create"
+	opSessionClose  = "session.close"
+	opSessionExpire = "session.expire"
+	opRegister      = "instance.register"
+	opDeregister    = "instance.deregister"
+	opConfigPut     = "config.put"
+	opConfigDelete  = "config.delete"
 )
 
 // command is one entry of the replicated log. Everything the state machine
