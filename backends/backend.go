@@ -52,7 +52,8 @@ type Configs interface {
 	// GetConfig reads one item; model.ErrNotFound when it is absent.
 	GetConfig(ctx context.Context, key model.ConfigKey, opts ReadOptions) (model.Config, ReadInfo, error)
 	// PutConfig writes an item if the precondition holds (model.ErrConflict
-	// otherwise) and returns the stored item with its new revision.
+	// otherwise) and returns the stored item with its new revision. An empty
+	// ContentType keeps the item's current type (text for a new item).
 	PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error)
 	// DeleteConfig removes an item if the precondition holds; it returns
 	// model.ErrNotFound when the item is absent and no precondition is set.

@@ -54,15 +54,11 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 	if err := model.ValidateContentType(req.ContentType); err != nil {
 		return nil, err
 	}
-	ct := req.ContentType
-	if ct == "" {
-		ct = model.ContentText
-	}
 	cond, err := precondition(req.IfRevision)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := c.s.b.PutConfig(ctx, model.Config{Key: key, Content: []byte(req.Content), ContentType: ct}, cond)
+	cfg, err := c.s.b.PutConfig(ctx, model.Config{Key: key, Content: []byte(req.Content), ContentType: req.ContentType}, cond)
 	if err != nil {
 		return nil, err
 	}

@@ -152,6 +152,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 			break
 		}
 		cfg := *c.Config
+		if cfg.ContentType == "" {
+			cfg.ContentType = cmp.Or(cur.ContentType, model.ContentText)
+		}
 		cfg.Revision, cfg.Version, cfg.Updated = rev, cur.Version+1, c.Now
 		cfg.CreateRevision, cfg.Created = rev, c.Now
 		if exists {

@@ -148,7 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, log: cfg.Logger.With("backend", "raft"), fsm: newFSM(cfg.History), nodeID: nodeID,
 		deadlines: map[string]time.Time{}, expiring: map[string]bool{}, stop: make(chan struct{})}
 
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: os.Stderr})
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: os.Stderr})
 	walDir := filepath.Join(cfg.Dir, "wal")
 	if err := os.MkdirAll(walDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)

@@ -1518,7 +1518,7 @@ type PutConfigRequest struct {
 	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
 	Content   string                 `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
-	// Default: text.
+	// Default: the current type of the item, text for a new one.
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Write only if the item is at this revision; 0: only if it does not exist.
 	IfRevision    *int64 `protobuf:"varint,6,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/model"
+)
+
+// A subscriber that stops reading neither stalls writers nor other
+// subscribers; when it reads again it gets a RESET with the full state.
+func TestHubSlowSubscriber(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := newHub(store, 8, slog.Default(), newMetrics())
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "hub"}
+	first := model.Instance{IP: "10.0.0.1", Port: 1, Weight: 1, Healthy: true, Enabled: true}
+	_ = first.Normalize()
+	rev0, err := store.Register(ctx, svc, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := h.subscribe(topicKey{svc: svc}, rev0)
+	defer slow.Close()
+	fast := h.subscribe(topicKey{svc: svc}, rev0)
+	defer fast.Close()
+
+	const n = 50
+	view := map[string]bool{first.ID: true}
+	done := make(chan error, 1)
+	go func() {
+		for len(view) < n+1 {
+			e, err := fast.Next(ctx)
+			if err != nil {
+				done <- err
+				return
+			}
+			switch e.Type {
+			case model.EventReset:
+				clear(view)
+				for _, i := range e.Instances {
+					view[i.ID] = true
+				}
+			case model.EventPut:
+				view[e.Instance.ID] = true
+			}
+		}
+		done <- nil
+	}()
+	for p := 2; p <= n+1; p++ {
+		i := first
+		i.Port, i.ID = p, ""
+		_ = i.Normalize()
+		if _, err := store.Register(ctx, svc, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("fast subscriber: %v", err)
+	}
+	e, err := slow.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != model.EventReset || len(e.Instances) != n+1 {
+		t.Fatalf("slow subscriber got %v with %d instances, want RESET with %d", e.Type, len(e.Instances), n+1)
+	}
+	h.mu.Lock()
+	topics := len(h.topics)
+	h.mu.Unlock()
+	if topics != 1 {
+		t.Fatalf("%d backend watches for one service, want 1", topics)
+	}
+}
