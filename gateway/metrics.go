@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
@@ -39,7 +40,7 @@ func newMetrics() *metrics {
 			Help: "RESET events sent to subscribers (initial state, lag or backend gap)."}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.topics, m.subscribers, m.resets, m.subscriberResets,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
