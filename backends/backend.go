@@ -82,6 +82,9 @@ type Watcher interface {
 }
 
 // Watches opens watches (contract lines 2–4).
+//
+// Watch starts a watch of one service or config from req.FromRevision; it
+// ends when ctx ends or the watcher is closed.
 type Watches interface {
 	Watch(ctx context.Context, req WatchRequest) (Watcher, error)
 }

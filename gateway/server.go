@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
@@ -116,30 +116,36 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
-// Serve serves on lis until ctx ends, then shuts down gracefully.
+// Serve serves on lis until ctx ends, then shuts down. Connections are split
+// by their first request: gRPC (HTTP/2 with content-type application/grpc)
+// goes to gRPC's native transport, everything else to the HTTP server.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: s.Handler(), Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: s.rest, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// Watch streams never finish on their own: end them, then drain.
-		s.grpc.Stop()
-		if err := srv.Shutdown(shutdown); err != nil {
-			_ = srv.Close()
-		}
-	}()
-	err := srv.Serve(lis)
-	if errors.Is(err, http.ErrServerClosed) {
-		<-done
-		return nil
+	m := cmux.New(lis)
+	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+	httpL := m.Match(cmux.Any())
+	errc := make(chan error, 3)
+	go func() { errc <- s.grpc.Serve(grpcL) }()
+	go func() { errc <- srv.Serve(httpL) }()
+	go func() { errc <- m.Serve() }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serve %s: %w", lis.Addr(), err)
 	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Watch streams never finish on their own: end them, then drain.
+	s.grpc.Stop()
+	if serr := srv.Shutdown(shutdown); serr != nil {
+		_ = srv.Close()
+	}
+	m.Close()
 	return err
 }
 
