@@ -1,0 +1,23 @@
+// Package etcd is Junction's driver for etcd v3, on the official client.
+//
+// Open it with a URL:
+//
+//	etcd://HOST:PORT[,HOST:PORT...]?prefix=/junction&username=U&password=P&tls=true&ca-file=F&cert-file=F&key-file=F&dial-timeout=5s
+//
+// Key layout (PREFIX defaults to /junction):
+//
+//	PREFIX/services/NAMESPACE/GROUP/SERVICE/INSTANCE_ID  → {"Op":0,"Addr":"IP:PORT","Metadata":{...the Junction instance...}}
+//	PREFIX/configs/NAMESPACE/GROUP/DATA_ID               → {"content":"...","contentType":"yaml","md5":"...","created":"...","updated":"..."}
+//
+// Instance values follow etcd's naming/endpoints format, so grpc-go's etcd
+// resolver reads a service at the target PREFIX/services/NAMESPACE/GROUP/SERVICE,
+// and endpoints written there by etcd's endpoints.Manager are visible through
+// Junction (id: the key's last segment; address from Addr).
+//
+// Sessions are leases: one lease per session, the session id is the lease id
+// in hex, and ephemeral instances are attached to it. etcd rounds a TTL up to
+// whole seconds and to its minimum lease TTL (by default 2s); CreateSession
+// returns the TTL actually granted. Revisions are etcd's; a watch from a
+// compacted revision starts with a RESET. Compare-and-set uses Txn on
+// ModRevision.
+package etcd

@@ -1,0 +1,56 @@
+package etcd_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/etcd"
+	"github.com/junctionhq/junction/conformance"
+	"github.com/junctionhq/junction/conformance/servers"
+)
+
+type harness struct {
+	d   *etcd.Driver
+	srv *embed.Etcd
+}
+
+func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
+func (h *harness) HistoryWindow() int                    { return 0 }
+
+// Compact discards etcd's history up to rev (conformance.Compactor).
+func (h *harness) Compact(ctx context.Context, t *testing.T, rev int64) {
+	if _, err := h.d.Client().Compact(ctx, rev, clientv3Physical()); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
+}
+
+func open(t *testing.T) (*etcd.Driver, *embed.Etcd) {
+	t.Helper()
+	ep, srv := servers.Etcd(t)
+	u, _ := url.Parse("etcd://" + ep + "?prefix=/jtest")
+	cfg, err := etcd.ConfigFromURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := etcd.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, srv
+}
+
+func TestConformance(t *testing.T) {
+	d, srv := open(t)
+	conformance.Run(t, &harness{d: d, srv: srv})
+}
+
+func clientv3Physical() clientv3.CompactOption { return clientv3.WithCompactPhysical() }
