@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/junctionhq/junction/conformance/servers"
 )
 
 var (
@@ -61,8 +63,13 @@ type server struct {
 
 func startServer(t *testing.T, dataDir, addr string) *server {
 	t.Helper()
+	return startServerArgs(t, addr, "--data-dir", dataDir)
+}
+
+func startServerArgs(t *testing.T, addr string, args ...string) *server {
+	t.Helper()
 	s := &server{addr: addr, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(binary(t), "server", "--data-dir", dataDir, "--listen", addr)
+	s.cmd = exec.Command(binary(t), append([]string{"server", "--listen", addr}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -160,10 +167,20 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	t.Logf("%d acknowledged writes all present after kill -9 and restart", len(acked))
 }
 
-// The CLI drives a real server: register, list, config put/get, errors.
+// The CLI drives a real server over every backend: register, list, config
+// put/get, errors.
 func TestCLI(t *testing.T) {
+	for name, backend := range map[string]func(*testing.T) string{
+		"raft": func(t *testing.T) string { return "raft://" + t.TempDir() },
+		"etcd": func(t *testing.T) string { ep, _ := servers.Etcd(t); return "etcd://" + ep + "?prefix=/cli" },
+	} {
+		t.Run(name, func(t *testing.T) { testCLI(t, backend(t)) })
+	}
+}
+
+func testCLI(t *testing.T, backend string) {
 	addr := freeAddr(t)
-	startServer(t, t.TempDir(), addr)
+	startServerArgs(t, addr, "--backend", backend)
 	run := func(stdin string, args ...string) (string, error) {
 		cmd := exec.Command(binary(t), append([]string{"--addr", addr}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)

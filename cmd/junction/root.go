@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,7 +60,7 @@ func (g *globals) conn() (*grpc.ClientConn, error) {
 	return grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
 
-var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true, Multiline: true}
+var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}
 
 // print writes m as JSON when -o json, else calls table.
 func (g *globals) print(w io.Writer, m proto.Message, table func(*tabwriter.Writer)) error {
@@ -68,7 +69,12 @@ func (g *globals) print(w io.Writer, m proto.Message, table func(*tabwriter.Writ
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(w, string(b))
+		// protojson varies its whitespace on purpose; print a stable form.
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, out.String())
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -79,9 +85,10 @@ func (g *globals) print(w io.Writer, m proto.Message, table func(*tabwriter.Writ
 // printLine writes one streamed message: compact JSON, or a line of text.
 func (g *globals) printLine(w io.Writer, m proto.Message, text string) {
 	if g.output == "json" {
-		b, _ := protojson.Marshal(m)
-		var compact json.RawMessage = b
-		fmt.Fprintln(w, string(compact))
+		b, _ := jsonOut.Marshal(m)
+		var out bytes.Buffer
+		_ = json.Compact(&out, b)
+		fmt.Fprintln(w, out.String())
 		return
 	}
 	fmt.Fprintln(w, text)
