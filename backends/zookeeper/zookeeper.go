@@ -1,0 +1,866 @@
+package zookeeper
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+func init() {
+	backends.Register("zk", func(ctx context.Context, u *url.URL) (backends.Backend, error) {
+		cfg, err := ConfigFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		return Open(ctx, cfg)
+	})
+}
+
+// Config configures the driver.
+type Config struct {
+	Servers        []string
+	Root           string // base path of public/DEFAULT_GROUP services (Curator's)
+	Prefix         string // base path of everything else
+	SessionTimeout time.Duration
+	Username       string
+	Password       string
+	ExpiryInterval time.Duration
+}
+
+// ConfigFromURL reads a zk:// URL.
+func ConfigFromURL(u *url.URL) (Config, error) {
+	cfg := Config{Root: "/services", Prefix: "/junction", SessionTimeout: 10 * time.Second, ExpiryInterval: 100 * time.Millisecond}
+	for _, h := range strings.Split(u.Host, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.Servers = append(cfg.Servers, h)
+		}
+	}
+	if len(cfg.Servers) == 0 {
+		return cfg, model.Invalid("backend", "zk:// needs at least one HOST:PORT")
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+	}
+	for k, vs := range u.Query() {
+		v := vs[0]
+		switch k {
+		case "root", "prefix":
+			if !strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") || len(v) < 2 {
+				return cfg, model.Invalid(k, "%q must start with / and not end with /", v)
+			}
+			if k == "root" {
+				cfg.Root = v
+			} else {
+				cfg.Prefix = v
+			}
+		case "session-timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second {
+				return cfg, model.Invalid("session-timeout", "%q is not a duration of at least 1s", v)
+			}
+			cfg.SessionTimeout = d
+		case "username":
+			cfg.Username = v
+		case "password":
+			cfg.Password = v
+		default:
+			return cfg, model.Invalid(k, "unknown zk:// option; known: root, prefix, session-timeout, username, password")
+		}
+	}
+	return cfg, nil
+}
+
+// session is a Junction session held by this driver.
+type session struct {
+	ttl      time.Duration
+	deadline time.Time
+	nodes    map[string][]byte // ephemeral instance path → data
+}
+
+// Driver is the ZooKeeper backend.
+type Driver struct {
+	cfg  Config
+	conn *zk.Conn
+	log  *slog.Logger
+	acl  []zk.ACL
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	zkSID    int64 // the ZooKeeper session our nodes belong to
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ backends.Backend = (*Driver)(nil)
+
+type zkLogger struct{ log *slog.Logger }
+
+func (l zkLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+
+// Open connects and waits for a ZooKeeper session before ctx ends.
+func Open(ctx context.Context, cfg Config) (*Driver, error) {
+	log := slog.Default().With("backend", "zk")
+	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false))
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: %w", err)
+	}
+	d := &Driver{cfg: cfg, conn: conn, log: log, acl: zk.WorldACL(zk.PermAll), sessions: map[string]*session{}, stop: make(chan struct{})}
+	if cfg.Username != "" {
+		if err := conn.AddAuth("digest", []byte(cfg.Username+":"+cfg.Password)); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("zookeeper auth: %w", mapErr(err))
+		}
+		d.acl = zk.DigestACL(zk.PermAll, cfg.Username, cfg.Password)
+	}
+	for conn.State() != zk.StateHasSession {
+		select {
+		case <-ctx.Done():
+			conn.Close()
+			return nil, fmt.Errorf("zookeeper at %s: no session: %w", strings.Join(cfg.Servers, ","), model.ErrUnavailable)
+		case <-events:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	d.zkSID = conn.SessionID()
+	d.wg.Add(2)
+	go d.followSession(events)
+	go d.expireSessions()
+	return d, nil
+}
+
+var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
+
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, zk.ErrNoNode):
+		return fmt.Errorf("%w: %v", model.ErrNotFound, err)
+	case errors.Is(err, zk.ErrNoAuth), errors.Is(err, zk.ErrAuthFailed):
+		return fmt.Errorf("%w: %v", model.ErrPermissionDenied, err)
+	case errors.Is(err, zk.ErrConnectionClosed), errors.Is(err, zk.ErrSessionExpired), errors.Is(err, zk.ErrNoServer),
+		errors.Is(err, zk.ErrClosing):
+		return fmt.Errorf("%w: %v", model.ErrUnavailable, err)
+	}
+	return fmt.Errorf("zookeeper: %w", err)
+}
+
+// followSession re-creates every live Junction session's nodes when the
+// ZooKeeper session was replaced by a new one.
+func (d *Driver) followSession(events <-chan zk.Event) {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev.Type != zk.EventSession || ev.State != zk.StateHasSession {
+				continue
+			}
+			sid := d.conn.SessionID()
+			d.mu.Lock()
+			changed := sid != d.zkSID
+			old := d.zkSID
+			d.zkSID = sid
+			d.mu.Unlock()
+			if changed {
+				d.log.Warn("zookeeper session replaced; re-creating ephemeral nodes", "old", old, "new", sid)
+				d.redo()
+			}
+		}
+	}
+}
+
+func (d *Driver) redo() {
+	d.mu.Lock()
+	type node struct {
+		path string
+		data []byte
+	}
+	var nodes []node
+	for id, s := range d.sessions {
+		nodes = append(nodes, node{d.sessionPath(id), sessionData(s.ttl)})
+		for p, data := range s.nodes {
+			nodes = append(nodes, node{p, data})
+		}
+	}
+	d.mu.Unlock()
+	for _, n := range nodes {
+		if _, err := d.putEphemeral(n.path, n.data); err != nil {
+			d.log.Warn("re-create ephemeral node failed", "path", n.path, "err", err)
+		}
+	}
+}
+
+func (d *Driver) sessionPath(id string) string { return d.cfg.Prefix + "/sessions/" + id }
+
+func sessionData(ttl time.Duration) []byte { return []byte(`{"ttl":"` + ttl.String() + `"}`) }
+
+// ensureParents creates the missing ancestors of p as persistent nodes.
+func (d *Driver) ensureParents(p string) error {
+	dir := path.Dir(p)
+	if dir == "/" {
+		return nil
+	}
+	if ok, _, err := d.conn.Exists(dir); err != nil {
+		return mapErr(err)
+	} else if ok {
+		return nil
+	}
+	if err := d.ensureParents(dir); err != nil {
+		return err
+	}
+	if _, err := d.conn.Create(dir, nil, 0, d.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return mapErr(err)
+	}
+	return nil
+}
+
+// putEphemeral creates or replaces an ephemeral node owned by the current
+// ZooKeeper session. A node left by an earlier session, ours or another's,
+// is deleted first: registering again never fails with NodeExists.
+func (d *Driver) putEphemeral(p string, data []byte) (*zk.Stat, error) {
+	return d.put(p, data, zk.FlagEphemeral)
+}
+
+func (d *Driver) put(p string, data []byte, flags int32) (*zk.Stat, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		_, err := d.conn.Create(p, data, flags, d.acl)
+		switch {
+		case err == nil:
+			_, st, err := d.conn.Exists(p)
+			return st, mapErr(err)
+		case errors.Is(err, zk.ErrNoNode):
+			if err := d.ensureParents(p); err != nil {
+				return nil, err
+			}
+			continue
+		case !errors.Is(err, zk.ErrNodeExists):
+			return nil, mapErr(err)
+		}
+		_, st, err := d.conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		ephemeral := flags&zk.FlagEphemeral != 0
+		if (ephemeral && st.EphemeralOwner == d.conn.SessionID()) || (!ephemeral && st.EphemeralOwner == 0) {
+			st, err := d.conn.Set(p, data, st.Version)
+			if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			return st, mapErr(err)
+		}
+		// Owned by another (possibly expired) session, or of the other kind.
+		if err := d.conn.Delete(p, st.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			return nil, mapErr(err)
+		}
+	}
+	return nil, fmt.Errorf("zookeeper: %s keeps changing under us: %w", p, model.ErrUnavailable)
+}
+
+func newSessionID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// CreateSession implements backends.Sessions.
+func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
+	if err := model.ValidateTTL(ttl); err != nil {
+		return model.Session{}, 0, err
+	}
+	id := newSessionID()
+	st, err := d.putEphemeral(d.sessionPath(id), sessionData(ttl))
+	if err != nil {
+		return model.Session{}, 0, err
+	}
+	d.mu.Lock()
+	d.sessions[id] = &session{ttl: ttl, deadline: time.Now().Add(ttl), nodes: map[string][]byte{}}
+	d.mu.Unlock()
+	return model.Session{ID: id, TTL: ttl}, st.Mzxid, nil
+}
+
+// KeepAlive implements backends.Sessions.
+func (d *Driver) KeepAlive(ctx context.Context, id string) (model.Session, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[id]
+	if !ok {
+		return model.Session{}, errSession
+	}
+	s.deadline = time.Now().Add(s.ttl)
+	return model.Session{ID: id, TTL: s.ttl}, nil
+}
+
+// CloseSession implements backends.Sessions.
+func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
+	d.mu.Lock()
+	s, ok := d.sessions[id]
+	delete(d.sessions, id)
+	d.mu.Unlock()
+	if !ok {
+		return 0, errSession
+	}
+	return d.removeSession(id, s)
+}
+
+// removeSession deletes a session's nodes and returns the revision after.
+func (d *Driver) removeSession(id string, s *session) (int64, error) {
+	var rev int64
+	var errs []error
+	for _, p := range slices.Sorted(mapsKeys(s.nodes)) {
+		if err := d.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			errs = append(errs, mapErr(err))
+			continue
+		}
+		if _, st, err := d.conn.Exists(path.Dir(p)); err == nil {
+			rev = max(rev, st.Pzxid)
+		}
+	}
+	if err := d.conn.Delete(d.sessionPath(id), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		errs = append(errs, mapErr(err))
+	}
+	return rev, errors.Join(errs...)
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (d *Driver) expireSessions() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		d.mu.Lock()
+		due := map[string]*session{}
+		for id, s := range d.sessions {
+			if now.After(s.deadline) {
+				due[id] = s
+				delete(d.sessions, id)
+			}
+		}
+		d.mu.Unlock()
+		for id, s := range due {
+			if _, err := d.removeSession(id, s); err != nil {
+				d.log.Warn("expired session's nodes not all removed", "session", id, "err", err)
+			}
+		}
+	}
+}
+
+// serviceDir is the znode of a service.
+func (d *Driver) serviceDir(k model.ServiceKey) string {
+	return d.baseDir(k.Namespace, k.Group) + "/" + k.Service
+}
+
+func (d *Driver) baseDir(ns, group string) string {
+	if ns == model.DefaultNamespace && group == model.DefaultGroup {
+		return d.cfg.Root
+	}
+	return d.cfg.Prefix + "/services/" + ns + "/" + group
+}
+
+func (d *Driver) configPath(k model.ConfigKey) string {
+	return d.cfg.Prefix + "/configs/" + k.Namespace + "/" + k.Group + "/" + k.DataID
+}
+
+// Register implements backends.Registry.
+func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
+	p := d.serviceDir(svc) + "/" + inst.ID
+	data, err := encodeInstance(svc.Service, inst)
+	if err != nil {
+		return 0, err
+	}
+	if !inst.Ephemeral {
+		d.forget(p)
+		st, err := d.put(p, data, 0)
+		if err != nil {
+			return 0, err
+		}
+		return st.Mzxid, nil
+	}
+	d.mu.Lock()
+	s, ok := d.sessions[inst.Session]
+	d.mu.Unlock()
+	if !ok {
+		return 0, errSession
+	}
+	d.forget(p)
+	st, err := d.putEphemeral(p, data)
+	if err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	if _, live := d.sessions[inst.Session]; live {
+		s.nodes[p] = data
+	}
+	d.mu.Unlock()
+	return st.Mzxid, nil
+}
+
+// forget removes a path from whichever session held it.
+func (d *Driver) forget(p string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.sessions {
+		delete(s.nodes, p)
+	}
+}
+
+// Deregister implements backends.Registry.
+func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
+	p := d.serviceDir(svc) + "/" + id
+	d.forget(p)
+	if err := d.conn.Delete(p, -1); err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			return 0, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+		}
+		return 0, mapErr(err)
+	}
+	_, st, err := d.conn.Exists(path.Dir(p))
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return st.Pzxid, nil
+}
+
+func (d *Driver) sync(p string, o backends.ReadOptions) (model.Consistency, error) {
+	if o.Stale {
+		return model.Stale, nil
+	}
+	if _, err := d.conn.Sync(p); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return "", mapErr(err)
+	}
+	return model.Linearizable, nil
+}
+
+// serviceState is a service's instances as read, with what proves continuity.
+type serviceState struct {
+	exists   bool
+	cversion int32
+	pzxid    int64
+	rev      int64 // zxid of the last change to the service
+	nodes    map[string]nodeState
+}
+
+type nodeState struct {
+	inst    model.Instance
+	version int32
+	czxid   int64
+	mzxid   int64
+}
+
+func (s serviceState) instances() []model.Instance {
+	out := make([]model.Instance, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, n.inst)
+	}
+	slices.SortFunc(out, func(a, b model.Instance) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// readService reads a service; watch, when set, is called to arm watches.
+func (d *Driver) readService(dir string, w *zkWatcher) (serviceState, error) {
+	var (
+		children []string
+		pst      *zk.Stat
+		err      error
+	)
+	if w != nil && !w.parentArmed {
+		var ch <-chan zk.Event
+		children, pst, ch, err = d.conn.ChildrenW(dir)
+		if err == nil {
+			w.arm(dir, ch)
+			w.parentArmed = true
+		}
+	} else {
+		children, pst, err = d.conn.Children(dir)
+	}
+	if errors.Is(err, zk.ErrNoNode) {
+		if w != nil && !w.existsArmed {
+			ok, _, ch, err := d.conn.ExistsW(dir)
+			if err != nil {
+				return serviceState{}, mapErr(err)
+			}
+			w.arm(dir, ch)
+			w.existsArmed = true
+			if ok {
+				return d.readService(dir, w) // created meanwhile
+			}
+		}
+		return serviceState{nodes: map[string]nodeState{}}, nil
+	}
+	if err != nil {
+		return serviceState{}, mapErr(err)
+	}
+	st := serviceState{exists: true, cversion: pst.Cversion, pzxid: pst.Pzxid, rev: max(pst.Pzxid, pst.Czxid),
+		nodes: map[string]nodeState{}}
+	for _, c := range children {
+		p := dir + "/" + c
+		var (
+			data []byte
+			cst  *zk.Stat
+		)
+		if w != nil && !w.childArmed[c] {
+			var ch <-chan zk.Event
+			data, cst, ch, err = d.conn.GetW(p)
+			if err == nil {
+				w.arm(p, ch)
+				w.childArmed[c] = true
+			}
+		} else {
+			data, cst, err = d.conn.Get(p)
+		}
+		if errors.Is(err, zk.ErrNoNode) {
+			// Deleted since the listing: the parent's cversion no longer
+			// matches what we hold, so the next read proves or resets.
+			st.cversion--
+			continue
+		}
+		if err != nil {
+			return serviceState{}, mapErr(err)
+		}
+		inst := decodeInstance(c, data, cst)
+		d.mu.Lock()
+		for id, s := range d.sessions {
+			if _, ok := s.nodes[p]; ok {
+				inst.Session = id
+			}
+		}
+		d.mu.Unlock()
+		st.nodes[c] = nodeState{inst: inst, version: cst.Version, czxid: cst.Czxid, mzxid: cst.Mzxid}
+		st.rev = max(st.rev, cst.Mzxid)
+	}
+	return st, nil
+}
+
+// Instances implements backends.Registry.
+func (d *Driver) Instances(ctx context.Context, svc model.ServiceKey, o backends.ReadOptions) ([]model.Instance, backends.ReadInfo, error) {
+	dir := d.serviceDir(svc)
+	c, err := d.sync(dir, o)
+	if err != nil {
+		return nil, backends.ReadInfo{}, err
+	}
+	st, err := d.readService(dir, nil)
+	if err != nil {
+		return nil, backends.ReadInfo{}, err
+	}
+	return st.instances(), backends.ReadInfo{Revision: st.rev, Consistency: c}, nil
+}
+
+// Services implements backends.Registry.
+func (d *Driver) Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, o backends.ReadOptions) ([]model.ServiceSummary, backends.ReadInfo, error) {
+	var groups []string
+	if group != "" {
+		groups = []string{group}
+	} else {
+		if namespace == model.DefaultNamespace {
+			groups = append(groups, model.DefaultGroup)
+		}
+		gs, _, err := d.conn.Children(d.cfg.Prefix + "/services/" + namespace)
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return nil, backends.ReadInfo{}, mapErr(err)
+		}
+		groups = append(groups, gs...)
+	}
+	c, err := d.sync(d.cfg.Root, o)
+	if err != nil {
+		return nil, backends.ReadInfo{}, err
+	}
+	var (
+		out []model.ServiceSummary
+		rev int64
+	)
+	for _, g := range slices.Compact(slices.Sorted(slices.Values(groups))) {
+		base := d.baseDir(namespace, g)
+		names, bst, err := d.conn.Children(base)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, backends.ReadInfo{}, mapErr(err)
+		}
+		rev = max(rev, bst.Pzxid)
+		for _, name := range names {
+			k := model.ServiceKey{Namespace: namespace, Group: g, Service: name}
+			if cmp.Or(cmp.Compare(k.Group, after.Group), cmp.Compare(k.Service, after.Service)) <= 0 {
+				continue
+			}
+			st, err := d.readService(base+"/"+name, nil)
+			if err != nil {
+				return nil, backends.ReadInfo{}, err
+			}
+			if len(st.nodes) == 0 {
+				continue
+			}
+			rev = max(rev, st.rev)
+			sum := model.ServiceSummary{Key: k, Instances: len(st.nodes)}
+			for _, n := range st.nodes {
+				if n.inst.Healthy {
+					sum.Healthy++
+				}
+			}
+			out = append(out, sum)
+		}
+	}
+	slices.SortFunc(out, func(a, b model.ServiceSummary) int {
+		return cmp.Or(cmp.Compare(a.Key.Group, b.Key.Group), cmp.Compare(a.Key.Service, b.Key.Service))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, backends.ReadInfo{Revision: rev, Consistency: c}, nil
+}
+
+// configValue is the stored form of a config item.
+type configValue struct {
+	Content     string    `json:"content"`
+	ContentType string    `json:"contentType"`
+	MD5         string    `json:"md5"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+}
+
+func decodeConfig(key model.ConfigKey, data []byte, st *zk.Stat) model.Config {
+	var v configValue
+	if err := json.Unmarshal(data, &v); err != nil || (v.MD5 == "" && v.ContentType == "") {
+		v = configValue{Content: string(data), ContentType: model.ContentText} // written by another client
+	}
+	if v.MD5 == "" {
+		v.MD5 = model.ContentMD5([]byte(v.Content))
+	}
+	if v.Created.IsZero() {
+		v.Created = time.UnixMilli(st.Ctime).UTC()
+		v.Updated = time.UnixMilli(st.Mtime).UTC()
+	}
+	return model.Config{Key: key, Content: []byte(v.Content), ContentType: v.ContentType, MD5: v.MD5,
+		Revision: st.Mzxid, CreateRevision: st.Czxid, Version: int64(st.Version) + 1, Created: v.Created, Updated: v.Updated}
+}
+
+// GetConfig implements backends.Configs.
+func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
+	p := d.configPath(key)
+	c, err := d.sync(p, o)
+	if err != nil {
+		return model.Config{}, backends.ReadInfo{}, err
+	}
+	data, st, err := d.conn.Get(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		var rev int64
+		if _, pst, err := d.conn.Exists(path.Dir(p)); err == nil && pst != nil {
+			rev = pst.Pzxid
+		}
+		return model.Config{}, backends.ReadInfo{Revision: rev, Consistency: c}, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
+	}
+	if err != nil {
+		return model.Config{}, backends.ReadInfo{}, mapErr(err)
+	}
+	return decodeConfig(key, data, st), backends.ReadInfo{Revision: st.Mzxid, Consistency: c}, nil
+}
+
+func conflict(key model.ConfigKey, cond model.Precondition, cur int64) error {
+	return &model.FieldError{Field: "ifRevision",
+		Reason: fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision), Kind: model.ErrConflict}
+}
+
+// PutConfig implements backends.Configs with version-checked writes.
+func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
+	p := d.configPath(cfg.Key)
+	for {
+		if err := ctx.Err(); err != nil {
+			return model.Config{}, err
+		}
+		data, st, err := d.conn.Get(p)
+		exists := err == nil
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return model.Config{}, mapErr(err)
+		}
+		var cur model.Config
+		if exists {
+			cur = decodeConfig(cfg.Key, data, st)
+		}
+		if !cond.Holds(cur.Revision) {
+			return model.Config{}, conflict(cfg.Key, cond, cur.Revision)
+		}
+		now := time.Now().UTC()
+		v := configValue{Content: string(cfg.Content), ContentType: cmp.Or(cfg.ContentType, cur.ContentType, model.ContentText),
+			MD5: model.ContentMD5(cfg.Content), Created: now, Updated: now}
+		if exists {
+			v.Created = cur.Created
+		}
+		b, _ := json.Marshal(v)
+		var nst *zk.Stat
+		if exists {
+			nst, err = d.conn.Set(p, b, st.Version)
+		} else {
+			if _, err = d.conn.Create(p, b, 0, d.acl); errors.Is(err, zk.ErrNoNode) {
+				if err = d.ensureParents(p); err != nil {
+					return model.Config{}, err
+				}
+				continue
+			}
+			if err == nil {
+				_, nst, err = d.conn.Exists(p)
+			}
+		}
+		switch {
+		case errors.Is(err, zk.ErrBadVersion), errors.Is(err, zk.ErrNodeExists), errors.Is(err, zk.ErrNoNode):
+			continue // changed between the read and the write: check again
+		case err != nil:
+			return model.Config{}, mapErr(err)
+		}
+		return decodeConfig(cfg.Key, b, nst), nil
+	}
+}
+
+// DeleteConfig implements backends.Configs.
+func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
+	p := d.configPath(key)
+	for {
+		_, st, err := d.conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			if cond.Check {
+				return 0, conflict(key, cond, 0)
+			}
+			return 0, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
+		}
+		if err != nil {
+			return 0, mapErr(err)
+		}
+		if !cond.Holds(st.Mzxid) {
+			return 0, conflict(key, cond, st.Mzxid)
+		}
+		err = d.conn.Delete(p, st.Version)
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return 0, mapErr(err)
+		}
+		_, pst, err := d.conn.Exists(path.Dir(p))
+		if err != nil {
+			return 0, mapErr(err)
+		}
+		return pst.Pzxid, nil
+	}
+}
+
+// ListConfigs implements backends.Configs.
+func (d *Driver) ListConfigs(ctx context.Context, namespace, group string, o backends.ReadOptions) ([]model.ConfigSummary, backends.ReadInfo, error) {
+	base := d.cfg.Prefix + "/configs/" + namespace
+	c, err := d.sync(base, o)
+	if err != nil {
+		return nil, backends.ReadInfo{}, err
+	}
+	groups := []string{group}
+	if group == "" {
+		gs, _, err := d.conn.Children(base)
+		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return nil, backends.ReadInfo{}, mapErr(err)
+		}
+		groups = slices.Sorted(slices.Values(gs))
+	}
+	var (
+		out []model.ConfigSummary
+		rev int64
+	)
+	for _, g := range groups {
+		ids, gst, err := d.conn.Children(base + "/" + g)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, backends.ReadInfo{}, mapErr(err)
+		}
+		rev = max(rev, gst.Pzxid)
+		for _, id := range slices.Sorted(slices.Values(ids)) {
+			data, st, err := d.conn.Get(base + "/" + g + "/" + id)
+			if errors.Is(err, zk.ErrNoNode) {
+				continue
+			}
+			if err != nil {
+				return nil, backends.ReadInfo{}, mapErr(err)
+			}
+			out = append(out, decodeConfig(model.ConfigKey{Namespace: namespace, Group: g, DataID: id}, data, st).Summary())
+			rev = max(rev, st.Mzxid)
+		}
+	}
+	return out, backends.ReadInfo{Revision: rev, Consistency: c}, nil
+}
+
+// Status implements backends.Backend.
+func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
+	if d.conn.State() != zk.StateHasSession {
+		return backends.Status{}, fmt.Errorf("zookeeper: %v: %w", d.conn.State(), model.ErrUnavailable)
+	}
+	_, st, err := d.conn.Exists("/")
+	if err != nil {
+		return backends.Status{}, mapErr(err)
+	}
+	return backends.Status{Backend: "zookeeper", Revision: st.Pzxid, Leader: d.conn.Server(), Capabilities: d.Capabilities()}, nil
+}
+
+// Capabilities reports what the driver provides on ZooKeeper.
+func (d *Driver) Capabilities() backends.Capabilities {
+	return backends.Capabilities{NativeSessions: false, NativeRevisions: true, ResumableWatch: false,
+		LinearizableReads: true, NativeCAS: true}
+}
+
+// Close removes this gateway's sessions and closes the connection (closing
+// the ZooKeeper session deletes its ephemeral nodes at once).
+func (d *Driver) Close() error {
+	select {
+	case <-d.stop:
+		return nil
+	default:
+	}
+	close(d.stop)
+	d.conn.Close()
+	d.wg.Wait()
+	return nil
+}
+
+func parseBool(s string, def bool) bool {
+	if b, err := strconv.ParseBool(s); err == nil {
+		return b
+	}
+	return def
+}
