@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test test-race lint generate run tools bench clean
+.PHONY: build test deps lint generate run tools bench clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -19,7 +19,11 @@ build:
 run: build
 	./bin/junction server
 
-test:
+# deps installs ZooKeeper and protoc from Debian when missing (.ci/deps).
+deps:
+	@bash .ci/deps
+
+test: deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 15m ./...
 
@@ -35,15 +39,13 @@ $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 tools:
-	@protoc --version | grep -q "$(PROTOC_VERSION)" || { \
-	  echo "protoc $(PROTOC_VERSION) is needed (Debian: apt-get install protobuf-compiler)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y protobuf-compiler >/dev/null; else exit 1; fi; }
+	@protoc --version | grep -q "$(PROTOC_VERSION)" || { echo "protoc $(PROTOC_VERSION) is needed, found $$(protoc --version)"; exit 1; }
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION) \
 	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
-generate: tools
+generate: deps tools
 	cd api && protoc -I . -I /usr/include \
 	  --go_out=paths=source_relative:. \
 	  --go-grpc_out=paths=source_relative:. \

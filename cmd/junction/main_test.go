@@ -173,6 +173,7 @@ func TestCLI(t *testing.T) {
 	for name, backend := range map[string]func(*testing.T) string{
 		"raft": func(t *testing.T) string { return "raft://" + t.TempDir() },
 		"etcd": func(t *testing.T) string { ep, _ := servers.Etcd(t); return "etcd://" + ep + "?prefix=/cli" },
+		"zk":   func(t *testing.T) string { return "zk://" + servers.ZooKeeper(t).Addr },
 	} {
 		t.Run(name, func(t *testing.T) { testCLI(t, backend(t)) })
 	}
