@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/gateway"
 )
@@ -36,12 +37,21 @@ func start(t testing.TB, opts ...option) *env {
 	for _, o := range opts {
 		o(&scfg, &gcfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	store, err := raftstore.Open(ctx, scfg)
+	store, err := raftstore.Open(context.Background(), scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gateway.New(store, gcfg)
+	t.Cleanup(func() { store.Close() })
+	e := startOn(t, store, gcfg)
+	e.store = store
+	return e
+}
+
+// startOn serves any backend through a gateway on a loopback port.
+func startOn(t testing.TB, b backends.Backend, gcfg gateway.Config) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := gateway.New(b, gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +72,8 @@ func start(t testing.TB, opts ...option) *env {
 			t.Errorf("serve: %v", err)
 		}
 		srv.Close()
-		store.Close()
 	})
-	return &env{base: "http://" + lis.Addr().String(), store: store,
+	return &env{base: "http://" + lis.Addr().String(),
 		reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn)}
 }
 
