@@ -40,7 +40,7 @@ func (c *configService) GetConfig(ctx context.Context, req *pb.GetConfigRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetConfigResponse{Config: toPBConfig(cfg), Revision: info.Revision, Consistency: string(info.Consistency)}, nil
+	return &pb.GetConfigResponse{Config: pb.NewConfig(cfg), Revision: info.Revision, Consistency: string(info.Consistency)}, nil
 }
 
 func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest) (*pb.PutConfigResponse, error) {
@@ -62,7 +62,7 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.PutConfigResponse{Config: toPBConfig(cfg)}, nil
+	return &pb.PutConfigResponse{Config: pb.NewConfig(cfg)}, nil
 }
 
 func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRequest) (*pb.DeleteConfigResponse, error) {
@@ -122,7 +122,7 @@ func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.Serv
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(toPBConfigEvent(e)); err != nil {
+		if err := stream.Send(pb.NewConfigEvent(e)); err != nil {
 			return err
 		}
 	}

@@ -41,7 +41,7 @@ func (r *registryService) CreateSession(ctx context.Context, req *pb.CreateSessi
 	if err != nil {
 		return nil, err
 	}
-	return toPBSession(sess, rev), nil
+	return pb.NewSession(sess, rev), nil
 }
 
 func (r *registryService) KeepAliveSession(ctx context.Context, req *pb.KeepAliveSessionRequest) (*pb.Session, error) {
@@ -52,7 +52,7 @@ func (r *registryService) KeepAliveSession(ctx context.Context, req *pb.KeepAliv
 	if err != nil {
 		return nil, err
 	}
-	return toPBSession(sess, 0), nil
+	return pb.NewSession(sess, 0), nil
 }
 
 func (r *registryService) DeleteSession(ctx context.Context, req *pb.DeleteSessionRequest) (*pb.DeleteSessionResponse, error) {
@@ -90,7 +90,7 @@ func (r *registryService) RegisterInstance(ctx context.Context, req *pb.Register
 		return nil, err
 	}
 	inst.Revision = rev
-	return &pb.RegisterInstanceResponse{Instance: toPBInstance(inst), Revision: rev}, nil
+	return &pb.RegisterInstanceResponse{Instance: pb.NewInstance(inst), Revision: rev}, nil
 }
 
 func (r *registryService) DeregisterInstance(ctx context.Context, req *pb.DeregisterInstanceRequest) (*pb.DeregisterInstanceResponse, error) {
@@ -133,7 +133,7 @@ func (r *registryService) ListInstances(ctx context.Context, req *pb.ListInstanc
 		if (req.HealthyOnly && !(i.Healthy && i.Enabled)) || (len(clusters) > 0 && !clusters[i.Cluster]) {
 			continue
 		}
-		out = append(out, toPBInstance(i))
+		out = append(out, pb.NewInstance(i))
 	}
 	return &pb.ListInstancesResponse{Instances: out, Revision: info.Revision, Consistency: string(info.Consistency)}, nil
 }
@@ -153,7 +153,7 @@ func (r *registryService) WatchInstances(req *pb.WatchInstancesRequest, stream g
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(toPBInstanceEvent(e)); err != nil {
+		if err := stream.Send(pb.NewInstanceEvent(e)); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,132 @@
+package sdk_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/sdk"
+)
+
+// gatewayAddr is a gateway shared by the examples and the simple tests.
+var gatewayAddr string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "junction-sdk")
+	if err != nil {
+		panic(err)
+	}
+	g, err := startGateway(dir, "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	gatewayAddr = g.addr
+	code := m.Run()
+	g.stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a real gateway over the built-in store.
+type server struct {
+	addr  string
+	store *raftstore.Store
+	srv   *gateway.Server
+	done  chan error
+	stop  func()
+}
+
+func startGateway(dir, addr string) (*server, error) {
+	cfg := raftstore.DefaultConfig(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	store, err := raftstore.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := gateway.New(store, gateway.DefaultConfig())
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	var lis net.Listener
+	for range 50 { // the port may linger briefly after a restart
+		if lis, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	s := &server{addr: lis.Addr().String(), store: store, srv: srv, done: make(chan error, 1)}
+	go func() { s.done <- srv.Serve(sctx, lis) }()
+	s.stop = func() {
+		scancel()
+		<-s.done
+		srv.Close()
+		store.Close()
+	}
+	return s, nil
+}
+
+func mustGateway(t *testing.T, dir, addr string) *server {
+	t.Helper()
+	s, err := startGateway(dir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newClient(t *testing.T, opts ...sdk.Option) *sdk.Client {
+	t.Helper()
+	c, err := sdk.New(context.Background(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds or d passes, returning how long it took.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v", what, d)
+	return 0
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+type netListen struct{}
+
+func (netListen) listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func splitAddr(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p int
+	fmt.Sscan(port, &p)
+	return host, p
+}
