@@ -20,7 +20,7 @@ import (
 //	junction:///NAMESPACE/GROUP/SERVICE
 const ResolverScheme = "junction"
 
-// WeightKey is the address attribute holding an instance's weight.
+// WeightKey is the endpoint attribute holding an instance's weight.
 type WeightKey struct{}
 
 // Resolver returns a grpc-go resolver.Builder that resolves junction:///
@@ -63,18 +63,19 @@ func (r *junctionResolver) run() {
 	for {
 		select {
 		case snap := <-r.sub.Updates():
-			var addrs []resolver.Address
+			var eps []resolver.Endpoint
 			for _, i := range snap.Instances {
 				if i.Healthy && i.Enabled && i.Weight > 0 {
-					addrs = append(addrs, resolver.Address{Addr: net.JoinHostPort(i.IP, strconv.Itoa(i.Port)),
-						BalancerAttributes: attributes.New(WeightKey{}, i.Weight)})
+					eps = append(eps, resolver.Endpoint{
+						Addresses:  []resolver.Address{{Addr: net.JoinHostPort(i.IP, strconv.Itoa(i.Port))}},
+						Attributes: attributes.New(WeightKey{}, i.Weight)})
 				}
 			}
-			if len(addrs) == 0 {
+			if len(eps) == 0 {
 				r.cc.ReportError(fmt.Errorf("junction: no healthy instance of %s: %w", snap.Service, model.ErrNotFound))
 				continue
 			}
-			_ = r.cc.UpdateState(resolver.State{Addresses: addrs})
+			_ = r.cc.UpdateState(resolver.State{Endpoints: eps})
 		case <-r.sub.done:
 			return
 		}

@@ -271,4 +271,3 @@ func (s *Subscription) Err() error {
 	defer s.mu.Unlock()
 	return s.err
 }
-
