@@ -171,6 +171,7 @@ type callOptions struct {
 	contentType      string
 	stale            bool
 	persistent       bool
+	disabled         bool
 	protectEmpty     bool
 }
 
@@ -195,6 +196,10 @@ func Stale() CallOption { return func(o *callOptions) { o.stale = true } }
 // Persistent registers an instance that stays until deregistered, instead of
 // one held alive by the client's session.
 func Persistent() CallOption { return func(o *callOptions) { o.persistent = true } }
+
+// Disabled registers an instance in maintenance: listed, but not enabled,
+// so it is not selected and not resolved until registered again without it.
+func Disabled() CallOption { return func(o *callOptions) { o.disabled = true } }
 
 // ProtectEmpty makes a subscription keep its last non-empty instance list
 // when the service suddenly has none (push-empty protection): consumers keep

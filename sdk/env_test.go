@@ -130,3 +130,16 @@ func splitAddr(t *testing.T, addr string) (string, int) {
 	fmt.Sscan(port, &p)
 	return host, p
 }
+
+type netListenClosed struct{}
+
+// addr returns a loopback address nobody listens on.
+func (netListenClosed) addr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	l.Close()
+	return a
+}

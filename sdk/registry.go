@@ -100,7 +100,9 @@ func (c *Client) State() State {
 	return c.keeper.state
 }
 
-// Register registers an instance of service. By default the instance is
+// Register registers an instance of service. The instance is enabled
+// (unless Disabled() is given; Instance.Enabled and Healthy are not read:
+// health comes from the server) and a zero Weight means 1. By default it is
 // ephemeral: the client's session keeps it alive, and the client registers
 // it again whenever the session is lost, so a registration is never left
 // lost. With Persistent() it stays until deregistered. Register returns
@@ -111,7 +113,7 @@ func (c *Client) Register(ctx context.Context, service string, inst model.Instan
 	if err := svc.Validate(); err != nil {
 		return nil, err
 	}
-	inst.Ephemeral, inst.Session = false, ""
+	inst.Ephemeral, inst.Session, inst.Enabled, inst.Healthy = false, "", !o.disabled, true
 	if inst.Weight == 0 {
 		inst.Weight = 1
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 func instance(port int) model.Instance {
-	return model.Instance{IP: "10.0.0.1", Port: port, Weight: 1, Enabled: true}
+	return model.Instance{IP: "10.0.0.1", Port: port} // the SDK registers it enabled, weight 1
 }
 
 func has(s sdk.Snapshot, id string) bool {
@@ -294,7 +294,7 @@ func TestResolver(t *testing.T) {
 
 	c := newClient(t, sdk.WithAddrs(gatewayAddr))
 	ctx := ctxT(t)
-	if _, err := c.Register(ctx, "greeter", model.Instance{IP: host, Port: port, Weight: 1, Enabled: true}, sdk.InNamespace("rpc")); err != nil {
+	if _, err := c.Register(ctx, "greeter", model.Instance{IP: host, Port: port}, sdk.InNamespace("rpc")); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := grpc.NewClient("junction:///rpc/DEFAULT_GROUP/greeter", grpc.WithResolvers(c.Resolver()),
@@ -315,10 +315,11 @@ func TestSelectOneHealthyWeighted(t *testing.T) {
 	for port, w := range map[int]float64{1: 1, 2: 3, 3: 5} {
 		i := instance(port)
 		i.Weight = w
+		var opts []sdk.CallOption
 		if port == 3 {
-			i.Enabled = false // in maintenance: never picked
+			opts = append(opts, sdk.Disabled()) // in maintenance: never picked
 		}
-		if _, err := c.Register(ctx, "w", i); err != nil {
+		if _, err := c.Register(ctx, "w", i, opts...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -355,5 +356,17 @@ func TestSDKDoesNotImportServerCode(t *testing.T) {
 				t.Errorf("sdk depends on %s", dep)
 			}
 		}
+	}
+}
+
+// With several gateway addresses the client uses one that answers.
+func TestFailoverAcrossAddrs(t *testing.T) {
+	dead := (&netListenClosed{}).addr(t)
+	c := newClient(t, sdk.WithAddrs(dead, gatewayAddr), sdk.WithNamespace("failover"))
+	if _, err := c.Register(ctxT(t), "svc", instance(1)); err != nil {
+		t.Fatalf("register with the first address dead: %v", err)
+	}
+	if got, _, err := c.Instances(ctxT(t), "svc"); err != nil || len(got) != 1 {
+		t.Fatalf("instances: %v %v", got, err)
 	}
 }

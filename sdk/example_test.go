@@ -1,0 +1,81 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/junctionhq/junction/model"
+	"github.com/junctionhq/junction/sdk"
+)
+
+// Register an instance; the client keeps it registered until Close.
+func ExampleClient_Register() {
+	ctx := context.Background()
+	c, err := sdk.New(ctx, sdk.WithAddrs(gatewayAddr), sdk.WithNamespace("example-register"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	reg, err := c.Register(ctx, "orders", model.Instance{IP: "10.0.0.5", Port: 8080,
+		Metadata: map[string]string{"version": "1.4.2"}})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("registered", reg.Instance().ID, "ephemeral:", reg.Instance().Ephemeral)
+	// Output: registered 10.0.0.5:8080 ephemeral: true
+}
+
+// Subscribe to a service and follow its instances.
+func ExampleClient_Subscribe() {
+	ctx := context.Background()
+	c, err := sdk.New(ctx, sdk.WithAddrs(gatewayAddr), sdk.WithNamespace("example-subscribe"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	sub, err := c.Subscribe(ctx, "payments")
+	if err != nil {
+		panic(err)
+	}
+	defer sub.Close()
+	fmt.Println("instances at start:", len((<-sub.Updates()).Instances))
+
+	if _, err := c.Register(ctx, "payments", model.Instance{IP: "10.0.0.7", Port: 9090}); err != nil {
+		panic(err)
+	}
+	snap := <-sub.Updates()
+	fmt.Println("added:", snap.Added[0].ID)
+	// Output:
+	// instances at start: 0
+	// added: 10.0.0.7:9090
+}
+
+// Publish configuration with compare-and-set.
+func ExampleClient_PublishConfig() {
+	ctx := context.Background()
+	c, err := sdk.New(ctx, sdk.WithAddrs(gatewayAddr), sdk.WithNamespace("example-config"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	v1, err := c.PublishConfig(ctx, "app.yaml", []byte("replicas: 2\n"), sdk.ContentType("yaml"), sdk.IfRevision(0))
+	if err != nil {
+		panic(err)
+	}
+	// A writer holding an old revision loses, and is told so.
+	_, err = c.PublishConfig(ctx, "app.yaml", []byte("replicas: 3\n"), sdk.IfRevision(v1.Revision-1))
+	fmt.Println("stale write conflicts:", errors.Is(err, model.ErrConflict))
+
+	got, err := c.GetConfig(ctx, "app.yaml")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%q version %d from %s\n", got.Content, got.Version, got.Source)
+	// Output:
+	// stale write conflicts: true
+	// "replicas: 2\n" version 1 from server
+}
