@@ -34,13 +34,11 @@ func unavailable(t testing.TB, name, format string, args ...any) {
 	t.Skip(msg + " (set " + RequireEnv + "=" + name + " to make this a failure)")
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
-func FreePort(t testing.TB) int {
-	t.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

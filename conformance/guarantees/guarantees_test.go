@@ -1,0 +1,60 @@
+package guarantees_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/junctionhq/junction/conformance/guarantees"
+	"github.com/junctionhq/junction/conformance/servers"
+)
+
+// TestBoundedRun measures every scenario on every backend this machine can
+// run (what CI runs) and fails on any violation: a violation found in
+// Junction's own drivers is a bug to fix, not a figure to report.
+func TestBoundedRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the bounded guarantee run takes about a minute")
+	}
+	names := []string{"raft", "etcd", "zookeeper"}
+	var targets []*guarantees.Target
+	for _, n := range names {
+		ts, err := guarantees.LocalTargets(t.TempDir(), n)
+		if err != nil {
+			if servers.Required(n) || n != "zookeeper" {
+				t.Fatalf("%s: %v", n, err)
+			}
+			t.Logf("skipping %s: %v", n, err)
+			continue
+		}
+		targets = append(targets, ts...)
+	}
+	defer func() {
+		for _, tg := range targets {
+			tg.Close()
+		}
+	}()
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	rep, err := guarantees.Run(ctx, targets, guarantees.Options{Quick: true, Out: t.TempDir(), Progress: &progress,
+		Command: "go test ./conformance/guarantees"})
+	t.Log("\n" + progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Outcome.Verdict == guarantees.Fail {
+			t.Errorf("%s on %s: %s", r.Scenario, r.Target, r.Outcome.Detail)
+		}
+	}
+	var md bytes.Buffer
+	if err := rep.Markdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	if out := os.Getenv("JUNCTION_GUARANTEES_OUT"); out != "" {
+		_ = os.WriteFile(out, md.Bytes(), 0o644)
+	}
+}

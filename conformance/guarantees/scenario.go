@@ -1,0 +1,125 @@
+package guarantees
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+// Verdict is a scenario's outcome on one target.
+type Verdict string
+
+// Verdicts.
+const (
+	Pass Verdict = "pass"
+	Fail Verdict = "fail"
+	NA   Verdict = "n/a" // the target cannot take this scenario's fault
+)
+
+// Figure is one measured value.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit,omitempty"`
+}
+
+// Outcome is what a scenario measured on one target.
+type Outcome struct {
+	Verdict  Verdict  `json:"verdict"`
+	Figures  []Figure `json:"figures,omitempty"`
+	Detail   string   `json:"detail,omitempty"`
+	Artifact string   `json:"artifact,omitempty"`
+}
+
+// Figure returns the value of the named figure.
+func (o Outcome) Figure(name string) (float64, bool) {
+	for _, f := range o.Figures {
+		if f.Name == name {
+			return f.Value, true
+		}
+	}
+	return 0, false
+}
+
+// Scenario is one measured behaviour.
+type Scenario struct {
+	Name string
+	// Rule is the contract line the scenario measures, in one sentence.
+	Rule string
+	Run  func(ctx context.Context, e *Env) Outcome
+}
+
+// Env is what a scenario runs with.
+type Env struct {
+	Target *Target
+	// B is a driver connected to the target, shared by the scenarios.
+	B backends.Backend
+	// Quick runs bounded versions (fewer operations, shorter faults).
+	Quick bool
+	// Out is where artifacts (porcupine visualizations) are written.
+	Out string
+}
+
+func (e *Env) n(full, quick int) int {
+	if e.Quick {
+		return quick
+	}
+	return full
+}
+
+func pass(figs ...Figure) Outcome { return Outcome{Verdict: Pass, Figures: figs} }
+
+func fail(figs []Figure, format string, args ...any) Outcome {
+	return Outcome{Verdict: Fail, Figures: figs, Detail: fmt.Sprintf(format, args...)}
+}
+
+func na(why string) Outcome { return Outcome{Verdict: NA, Detail: why} }
+
+func errOutcome(err error) Outcome { return Outcome{Verdict: Fail, Detail: err.Error()} }
+
+func fig(name string, v float64, unit string) Figure { return Figure{Name: name, Value: v, Unit: unit} }
+
+func unique(prefix string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+func svcKey(name string) model.ServiceKey {
+	return model.ServiceKey{Namespace: unique("g"), Group: model.DefaultGroup, Service: name}
+}
+
+func cfgKey(name string) model.ConfigKey {
+	return model.ConfigKey{Namespace: unique("g"), Group: model.DefaultGroup, DataID: name}
+}
+
+func instance(port int, meta string) model.Instance {
+	i := model.Instance{IP: "10.0.0.1", Port: port, Weight: 1, Healthy: true, Enabled: true,
+		Metadata: map[string]string{"m": meta}}
+	_ = i.Normalize()
+	return i
+}
+
+// nextEvent waits up to d for a watch event.
+func nextEvent(ctx context.Context, w backends.Watcher, d time.Duration) (model.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return w.Next(ctx)
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

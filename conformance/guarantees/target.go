@@ -1,0 +1,209 @@
+package guarantees
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/etcd"
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/backends/zookeeper"
+	"github.com/junctionhq/junction/conformance/faults"
+	"github.com/junctionhq/junction/conformance/servers"
+)
+
+// Target is a backend under measurement and the faults the runner may
+// inject into it. A nil fault is one the target does not support; the
+// scenarios that need it report "n/a".
+type Target struct {
+	// Name heads the target's column: raft, etcd, zookeeper.
+	Name string
+	// Label says exactly what was measured, e.g. "etcd 3.7.3 (embedded)".
+	Label string
+	// Open returns a new driver connected to the store (through the fault
+	// proxy, when there is one).
+	Open func(ctx context.Context) (backends.Backend, error)
+	// Restart kills the store and starts it again with its data.
+	Restart func(ctx context.Context) error
+	// Stop and Start make an outage.
+	Stop  func() error
+	Start func(ctx context.Context) error
+	// Cut and Heal partition the network between driver and store.
+	Cut, Heal func()
+	// Compact discards the store's history up to now, where it keeps one.
+	Compact func(ctx context.Context) error
+	// Close releases the target.
+	Close func()
+}
+
+// RaftTarget is the built-in store, in process, in dir. It keeps a small
+// watch history (256 events) so that the history window can be measured.
+func RaftTarget(dir string) (*Target, error) {
+	cfg := raftstore.DefaultConfig(dir)
+	cfg.History = 256
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := raftstore.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Target{Name: "raft", Label: "built-in Raft store (single node, in process)",
+		Open:  func(context.Context) (backends.Backend, error) { return shared{s}, nil },
+		Close: func() { s.Close() }}, nil
+}
+
+// shared lends one in-process store to several users; Close is a no-op.
+type shared struct{ backends.Backend }
+
+func (shared) Close() error { return nil }
+
+// EtcdTarget starts etcd embedded in this process, with its data in dir,
+// reached through a fault proxy.
+func EtcdTarget(dir string) (*Target, error) {
+	srv, err := servers.StartEtcd(dir)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := faults.NewProxy(srv.Addr)
+	if err != nil {
+		srv.Stop()
+		return nil, err
+	}
+	return &Target{Name: "etcd", Label: "etcd 3.7.3 (embedded in the runner)",
+		Open: func(ctx context.Context) (backends.Backend, error) {
+			return openURL(ctx, "etcd://"+proxy.Addr()+"?prefix=/guarantees&dial-timeout=3s", etcdOpen)
+		},
+		Restart: func(ctx context.Context) error { srv.Stop(); return srv.Start() },
+		Stop:    func() error { srv.Stop(); return nil },
+		Start:   func(context.Context) error { return srv.Start() },
+		Cut:     proxy.Cut, Heal: proxy.Heal,
+		Compact: func(ctx context.Context) error { return compactEtcd(ctx, srv.Addr) },
+		Close:   func() { proxy.Close(); srv.Stop() }}, nil
+}
+
+// ZooKeeperTarget starts Debian's ZooKeeper as a child process, with its
+// data in dir, reached through a fault proxy.
+func ZooKeeperTarget(dir string) (*Target, error) {
+	z, err := servers.StartZooKeeper(dir)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := faults.NewProxy(z.Addr)
+	if err != nil {
+		z.Kill()
+		return nil, err
+	}
+	return &Target{Name: "zookeeper", Label: "ZooKeeper 3.8.0 (Debian package, child process)",
+		Open: func(ctx context.Context) (backends.Backend, error) {
+			return openURL(ctx, "zk://"+proxy.Addr()+"?prefix=/guarantees&session-timeout=4s", zkOpen)
+		},
+		Restart: func(ctx context.Context) error { z.Kill(); return z.Start() },
+		Stop:    func() error { z.Kill(); return nil },
+		Start:   func(context.Context) error { return z.Start() },
+		Cut:     proxy.Cut, Heal: proxy.Heal,
+		Close: func() { proxy.Close(); z.Kill() }}, nil
+}
+
+// ExternalTarget measures a store the operator runs, by backend URL
+// (etcd://… or zk://…), through a fault proxy for network faults; the
+// store's process is not touched.
+func ExternalTarget(name, rawURL string) (*Target, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := faults.NewProxy(u.Host)
+	if err != nil {
+		return nil, err
+	}
+	viaProxy := *u
+	viaProxy.Host = proxy.Addr()
+	return &Target{Name: name, Label: fmt.Sprintf("%s at %s (external)", u.Scheme, u.Host),
+		Open: func(ctx context.Context) (backends.Backend, error) {
+			return backends.Open(ctx, viaProxy.String())
+		},
+		Cut: proxy.Cut, Heal: proxy.Heal, Close: func() { proxy.Close() }}, nil
+}
+
+func compactEtcd(ctx context.Context, addr string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 3 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	resp, err := cli.Get(ctx, "/")
+	if err != nil {
+		return err
+	}
+	_, err = cli.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical())
+	return err
+}
+
+type opener func(ctx context.Context, u *url.URL) (backends.Backend, error)
+
+func etcdOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
+	cfg, err := etcd.ConfigFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return etcd.Open(ctx, cfg)
+}
+
+func zkOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
+	cfg, err := zookeeper.ConfigFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return zookeeper.Open(ctx, cfg)
+}
+
+func openURL(ctx context.Context, raw string, open opener) (backends.Backend, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, u)
+}
+
+// LocalTargets starts every target this machine can run, in temporary
+// directories under base; it returns the ones that started and why the
+// others did not.
+func LocalTargets(base string, names ...string) ([]*Target, error) {
+	if len(names) == 0 {
+		names = []string{"raft", "etcd", "zookeeper"}
+	}
+	var (
+		out  []*Target
+		errs []error
+	)
+	for _, n := range names {
+		dir, err := os.MkdirTemp(base, n+"-")
+		if err != nil {
+			return out, err
+		}
+		var t *Target
+		switch n {
+		case "raft":
+			t, err = RaftTarget(dir)
+		case "etcd":
+			t, err = EtcdTarget(dir)
+		case "zookeeper", "zk":
+			t, err = ZooKeeperTarget(dir)
+		default:
+			err = fmt.Errorf("unknown backend %q (raft, etcd, zookeeper, or NAME=URL)", n)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n, err))
+			continue
+		}
+		out = append(out, t)
+	}
+	return out, errors.Join(errs...)
+}
