@@ -445,7 +445,7 @@ func notifyLatency(ctx context.Context, e *Env) Outcome {
 func outageRecovery(ctx context.Context, e *Env) Outcome {
 	t := e.Target
 	if t.Stop == nil || t.Start == nil {
-		return na("the store runs in the same process as the gateway: an outage is a gateway restart (see the SDK tests)")
+		return na(t.NoProcessFaults)
 	}
 	b, svc := e.B, svcKey("outage")
 	rev, err := b.Register(ctx, svc, instance(1, "before"))
@@ -509,7 +509,7 @@ func outageRecovery(ctx context.Context, e *Env) Outcome {
 func startWhileDown(ctx context.Context, e *Env) Outcome {
 	t := e.Target
 	if t.Stop == nil || t.Start == nil {
-		return na("the store starts with the gateway: it cannot be down while the gateway starts")
+		return na(t.NoProcessFaults)
 	}
 	if err := t.Stop(); err != nil {
 		return errOutcome(err)

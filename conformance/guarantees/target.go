@@ -41,6 +41,8 @@ type Target struct {
 	Compact func(ctx context.Context) error
 	// Close releases the target.
 	Close func()
+	// NoProcessFaults says why Restart, Stop and Start are unavailable.
+	NoProcessFaults string
 }
 
 // RaftTarget is the built-in store, in process, in dir. It keeps a small
@@ -55,8 +57,9 @@ func RaftTarget(dir string) (*Target, error) {
 		return nil, err
 	}
 	return &Target{Name: "raft", Label: "built-in Raft store (single node, in process)",
-		Open:  func(context.Context) (backends.Backend, error) { return shared{s}, nil },
-		Close: func() { s.Close() }}, nil
+		Open:            func(context.Context) (backends.Backend, error) { return shared{s}, nil },
+		NoProcessFaults: "the store runs in the gateway's process: its outage is a gateway restart (covered by the SDK tests)",
+		Close:           func() { s.Close() }}, nil
 }
 
 // shared lends one in-process store to several users; Close is a no-op.
@@ -129,7 +132,8 @@ func ExternalTarget(name, rawURL string) (*Target, error) {
 		Open: func(ctx context.Context) (backends.Backend, error) {
 			return backends.Open(ctx, viaProxy.String())
 		},
-		Cut: proxy.Cut, Heal: proxy.Heal, Close: func() { proxy.Close() }}, nil
+		Cut: proxy.Cut, Heal: proxy.Heal, Close: func() { proxy.Close() },
+		NoProcessFaults: "an external store: the runner does not stop processes it does not own"}, nil
 }
 
 func compactEtcd(ctx context.Context, addr string) error {
