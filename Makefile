@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test deps lint generate run tools bench clean
+.PHONY: build test deps lint generate run tools bench guarantees clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -29,6 +29,11 @@ test: deps
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./gateway/
+
+# guarantees measures every local backend (full run, a few minutes) and
+# writes docs/guarantees.md; CI runs the bounded version inside `make test`.
+guarantees: deps build
+	./bin/junction conformance --out docs
 
 lint: $(BIN)/staticcheck
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

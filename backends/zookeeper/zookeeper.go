@@ -104,7 +104,8 @@ type Driver struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	zkSID    int64 // the ZooKeeper session our nodes belong to
+	dying    map[string]*session // expired, nodes not yet all deleted: retried
+	zkSID    int64               // the ZooKeeper session our nodes belong to
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -123,7 +124,8 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: %w", err)
 	}
-	d := &Driver{cfg: cfg, conn: conn, log: log, acl: zk.WorldACL(zk.PermAll), sessions: map[string]*session{}, stop: make(chan struct{})}
+	d := &Driver{cfg: cfg, conn: conn, log: log, acl: zk.WorldACL(zk.PermAll), sessions: map[string]*session{},
+		dying: map[string]*session{}, stop: make(chan struct{})}
 	if cfg.Username != "" {
 		if err := conn.AddAuth("digest", []byte(cfg.Username+":"+cfg.Password)); err != nil {
 			conn.Close()
@@ -371,6 +373,9 @@ func (d *Driver) expireSessions() {
 		now := time.Now()
 		d.mu.Lock()
 		due := map[string]*session{}
+		for id, s := range d.dying {
+			due[id] = s
+		}
 		for id, s := range d.sessions {
 			if now.After(s.deadline) {
 				due[id] = s
@@ -379,9 +384,17 @@ func (d *Driver) expireSessions() {
 		}
 		d.mu.Unlock()
 		for id, s := range due {
-			if _, err := d.removeSession(id, s); err != nil {
-				d.log.Warn("expired session's nodes not all removed", "session", id, "err", err)
+			_, err := d.removeSession(id, s)
+			d.mu.Lock()
+			if err != nil {
+				if _, retrying := d.dying[id]; !retrying {
+					d.log.Warn("expired session's nodes not all removed; retrying", "session", id, "err", err)
+				}
+				d.dying[id] = s
+			} else {
+				delete(d.dying, id)
 			}
+			d.mu.Unlock()
 		}
 	}
 }

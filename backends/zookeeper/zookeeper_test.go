@@ -10,6 +10,7 @@ import (
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/model"
 )
 
 type harness struct{ d *zookeeper.Driver }
@@ -37,4 +38,37 @@ func open(t *testing.T, addr string) *zookeeper.Driver {
 func TestConformance(t *testing.T) {
 	z := servers.ZooKeeper(t)
 	conformance.Run(t, &harness{d: open(t, z.Addr)})
+}
+
+// A session that expires while ZooKeeper cannot be reached still has its
+// nodes removed once ZooKeeper answers again.
+func TestExpiryRetriedAfterOutage(t *testing.T) {
+	z := servers.ZooKeeper(t)
+	d := open(t, z.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sess, _, err := d.CreateSession(ctx, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "flaky"}
+	i := model.Instance{IP: "10.0.0.1", Port: 1, Weight: 1, Healthy: true, Enabled: true, Ephemeral: true, Session: sess.ID}
+	_ = i.Normalize()
+	if _, err := d.Register(ctx, svc, i); err != nil {
+		t.Fatal(err)
+	}
+	z.Kill() // the Junction session expires while ZooKeeper is down…
+	time.Sleep(2500 * time.Millisecond)
+	if err := z.Start(); err != nil { // …and ZooKeeper returns within its own session timeout
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		list, _, err := d.Instances(ctx, svc, backends.ReadOptions{})
+		if err == nil && len(list) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the expired session's instance is still registered")
 }

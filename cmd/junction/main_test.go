@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -216,5 +217,31 @@ func testCLI(t *testing.T, backend string) {
 	must("", "service", "deregister", "orders", "10.0.0.5:8080")
 	if out := must("", "service", "instances", "orders"); strings.Contains(out, "10.0.0.5") {
 		t.Fatalf("after deregister: %s", out)
+	}
+}
+
+// `junction conformance` measures and reports.
+func TestConformanceCommand(t *testing.T) {
+	out, err := exec.Command(binary(t), "conformance", "--backend", "raft", "--scenarios", "cas,burst", "--quick",
+		"--format", "json").Output()
+	if err != nil {
+		t.Fatalf("conformance: %v", err)
+	}
+	var rep struct {
+		Results []struct {
+			Scenario string
+			Outcome  struct{ Verdict string }
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Results) != 2 {
+		t.Fatalf("report: %v\n%s", err, out)
+	}
+	for _, r := range rep.Results {
+		if r.Outcome.Verdict != "pass" {
+			t.Errorf("%s: %s", r.Scenario, r.Outcome.Verdict)
+		}
+	}
+	if _, err := exec.Command(binary(t), "conformance", "--format", "pdf").Output(); err == nil {
+		t.Error("a bad format must fail")
 	}
 }

@@ -36,6 +36,7 @@ var headline = map[string]string{
 	"outage-recovery":           "watcher caught up after",
 	"start-while-down":          "failed after",
 	"partition-longer-than-ttl": "registration back after",
+	"store-pause":               "registration back after",
 }
 
 func (r *Report) cell(res Result) string {

@@ -27,6 +27,7 @@ func Scenarios() []Scenario {
 		{"outage-recovery", "3: watchers attached through a store outage resume and see the changes made after it", outageRecovery},
 		{"start-while-down", "8: opening a backend whose store is down fails within a bound, with ErrUnavailable", startWhileDown},
 		{"partition-longer-than-ttl", "5: after a partition longer than the TTL, a client that keeps its registration sees it back", partition},
+		{"store-pause", "5: after the store froze (SIGSTOP) for longer than its session timeout, the registration comes back", storePause},
 	}
 }
 
@@ -539,20 +540,39 @@ func partition(ctx context.Context, e *Env) Outcome {
 	if t.Cut == nil {
 		return na("no network between gateway and store: the store is in process")
 	}
-	b, svc := e.B, svcKey("partition")
+	return keepThrough(ctx, e, "partition", t.Cut, t.Heal)
+}
+
+func storePause(ctx context.Context, e *Env) Outcome {
+	t := e.Target
+	if t.Pause == nil {
+		return na("the runner cannot freeze this store (it runs in the runner's process, or is external)")
+	}
+	return keepThrough(ctx, e, "pause", func() { _ = t.Pause() }, func() { _ = t.Resume() })
+}
+
+// keepThrough registers an instance held by a well-behaved client (heartbeat
+// every TTL/4; on a lost session, a new one and a new registration), breaks
+// the path with fault for longer than the TTL and any store session
+// timeout, repairs it, and measures how long until the registration is back.
+func keepThrough(ctx context.Context, e *Env, what string, fault, repair func()) Outcome {
+	b, svc := e.B, svcKey(what)
 	const ttl = 2 * time.Second
-	// A well-behaved client: heartbeat every TTL/4, and on a lost session
-	// create a new one and register again.
 	i := instance(1, "x")
-	var mu sync.Mutex
-	redo := 0
+	var (
+		mu         sync.Mutex
+		lost, redo int
+	)
 	register := func(ctx context.Context) error {
 		sess, _, err := b.CreateSession(ctx, ttl)
 		if err != nil {
 			return err
 		}
+		mu.Lock()
 		i.Ephemeral, i.Session = true, sess.ID
-		_, err = b.Register(ctx, svc, i)
+		inst := i
+		mu.Unlock()
+		_, err = b.Register(ctx, svc, inst)
 		return err
 	}
 	if err := register(ctx); err != nil {
@@ -561,21 +581,37 @@ func partition(ctx context.Context, e *Env) Outcome {
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
+		expired := false
 		for cctx.Err() == nil {
 			time.Sleep(ttl / 4)
-			kctx, cancel := context.WithTimeout(cctx, ttl/4)
 			mu.Lock()
-			_, err := b.KeepAlive(kctx, i.Session)
-			if errors.Is(err, model.ErrSessionExpired) && register(kctx) == nil {
-				redo++
-			}
+			sess := i.Session
 			mu.Unlock()
+			if !expired {
+				kctx, cancel := context.WithTimeout(cctx, ttl/4)
+				_, err := b.KeepAlive(kctx, sess)
+				cancel()
+				if !errors.Is(err, model.ErrSessionExpired) {
+					continue
+				}
+				expired = true
+				mu.Lock()
+				lost++
+				mu.Unlock()
+			}
+			rctx, cancel := context.WithTimeout(cctx, 5*time.Second)
+			if register(rctx) == nil {
+				expired = false
+				mu.Lock()
+				redo++
+				mu.Unlock()
+			}
 			cancel()
 		}
 	}()
-	t.Cut()
-	time.Sleep(ttl + 5*time.Second) // longer than the TTL and the ZooKeeper session timeout
-	t.Heal()
+	fault()
+	time.Sleep(ttl + 5*time.Second) // longer than the TTL and ZooKeeper's session timeout
+	repair()
 	healed := time.Now()
 	for time.Since(healed) < 30*time.Second {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -583,11 +619,12 @@ func partition(ctx context.Context, e *Env) Outcome {
 		cancel()
 		if err == nil && len(list) == 1 {
 			mu.Lock()
-			n := redo
+			l, r := lost, redo
 			mu.Unlock()
-			return pass(fig("registration back after", time.Since(healed).Seconds(), "s"), fig("re-registrations", float64(n), ""))
+			return pass(fig("registration back after", time.Since(healed).Seconds(), "s"),
+				fig("sessions lost", float64(l), ""), fig("re-registrations", float64(r), ""))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fail(nil, "the registration did not come back within 30s of healing")
+	return fail(nil, "the registration did not come back within 30s of the %s ending", what)
 }

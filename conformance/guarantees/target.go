@@ -37,6 +37,8 @@ type Target struct {
 	Start func(ctx context.Context) error
 	// Cut and Heal partition the network between driver and store.
 	Cut, Heal func()
+	// Pause freezes the store's process (SIGSTOP); Resume thaws it.
+	Pause, Resume func() error
 	// Compact discards the store's history up to now, where it keeps one.
 	Compact func(ctx context.Context) error
 	// Close releases the target.
@@ -108,9 +110,10 @@ func ZooKeeperTarget(dir string) (*Target, error) {
 			return openURL(ctx, "zk://"+proxy.Addr()+"?prefix=/guarantees&session-timeout=4s", zkOpen)
 		},
 		Restart: func(ctx context.Context) error { z.Kill(); return z.Start() },
-		Stop:    func() error { z.Kill(); return nil },
-		Start:   func(context.Context) error { return z.Start() },
-		Cut:     proxy.Cut, Heal: proxy.Heal,
+		Pause:   z.Pause, Resume: z.Resume,
+		Stop:  func() error { z.Kill(); return nil },
+		Start: func(context.Context) error { return z.Start() },
+		Cut:   proxy.Cut, Heal: proxy.Heal,
 		Close: func() { proxy.Close(); z.Kill() }}, nil
 }
 
