@@ -17,11 +17,16 @@ import (
 )
 
 // hub fans watches out: one backend watch per watched service or config,
-// shared by any number of subscribers. Each topic keeps the current state
-// and a bounded log of recent events; a subscriber is a cursor into that
-// log, so a slow subscriber never stalls the others nor grows memory. When a
-// subscriber falls behind the log, or asks for a revision before it, it gets
-// a RESET built from the topic's state.
+// shared by any number of subscribers. A topic keeps a bounded log of recent
+// events, and the current state once the backend has sent one; a subscriber
+// is a cursor into that log, so a slow subscriber never stalls the others
+// nor grows memory.
+//
+// A topic's backend watch starts from its first subscriber's revision, so
+// that subscriber gets the exact events. A subscriber that falls behind the
+// log, or asks for a revision before it, gets a RESET: built from the
+// topic's state when it has one, otherwise fetched from the backend, with
+// the events it already covers dropped.
 type hub struct {
 	b       backends.Backend
 	history int
@@ -37,11 +42,11 @@ type topicKey struct {
 	cfg model.ConfigKey
 }
 
-func (k topicKey) request() backends.WatchRequest {
+func (k topicKey) request(from int64) backends.WatchRequest {
 	if k.svc.Service != "" {
-		return backends.WatchRequest{Service: &k.svc}
+		return backends.WatchRequest{Service: &k.svc, FromRevision: from}
 	}
-	return backends.WatchRequest{Config: &k.cfg}
+	return backends.WatchRequest{Config: &k.cfg, FromRevision: from}
 }
 
 type topic struct {
@@ -49,13 +54,14 @@ type topic struct {
 	history int
 	refs    int
 	cancel  context.CancelFunc
-	ready   chan struct{} // closed once the first state arrived
+	ready   chan struct{} // closed once the log exists
 
-	mu        sync.RWMutex // guards the state; log appends happen under it
+	mu        sync.RWMutex // guards what follows; log appends happen under it
 	log       *eventlog.Log
+	hasState  bool
 	instances map[string]model.Instance
 	config    *model.Config
-	rev       int64
+	rev       int64 // the backend watch's position
 }
 
 func newHub(b backends.Backend, history int, log *slog.Logger, m *metrics) *hub {
@@ -69,7 +75,12 @@ func (h *hub) subscribe(key topicKey, from int64) *subscriber {
 	t := h.topics[key]
 	if t == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		t = &topic{key: key, history: h.history, cancel: cancel, ready: make(chan struct{}), instances: map[string]model.Instance{}}
+		t = &topic{key: key, history: h.history, cancel: cancel, ready: make(chan struct{}),
+			instances: map[string]model.Instance{}, rev: max(from, 0)}
+		if from > 0 {
+			t.log = eventlog.New(h.history, from)
+			close(t.ready)
+		}
 		h.topics[key] = t
 		h.m.topics.Inc()
 		go h.run(ctx, t)
@@ -96,9 +107,8 @@ func (h *hub) release(t *topic) {
 func (h *hub) run(ctx context.Context, t *topic) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		req := t.key.request()
 		t.mu.RLock()
-		req.FromRevision = t.rev
+		req := t.key.request(t.rev)
 		t.mu.RUnlock()
 		w, err := h.b.Watch(ctx, req)
 		if err == nil {
@@ -138,17 +148,18 @@ func (t *topic) apply(e model.Event) {
 	t.rev = max(t.rev, e.Revision)
 	switch e.Type {
 	case model.EventReset:
+		t.hasState = true
 		clear(t.instances)
 		for _, i := range e.Instances {
 			t.instances[i.ID] = i
 		}
 		t.config = e.Config
-		// Subscribers cannot know what changed: every cursor is compacted
-		// and each subscriber sends its own RESET from this state.
 		if t.log == nil {
 			t.log = eventlog.New(t.history, e.Revision)
 			close(t.ready)
 		}
+		// Subscribers cannot know what changed: every cursor is compacted
+		// and each subscriber sends its own RESET.
 		t.log.Reset(e.Revision)
 		return
 	case model.EventPut:
@@ -164,21 +175,20 @@ func (t *topic) apply(e model.Event) {
 			t.config = nil
 		}
 	}
-	if t.log != nil {
-		t.log.Append(e)
-	}
+	t.log.Append(e)
 }
 
 // subscriber is one watch served from a topic.
 type subscriber struct {
-	h     *hub
-	t     *topic
-	from  int64
-	cur   eventlog.Cursor
-	start bool
-	reset bool
-	batch []model.Event
-	once  sync.Once
+	h      *hub
+	t      *topic
+	from   int64
+	cur    eventlog.Cursor
+	minRev int64 // events at or below it are covered by a RESET already sent
+	start  bool
+	reset  bool
+	batch  []model.Event
+	once   sync.Once
 }
 
 var _ backends.Watcher = (*subscriber)(nil)
@@ -199,10 +209,14 @@ func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
 	}
 	for len(s.batch) == 0 {
 		if s.reset {
+			e, err := s.snapshot(ctx)
+			if err != nil {
+				return model.Event{}, err
+			}
 			s.reset = false
-			return s.snapshot(), nil
+			return e, nil
 		}
-		evs, err := s.t.log.Next(ctx, &s.cur, 128, nil)
+		evs, err := s.t.log.Next(ctx, &s.cur, 128, func(e *model.Event) bool { return e.Revision > s.minRev })
 		switch {
 		case errors.Is(err, eventlog.ErrCompacted):
 			s.reset = true
@@ -216,26 +230,44 @@ func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
 	return e, nil
 }
 
-func (s *subscriber) snapshot() model.Event {
+// snapshot builds a RESET from the topic's state, or fetches one from the
+// backend when the topic has none (it started from a revision).
+func (s *subscriber) snapshot(ctx context.Context) (model.Event, error) {
 	t := s.t
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	s.h.m.subscriberResets.Inc()
+	t.mu.RLock()
 	s.cur = t.log.End()
-	e := model.Event{Type: model.EventReset, Revision: t.rev}
-	if t.key.svc.Service != "" {
-		e.Service = t.key.svc
-		e.Instances = slices.SortedFunc(maps.Values(t.instances), func(a, b model.Instance) int {
-			return cmp.Compare(a.ID, b.ID)
-		})
-		if e.Instances == nil {
-			e.Instances = []model.Instance{}
+	if t.hasState {
+		defer t.mu.RUnlock()
+		s.minRev = t.rev
+		e := model.Event{Type: model.EventReset, Revision: t.rev}
+		if t.key.svc.Service != "" {
+			e.Service = t.key.svc
+			e.Instances = slices.SortedFunc(maps.Values(t.instances), func(a, b model.Instance) int {
+				return cmp.Compare(a.ID, b.ID)
+			})
+			if e.Instances == nil {
+				e.Instances = []model.Instance{}
+			}
+			return e, nil
 		}
-		return e
+		e.ConfigKey, e.Config = t.key.cfg, t.config
+		return e, nil
 	}
-	e.ConfigKey = t.key.cfg
-	e.Config = t.config
-	return e
+	t.mu.RUnlock()
+	// The cursor was taken first: events appended while the snapshot is
+	// fetched are delivered unless the snapshot already covers them.
+	w, err := s.h.b.Watch(ctx, t.key.request(0))
+	if err != nil {
+		return model.Event{}, err
+	}
+	defer w.Close()
+	e, err := w.Next(ctx)
+	if err != nil {
+		return model.Event{}, err
+	}
+	s.minRev = e.Revision
+	return e, nil
 }
 
 // Close implements backends.Watcher.

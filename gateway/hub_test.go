@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/model"
 )
@@ -78,5 +79,48 @@ func TestHubSlowSubscriber(t *testing.T) {
 	h.mu.Unlock()
 	if topics != 1 {
 		t.Fatalf("%d backend watches for one service, want 1", topics)
+	}
+}
+
+// The first subscriber of a topic, watching from the revision it listed,
+// gets the exact events after it — not a RESET.
+func TestHubFirstSubscriberGetsEvents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := newHub(store, 64, slog.Default(), newMetrics())
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "exact"}
+	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "other"}
+	inst := func(port int) model.Instance {
+		i := model.Instance{IP: "10.0.0.1", Port: port, Weight: 1, Healthy: true, Enabled: true}
+		_ = i.Normalize()
+		return i
+	}
+	if _, err := store.Register(ctx, svc, inst(1)); err != nil {
+		t.Fatal(err)
+	}
+	_, info, err := store.Instances(ctx, svc, backends.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes elsewhere move the store's revision on.
+	for p := range 5 {
+		if _, err := store.Register(ctx, other, inst(p+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev2, err := store.Register(ctx, svc, inst(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := h.subscribe(topicKey{svc: svc}, info.Revision)
+	defer sub.Close()
+	e, err := sub.Next(ctx)
+	if err != nil || e.Type != model.EventPut || e.Revision != rev2 {
+		t.Fatalf("first event %v at %d (%v), want the PUT at %d", e.Type, e.Revision, err, rev2)
 	}
 }

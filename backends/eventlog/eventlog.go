@@ -74,6 +74,9 @@ func (l *Log) Reset(floor int64) {
 	for s := l.start; s < l.end; s++ {
 		l.ring[s%n] = model.Event{}
 	}
+	// Skip a sequence number so that every cursor taken before, even on an
+	// empty log, is behind the start and reads ErrCompacted.
+	l.end++
 	l.start = l.end
 	l.floor = floor
 	l.last = max(l.last, floor)

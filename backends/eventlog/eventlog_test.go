@@ -85,4 +85,11 @@ func TestSlowReaderIsCompactedNotBlocking(t *testing.T) {
 	if _, err := l.After(99); !errors.Is(err, ErrCompacted) {
 		t.Fatal("Reset must compact older revisions")
 	}
+	// Even on an empty log, a cursor taken before a Reset is compacted.
+	empty := New(4, 0)
+	c := empty.End()
+	empty.Reset(5)
+	if _, _, _, err := empty.Read(c, 10, nil); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("cursor from before a Reset of an empty log: %v", err)
+	}
 }
