@@ -21,6 +21,7 @@ func newConformanceCmd() *cobra.Command {
 		format    string
 		out       string
 		quick     bool
+		via       string
 	)
 	cmd := &cobra.Command{
 		Use:   "conformance",
@@ -79,11 +80,25 @@ Default: every backend this machine can run.`,
 			if len(targets) == 0 {
 				return errors.New("no backend to measure")
 			}
+			if via != "driver" && via != "gateway" && via != "both" {
+				return model.Invalid("via", "%q is not driver, gateway or both", via)
+			}
+			var measured []*guarantees.Target
+			for _, t := range targets {
+				if via != "gateway" {
+					measured = append(measured, t)
+				}
+				if via != "driver" {
+					gw := guarantees.ThroughGateway(t)
+					defer gw.Close() // runs before the deferred close of t
+					measured = append(measured, gw)
+				}
+			}
 			artifacts := out
 			if artifacts == "" {
 				artifacts = "."
 			}
-			rep, err := guarantees.Run(cmd.Context(), targets, guarantees.Options{Scenarios: scenarios, Quick: quick,
+			rep, err := guarantees.Run(cmd.Context(), measured, guarantees.Options{Scenarios: scenarios, Quick: quick,
 				Out: artifacts, Progress: cmd.ErrOrStderr(), Command: "junction " + strings.Join(os.Args[1:], " ")})
 			if err != nil {
 				return err
@@ -127,6 +142,7 @@ Default: every backend this machine can run.`,
 	f.StringVar(&format, "format", "md", "report format: md, json or html")
 	f.StringVar(&out, "out", "", "write DIR/guarantees.FORMAT (and failure artifacts) instead of standard output")
 	f.BoolVar(&quick, "quick", false, "bounded run, as CI does")
+	f.StringVar(&via, "via", "both", "measure the drivers directly, through the gateway's gRPC API, or both side by side")
 	return cmd
 }
 

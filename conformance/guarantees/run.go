@@ -101,7 +101,7 @@ func Run(ctx context.Context, targets []*Target, opts Options) (*Report, error) 
 		for _, s := range chosen {
 			done++
 			if opts.Progress != nil {
-				fmt.Fprintf(opts.Progress, "[%2d/%d] %-10s %-26s ", done, total, t.Name, s.Name)
+				fmt.Fprintf(opts.Progress, "[%2d/%d] %-18s %-26s ", done, total, t.Name, s.Name)
 			}
 			start := time.Now()
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)

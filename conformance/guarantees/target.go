@@ -4,19 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/zookeeper"
+	"github.com/junctionhq/junction/conformance/e2e"
 	"github.com/junctionhq/junction/conformance/faults"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/gateway"
 )
 
 // Target is a backend under measurement and the faults the runner may
@@ -213,4 +218,47 @@ func LocalTargets(base string, names ...string) ([]*Target, error) {
 		out = append(out, t)
 	}
 	return out, errors.Join(errs...)
+}
+
+// ThroughGateway measures t as clients reach it: a Junction gateway runs
+// over t's driver on loopback and the scenarios use its gRPC API. Faults
+// still hit t's store. Closing it leaves t open.
+func ThroughGateway(t *Target) *Target {
+	gw := *t
+	gw.Name = t.Name + "+gateway"
+	gw.Label = t.Label + ", through the Junction gateway's gRPC API"
+	var closers []func()
+	gw.Open = func(ctx context.Context) (backends.Backend, error) {
+		b, err := t.Open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := gateway.New(b, gateway.DefaultConfig())
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Close()
+			return nil, err
+		}
+		sctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(sctx, lis) }()
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			cancel()
+			b.Close()
+			return nil, err
+		}
+		closers = append(closers, func() { conn.Close(); cancel(); <-done; srv.Close(); b.Close() })
+		return e2e.New(conn), nil
+	}
+	gw.Close = func() { // t itself is closed by its owner
+		for _, c := range closers {
+			c()
+		}
+	}
+	return &gw
 }
