@@ -117,6 +117,9 @@ func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.Serv
 	}
 	w := c.s.hub.subscribe(topicKey{cfg: key}, req.Revision)
 	defer w.Close()
+	if err := established(stream, w); err != nil {
+		return err
+	}
 	for {
 		e, err := w.Next(stream.Context())
 		if err != nil {

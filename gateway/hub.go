@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/eventlog"
 	"github.com/junctionhq/junction/model"
@@ -55,6 +58,8 @@ type topic struct {
 	refs    int
 	cancel  context.CancelFunc
 	ready   chan struct{} // closed once the log exists
+	started chan struct{} // closed once the backend watch is established
+	once    sync.Once
 
 	mu        sync.RWMutex // guards what follows; log appends happen under it
 	log       *eventlog.Log
@@ -75,7 +80,7 @@ func (h *hub) subscribe(key topicKey, from int64) *subscriber {
 	t := h.topics[key]
 	if t == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		t = &topic{key: key, history: h.history, cancel: cancel, ready: make(chan struct{}),
+		t = &topic{key: key, history: h.history, cancel: cancel, ready: make(chan struct{}), started: make(chan struct{}),
 			instances: map[string]model.Instance{}, rev: max(from, 0)}
 		if from > 0 {
 			t.log = eventlog.New(h.history, from)
@@ -112,6 +117,7 @@ func (h *hub) run(ctx context.Context, t *topic) {
 		t.mu.RUnlock()
 		w, err := h.b.Watch(ctx, req)
 		if err == nil {
+			t.once.Do(func() { close(t.started) })
 			err = h.follow(ctx, t, w)
 			w.Close()
 		}
@@ -192,6 +198,17 @@ type subscriber struct {
 }
 
 var _ backends.Watcher = (*subscriber)(nil)
+
+// Established waits until the topic's backend watch is in place: from then
+// on every change reaches the subscriber as an event or a RESET.
+func (s *subscriber) Established(ctx context.Context) error {
+	select {
+	case <-s.t.started:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Next implements backends.Watcher.
 func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
@@ -281,4 +298,19 @@ func (k topicKey) String() string {
 		return fmt.Sprintf("service %s", k.svc)
 	}
 	return fmt.Sprintf("config %s", k.cfg)
+}
+
+// WatchEstablishedHeader is sent as response metadata once a watch stream's
+// backend watch is in place; a client that waits for the stream's headers
+// knows that every later change reaches it.
+const WatchEstablishedHeader = "junction-watch-established"
+
+// established waits for the backend watch, then sends the stream's headers.
+func established(stream grpc.ServerStream, w *subscriber) error {
+	ctx, cancel := context.WithTimeout(stream.Context(), 30*time.Second)
+	defer cancel()
+	if err := w.Established(ctx); err != nil {
+		return fmt.Errorf("watch not established: %w: %v", model.ErrUnavailable, err)
+	}
+	return stream.SendHeader(metadata.Pairs(WatchEstablishedHeader, "true"))
 }

@@ -148,6 +148,9 @@ func (r *registryService) WatchInstances(req *pb.WatchInstancesRequest, stream g
 	}
 	w := r.s.hub.subscribe(topicKey{svc: key}, req.Revision)
 	defer w.Close()
+	if err := established(stream, w); err != nil {
+		return err
+	}
 	for {
 		e, err := w.Next(stream.Context())
 		if err != nil {

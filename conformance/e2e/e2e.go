@@ -178,6 +178,9 @@ func (b *Backend) Watch(ctx context.Context, req backends.WatchRequest) (backend
 	case req.Service != nil && req.Config == nil:
 		s, err := b.reg.WatchInstances(ctx, &pb.WatchInstancesRequest{Namespace: req.Service.Namespace,
 			Group: req.Service.Group, Service: req.Service.Service, Revision: req.FromRevision})
+		if err == nil {
+			_, err = s.Header() // the gateway's backend watch is in place
+		}
 		if err != nil {
 			cancel()
 			return nil, pb.Error(err)
@@ -201,6 +204,9 @@ func (b *Backend) Watch(ctx context.Context, req backends.WatchRequest) (backend
 	case req.Config != nil && req.Service == nil:
 		s, err := b.cfg.WatchConfig(ctx, &pb.WatchConfigRequest{Namespace: req.Config.Namespace, Group: req.Config.Group,
 			DataId: req.Config.DataID, Revision: req.FromRevision})
+		if err == nil {
+			_, err = s.Header()
+		}
 		if err != nil {
 			cancel()
 			return nil, pb.Error(err)
