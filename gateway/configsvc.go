@@ -82,17 +82,9 @@ func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRe
 }
 
 func (c *configService) ListConfigs(ctx context.Context, req *pb.ListConfigsRequest) (*pb.ListConfigsResponse, error) {
-	ns := req.Namespace
-	if ns == "" {
-		ns = model.DefaultNamespace
-	}
-	if err := model.ValidateName("namespace", ns, model.MaxNameLen); err != nil {
+	ns, err := listScope(req.Namespace, req.Group)
+	if err != nil {
 		return nil, err
-	}
-	if req.Group != "" {
-		if err := model.ValidateName("group", req.Group, model.MaxNameLen); err != nil {
-			return nil, err
-		}
 	}
 	list, info, err := c.s.b.ListConfigs(ctx, ns, req.Group, backends.ReadOptions{Stale: req.Stale})
 	if err != nil {
@@ -112,23 +104,7 @@ func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.Serv
 	if err != nil {
 		return err
 	}
-	if req.Revision < 0 {
-		return model.Invalid("revision", "must not be negative")
-	}
-	w := c.s.hub.subscribe(topicKey{cfg: key}, req.Revision)
-	defer w.Close()
-	if err := established(stream, w); err != nil {
-		return err
-	}
-	for {
-		e, err := w.Next(stream.Context())
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(pb.NewConfigEvent(e)); err != nil {
-			return err
-		}
-	}
+	return serveWatch(c.s.hub, stream, topicKey{cfg: key}, req.Revision, pb.NewConfigEvent)
 }
 
 type statusService struct {

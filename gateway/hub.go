@@ -223,6 +223,9 @@ func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
 		cur, err := s.t.log.After(s.from)
 		s.t.mu.RUnlock()
 		s.cur, s.reset = cur, s.from <= 0 || errors.Is(err, eventlog.ErrCompacted)
+		// The topic may lag behind the store, where the client learned its
+		// revision: events up to it may still be on their way into the log.
+		s.minRev = max(s.from, 0)
 	}
 	for len(s.batch) == 0 {
 		if s.reset {
@@ -313,4 +316,26 @@ func established(stream grpc.ServerStream, w *subscriber) error {
 		return fmt.Errorf("watch not established: %w: %v", model.ErrUnavailable, err)
 	}
 	return stream.SendHeader(metadata.Pairs(WatchEstablishedHeader, "true"))
+}
+
+// serveWatch streams a topic's events, converted for the wire, until the
+// client goes away.
+func serveWatch[T any](h *hub, stream grpc.ServerStreamingServer[T], key topicKey, from int64, convert func(model.Event) *T) error {
+	if from < 0 {
+		return model.Invalid("revision", "must not be negative")
+	}
+	w := h.subscribe(key, from)
+	defer w.Close()
+	if err := established(stream, w); err != nil {
+		return err
+	}
+	for {
+		e, err := w.Next(stream.Context())
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(convert(e)); err != nil {
+			return err
+		}
+	}
 }

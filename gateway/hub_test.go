@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/eventlog"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/model"
 )
@@ -122,5 +123,44 @@ func TestHubFirstSubscriberGetsEvents(t *testing.T) {
 	e, err := sub.Next(ctx)
 	if err != nil || e.Type != model.EventPut || e.Revision != rev2 {
 		t.Fatalf("first event %v at %d (%v), want the PUT at %d", e.Type, e.Revision, err, rev2)
+	}
+}
+
+// A subscriber that joins a topic which has not yet caught up with the
+// revision the subscriber asks for never receives the events up to it.
+func TestHubSubscriberAheadOfTopic(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	h := newHub(store, 64, slog.Default(), newMetrics())
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "ahead"}
+	// A topic whose log stands still at revision 0: no backend events reach it.
+	key := topicKey{svc: svc}
+	tp := &topic{key: key, history: 64, cancel: func() {}, ready: make(chan struct{}), started: make(chan struct{}),
+		instances: map[string]model.Instance{}, log: eventlog.New(64, 0), hasState: true}
+	close(tp.ready)
+	close(tp.started)
+	h.topics[key] = tp
+	sub := h.subscribe(key, 10)
+	defer sub.Close()
+	type got struct {
+		e   model.Event
+		err error
+	}
+	first := make(chan got, 1)
+	go func() { e, err := sub.Next(ctx); first <- got{e, err} }() // takes its cursor, then waits
+	time.Sleep(100 * time.Millisecond)
+	// Now the lagging topic catches up: events at or below 10 must not reach
+	// the subscriber, the one after must.
+	i := model.Instance{ID: "a", IP: "10.0.0.1", Port: 1}
+	tp.apply(model.Event{Type: model.EventPut, Revision: 9, Service: svc, Instance: &i})
+	tp.apply(model.Event{Type: model.EventPut, Revision: 10, Service: svc, Instance: &i})
+	tp.apply(model.Event{Type: model.EventPut, Revision: 11, Service: svc, Instance: &i})
+	if g := <-first; g.err != nil || g.e.Revision != 11 {
+		t.Fatalf("first event at %d (%v), want 11", g.e.Revision, g.err)
 	}
 }

@@ -21,6 +21,23 @@ type registryService struct {
 	s *Server
 }
 
+// listScope checks the namespace (default public) and optional group of a
+// listing.
+func listScope(ns, group string) (string, error) {
+	if ns == "" {
+		ns = model.DefaultNamespace
+	}
+	if err := model.ValidateName("namespace", ns, model.MaxNameLen); err != nil {
+		return "", err
+	}
+	if group != "" {
+		if err := model.ValidateName("group", group, model.MaxNameLen); err != nil {
+			return "", err
+		}
+	}
+	return ns, nil
+}
+
 func serviceKey(ns, group, svc string) (model.ServiceKey, error) {
 	k := model.ServiceKey{Namespace: ns, Group: group, Service: svc}.WithDefaults()
 	return k, k.Validate()
@@ -143,23 +160,7 @@ func (r *registryService) WatchInstances(req *pb.WatchInstancesRequest, stream g
 	if err != nil {
 		return err
 	}
-	if req.Revision < 0 {
-		return model.Invalid("revision", "must not be negative")
-	}
-	w := r.s.hub.subscribe(topicKey{svc: key}, req.Revision)
-	defer w.Close()
-	if err := established(stream, w); err != nil {
-		return err
-	}
-	for {
-		e, err := w.Next(stream.Context())
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(pb.NewInstanceEvent(e)); err != nil {
-			return err
-		}
-	}
+	return serveWatch(r.s.hub, stream, topicKey{svc: key}, req.Revision, pb.NewInstanceEvent)
 }
 
 const (
@@ -168,17 +169,9 @@ const (
 )
 
 func (r *registryService) ListServices(ctx context.Context, req *pb.ListServicesRequest) (*pb.ListServicesResponse, error) {
-	ns := req.Namespace
-	if ns == "" {
-		ns = model.DefaultNamespace
-	}
-	if err := model.ValidateName("namespace", ns, model.MaxNameLen); err != nil {
+	ns, err := listScope(req.Namespace, req.Group)
+	if err != nil {
 		return nil, err
-	}
-	if req.Group != "" {
-		if err := model.ValidateName("group", req.Group, model.MaxNameLen); err != nil {
-			return nil, err
-		}
 	}
 	size := int(req.PageSize)
 	switch {

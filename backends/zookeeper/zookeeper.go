@@ -510,8 +510,50 @@ func (s serviceState) instances() []model.Instance {
 	return out
 }
 
-// readService reads a service; watch, when set, is called to arm watches.
+// readService reads a service as it was at one moment. ZooKeeper reads one
+// node at a time, so a plain pass can mix states from different moments
+// (an old version of one node beside a newer one of another). After each
+// pass the driver checks that the child list and every node are unchanged;
+// if so, every node held the version read across a common interval, and the
+// state and its revision are consistent. Otherwise it reads again.
 func (d *Driver) readService(dir string, w *zkWatcher) (serviceState, error) {
+	for attempt := 0; ; attempt++ {
+		st, err := d.readServiceOnce(dir, w)
+		if err != nil || !st.exists {
+			return st, err
+		}
+		same, err := d.unchanged(dir, st)
+		if err != nil || same {
+			return st, err
+		}
+		if attempt == 20 {
+			return serviceState{}, fmt.Errorf("zookeeper: %s changes too fast to be read consistently: %w", dir, model.ErrUnavailable)
+		}
+	}
+}
+
+// unchanged reports whether dir and the nodes of st still are as read.
+func (d *Driver) unchanged(dir string, st serviceState) (bool, error) {
+	_, pst, err := d.conn.Exists(dir)
+	if err != nil {
+		return false, mapErr(err)
+	}
+	if pst == nil || pst.Pzxid != st.pzxid {
+		return false, nil
+	}
+	for name, n := range st.nodes {
+		ok, cst, err := d.conn.Exists(dir + "/" + name)
+		if err != nil {
+			return false, mapErr(err)
+		}
+		if !ok || cst.Mzxid != n.mzxid {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (d *Driver) readServiceOnce(dir string, w *zkWatcher) (serviceState, error) {
 	var (
 		children []string
 		pst      *zk.Stat

@@ -24,12 +24,12 @@ func newConfigGetCmd(g *globals) *cobra.Command {
 		Short: "Print an item's content (with -o json: the item and its revision)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_, cfg, _ := pbClient(conn)
+			defer done()
+			cfg := c.cfg
 			resp, err := cfg.GetConfig(cmd.Context(), &pb.GetConfigRequest{Namespace: g.namespace, Group: g.group,
 				DataId: args[0], Stale: stale})
 			if err != nil {
@@ -65,12 +65,12 @@ func newConfigPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("read content: %w", err)
 			}
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_, cfg, _ := pbClient(conn)
+			defer done()
+			cfg := c.cfg
 			req.Namespace, req.Group, req.DataId, req.Content = g.namespace, g.group, args[0], string(content)
 			if cmd.Flags().Changed("if-revision") {
 				req.IfRevision = &ifRevision
@@ -100,12 +100,12 @@ func newConfigDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete an item",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_, cfg, _ := pbClient(conn)
+			defer done()
+			cfg := c.cfg
 			req := &pb.DeleteConfigRequest{Namespace: g.namespace, Group: g.group, DataId: args[0]}
 			if cmd.Flags().Changed("if-revision") {
 				req.IfRevision = &ifRevision
@@ -130,12 +130,12 @@ func newConfigListCmd(g *globals) *cobra.Command {
 		Short: "List the items of a namespace (of the group given with -g, or of all with --all-groups)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_, cfg, _ := pbClient(conn)
+			defer done()
+			cfg := c.cfg
 			req := &pb.ListConfigsRequest{Namespace: g.namespace, Group: g.group}
 			if all {
 				req.Group = ""
@@ -163,12 +163,12 @@ func newConfigWatchCmd(g *globals) *cobra.Command {
 		Short: "Stream changes to an item (starts with its current value)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_, cfg, _ := pbClient(conn)
+			defer done()
+			cfg := c.cfg
 			stream, err := cfg.WatchConfig(cmd.Context(), &pb.WatchConfigRequest{Namespace: g.namespace, Group: g.group,
 				DataId: args[0], Revision: rev})
 			if err != nil {
@@ -203,12 +203,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show the server's backend, revision, leader and capabilities",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_, _, st := pbClient(conn)
+			defer done()
+			st := c.st
 			resp, err := st.GetStatus(cmd.Context(), &pb.GetStatusRequest{})
 			if err != nil {
 				return err

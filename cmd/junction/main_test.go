@@ -223,7 +223,7 @@ func testCLI(t *testing.T, backend string) {
 // `junction conformance` measures and reports.
 func TestConformanceCommand(t *testing.T) {
 	out, err := exec.Command(binary(t), "conformance", "--backend", "raft", "--scenarios", "cas,burst", "--quick",
-		"--format", "json").Output()
+		"--via", "both", "--format", "json").Output()
 	if err != nil {
 		t.Fatalf("conformance: %v", err)
 	}
@@ -233,7 +233,7 @@ func TestConformanceCommand(t *testing.T) {
 			Outcome  struct{ Verdict string }
 		}
 	}
-	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Results) != 2 {
+	if err := json.Unmarshal(out, &rep); err != nil || len(rep.Results) != 4 { // 2 scenarios × (driver, gateway)
 		t.Fatalf("report: %v\n%s", err, out)
 	}
 	for _, r := range rep.Results {

@@ -94,6 +94,19 @@ func (g *globals) printLine(w io.Writer, m proto.Message, text string) {
 	fmt.Fprintln(w, text)
 }
 
-func pbClient(c *grpc.ClientConn) (pb.RegistryServiceClient, pb.ConfigServiceClient, pb.StatusServiceClient) {
-	return pb.NewRegistryServiceClient(c), pb.NewConfigServiceClient(c), pb.NewStatusServiceClient(c)
+// clients are the API clients of one connection.
+type clients struct {
+	reg pb.RegistryServiceClient
+	cfg pb.ConfigServiceClient
+	st  pb.StatusServiceClient
+}
+
+// dial connects to the server; close the connection with the returned func.
+func (g *globals) dial() (clients, func(), error) {
+	conn, err := g.conn()
+	if err != nil {
+		return clients{}, nil, err
+	}
+	return clients{pb.NewRegistryServiceClient(conn), pb.NewConfigServiceClient(conn), pb.NewStatusServiceClient(conn)},
+		func() { conn.Close() }, nil
 }

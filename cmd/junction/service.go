@@ -47,12 +47,12 @@ func newRegisterCmd(g *globals) *cobra.Command {
 		Short: "Register an instance; with --ttl, hold it with a session until interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			reg, _, _ := pbClient(conn)
+			defer done()
+			reg := c.reg
 			req.Namespace, req.Group, req.Service = g.namespace, g.group, args[0]
 			if req.Metadata, err = parseMeta(meta); err != nil {
 				return err
@@ -149,12 +149,12 @@ func newDeregisterCmd(g *globals) *cobra.Command {
 		Short: "Remove an instance",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			reg, _, _ := pbClient(conn)
+			defer done()
+			reg := c.reg
 			resp, err := reg.DeregisterInstance(cmd.Context(), &pb.DeregisterInstanceRequest{Namespace: g.namespace,
 				Group: g.group, Service: args[0], Id: args[1]})
 			if err != nil {
@@ -174,12 +174,12 @@ func newServicesCmd(g *globals) *cobra.Command {
 		Short: "List the services of a namespace (of the group given with -g, or of all with --all-groups)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			reg, _, _ := pbClient(conn)
+			defer done()
+			reg := c.reg
 			req := &pb.ListServicesRequest{Namespace: g.namespace, Group: g.group, PageSize: 1000}
 			if all {
 				req.Group = ""
@@ -227,12 +227,12 @@ func newInstancesCmd(g *globals) *cobra.Command {
 		Short: "List a service's instances",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			reg, _, _ := pbClient(conn)
+			defer done()
+			reg := c.reg
 			req.Namespace, req.Group, req.Service = g.namespace, g.group, args[0]
 			resp, err := reg.ListInstances(cmd.Context(), req)
 			if err != nil {
@@ -257,12 +257,12 @@ func newWatchServiceCmd(g *globals) *cobra.Command {
 		Short: "Stream changes to a service's instances (starts with the current set)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := g.conn()
+			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			reg, _, _ := pbClient(conn)
+			defer done()
+			reg := c.reg
 			stream, err := reg.WatchInstances(cmd.Context(), &pb.WatchInstancesRequest{Namespace: g.namespace,
 				Group: g.group, Service: args[0], Revision: rev})
 			if err != nil {

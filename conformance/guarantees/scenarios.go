@@ -270,7 +270,8 @@ func emptySet(ctx context.Context, e *Env) Outcome {
 		return fail(nil, "the last instance leaving was not delivered: %v", err)
 	}
 	if !(ev.Type == model.EventDelete || (ev.Type == model.EventReset && len(ev.Instances) == 0)) {
-		return fail(nil, "the last instance leaving arrived as %v with %d instances", ev.Type, len(ev.Instances))
+		return fail(nil, "the last instance leaving arrived as %v at revision %d with %d instances (registered at %d, watched from it)",
+			ev.Type, ev.Revision, len(ev.Instances), rev)
 	}
 	return pass()
 }
