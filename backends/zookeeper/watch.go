@@ -149,7 +149,7 @@ func (w *zkWatcher) stepService() error {
 	first := !w.started
 	w.started = true
 	switch {
-	case first && (w.req.FromRevision <= 0 || st.rev > w.req.FromRevision):
+	case first && (w.req.FromRevision <= 0 || st.newest > w.req.FromRevision):
 		// No history in ZooKeeper: a change since the asked revision means a RESET.
 		resetEvent()
 	case first:

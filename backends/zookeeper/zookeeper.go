@@ -490,7 +490,9 @@ type serviceState struct {
 	exists   bool
 	cversion int32
 	pzxid    int64
-	rev      int64 // zxid of the last change to the service
+	czxid    int64 // of the service node
+	rev      int64 // the revision the read reflects (see readService)
+	newest   int64 // the newest zxid in what was read
 	nodes    map[string]nodeState
 }
 
@@ -511,12 +513,16 @@ func (s serviceState) instances() []model.Instance {
 }
 
 // readService reads a service as it was at one moment. ZooKeeper reads one
-// node at a time, so a plain pass can mix states from different moments
-// (an old version of one node beside a newer one of another). After each
-// pass the driver checks that the child list and every node are unchanged;
-// if so, every node held the version read across a common interval, and the
-// state and its revision are consistent. Otherwise it reads again.
+// node at a time, so a pass can mix moments (an old version of one node
+// beside a newer one of another), and the newest zxid read would then
+// overstate what the state contains. After each pass the driver checks that
+// the child list and every node are unchanged: if so, every node held the
+// version read across a common interval, and the state and its revision are
+// consistent. Otherwise it reads again, backing off, for up to about two
+// seconds; a service that changes faster than that for longer is reported
+// as ErrUnavailable rather than read inconsistently.
 func (d *Driver) readService(dir string, w *zkWatcher) (serviceState, error) {
+	pause := time.Millisecond
 	for attempt := 0; ; attempt++ {
 		st, err := d.readServiceOnce(dir, w)
 		if err != nil || !st.exists {
@@ -526,9 +532,11 @@ func (d *Driver) readService(dir string, w *zkWatcher) (serviceState, error) {
 		if err != nil || same {
 			return st, err
 		}
-		if attempt == 20 {
-			return serviceState{}, fmt.Errorf("zookeeper: %s changes too fast to be read consistently: %w", dir, model.ErrUnavailable)
+		if attempt == 16 {
+			return serviceState{}, fmt.Errorf("zookeeper: %s kept changing while being read: %w", dir, model.ErrUnavailable)
 		}
+		time.Sleep(pause)
+		pause = min(2*pause, 250*time.Millisecond)
 	}
 }
 
@@ -586,7 +594,7 @@ func (d *Driver) readServiceOnce(dir string, w *zkWatcher) (serviceState, error)
 	if err != nil {
 		return serviceState{}, mapErr(err)
 	}
-	st := serviceState{exists: true, cversion: pst.Cversion, pzxid: pst.Pzxid, rev: max(pst.Pzxid, pst.Czxid),
+	st := serviceState{exists: true, cversion: pst.Cversion, pzxid: pst.Pzxid, czxid: pst.Czxid, rev: max(pst.Pzxid, pst.Czxid),
 		nodes: map[string]nodeState{}}
 	for _, c := range children {
 		p := dir + "/" + c
@@ -624,6 +632,7 @@ func (d *Driver) readServiceOnce(dir string, w *zkWatcher) (serviceState, error)
 		st.nodes[c] = nodeState{inst: inst, version: cst.Version, czxid: cst.Czxid, mzxid: cst.Mzxid}
 		st.rev = max(st.rev, cst.Mzxid)
 	}
+	st.newest = st.rev
 	return st, nil
 }
 
