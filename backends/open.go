@@ -61,3 +61,21 @@ func Open(ctx context.Context, rawURL string) (Backend, error) {
 	}
 	return b, nil
 }
+
+// RegisterURL registers a driver whose URL parses into a configuration C
+// that its Open function takes, the common shape of every driver:
+//
+//	func init() { backends.RegisterURL("raft", ConfigFromURL, Open) }
+func RegisterURL[C any, B Backend](scheme string, parse func(*url.URL) (C, error), open func(context.Context, C) (B, error)) {
+	Register(scheme, func(ctx context.Context, u *url.URL) (Backend, error) {
+		cfg, err := parse(u)
+		if err != nil {
+			return nil, err
+		}
+		b, err := open(ctx, cfg)
+		if err != nil {
+			return nil, err // not b: a nil *Driver in an interface is not nil
+		}
+		return b, nil
+	})
+}

@@ -26,15 +26,7 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-func init() {
-	backends.Register("etcd", func(ctx context.Context, u *url.URL) (backends.Backend, error) {
-		cfg, err := ConfigFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return Open(ctx, cfg)
-	})
-}
+func init() { backends.RegisterURL("etcd", ConfigFromURL, Open) }
 
 // Config configures the driver.
 type Config struct {

@@ -27,15 +27,7 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-func init() {
-	backends.Register("raft", func(ctx context.Context, u *url.URL) (backends.Backend, error) {
-		cfg, err := ConfigFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return Open(ctx, cfg)
-	})
-}
+func init() { backends.RegisterURL("raft", ConfigFromURL, Open) }
 
 // Config configures a Store.
 type Config struct {

@@ -23,15 +23,7 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-func init() {
-	backends.Register("zk", func(ctx context.Context, u *url.URL) (backends.Backend, error) {
-		cfg, err := ConfigFromURL(u)
-		if err != nil {
-			return nil, err
-		}
-		return Open(ctx, cfg)
-	})
-}
+func init() { backends.RegisterURL("zk", ConfigFromURL, Open) }
 
 // Config configures the driver.
 type Config struct {
