@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/soheilhy/cmux"
@@ -102,18 +101,6 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// Handler serves gRPC (HTTP/2 with content-type application/grpc) and
-// everything else: REST, /metrics, /healthz, /readyz, /openapi.json.
-func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			s.grpc.ServeHTTP(w, r)
-			return
-		}
-		s.rest.ServeHTTP(w, r)
-	})
 }
 
 // Serve serves on lis until ctx ends, then shuts down. Connections are split

@@ -31,7 +31,6 @@ type Log struct {
 	start uint64 // sequence number of the oldest retained event
 	end   uint64 // sequence number of the next event to append
 	floor int64  // every event with a revision above floor is retained
-	last  int64  // highest revision appended or advanced to
 	wake  chan struct{}
 }
 
@@ -41,7 +40,7 @@ func New(capacity int, floor int64) *Log {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Log{ring: make([]model.Event, capacity), floor: floor, last: floor, wake: make(chan struct{})}
+	return &Log{ring: make([]model.Event, capacity), floor: floor, wake: make(chan struct{})}
 }
 
 // Append adds events, in revision order, and wakes waiting readers.
@@ -59,7 +58,6 @@ func (l *Log) Append(evs ...model.Event) {
 		}
 		l.ring[l.end%n] = e
 		l.end++
-		l.last = max(l.last, e.Revision)
 	}
 	close(l.wake)
 	l.wake = make(chan struct{})
@@ -79,7 +77,6 @@ func (l *Log) Reset(floor int64) {
 	l.end++
 	l.start = l.end
 	l.floor = floor
-	l.last = max(l.last, floor)
 	close(l.wake)
 	l.wake = make(chan struct{})
 	l.mu.Unlock()
@@ -90,13 +87,6 @@ func (l *Log) Floor() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.floor
-}
-
-// Last returns the highest revision appended.
-func (l *Log) Last() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.last
 }
 
 // After returns a cursor at the first event with a revision above rev, or

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path"
 	"slices"
@@ -327,7 +328,7 @@ func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
 func (d *Driver) removeSession(id string, s *session) (int64, error) {
 	var rev int64
 	var errs []error
-	for _, p := range slices.Sorted(mapsKeys(s.nodes)) {
+	for _, p := range slices.Sorted(maps.Keys(s.nodes)) {
 		if err := d.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			errs = append(errs, mapErr(err))
 			continue
@@ -340,16 +341,6 @@ func (d *Driver) removeSession(id string, s *session) (int64, error) {
 		errs = append(errs, mapErr(err))
 	}
 	return rev, errors.Join(errs...)
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (d *Driver) expireSessions() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -62,7 +63,7 @@ Default: every backend this machine can run.`,
 				if external {
 					if !strings.Contains(rawURL, "://") {
 						scheme := map[string]string{"zookeeper": "zk"}[name]
-						rawURL = cmp(scheme, name) + "://" + rawURL
+						rawURL = cmp.Or(scheme, name) + "://" + rawURL
 					}
 					x, err := guarantees.ExternalTarget(name, rawURL)
 					if err != nil {
@@ -144,13 +145,6 @@ Default: every backend this machine can run.`,
 	f.BoolVar(&quick, "quick", false, "bounded run, as CI does")
 	f.StringVar(&via, "via", "both", "measure the drivers directly, through the gateway's gRPC API, or both side by side")
 	return cmd
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func scenarioNames() string {
