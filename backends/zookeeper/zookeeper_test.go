@@ -57,18 +57,23 @@ func TestExpiryRetriedAfterOutage(t *testing.T) {
 	if _, err := d.Register(ctx, svc, i); err != nil {
 		t.Fatal(err)
 	}
-	z.Kill() // the Junction session expires while ZooKeeper is down…
-	time.Sleep(2500 * time.Millisecond)
+	z.Kill() // the Junction session (TTL 1s) expires while ZooKeeper is down…
+	time.Sleep(1500 * time.Millisecond)
+	start := time.Now()
 	if err := z.Start(); err != nil { // …and ZooKeeper returns within its own session timeout
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(15 * time.Second)
+	t.Logf("zookeeper back after %v", time.Since(start).Round(time.Millisecond))
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
 	for time.Now().Before(deadline) {
 		list, _, err := d.Instances(ctx, svc, backends.ReadOptions{})
 		if err == nil && len(list) == 0 {
+			t.Logf("instance removed %v after zookeeper returned", time.Since(start).Round(time.Millisecond))
 			return
 		}
+		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatal("the expired session's instance is still registered")
+	t.Fatalf("the expired session's instance is still registered (last read error: %v)", last)
 }
