@@ -23,9 +23,12 @@ run: build
 deps:
 	@bash .ci/deps
 
+# Packages run one at a time (-p 1): several of them start real servers
+# (ZooKeeper JVMs, embedded etcd) on free loopback ports and load both cores;
+# run side by side they starve each other and can race for a freed port.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -timeout 15m ./...
+	$(GO) test -race -p 1 -timeout 20m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./gateway/
