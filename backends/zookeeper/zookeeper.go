@@ -113,7 +113,8 @@ func (l zkLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(f
 // Open connects and waits for a ZooKeeper session before ctx ends.
 func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	log := slog.Default().With("backend", "zk")
-	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false))
+	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false),
+		zk.WithDialer(dialer(handshakeLimit(cfg.SessionTimeout))))
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: %w", err)
 	}

@@ -2,7 +2,10 @@ package zookeeper_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,4 +79,57 @@ func TestExpiryRetriedAfterOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("the expired session's instance is still registered (last read error: %v)", last)
+}
+
+// A server that accepts the connection but never answers the connect
+// request (as a ZooKeeper still starting up can) costs the driver a
+// bounded wait, not the client library's ten receive timeouts (66s with the
+// default session timeout): it dials again and gets its session.
+func TestSilentHandshakeRedialed(t *testing.T) {
+	z := servers.ZooKeeper(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	var silent atomic.Int32
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			if silent.Add(1) == 1 {
+				t.Cleanup(func() { c.Close() }) // accepted, never answered
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", z.Addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	u, _ := url.Parse("zk://" + lis.Addr().String())
+	cfg, err := zookeeper.ConfigFromURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.SessionTimeout)
+	defer cancel()
+	start := time.Now()
+	d, err := zookeeper.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("no session within the session timeout (%v) after a silent first connection: %v", cfg.SessionTimeout, err)
+	}
+	defer d.Close()
+	if n := silent.Load(); n < 2 {
+		t.Fatalf("dialled %d times, want a second dial after the silent one", n)
+	}
+	t.Logf("session after %v", time.Since(start).Round(time.Millisecond))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -37,8 +38,24 @@ func ZooKeeper(t testing.TB) *ZK {
 	if err != nil {
 		unavailable(t, "zookeeper", "%v", err)
 	}
-	t.Cleanup(z.Kill)
+	t.Cleanup(func() {
+		z.Kill()
+		if t.Failed() {
+			t.Logf("zookeeper %s output:\n%s", z.Addr, z.Output())
+		}
+	})
 	return z
+}
+
+// Output returns what the server printed since it was last started; call it
+// after Kill.
+func (z *ZK) Output() string {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if z.log == nil {
+		return ""
+	}
+	return z.log.String()
 }
 
 // StartZooKeeper starts a standalone ZooKeeper on a free loopback port with
@@ -77,7 +94,7 @@ func (z *ZK) Start() error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if z.ruok() {
+		if z.serving() {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -86,19 +103,21 @@ func (z *ZK) Start() error {
 	return fmt.Errorf("zookeeper not serving on %s within 30s:\n%s", z.Addr, z.log)
 }
 
-func (z *ZK) ruok() bool {
+// serving reports whether the server answers requests. "ruok" answers as
+// soon as the port is open, while the server may still drop or stall new
+// sessions; "srvr" names the server's mode only once it serves.
+func (z *ZK) serving() bool {
 	c, err := net.DialTimeout("tcp", z.Addr, time.Second)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("ruok")); err != nil {
+	if _, err := c.Write([]byte("srvr")); err != nil {
 		return false
 	}
-	b := make([]byte, 4)
-	n, _ := c.Read(b)
-	return string(b[:n]) == "imok"
+	b, _ := io.ReadAll(c)
+	return bytes.Contains(b, []byte("Mode: "))
 }
 
 // Kill stops the server with SIGKILL.
