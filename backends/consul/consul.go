@@ -1,0 +1,403 @@
+package consul
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+func init() { backends.RegisterURL("consul", ConfigFromURL, Open) }
+
+// Config configures the driver.
+type Config struct {
+	// Address is the agent's HTTP(S) API, HOST:PORT.
+	Address    string
+	Scheme     string // http or https
+	Token      string
+	Datacenter string
+	// Prefix is the KV folder of configuration items.
+	Prefix string
+	// CheckTTL is the TTL of the Consul check that keeps an ephemeral
+	// instance alive; the driver passes it every CheckTTL/3 while the
+	// instance's Junction session lives. If the gateway dies, Consul marks
+	// the instance critical after CheckTTL and deregisters it
+	// DeregisterAfter later.
+	CheckTTL        time.Duration
+	DeregisterAfter time.Duration
+	// ExpiryInterval is how often Junction session deadlines are checked.
+	ExpiryInterval time.Duration
+	TLS            api.TLSConfig
+}
+
+// ConfigFromURL reads a consul:// (or consul+https://) URL.
+func ConfigFromURL(u *url.URL) (Config, error) {
+	cfg := Config{Address: u.Host, Scheme: "http", Prefix: "junction", CheckTTL: 15 * time.Second,
+		DeregisterAfter: time.Minute, ExpiryInterval: 100 * time.Millisecond}
+	if u.Scheme == "consul+https" {
+		cfg.Scheme = "https"
+	}
+	if cfg.Address == "" {
+		return cfg, model.Invalid("backend", "consul:// needs the agent's HOST:PORT")
+	}
+	if u.User != nil {
+		cfg.Token = u.User.Username()
+	}
+	for k, vs := range u.Query() {
+		v := vs[0]
+		switch k {
+		case "token":
+			cfg.Token = v
+		case "dc", "datacenter":
+			cfg.Datacenter = v
+		case "prefix":
+			v = strings.Trim(v, "/")
+			if v == "" {
+				return cfg, model.Invalid("prefix", "must name a KV folder")
+			}
+			cfg.Prefix = v
+		case "tls":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return cfg, model.Invalid("tls", "%q is not true or false", v)
+			}
+			if b {
+				cfg.Scheme = "https"
+			}
+		case "ca":
+			cfg.TLS.CAFile, cfg.Scheme = v, "https"
+		case "cert":
+			cfg.TLS.CertFile, cfg.Scheme = v, "https"
+		case "key":
+			cfg.TLS.KeyFile, cfg.Scheme = v, "https"
+		case "server-name":
+			cfg.TLS.Address = v
+		case "insecure-skip-verify":
+			cfg.TLS.InsecureSkipVerify, _ = strconv.ParseBool(v)
+		case "check-ttl", "deregister-after":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second {
+				return cfg, model.Invalid(k, "%q is not a duration of at least 1s", v)
+			}
+			if k == "check-ttl" {
+				cfg.CheckTTL = d
+			} else {
+				if d < time.Minute {
+					return cfg, model.Invalid(k, "Consul deregisters critical services after at least 1m, not %v", d)
+				}
+				cfg.DeregisterAfter = d
+			}
+		default:
+			return cfg, model.Invalid(k, "unknown consul:// option; known: token, dc, prefix, tls, ca, cert, key, server-name, insecure-skip-verify, check-ttl, deregister-after")
+		}
+	}
+	return cfg, nil
+}
+
+// session is a Junction session held by this driver.
+type session struct {
+	ttl      time.Duration
+	deadline time.Time
+	services map[string]string // Consul service ID → Consul service name
+}
+
+// Driver is the Consul backend.
+type Driver struct {
+	cfg       Config
+	client    *api.Client
+	transport *http.Transport
+	node      string // the agent's node name
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	dying    map[string]*session // expired, services not yet all deregistered: retried
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ backends.Backend = (*Driver)(nil)
+
+// Open connects to a Consul agent and checks that its cluster has a leader.
+func Open(ctx context.Context, cfg Config) (*Driver, error) {
+	ac := api.DefaultNonPooledConfig()
+	ac.Address, ac.Scheme, ac.Token, ac.Datacenter, ac.TLSConfig = cfg.Address, cfg.Scheme, cfg.Token, cfg.Datacenter, cfg.TLS
+	// Blocking queries hold connections open; keep enough idle ones for
+	// watches and writes side by side.
+	ac.Transport.MaxIdleConnsPerHost = 64
+	ac.Transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	client, err := api.NewClient(ac)
+	if err != nil {
+		return nil, model.Invalid("backend", "consul client: %v", err)
+	}
+	d := &Driver{cfg: cfg, client: client, transport: ac.Transport, log: slog.Default().With("backend", "consul"),
+		sessions: map[string]*session{}, dying: map[string]*session{}, stop: make(chan struct{})}
+	for {
+		leader, err := d.leader(ctx)
+		if err == nil && leader != "" {
+			break
+		}
+		if err == nil {
+			err = errors.New("no leader elected")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("consul at %s: %w: %w", cfg.Address, err, model.ErrUnavailable)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	self, err := client.Agent().Self()
+	if err != nil {
+		return nil, fmt.Errorf("consul agent: %w", mapErr(err))
+	}
+	if c, ok := self["Config"]; ok {
+		d.node, _ = c["NodeName"].(string)
+	}
+	d.wg.Add(2)
+	go d.expireSessions()
+	go d.passChecks()
+	return d, nil
+}
+
+func (d *Driver) leader(ctx context.Context) (string, error) {
+	r, err := d.client.Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(ctx))
+	return r, mapErr(err)
+}
+
+// mapErr turns a Consul client error into a portable one.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se api.StatusError
+	if errors.As(err, &se) {
+		switch {
+		case se.Code == http.StatusNotFound:
+			return fmt.Errorf("%w: %v", model.ErrNotFound, err)
+		case se.Code == http.StatusForbidden || se.Code == http.StatusUnauthorized:
+			return fmt.Errorf("%w: %v", model.ErrPermissionDenied, err)
+		case se.Code == http.StatusRequestEntityTooLarge:
+			return fmt.Errorf("%w: %v", model.ErrTooLarge, err)
+		case se.Code == http.StatusBadRequest:
+			return fmt.Errorf("%w: %v", model.ErrInvalidArgument, err)
+		case se.Code == http.StatusTooManyRequests || se.Code >= 500:
+			return fmt.Errorf("%w: %v", model.ErrUnavailable, err)
+		}
+		return fmt.Errorf("consul: %w", err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// Status codes outside StatusError (the client formats most of them
+	// as "Unexpected response code: N (body)").
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "response code: 404"):
+		return fmt.Errorf("%w: %v", model.ErrNotFound, err)
+	case strings.Contains(msg, "response code: 403"), strings.Contains(msg, "Permission denied"), strings.Contains(msg, "ACL not found"):
+		return fmt.Errorf("%w: %v", model.ErrPermissionDenied, err)
+	case strings.Contains(msg, "response code: 413"), strings.Contains(msg, "too large"):
+		return fmt.Errorf("%w: %v", model.ErrTooLarge, err)
+	case strings.Contains(msg, "response code: 400"):
+		return fmt.Errorf("%w: %v", model.ErrInvalidArgument, err)
+	}
+	var ne net.Error
+	var ue *url.Error
+	if errors.As(err, &ne) || errors.As(err, &ue) || strings.Contains(msg, "response code: 5") || strings.Contains(msg, "response code: 429") {
+		return fmt.Errorf("%w: %v", model.ErrUnavailable, err)
+	}
+	return fmt.Errorf("consul: %w", err)
+}
+
+var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
+
+func newSessionID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// CreateSession implements backends.Sessions. Sessions are held by the
+// driver with their exact TTLs (Consul's own sessions have a 10s floor).
+func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
+	if err := model.ValidateTTL(ttl); err != nil {
+		return model.Session{}, 0, err
+	}
+	st, err := d.Status(ctx)
+	if err != nil {
+		return model.Session{}, 0, err
+	}
+	id := newSessionID()
+	d.mu.Lock()
+	d.sessions[id] = &session{ttl: ttl, deadline: time.Now().Add(ttl), services: map[string]string{}}
+	d.mu.Unlock()
+	return model.Session{ID: id, TTL: ttl}, st.Revision, nil
+}
+
+// KeepAlive implements backends.Sessions.
+func (d *Driver) KeepAlive(ctx context.Context, id string) (model.Session, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[id]
+	if !ok {
+		return model.Session{}, errSession
+	}
+	s.deadline = time.Now().Add(s.ttl)
+	return model.Session{ID: id, TTL: s.ttl}, nil
+}
+
+// CloseSession implements backends.Sessions.
+func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
+	d.mu.Lock()
+	s, ok := d.sessions[id]
+	delete(d.sessions, id)
+	d.mu.Unlock()
+	if !ok {
+		return 0, errSession
+	}
+	return d.removeSession(ctx, s)
+}
+
+// removeSession deregisters a session's instances and returns the revision
+// after.
+func (d *Driver) removeSession(ctx context.Context, s *session) (int64, error) {
+	var rev int64
+	var errs []error
+	for sid, name := range s.services {
+		r, err := d.deregisterLocal(ctx, name, sid)
+		if err != nil && !errors.Is(err, model.ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		rev = max(rev, r)
+	}
+	return rev, errors.Join(errs...)
+}
+
+func (d *Driver) expireSessions() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		d.mu.Lock()
+		due := map[string]*session{}
+		for id, s := range d.dying {
+			due[id] = s
+		}
+		for id, s := range d.sessions {
+			if now.After(s.deadline) {
+				due[id] = s
+				delete(d.sessions, id)
+			}
+		}
+		d.mu.Unlock()
+		for id, s := range due {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := d.removeSession(ctx, s)
+			cancel()
+			d.mu.Lock()
+			if err != nil {
+				if _, retrying := d.dying[id]; !retrying {
+					d.log.Warn("expired session's instances not all deregistered; retrying", "session", id, "err", err)
+				}
+				d.dying[id] = s
+			} else {
+				delete(d.dying, id)
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// passChecks keeps the session checks of live sessions' instances passing.
+func (d *Driver) passChecks() {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.CheckTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		var checks []string
+		for _, s := range d.sessions {
+			for sid := range s.services {
+				checks = append(checks, sessionCheckPrefix+sid)
+			}
+		}
+		d.mu.Unlock()
+		for _, c := range checks {
+			if err := d.client.Agent().UpdateTTL(c, "junction session alive", api.HealthPassing); err != nil {
+				d.log.Debug("passing session check", "check", c, "err", err)
+			}
+		}
+	}
+}
+
+// Status implements backends.Backend. The revision is Consul's catalog
+// index.
+func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
+	leader, err := d.leader(ctx)
+	if err != nil {
+		return backends.Status{}, err
+	}
+	if leader == "" {
+		return backends.Status{}, fmt.Errorf("consul: no leader: %w", model.ErrUnavailable)
+	}
+	_, meta, err := d.client.Catalog().Services((&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return backends.Status{}, mapErr(err)
+	}
+	return backends.Status{Backend: "consul", Revision: int64(meta.LastIndex), Leader: leader, Capabilities: d.Capabilities()}, nil
+}
+
+// Capabilities reports what the driver provides on Consul.
+func (d *Driver) Capabilities() backends.Capabilities {
+	return backends.Capabilities{NativeSessions: false, NativeRevisions: true, ResumableWatch: false,
+		LinearizableReads: true, NativeCAS: true}
+}
+
+// Close stops the driver. Its sessions' instances stay registered until
+// Consul's backstop removes them (see the package documentation).
+func (d *Driver) Close() error {
+	select {
+	case <-d.stop:
+		return nil
+	default:
+	}
+	close(d.stop)
+	d.wg.Wait()
+	d.transport.CloseIdleConnections()
+	return nil
+}
+
+func (d *Driver) readOpts(ctx context.Context, o backends.ReadOptions) (*api.QueryOptions, model.Consistency) {
+	q := &api.QueryOptions{RequireConsistent: !o.Stale, AllowStale: o.Stale}
+	if o.Stale {
+		return q.WithContext(ctx), model.Stale
+	}
+	return q.WithContext(ctx), model.Linearizable
+}

@@ -1,0 +1,378 @@
+package consul
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+// Service meta keys that carry Junction's fields; the rest of a service's
+// meta is the instance's metadata.
+const (
+	metaNamespace = "junction-namespace"
+	metaGroup     = "junction-group"
+	metaID        = "junction-id"
+	metaCluster   = "junction-cluster"
+	metaWeight    = "junction-weight"
+	metaEphemeral = "junction-ephemeral"
+	metaSession   = "junction-session"
+	metaWrite     = "junction-write" // a nonce per write: tells when the catalog has it
+	tagPrefix     = "junction:"      // tag junction:NAMESPACE/GROUP, listed by /v1/catalog/services
+
+	healthCheckPrefix  = "junction-health:"
+	sessionCheckPrefix = "junction-session:"
+	maintenancePrefix  = "_service_maintenance:" // Consul's own maintenance check
+	healthCheckTTL     = "87600h"                // a status held until Junction changes it
+
+	catalogSyncTimeout = 30 * time.Second
+)
+
+// Consul's limits on service meta (agent/structs: ValidateServiceMetadata).
+var metaKeyRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+
+func checkMetadata(md map[string]string) error {
+	if len(md) > 64-8 {
+		return model.Invalid("metadata", "Consul allows 64 meta entries per service and Junction uses 8: %d is too many", len(md))
+	}
+	for k, v := range md {
+		switch {
+		case !metaKeyRE.MatchString(k):
+			return model.Invalid("metadata", "key %q: Consul meta keys are 1..128 letters, digits, '_' and '-'", k)
+		case strings.HasPrefix(k, "junction-") || strings.HasPrefix(k, "consul-"):
+			return model.Invalid("metadata", "key %q: the prefixes junction- and consul- are reserved", k)
+		case len(v) > 512:
+			return model.Invalid("metadata", "value of %q: Consul meta values are at most 512 bytes, this is %d", k, len(v))
+		}
+	}
+	return nil
+}
+
+// serviceID is the Consul service ID of a Junction instance.
+func serviceID(svc model.ServiceKey, id string) string {
+	return "junction:" + svc.Namespace + ":" + svc.Group + ":" + svc.Service + ":" + id
+}
+
+func groupTag(svc model.ServiceKey) string { return tagPrefix + svc.Namespace + "/" + svc.Group }
+
+func consulWeight(w float64) int { return max(1, int(math.Round(w))) }
+
+// decode reads a catalog entry as a Junction instance. Services registered
+// directly in Consul belong to public/DEFAULT_GROUP, keep their Consul
+// service ID as instance ID and are persistent.
+func decode(e *api.ServiceEntry) (model.ServiceKey, model.Instance) {
+	s := e.Service
+	m := s.Meta
+	k := model.ServiceKey{Namespace: cmp.Or(m[metaNamespace], model.DefaultNamespace),
+		Group: cmp.Or(m[metaGroup], model.DefaultGroup), Service: s.Service}
+	i := model.Instance{ID: cmp.Or(m[metaID], s.ID), IP: s.Address, Port: s.Port,
+		Cluster: cmp.Or(m[metaCluster], model.DefaultCluster), Weight: float64(s.Weights.Passing),
+		Healthy: true, Enabled: true, Ephemeral: m[metaEphemeral] == "true", Session: m[metaSession],
+		Revision: int64(s.ModifyIndex)}
+	if i.IP == "" && e.Node != nil {
+		i.IP = e.Node.Address
+	}
+	if w, err := strconv.ParseFloat(m[metaWeight], 64); err == nil {
+		i.Weight = w
+	}
+	for k, v := range m {
+		if !strings.HasPrefix(k, "junction-") {
+			if i.Metadata == nil {
+				i.Metadata = map[string]string{}
+			}
+			i.Metadata[k] = v
+		}
+	}
+	for _, c := range e.Checks {
+		i.Revision = max(i.Revision, int64(c.ModifyIndex))
+		switch {
+		case strings.HasPrefix(c.CheckID, maintenancePrefix):
+			i.Enabled = false
+		case c.Status != api.HealthPassing:
+			i.Healthy = false
+		}
+	}
+	return k, i
+}
+
+// readService reads the catalog entries of a Consul service name.
+func (d *Driver) readService(q *api.QueryOptions, name string) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+	entries, meta, err := d.client.Health().Service(name, "", false, q)
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	return entries, meta, nil
+}
+
+// instancesOf picks a Junction service's instances out of a Consul
+// service's entries, keyed by instance ID.
+func instancesOf(svc model.ServiceKey, entries []*api.ServiceEntry) map[string]entry {
+	out := map[string]entry{}
+	for _, e := range entries {
+		if k, i := decode(e); k == svc {
+			out[i.ID] = entry{inst: i, node: e.Node.Node, sid: e.Service.ID, write: e.Service.Meta[metaWrite]}
+		}
+	}
+	return out
+}
+
+type entry struct {
+	inst  model.Instance
+	node  string // the Consul node that holds it
+	sid   string // its Consul service ID
+	write string
+}
+
+// await blocks until the catalog's view of a Consul service name satisfies
+// done, and returns the index of that view.
+func (d *Driver) await(ctx context.Context, name string, done func([]*api.ServiceEntry) (int64, bool)) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, catalogSyncTimeout)
+	defer cancel()
+	var idx uint64
+	for {
+		q := (&api.QueryOptions{RequireConsistent: true, WaitIndex: idx, WaitTime: 5 * time.Second}).WithContext(ctx)
+		entries, meta, err := d.readService(q, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("consul: the agent did not sync %s to the catalog in time: %w", name, model.ErrUnavailable)
+			}
+			return 0, err
+		}
+		if rev, ok := done(entries); ok {
+			return max(rev, 0), nil
+		}
+		if meta.LastIndex < idx {
+			idx = 0
+		} else {
+			idx = meta.LastIndex
+		}
+	}
+}
+
+// Register implements backends.Registry through the local agent: the
+// instance becomes a Consul service with a health check (Junction's
+// healthy flag), a session check for ephemeral instances and Consul's
+// maintenance mode when it is disabled. It returns once the catalog holds
+// the write, with the write's index.
+func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
+	if err := checkMetadata(inst.Metadata); err != nil {
+		return 0, err
+	}
+	sid := serviceID(svc, inst.ID)
+	if inst.Ephemeral {
+		d.mu.Lock()
+		_, ok := d.sessions[inst.Session]
+		d.mu.Unlock()
+		if !ok {
+			return 0, errSession
+		}
+	}
+	nonce := newSessionID()[:16]
+	meta := maps.Clone(inst.Metadata)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	maps.Copy(meta, map[string]string{metaNamespace: svc.Namespace, metaGroup: svc.Group, metaID: inst.ID,
+		metaCluster: inst.Cluster, metaWeight: strconv.FormatFloat(inst.Weight, 'g', -1, 64),
+		metaEphemeral: strconv.FormatBool(inst.Ephemeral), metaWrite: nonce})
+	if inst.Ephemeral {
+		meta[metaSession] = inst.Session
+	}
+	status := api.HealthPassing
+	if !inst.Healthy {
+		status = api.HealthCritical
+	}
+	w := consulWeight(inst.Weight)
+	reg := &api.AgentServiceRegistration{ID: sid, Name: svc.Service, Tags: []string{groupTag(svc)},
+		Address: inst.IP, Port: inst.Port, Meta: meta, Weights: &api.AgentWeights{Passing: w, Warning: w},
+		Checks: api.AgentServiceChecks{{CheckID: healthCheckPrefix + sid, Name: "Junction health",
+			Notes: "the instance's healthy flag, set through Junction", TTL: healthCheckTTL, Status: status}}}
+	if inst.Ephemeral {
+		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{CheckID: sessionCheckPrefix + sid, Name: "Junction session",
+			Notes: "passed while the instance's Junction session lives", TTL: d.cfg.CheckTTL.String(),
+			Status: api.HealthPassing, DeregisterCriticalServiceAfter: d.cfg.DeregisterAfter.String()})
+	}
+	if err := d.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
+		return 0, mapErr(err)
+	}
+	var err error
+	if inst.Enabled {
+		err = d.client.Agent().DisableServiceMaintenanceOpts(sid, (&api.QueryOptions{}).WithContext(ctx))
+	} else {
+		err = d.client.Agent().EnableServiceMaintenanceOpts(sid, "disabled through Junction", (&api.QueryOptions{}).WithContext(ctx))
+	}
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	d.mu.Lock()
+	for _, s := range d.sessions {
+		delete(s.services, sid)
+	}
+	s, live := d.sessions[inst.Session]
+	if inst.Ephemeral && live {
+		s.services[sid] = svc.Service
+	}
+	d.mu.Unlock()
+	if inst.Ephemeral && !live { // expired while registering: take it back
+		_, _ = d.deregisterLocal(ctx, svc.Service, sid)
+		return 0, errSession
+	}
+	return d.await(ctx, svc.Service, func(entries []*api.ServiceEntry) (int64, bool) {
+		e, ok := instancesOf(svc, entries)[inst.ID]
+		return e.inst.Revision, ok && e.write == nonce && e.inst.Enabled == inst.Enabled && e.inst.Healthy == inst.Healthy
+	})
+}
+
+// Deregister implements backends.Registry. Instances on the local agent
+// are deregistered through it; others (registered on another agent or
+// directly in the catalog) through the catalog.
+func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
+	entries, _, err := d.readService((&api.QueryOptions{RequireConsistent: true}).WithContext(ctx), svc.Service)
+	if err != nil {
+		return 0, err
+	}
+	e, ok := instancesOf(svc, entries)[id]
+	if !ok {
+		return 0, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+	}
+	d.mu.Lock()
+	for _, s := range d.sessions {
+		delete(s.services, e.sid)
+	}
+	d.mu.Unlock()
+	if e.node == d.node {
+		return d.deregisterLocal(ctx, svc.Service, e.sid)
+	}
+	if _, err := d.client.Catalog().Deregister(&api.CatalogDeregistration{Node: e.node, ServiceID: e.sid},
+		(&api.WriteOptions{}).WithContext(ctx)); err != nil {
+		return 0, mapErr(err)
+	}
+	return d.awaitGone(ctx, svc.Service, e.sid)
+}
+
+// deregisterLocal removes a service from the local agent and waits until
+// the catalog no longer has it.
+func (d *Driver) deregisterLocal(ctx context.Context, name, sid string) (int64, error) {
+	if err := d.client.Agent().ServiceDeregisterOpts(sid, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return 0, mapErr(err)
+	}
+	return d.awaitGone(ctx, name, sid)
+}
+
+func (d *Driver) awaitGone(ctx context.Context, name, sid string) (int64, error) {
+	_, err := d.await(ctx, name, func(entries []*api.ServiceEntry) (int64, bool) {
+		return 0, !slices.ContainsFunc(entries, func(e *api.ServiceEntry) bool { return e.Service.ID == sid })
+	})
+	if err != nil {
+		return 0, err
+	}
+	// The index of the view without it: read once more for the header.
+	_, meta, err := d.readService((&api.QueryOptions{RequireConsistent: true}).WithContext(ctx), name)
+	if err != nil {
+		return 0, err
+	}
+	return int64(meta.LastIndex), nil
+}
+
+// Instances implements backends.Registry.
+func (d *Driver) Instances(ctx context.Context, svc model.ServiceKey, o backends.ReadOptions) ([]model.Instance, backends.ReadInfo, error) {
+	q, c := d.readOpts(ctx, o)
+	entries, meta, err := d.readService(q, svc.Service)
+	if err != nil {
+		return nil, backends.ReadInfo{}, err
+	}
+	return sorted(instancesOf(svc, entries)), backends.ReadInfo{Revision: int64(meta.LastIndex), Consistency: consistency(c, meta)}, nil
+}
+
+func sorted(m map[string]entry) []model.Instance {
+	out := make([]model.Instance, 0, len(m))
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[id].inst)
+	}
+	return out
+}
+
+// consistency reports what a read got: a stale read served by the leader
+// is still only called stale, as Consul does not say which server answered
+// beyond KnownLeader and LastContact.
+func consistency(asked model.Consistency, meta *api.QueryMeta) model.Consistency {
+	if asked == model.Linearizable && meta.KnownLeader {
+		return model.Linearizable
+	}
+	return model.Stale
+}
+
+// Services implements backends.Registry. Consul's service list carries the
+// junction:NAMESPACE/GROUP tags of Junction's instances; a service name
+// without them belongs to public/DEFAULT_GROUP.
+func (d *Driver) Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, o backends.ReadOptions) ([]model.ServiceSummary, backends.ReadInfo, error) {
+	q, c := d.readOpts(ctx, o)
+	names, meta, err := d.client.Catalog().Services(q)
+	if err != nil {
+		return nil, backends.ReadInfo{}, mapErr(err)
+	}
+	var keys []model.ServiceKey
+	for name, tags := range names {
+		tagged := false
+		for _, t := range tags {
+			ng, ok := strings.CutPrefix(t, tagPrefix)
+			if !ok {
+				continue
+			}
+			tagged = true
+			if ns, g, ok := strings.Cut(ng, "/"); ok {
+				keys = append(keys, model.ServiceKey{Namespace: ns, Group: g, Service: name})
+			}
+		}
+		if !tagged || (namespace == model.DefaultNamespace && (group == "" || group == model.DefaultGroup)) {
+			keys = append(keys, model.ServiceKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, Service: name})
+		}
+	}
+	slices.SortFunc(keys, func(a, b model.ServiceKey) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Service, b.Service))
+	})
+	keys = slices.Compact(keys)
+	rev := int64(meta.LastIndex)
+	var out []model.ServiceSummary
+	for _, k := range keys {
+		if k.Namespace != namespace || (group != "" && k.Group != group) ||
+			cmp.Or(cmp.Compare(k.Group, after.Group), cmp.Compare(k.Service, after.Service)) <= 0 {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		entries, m, err := d.readService(q, k.Service)
+		if err != nil {
+			return nil, backends.ReadInfo{}, err
+		}
+		inst := instancesOf(k, entries)
+		if len(inst) == 0 {
+			continue
+		}
+		rev = max(rev, int64(m.LastIndex))
+		sum := model.ServiceSummary{Key: k, Instances: len(inst)}
+		for _, e := range inst {
+			if e.inst.Healthy {
+				sum.Healthy++
+			}
+		}
+		out = append(out, sum)
+	}
+	return out, backends.ReadInfo{Revision: rev, Consistency: consistency(c, meta)}, nil
+}
+
+func sortInstances(list []model.Instance) {
+	slices.SortFunc(list, func(a, b model.Instance) int { return cmp.Compare(a.ID, b.ID) })
+}

@@ -1,0 +1,153 @@
+package servers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ConsulVersion is the Consul release the tests run against; .ci/consul
+// builds it from the Go module proxy.
+const ConsulVersion = "v1.22.0"
+
+// ConsulBinary finds the consul binary: $JUNCTION_CONSUL, the cache that
+// .ci/consul fills, or consul on PATH.
+func ConsulBinary() (string, error) {
+	if p := os.Getenv("JUNCTION_CONSUL"); p != "" {
+		return p, nil
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		p := filepath.Join(dir, "junction", "bin", "consul-"+ConsulVersion)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no consul binary (run bash .ci/consul, or set JUNCTION_CONSUL)")
+}
+
+// Consul is a Consul agent in dev mode (a single server, state in memory)
+// running as a child process on free loopback ports.
+type Consul struct {
+	// HTTPAddr is the HTTP API's HOST:PORT; DNSAddr the DNS server's.
+	HTTPAddr, DNSAddr string
+
+	bin  string
+	args []string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+}
+
+// StartConsul starts a dev-mode Consul agent and waits until it has a leader
+// and its own node is in the catalog.
+func StartConsul() (*Consul, error) {
+	bin, err := ConsulBinary()
+	if err != nil {
+		return nil, err
+	}
+	var ports [5]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), DNSAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), bin: bin}
+	c.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "junction-test",
+		"-http-port", fmt.Sprint(ports[0]), "-dns-port", fmt.Sprint(ports[1]), "-serf-lan-port", fmt.Sprint(ports[2]),
+		"-serf-wan-port", fmt.Sprint(ports[3]), "-server-port", fmt.Sprint(ports[4]),
+		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "warn",
+		"-hcl", `check_update_interval = "0s"`}
+	return c, c.Start()
+}
+
+// Consul starts a dev-mode Consul agent for a test; it is stopped when the
+// test ends. Without a consul binary the test skips, or fails when
+// JUNCTION_REQUIRE_BACKENDS lists consul.
+func ConsulAgent(t testing.TB) *Consul {
+	t.Helper()
+	c, err := StartConsul()
+	if err != nil {
+		unavailable(t, "consul", "%v", err)
+	}
+	t.Cleanup(func() {
+		c.Kill()
+		if t.Failed() {
+			t.Logf("consul %s output:\n%s", c.HTTPAddr, c.Output())
+		}
+	})
+	return c
+}
+
+// Start starts the agent (again: dev mode keeps no state) and waits until
+// it serves.
+func (c *Consul) Start() error {
+	c.mu.Lock()
+	c.log = &bytes.Buffer{}
+	c.cmd = exec.Command(c.bin, c.args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	err := c.cmd.Start()
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("start consul: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.ready() {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Kill()
+	return fmt.Errorf("consul not serving on %s within 30s:\n%s", c.HTTPAddr, c.Output())
+}
+
+func (c *Consul) ready() bool {
+	get := func(path string) string {
+		resp, err := http.Get("http://" + c.HTTPAddr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return ""
+		}
+		return string(b)
+	}
+	leader := get("/v1/status/leader")
+	return leader != "" && leader != `""` && strings.Contains(get("/v1/catalog/nodes"), "junction-test")
+}
+
+// Kill stops the agent with SIGKILL.
+func (c *Consul) Kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd != nil && c.cmd.Process != nil && c.cmd.ProcessState == nil {
+		_ = c.cmd.Process.Signal(syscall.SIGKILL)
+		_ = c.cmd.Wait()
+	}
+}
+
+// Output returns what the agent printed since it was last started; call it
+// after Kill.
+func (c *Consul) Output() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.log == nil {
+		return ""
+	}
+	return c.log.String()
+}
