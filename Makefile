@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test deps lint generate run tools bench guarantees clean
+.PHONY: build test deps deps-apt lint generate run tools bench guarantees clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -19,8 +19,12 @@ build:
 run: build
 	./bin/junction server
 
-# deps installs ZooKeeper and protoc from Debian when missing (.ci/deps).
-deps:
+# deps installs ZooKeeper and protoc from Debian when missing (.ci/deps) and
+# builds Consul from the Go module proxy into the user cache (.ci/consul).
+deps: deps-apt
+	@bash .ci/consul
+
+deps-apt:
 	@bash .ci/deps
 
 # Packages run one at a time (-p 1): several of them start real servers
@@ -53,7 +57,7 @@ tools:
 	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION) \
 	  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 
-generate: deps tools
+generate: deps-apt tools
 	cd api && protoc -I . -I /usr/include \
 	  --go_out=paths=source_relative:. \
 	  --go-grpc_out=paths=source_relative:. \

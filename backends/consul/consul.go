@@ -39,6 +39,8 @@ type Config struct {
 	// DeregisterAfter later.
 	CheckTTL        time.Duration
 	DeregisterAfter time.Duration
+	// WatchWait is how long one blocking query waits for a change.
+	WatchWait time.Duration
 	// ExpiryInterval is how often Junction session deadlines are checked.
 	ExpiryInterval time.Duration
 	TLS            api.TLSConfig
@@ -47,7 +49,7 @@ type Config struct {
 // ConfigFromURL reads a consul:// (or consul+https://) URL.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	cfg := Config{Address: u.Host, Scheme: "http", Prefix: "junction", CheckTTL: 15 * time.Second,
-		DeregisterAfter: time.Minute, ExpiryInterval: 100 * time.Millisecond}
+		DeregisterAfter: time.Minute, WatchWait: 10 * time.Second, ExpiryInterval: 100 * time.Millisecond}
 	if u.Scheme == "consul+https" {
 		cfg.Scheme = "https"
 	}
@@ -88,6 +90,12 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 			cfg.TLS.Address = v
 		case "insecure-skip-verify":
 			cfg.TLS.InsecureSkipVerify, _ = strconv.ParseBool(v)
+		case "watch-wait":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > 10*time.Minute {
+				return cfg, model.Invalid(k, "%q is not a duration between 100ms and 10m (Consul's limit)", v)
+			}
+			cfg.WatchWait = d
 		case "check-ttl", "deregister-after":
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Second {
@@ -102,7 +110,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 				cfg.DeregisterAfter = d
 			}
 		default:
-			return cfg, model.Invalid(k, "unknown consul:// option; known: token, dc, prefix, tls, ca, cert, key, server-name, insecure-skip-verify, check-ttl, deregister-after")
+			return cfg, model.Invalid(k, "unknown consul:// option; known: token, dc, prefix, tls, ca, cert, key, server-name, insecure-skip-verify, check-ttl, deregister-after, watch-wait")
 		}
 	}
 	return cfg, nil
@@ -157,7 +165,10 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("consul at %s: %w: %w", cfg.Address, err, model.ErrUnavailable)
+			if !errors.Is(err, model.ErrUnavailable) {
+				err = fmt.Errorf("%w: %w", err, model.ErrUnavailable)
+			}
+			return nil, fmt.Errorf("consul at %s: %w", cfg.Address, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

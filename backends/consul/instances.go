@@ -206,7 +206,11 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	if err := d.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
 		return 0, mapErr(err)
 	}
-	var err error
+	// A re-registered check keeps its status: set Junction's flag explicitly.
+	err := d.client.Agent().UpdateTTLOpts(healthCheckPrefix+sid, "set through Junction", status, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return 0, mapErr(err)
+	}
 	if inst.Enabled {
 		err = d.client.Agent().DisableServiceMaintenanceOpts(sid, (&api.QueryOptions{}).WithContext(ctx))
 	} else {

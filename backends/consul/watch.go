@@ -13,9 +13,6 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-// blockWait is how long one blocking query waits for a change.
-const blockWait = 60 * time.Second
-
 // watcher follows a service or a config with Consul blocking queries. A
 // blocking query answers with the newest state only, so the watcher diffs
 // it against its view and must prove it saw every change:
@@ -28,7 +25,10 @@ const blockWait = 60 * time.Second
 //     CreateIndex tells a re-creation, so an update that skipped a version
 //     or a delete-and-create between polls emits a RESET;
 //   - an index that goes backwards (a restored or replaced server) resets
-//     the index and emits a RESET, as Consul advises.
+//     the index and emits a RESET, as Consul advises; after a failed poll
+//     the next one does not block, so that a lower index is seen at once,
+//     and a watcher that was idle sees it when its blocking query ends,
+//     within Config.WatchWait (Consul blocks until the index passes ours).
 //
 // Errors back off with jitter, and the next successful poll is diffed as
 // usual: the full state is always re-read, so nothing is lost, only
@@ -140,7 +140,13 @@ func (w *watcher) poll(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(w.ctx, cancel)
 	defer stop()
-	q := (&api.QueryOptions{RequireConsistent: true, WaitIndex: w.index, WaitTime: blockWait}).WithContext(ctx)
+	q := (&api.QueryOptions{RequireConsistent: true, WaitIndex: w.index, WaitTime: w.d.cfg.WatchWait}).WithContext(ctx)
+	if w.backoff > 0 {
+		// After a failure, read at once: a server that came back with less
+		// state has a lower index, and a blocking query would wait for the
+		// index to pass ours before it let us see that.
+		q.WaitIndex = 0
+	}
 	var err error
 	if w.req.Service != nil {
 		err = w.pollService(q)

@@ -32,8 +32,9 @@ allows them, and prints the matrix: one row per scenario, one column per backend
 the figures measured.
 
 Backends: raft (the built-in store, in process), etcd (embedded in the runner),
-zookeeper (Debian's package, started by the runner), or NAME=URL for a store you run
-(etcd=etcd://10.0.0.1:2379, zk=zk://10.0.0.2:2181; process faults are then skipped).
+zookeeper (Debian's package, started by the runner), consul (the binary .ci/consul
+builds, started by the runner), or NAME=URL for a store you run (etcd=etcd://10.0.0.1:2379,
+zk=zk://10.0.0.2:2181, consul=consul://10.0.0.3:8500; process faults are then skipped).
 Default: every backend this machine can run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,7 +56,7 @@ Default: every backend this machine can run.`,
 			}()
 			local := backends
 			if len(local) == 0 {
-				local = []string{"raft", "etcd", "zookeeper"}
+				local = []string{"raft", "etcd", "zookeeper", "consul"}
 			}
 			for _, b := range local {
 				name, rawURL, external := strings.Cut(b, "=")
@@ -138,7 +139,7 @@ Default: every backend this machine can run.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, etcd, zookeeper, or NAME=URL (repeatable)")
+	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, etcd, zookeeper, consul, or NAME=URL (repeatable)")
 	f.StringSliceVar(&scenarios, "scenarios", nil, "scenarios to run (default all): "+scenarioNames())
 	f.StringVar(&format, "format", "md", "report format: md, json or html")
 	f.StringVar(&out, "out", "", "write DIR/guarantees.FORMAT (and failure artifacts) instead of standard output")

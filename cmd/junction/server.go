@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/junctionhq/junction/backends"
+	_ "github.com/junctionhq/junction/backends/consul"    // consul:// driver
 	_ "github.com/junctionhq/junction/backends/etcd"      // etcd:// driver
 	_ "github.com/junctionhq/junction/backends/raftstore" // raft:// driver
 	_ "github.com/junctionhq/junction/backends/zookeeper" // zk:// driver

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/zookeeper"
@@ -28,7 +29,7 @@ import (
 // inject into it. A nil fault is one the target does not support; the
 // scenarios that need it report "n/a".
 type Target struct {
-	// Name heads the target's column: raft, etcd, zookeeper.
+	// Name heads the target's column: raft, etcd, zookeeper, consul.
 	Name string
 	// Label says exactly what was measured, e.g. "etcd 3.7.3 (embedded)".
 	Label string
@@ -122,6 +123,31 @@ func ZooKeeperTarget(dir string) (*Target, error) {
 		Close: func() { proxy.Close(); z.Kill() }}, nil
 }
 
+// ConsulTarget starts Consul (the binary .ci/consul builds) as a
+// single server keeping its data in dir, reached through a fault proxy on
+// its HTTP API.
+func ConsulTarget(dir string) (*Target, error) {
+	c, err := servers.StartConsul(dir)
+	if err != nil {
+		return nil, err
+	}
+	proxy, err := faults.NewProxy(c.HTTPAddr)
+	if err != nil {
+		c.Kill()
+		return nil, err
+	}
+	return &Target{Name: "consul", Label: "Consul " + servers.ConsulVersion + " (single server, child process)",
+		Open: func(ctx context.Context) (backends.Backend, error) {
+			return openURL(ctx, "consul://"+proxy.Addr()+"?prefix=guarantees&check-ttl=4s&watch-wait=2s", consulOpen)
+		},
+		Restart: func(ctx context.Context) error { c.Kill(); return c.Start() },
+		Pause:   c.Pause, Resume: c.Resume,
+		Stop:  func() error { c.Kill(); return nil },
+		Start: func(context.Context) error { return c.Start() },
+		Cut:   proxy.Cut, Heal: proxy.Heal,
+		Close: func() { proxy.Close(); c.Kill() }}, nil
+}
+
 // ExternalTarget measures a store the operator runs, by backend URL
 // (etcd://… or zk://…), through a fault proxy for network faults; the
 // store's process is not touched.
@@ -176,6 +202,14 @@ func zkOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
 	return zookeeper.Open(ctx, cfg)
 }
 
+func consulOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
+	cfg, err := consul.ConfigFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return consul.Open(ctx, cfg)
+}
+
 func openURL(ctx context.Context, raw string, open opener) (backends.Backend, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -189,7 +223,7 @@ func openURL(ctx context.Context, raw string, open opener) (backends.Backend, er
 // others did not.
 func LocalTargets(base string, names ...string) ([]*Target, error) {
 	if len(names) == 0 {
-		names = []string{"raft", "etcd", "zookeeper"}
+		names = []string{"raft", "etcd", "zookeeper", "consul"}
 	}
 	var (
 		out  []*Target
@@ -208,8 +242,10 @@ func LocalTargets(base string, names ...string) ([]*Target, error) {
 			t, err = EtcdTarget(dir)
 		case "zookeeper", "zk":
 			t, err = ZooKeeperTarget(dir)
+		case "consul":
+			t, err = ConsulTarget(dir)
 		default:
-			err = fmt.Errorf("unknown backend %q (raft, etcd, zookeeper, or NAME=URL)", n)
+			err = fmt.Errorf("unknown backend %q (raft, etcd, zookeeper, consul, or NAME=URL)", n)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n, err))

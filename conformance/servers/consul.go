@@ -38,8 +38,9 @@ func ConsulBinary() (string, error) {
 	return "", errors.New("no consul binary (run bash .ci/consul, or set JUNCTION_CONSUL)")
 }
 
-// Consul is a Consul agent in dev mode (a single server, state in memory)
-// running as a child process on free loopback ports.
+// Consul is a single-server Consul agent running as a child process on
+// free loopback ports: in dev mode (state in memory) or with a data
+// directory, so that a restart keeps its state.
 type Consul struct {
 	// HTTPAddr is the HTTP API's HOST:PORT; DNSAddr the DNS server's.
 	HTTPAddr, DNSAddr string
@@ -51,9 +52,11 @@ type Consul struct {
 	log  *bytes.Buffer
 }
 
-// StartConsul starts a dev-mode Consul agent and waits until it has a leader
-// and its own node is in the catalog.
-func StartConsul() (*Consul, error) {
+// StartConsul starts a Consul agent and waits until it has a leader and its
+// own node is in the catalog. With dir empty it runs in dev mode (a leader
+// in well under a second, nothing kept); otherwise it is a bootstrapped
+// single server keeping its data in dir (a leader in about two seconds).
+func StartConsul(dir string) (*Consul, error) {
 	bin, err := ConsulBinary()
 	if err != nil {
 		return nil, err
@@ -65,20 +68,24 @@ func StartConsul() (*Consul, error) {
 		}
 	}
 	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), DNSAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), bin: bin}
-	c.args = []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "junction-test",
+	c.args = []string{"agent", "-dev"}
+	if dir != "" {
+		c.args = []string{"agent", "-server", "-bootstrap-expect", "1", "-data-dir", dir, "-ui=false",
+			"-hcl", "performance { raft_multiplier = 1 }"}
+	}
+	c.args = append(c.args, "-bind", "127.0.0.1", "-client", "127.0.0.1", "-node", "junction-test",
 		"-http-port", fmt.Sprint(ports[0]), "-dns-port", fmt.Sprint(ports[1]), "-serf-lan-port", fmt.Sprint(ports[2]),
 		"-serf-wan-port", fmt.Sprint(ports[3]), "-server-port", fmt.Sprint(ports[4]),
-		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "warn",
-		"-hcl", `check_update_interval = "0s"`}
+		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "warn")
 	return c, c.Start()
 }
 
-// Consul starts a dev-mode Consul agent for a test; it is stopped when the
+// ConsulAgent starts a dev-mode Consul agent for a test; it is stopped when the
 // test ends. Without a consul binary the test skips, or fails when
 // JUNCTION_REQUIRE_BACKENDS lists consul.
 func ConsulAgent(t testing.TB) *Consul {
 	t.Helper()
-	c, err := StartConsul()
+	c, err := StartConsul("")
 	if err != nil {
 		unavailable(t, "consul", "%v", err)
 	}
@@ -136,6 +143,7 @@ func (c *Consul) Kill() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cmd != nil && c.cmd.Process != nil && c.cmd.ProcessState == nil {
+		_ = c.cmd.Process.Signal(syscall.SIGCONT)
 		_ = c.cmd.Process.Signal(syscall.SIGKILL)
 		_ = c.cmd.Wait()
 	}
@@ -150,4 +158,19 @@ func (c *Consul) Output() string {
 		return ""
 	}
 	return c.log.String()
+}
+
+// Pause freezes the agent (SIGSTOP).
+func (c *Consul) Pause() error { return c.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused agent (SIGCONT).
+func (c *Consul) Resume() error { return c.signal(syscall.SIGCONT) }
+
+func (c *Consul) signal(s syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil || c.cmd.Process == nil || c.cmd.ProcessState != nil {
+		return errors.New("consul is not running")
+	}
+	return c.cmd.Process.Signal(s)
 }

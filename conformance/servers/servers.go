@@ -1,6 +1,7 @@
 // Package servers starts real coordination stores on loopback for tests:
-// etcd embedded in the test process, ZooKeeper from Debian's package as a
-// child process. Each is stopped when the test ends.
+// etcd embedded in the test process, ZooKeeper from Debian's package and
+// Consul (built by .ci/consul) as child processes. Each is stopped when the
+// test ends.
 //
 // A store that cannot be started skips the test with a clear message,
 // unless its name is listed in JUNCTION_REQUIRE_BACKENDS (comma-separated,

@@ -1,0 +1,35 @@
+// Package consul is Junction's driver for HashiCorp Consul, on the official
+// client github.com/hashicorp/consul/api.
+//
+// Open it with a URL naming a Consul agent's HTTP API:
+//
+//	consul://HOST:PORT?token=T&dc=DC&prefix=junction&check-ttl=15s&deregister-after=1m&watch-wait=10s
+//	consul+https://HOST:PORT?ca=CA.pem&cert=C.pem&key=K.pem
+//
+// Instances are Consul services registered through the agent, so they are
+// first-class catalog entries: the health API, the UI and DNS see them. A
+// Junction instance becomes the service NAME with ID
+// junction:NAMESPACE:GROUP:NAME:INSTANCE_ID, a junction:NAMESPACE/GROUP tag,
+// its metadata as service meta next to Junction's junction-* keys, its
+// weight as Consul weights, a TTL check junction-health:ID holding its
+// healthy flag, Consul's maintenance mode when it is disabled and, for
+// ephemeral instances, a TTL check junction-session:ID. Services registered
+// in Consul by other tools read as public/DEFAULT_GROUP instances.
+//
+// Sessions: Consul's own sessions have a 10s floor, so the driver keeps
+// Junction sessions with their exact TTLs and deregisters an expired
+// session's instances itself, while passing their session checks every
+// check-ttl/3. If the gateway dies the checks lapse: Consul marks the
+// instances critical after check-ttl and deregisters them deregister-after
+// later (Consul's minimum is one minute, reaped every 30s). A session is
+// served by the gateway that created it.
+//
+// Configs live in the KV store: the raw content at
+// PREFIX/configs/NAMESPACE/GROUP/DATA_ID with Junction's version counter in
+// the flags, and the content type and times at PREFIX/config-meta/…,
+// written in the same transaction. Compare-and-set compares ModifyIndex.
+//
+// Revisions are Consul Raft indexes. Writes return once the catalog holds
+// them. Reads are ?consistent unless stale is asked for. Watches are
+// blocking queries; see watcher for when they emit a RESET.
+package consul
