@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/servers"
@@ -17,7 +18,7 @@ import (
 
 // BenchmarkBackends runs the same workloads through the gateway over every
 // backend, side by side in one run: the built-in store, a real etcd
-// (embedded) and a real ZooKeeper.
+// (embedded), a real ZooKeeper and a real Consul agent (dev mode).
 func BenchmarkBackends(b *testing.B) {
 	open := map[string]func(b *testing.B) *env{
 		"raft": func(b *testing.B) *env { return start(b) },
@@ -26,6 +27,19 @@ func BenchmarkBackends(b *testing.B) {
 			u, _ := url.Parse("etcd://" + ep)
 			cfg, _ := etcd.ConfigFromURL(u)
 			d, err := etcd.Open(context.Background(), cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { d.Close() })
+			return startOn(b, d, gateway.DefaultConfig())
+		},
+		"consul": func(b *testing.B) *env {
+			c := servers.ConsulAgent(b)
+			u, _ := url.Parse("consul://" + c.HTTPAddr)
+			cfg, _ := consul.ConfigFromURL(u)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			d, err := consul.Open(ctx, cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -46,7 +60,7 @@ func BenchmarkBackends(b *testing.B) {
 			return startOn(b, d, gateway.DefaultConfig())
 		},
 	}
-	for _, name := range []string{"raft", "etcd", "zk"} {
+	for _, name := range []string{"raft", "etcd", "zk", "consul"} {
 		b.Run(name, func(b *testing.B) {
 			e := open[name](b)
 			ctx := context.Background()

@@ -134,14 +134,17 @@ type entry struct {
 	write string
 }
 
-// await blocks until the catalog's view of a Consul service name satisfies
-// done, and returns the index of that view.
-func (d *Driver) await(ctx context.Context, name string, done func([]*api.ServiceEntry) (int64, bool)) (int64, error) {
+// await blocks until the catalog's entries of the Consul service sid
+// (of the service name) satisfy done, and returns done's revision. The
+// query is filtered on the server to that one service, so waiting costs
+// the same however many instances the name has.
+func (d *Driver) await(ctx context.Context, name, sid string, done func([]*api.ServiceEntry) (int64, bool)) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, catalogSyncTimeout)
 	defer cancel()
 	var idx uint64
 	for {
-		q := (&api.QueryOptions{RequireConsistent: true, WaitIndex: idx, WaitTime: 5 * time.Second}).WithContext(ctx)
+		q := (&api.QueryOptions{RequireConsistent: true, WaitIndex: idx, WaitTime: 5 * time.Second,
+			Filter: "Service.ID == " + strconv.Quote(sid)}).WithContext(ctx)
 		entries, meta, err := d.readService(q, name)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -203,19 +206,19 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 			Notes: "passed while the instance's Junction session lives", TTL: d.cfg.CheckTTL.String(),
 			Status: api.HealthPassing, DeregisterCriticalServiceAfter: d.cfg.DeregisterAfter.String()})
 	}
+	if !inst.Enabled {
+		// Consul's maintenance mode is a critical check with this ID. It is
+		// part of the registration, so a disabled instance never shows as
+		// enabled in between; re-registering without it (replacing existing
+		// checks) ends maintenance.
+		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{CheckID: maintenancePrefix + sid, Name: "Service Maintenance Mode",
+			Notes: "disabled through Junction", TTL: healthCheckTTL, Status: api.HealthCritical})
+	}
 	if err := d.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
 		return 0, mapErr(err)
 	}
 	// A re-registered check keeps its status: set Junction's flag explicitly.
 	err := d.client.Agent().UpdateTTLOpts(healthCheckPrefix+sid, "set through Junction", status, (&api.QueryOptions{}).WithContext(ctx))
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	if inst.Enabled {
-		err = d.client.Agent().DisableServiceMaintenanceOpts(sid, (&api.QueryOptions{}).WithContext(ctx))
-	} else {
-		err = d.client.Agent().EnableServiceMaintenanceOpts(sid, "disabled through Junction", (&api.QueryOptions{}).WithContext(ctx))
-	}
 	if err != nil {
 		return 0, mapErr(err)
 	}
@@ -232,7 +235,7 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		_, _ = d.deregisterLocal(ctx, svc.Service, sid)
 		return 0, errSession
 	}
-	return d.await(ctx, svc.Service, func(entries []*api.ServiceEntry) (int64, bool) {
+	return d.await(ctx, svc.Service, sid, func(entries []*api.ServiceEntry) (int64, bool) {
 		e, ok := instancesOf(svc, entries)[inst.ID]
 		return e.inst.Revision, ok && e.write == nonce && e.inst.Enabled == inst.Enabled && e.inst.Healthy == inst.Healthy
 	})
@@ -275,14 +278,14 @@ func (d *Driver) deregisterLocal(ctx context.Context, name, sid string) (int64, 
 }
 
 func (d *Driver) awaitGone(ctx context.Context, name, sid string) (int64, error) {
-	_, err := d.await(ctx, name, func(entries []*api.ServiceEntry) (int64, bool) {
+	_, err := d.await(ctx, name, sid, func(entries []*api.ServiceEntry) (int64, bool) {
 		return 0, !slices.ContainsFunc(entries, func(e *api.ServiceEntry) bool { return e.Service.ID == sid })
 	})
 	if err != nil {
 		return 0, err
 	}
 	// The index of the view without it: read once more for the header.
-	_, meta, err := d.readService((&api.QueryOptions{RequireConsistent: true}).WithContext(ctx), name)
+	_, meta, err := d.readService((&api.QueryOptions{RequireConsistent: true, Filter: "Service.ID == " + strconv.Quote(sid)}).WithContext(ctx), name)
 	if err != nil {
 		return 0, err
 	}
