@@ -41,6 +41,8 @@ type Config struct {
 	DeregisterAfter time.Duration
 	// WatchWait is how long one blocking query waits for a change.
 	WatchWait time.Duration
+	// WatchRate bounds the blocking queries per second of one watch.
+	WatchRate int
 	// ExpiryInterval is how often Junction session deadlines are checked.
 	ExpiryInterval time.Duration
 	TLS            api.TLSConfig
@@ -49,7 +51,7 @@ type Config struct {
 // ConfigFromURL reads a consul:// (or consul+https://) URL.
 func ConfigFromURL(u *url.URL) (Config, error) {
 	cfg := Config{Address: u.Host, Scheme: "http", Prefix: "junction", CheckTTL: 15 * time.Second,
-		DeregisterAfter: time.Minute, WatchWait: 10 * time.Second, ExpiryInterval: 100 * time.Millisecond}
+		DeregisterAfter: time.Minute, WatchWait: 10 * time.Second, WatchRate: 100, ExpiryInterval: 100 * time.Millisecond}
 	if u.Scheme == "consul+https" {
 		cfg.Scheme = "https"
 	}
@@ -96,6 +98,12 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 				return cfg, model.Invalid(k, "%q is not a duration between 100ms and 10m (Consul's limit)", v)
 			}
 			cfg.WatchWait = d
+		case "watch-rate":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return cfg, model.Invalid(k, "%q is not a positive number of queries per second", v)
+			}
+			cfg.WatchRate = n
 		case "check-ttl", "deregister-after":
 			d, err := time.ParseDuration(v)
 			if err != nil || d < time.Second {
@@ -110,7 +118,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 				cfg.DeregisterAfter = d
 			}
 		default:
-			return cfg, model.Invalid(k, "unknown consul:// option; known: token, dc, prefix, tls, ca, cert, key, server-name, insecure-skip-verify, check-ttl, deregister-after, watch-wait")
+			return cfg, model.Invalid(k, "unknown consul:// option; known: token, dc, prefix, tls, ca, cert, key, server-name, insecure-skip-verify, check-ttl, deregister-after, watch-wait, watch-rate")
 		}
 	}
 	return cfg, nil

@@ -17,7 +17,7 @@ type harness struct{ d *consul.Driver }
 func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
 func (h *harness) HistoryWindow() int                    { return 0 } // blocking queries replay nothing
 
-func open(t *testing.T, addr, query string) *consul.Driver {
+func open(t testing.TB, addr, query string) *consul.Driver {
 	t.Helper()
 	u, _ := url.Parse("consul://" + addr + "?" + query)
 	cfg, err := consul.ConfigFromURL(u)

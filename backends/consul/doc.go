@@ -31,5 +31,9 @@
 //
 // Revisions are Consul Raft indexes. Writes return once the catalog holds
 // them. Reads are ?consistent unless stale is asked for. Watches are
-// blocking queries; see watcher for when they emit a RESET.
+// blocking queries, rate-limited per watch. A blocking query returns only
+// the newest state, so a watch emits an event only when it can prove it saw
+// every change: one changed instance per answer, a config version one
+// higher than the last; anything else (several changes, a skipped version,
+// a delete-and-recreate, an index that went backwards) is a RESET.
 package consul

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"golang.org/x/time/rate"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/model"
@@ -32,7 +33,10 @@ import (
 //
 // Errors back off with jitter, and the next successful poll is diffed as
 // usual: the full state is always re-read, so nothing is lost, only
-// collapsed, and collapsing is what the rules above detect.
+// collapsed, and collapsing is what the rules above detect. As Consul
+// advises, polls are also rate-limited (Config.WatchRate per second, with
+// as large a burst): a key that changes faster than that is delivered as
+// RESETs of its newest state instead of one query per change.
 type watcher struct {
 	d      *Driver
 	req    backends.WatchRequest
@@ -44,6 +48,7 @@ type watcher struct {
 	cfg     *model.Config             // configs: the current value, nil when absent
 	pending []model.Event
 	backoff time.Duration
+	limit   *rate.Limiter
 }
 
 // Watch implements backends.Watches.
@@ -51,7 +56,7 @@ func (d *Driver) Watch(ctx context.Context, req backends.WatchRequest) (backends
 	if (req.Service == nil) == (req.Config == nil) {
 		return nil, model.Invalid("watch", "exactly one of service and config must be set")
 	}
-	w := &watcher{d: d, req: req}
+	w := &watcher{d: d, req: req, limit: rate.NewLimiter(rate.Limit(d.cfg.WatchRate), max(1, d.cfg.WatchRate))}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	if err := w.start(ctx); err != nil {
 		w.cancel()
@@ -140,6 +145,12 @@ func (w *watcher) poll(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(w.ctx, cancel)
 	defer stop()
+	if err := w.limit.Wait(ctx); err != nil {
+		if w.ctx.Err() != nil {
+			return fmt.Errorf("consul: watch closed: %w", w.ctx.Err())
+		}
+		return ctx.Err()
+	}
 	q := (&api.QueryOptions{RequireConsistent: true, WaitIndex: w.index, WaitTime: w.d.cfg.WatchWait}).WithContext(ctx)
 	if w.backoff > 0 {
 		// After a failure, read at once: a server that came back with less
