@@ -99,6 +99,7 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 			defer wg.Done()
 			var lastValue string
 			var lastRev int64
+			var seen int
 			for n := 0; time.Now().Before(end); n++ {
 				octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				call := time.Now()
@@ -126,6 +127,18 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 					record(c, regInput{op: "cas", value: v, expected: lastValue}, out, call, time.Now())
 				}
 				cancel()
+				mu.Lock()
+				failed := unknown > seen
+				seen = unknown
+				mu.Unlock()
+				if failed {
+					// Back off after a failed write, as a real client does: a
+					// store that is down would otherwise collect hundreds of
+					// unknown-outcome writes, each of which may take effect at
+					// any later time, and the checker's search grows
+					// exponentially with them.
+					time.Sleep(200 * time.Millisecond)
+				}
 			}
 		}()
 	}
