@@ -2,8 +2,6 @@ package consul
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/heldsessions"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -124,13 +123,6 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	return cfg, nil
 }
 
-// session is a Junction session held by this driver.
-type session struct {
-	ttl      time.Duration
-	deadline time.Time
-	services map[string]string // Consul service ID → Consul service name
-}
-
 // Driver is the Consul backend.
 type Driver struct {
 	cfg       Config
@@ -139,9 +131,9 @@ type Driver struct {
 	node      string // the agent's node name
 	log       *slog.Logger
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	dying    map[string]*session // expired, services not yet all deregistered: retried
+	// sessions: Junction sessions and the Consul services (ID → name) each
+	// owns.
+	sessions *heldsessions.Table[string, string]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -162,7 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, model.Invalid("backend", "consul client: %v", err)
 	}
 	d := &Driver{cfg: cfg, client: client, transport: ac.Transport, log: slog.Default().With("backend", "consul"),
-		sessions: map[string]*session{}, dying: map[string]*session{}, stop: make(chan struct{})}
+		sessions: heldsessions.New[string, string](), stop: make(chan struct{})}
 	for {
 		leader, err := d.leader(ctx)
 		if err == nil && leader != "" {
@@ -245,12 +237,6 @@ func mapErr(err error) error {
 
 var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
 
-func newSessionID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // CreateSession implements backends.Sessions. Sessions are held by the
 // driver with their exact TTLs (Consul's own sessions have a 10s floor).
 func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
@@ -261,43 +247,35 @@ func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Se
 	if err != nil {
 		return model.Session{}, 0, err
 	}
-	id := newSessionID()
-	d.mu.Lock()
-	d.sessions[id] = &session{ttl: ttl, deadline: time.Now().Add(ttl), services: map[string]string{}}
-	d.mu.Unlock()
+	id := heldsessions.NewID()
+	d.sessions.Add(id, ttl)
 	return model.Session{ID: id, TTL: ttl}, st.Revision, nil
 }
 
 // KeepAlive implements backends.Sessions.
 func (d *Driver) KeepAlive(ctx context.Context, id string) (model.Session, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, ok := d.sessions[id]
+	ttl, ok := d.sessions.KeepAlive(id)
 	if !ok {
 		return model.Session{}, errSession
 	}
-	s.deadline = time.Now().Add(s.ttl)
-	return model.Session{ID: id, TTL: s.ttl}, nil
+	return model.Session{ID: id, TTL: ttl}, nil
 }
 
 // CloseSession implements backends.Sessions.
 func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
-	d.mu.Lock()
-	s, ok := d.sessions[id]
-	delete(d.sessions, id)
-	d.mu.Unlock()
+	services, ok := d.sessions.Close(id)
 	if !ok {
 		return 0, errSession
 	}
-	return d.removeSession(ctx, s)
+	return d.removeSession(ctx, services)
 }
 
 // removeSession deregisters a session's instances and returns the revision
 // after.
-func (d *Driver) removeSession(ctx context.Context, s *session) (int64, error) {
+func (d *Driver) removeSession(ctx context.Context, services map[string]string) (int64, error) {
 	var rev int64
 	var errs []error
-	for sid, name := range s.services {
+	for sid, name := range services {
 		r, err := d.deregisterLocal(ctx, name, sid)
 		if err != nil && !errors.Is(err, model.ErrNotFound) {
 			errs = append(errs, err)
@@ -310,43 +288,12 @@ func (d *Driver) removeSession(ctx context.Context, s *session) (int64, error) {
 
 func (d *Driver) expireSessions() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.ExpiryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		d.mu.Lock()
-		due := map[string]*session{}
-		for id, s := range d.dying {
-			due[id] = s
-		}
-		for id, s := range d.sessions {
-			if now.After(s.deadline) {
-				due[id] = s
-				delete(d.sessions, id)
-			}
-		}
-		d.mu.Unlock()
-		for id, s := range due {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := d.removeSession(ctx, s)
-			cancel()
-			d.mu.Lock()
-			if err != nil {
-				if _, retrying := d.dying[id]; !retrying {
-					d.log.Warn("expired session's instances not all deregistered; retrying", "session", id, "err", err)
-				}
-				d.dying[id] = s
-			} else {
-				delete(d.dying, id)
-			}
-			d.mu.Unlock()
-		}
-	}
+	d.sessions.Run(d.stop, d.cfg.ExpiryInterval, d.log, func(_ string, services map[string]string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := d.removeSession(ctx, services)
+		return err
+	})
 }
 
 // passChecks keeps the session checks of live sessions' instances passing.
@@ -360,19 +307,13 @@ func (d *Driver) passChecks() {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		var checks []string
-		for _, s := range d.sessions {
-			for sid := range s.services {
-				checks = append(checks, sessionCheckPrefix+sid)
+		d.sessions.Each(func(_ string, _ time.Duration, services map[string]string) {
+			for sid := range services {
+				if err := d.client.Agent().UpdateTTL(sessionCheckPrefix+sid, "junction session alive", api.HealthPassing); err != nil {
+					d.log.Debug("passing session check", "service", sid, "err", err)
+				}
 			}
-		}
-		d.mu.Unlock()
-		for _, c := range checks {
-			if err := d.client.Agent().UpdateTTL(c, "junction session alive", api.HealthPassing); err != nil {
-				d.log.Debug("passing session check", "check", c, "err", err)
-			}
-		}
+		})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/heldsessions"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -173,15 +174,10 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		return 0, err
 	}
 	sid := serviceID(svc, inst.ID)
-	if inst.Ephemeral {
-		d.mu.Lock()
-		_, ok := d.sessions[inst.Session]
-		d.mu.Unlock()
-		if !ok {
-			return 0, errSession
-		}
+	if inst.Ephemeral && !d.sessions.Live(inst.Session) {
+		return 0, errSession
 	}
-	nonce := newSessionID()[:16]
+	nonce := heldsessions.NewID()[:16]
 	meta := maps.Clone(inst.Metadata)
 	if meta == nil {
 		meta = map[string]string{}
@@ -222,16 +218,8 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	if err != nil {
 		return 0, mapErr(err)
 	}
-	d.mu.Lock()
-	for _, s := range d.sessions {
-		delete(s.services, sid)
-	}
-	s, live := d.sessions[inst.Session]
-	if inst.Ephemeral && live {
-		s.services[sid] = svc.Service
-	}
-	d.mu.Unlock()
-	if inst.Ephemeral && !live { // expired while registering: take it back
+	d.sessions.Forget(sid)
+	if inst.Ephemeral && !d.sessions.Own(inst.Session, sid, svc.Service) { // expired while registering: take it back
 		_, _ = d.deregisterLocal(ctx, svc.Service, sid)
 		return 0, errSession
 	}
@@ -253,11 +241,7 @@ func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string
 	if !ok {
 		return 0, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
 	}
-	d.mu.Lock()
-	for _, s := range d.sessions {
-		delete(s.services, e.sid)
-	}
-	d.mu.Unlock()
+	d.sessions.Forget(e.sid)
 	if e.node == d.node {
 		return d.deregisterLocal(ctx, svc.Service, e.sid)
 	}

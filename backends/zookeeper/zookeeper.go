@@ -3,8 +3,6 @@ package zookeeper
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,11 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/heldsessions"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -81,13 +81,6 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	return cfg, nil
 }
 
-// session is a Junction session held by this driver.
-type session struct {
-	ttl      time.Duration
-	deadline time.Time
-	nodes    map[string][]byte // ephemeral instance path → data
-}
-
 // Driver is the ZooKeeper backend.
 type Driver struct {
 	cfg  Config
@@ -95,10 +88,10 @@ type Driver struct {
 	log  *slog.Logger
 	acl  []zk.ACL
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	dying    map[string]*session // expired, nodes not yet all deleted: retried
-	zkSID    int64               // the ZooKeeper session our nodes belong to
+	// sessions: Junction sessions and the ephemeral nodes (path → data)
+	// each owns.
+	sessions *heldsessions.Table[string, []byte]
+	zkSID    atomic.Int64 // the ZooKeeper session our nodes belong to
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -118,8 +111,8 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: %w", err)
 	}
-	d := &Driver{cfg: cfg, conn: conn, log: log, acl: zk.WorldACL(zk.PermAll), sessions: map[string]*session{},
-		dying: map[string]*session{}, stop: make(chan struct{})}
+	d := &Driver{cfg: cfg, conn: conn, log: log, acl: zk.WorldACL(zk.PermAll), sessions: heldsessions.New[string, []byte](),
+		stop: make(chan struct{})}
 	if cfg.Username != "" {
 		if err := conn.AddAuth("digest", []byte(cfg.Username+":"+cfg.Password)); err != nil {
 			conn.Close()
@@ -136,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	d.zkSID = conn.SessionID()
+	d.zkSID.Store(conn.SessionID())
 	d.wg.Add(2)
 	go d.followSession(events)
 	go d.expireSessions()
@@ -176,11 +169,8 @@ func (d *Driver) followSession(events <-chan zk.Event) {
 				continue
 			}
 			sid := d.conn.SessionID()
-			d.mu.Lock()
-			changed := sid != d.zkSID
-			old := d.zkSID
-			d.zkSID = sid
-			d.mu.Unlock()
+			old := d.zkSID.Swap(sid)
+			changed := sid != old
 			if changed {
 				d.log.Warn("zookeeper session replaced; re-creating ephemeral nodes", "old", old, "new", sid)
 				d.redo()
@@ -190,24 +180,14 @@ func (d *Driver) followSession(events <-chan zk.Event) {
 }
 
 func (d *Driver) redo() {
-	d.mu.Lock()
-	type node struct {
-		path string
-		data []byte
-	}
-	var nodes []node
-	for id, s := range d.sessions {
-		nodes = append(nodes, node{d.sessionPath(id), sessionData(s.ttl)})
-		for p, data := range s.nodes {
-			nodes = append(nodes, node{p, data})
+	d.sessions.Each(func(id string, ttl time.Duration, nodes map[string][]byte) {
+		nodes[d.sessionPath(id)] = sessionData(ttl)
+		for p, data := range nodes {
+			if _, err := d.putEphemeral(p, data); err != nil {
+				d.log.Warn("re-create ephemeral node failed", "path", p, "err", err)
+			}
 		}
-	}
-	d.mu.Unlock()
-	for _, n := range nodes {
-		if _, err := d.putEphemeral(n.path, n.data); err != nil {
-			d.log.Warn("re-create ephemeral node failed", "path", n.path, "err", err)
-		}
-	}
+	})
 }
 
 func (d *Driver) sessionPath(id string) string { return d.cfg.Prefix + "/sessions/" + id }
@@ -279,57 +259,43 @@ func (d *Driver) put(p string, data []byte, flags int32) (*zk.Stat, error) {
 	return nil, fmt.Errorf("zookeeper: %s keeps changing under us: %w", p, model.ErrUnavailable)
 }
 
-func newSessionID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // CreateSession implements backends.Sessions.
 func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
 	if err := model.ValidateTTL(ttl); err != nil {
 		return model.Session{}, 0, err
 	}
-	id := newSessionID()
+	id := heldsessions.NewID()
 	st, err := d.putEphemeral(d.sessionPath(id), sessionData(ttl))
 	if err != nil {
 		return model.Session{}, 0, err
 	}
-	d.mu.Lock()
-	d.sessions[id] = &session{ttl: ttl, deadline: time.Now().Add(ttl), nodes: map[string][]byte{}}
-	d.mu.Unlock()
+	d.sessions.Add(id, ttl)
 	return model.Session{ID: id, TTL: ttl}, st.Mzxid, nil
 }
 
 // KeepAlive implements backends.Sessions.
 func (d *Driver) KeepAlive(ctx context.Context, id string) (model.Session, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, ok := d.sessions[id]
+	ttl, ok := d.sessions.KeepAlive(id)
 	if !ok {
 		return model.Session{}, errSession
 	}
-	s.deadline = time.Now().Add(s.ttl)
-	return model.Session{ID: id, TTL: s.ttl}, nil
+	return model.Session{ID: id, TTL: ttl}, nil
 }
 
 // CloseSession implements backends.Sessions.
 func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
-	d.mu.Lock()
-	s, ok := d.sessions[id]
-	delete(d.sessions, id)
-	d.mu.Unlock()
+	nodes, ok := d.sessions.Close(id)
 	if !ok {
 		return 0, errSession
 	}
-	return d.removeSession(id, s)
+	return d.removeSession(id, nodes)
 }
 
 // removeSession deletes a session's nodes and returns the revision after.
-func (d *Driver) removeSession(id string, s *session) (int64, error) {
+func (d *Driver) removeSession(id string, nodes map[string][]byte) (int64, error) {
 	var rev int64
 	var errs []error
-	for _, p := range slices.Sorted(maps.Keys(s.nodes)) {
+	for _, p := range slices.Sorted(maps.Keys(nodes)) {
 		if err := d.conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			errs = append(errs, mapErr(err))
 			continue
@@ -346,41 +312,10 @@ func (d *Driver) removeSession(id string, s *session) (int64, error) {
 
 func (d *Driver) expireSessions() {
 	defer d.wg.Done()
-	t := time.NewTicker(d.cfg.ExpiryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-d.stop:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		d.mu.Lock()
-		due := map[string]*session{}
-		for id, s := range d.dying {
-			due[id] = s
-		}
-		for id, s := range d.sessions {
-			if now.After(s.deadline) {
-				due[id] = s
-				delete(d.sessions, id)
-			}
-		}
-		d.mu.Unlock()
-		for id, s := range due {
-			_, err := d.removeSession(id, s)
-			d.mu.Lock()
-			if err != nil {
-				if _, retrying := d.dying[id]; !retrying {
-					d.log.Warn("expired session's nodes not all removed; retrying", "session", id, "err", err)
-				}
-				d.dying[id] = s
-			} else {
-				delete(d.dying, id)
-			}
-			d.mu.Unlock()
-		}
-	}
+	d.sessions.Run(d.stop, d.cfg.ExpiryInterval, d.log, func(id string, nodes map[string][]byte) error {
+		_, err := d.removeSession(id, nodes)
+		return err
+	})
 }
 
 // serviceDir is the znode of a service.
@@ -407,45 +342,29 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		return 0, err
 	}
 	if !inst.Ephemeral {
-		d.forget(p)
+		d.sessions.Forget(p)
 		st, err := d.put(p, data, 0)
 		if err != nil {
 			return 0, err
 		}
 		return st.Mzxid, nil
 	}
-	d.mu.Lock()
-	s, ok := d.sessions[inst.Session]
-	d.mu.Unlock()
-	if !ok {
+	if !d.sessions.Live(inst.Session) {
 		return 0, errSession
 	}
-	d.forget(p)
+	d.sessions.Forget(p)
 	st, err := d.putEphemeral(p, data)
 	if err != nil {
 		return 0, err
 	}
-	d.mu.Lock()
-	if _, live := d.sessions[inst.Session]; live {
-		s.nodes[p] = data
-	}
-	d.mu.Unlock()
+	d.sessions.Own(inst.Session, p, data)
 	return st.Mzxid, nil
-}
-
-// forget removes a path from whichever session held it.
-func (d *Driver) forget(p string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, s := range d.sessions {
-		delete(s.nodes, p)
-	}
 }
 
 // Deregister implements backends.Registry.
 func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
 	p := d.serviceDir(svc) + "/" + id
-	d.forget(p)
+	d.sessions.Forget(p)
 	if err := d.conn.Delete(p, -1); err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
 			return 0, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
@@ -606,13 +525,9 @@ func (d *Driver) readServiceOnce(dir string, w *zkWatcher) (serviceState, error)
 			return serviceState{}, mapErr(err)
 		}
 		inst := decodeInstance(c, data, cst)
-		d.mu.Lock()
-		for id, s := range d.sessions {
-			if _, ok := s.nodes[p]; ok {
-				inst.Session = id
-			}
+		if id, ok := d.sessions.Owner(p); ok {
+			inst.Session = id
 		}
-		d.mu.Unlock()
 		st.nodes[c] = nodeState{inst: inst, version: cst.Version, czxid: cst.Czxid, mzxid: cst.Mzxid}
 		st.rev = max(st.rev, cst.Mzxid)
 	}
