@@ -245,3 +245,49 @@ func TestConformanceCommand(t *testing.T) {
 		t.Error("a bad format must fail")
 	}
 }
+
+func TestBenchCommand(t *testing.T) {
+	out, err := exec.Command(binary(t), "bench", "all", "--local", "raft", "--total", "200", "--keys", "20",
+		"--subscribers", "20", "--updates", "5", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var results []struct {
+		Workload         string
+		Ops, Errors      int64
+		OpsPerSec, P99Ms float64
+		Subscribers      int
+		Deliveries       int64
+	}
+	if err := json.Unmarshal(out, &results); err != nil || len(results) != 7 {
+		t.Fatalf("results: %v\n%s", err, out)
+	}
+	for _, r := range results {
+		switch {
+		case r.Errors != 0:
+			t.Errorf("%s: %d errors", r.Workload, r.Errors)
+		case r.Workload == "watch-fanout" && (r.Ops != 5 || r.Deliveries != 100 || r.Subscribers != 20):
+			t.Errorf("watch-fanout: %d updates, %d deliveries to %d subscribers; want 5 and 5×20", r.Ops, r.Deliveries, r.Subscribers)
+		case r.Workload != "watch-fanout" && r.Ops != 200:
+			t.Errorf("%s: %d operations, want --total 200", r.Workload, r.Ops)
+		case r.OpsPerSec <= 0 || r.P99Ms <= 0:
+			t.Errorf("%s: %v ops/s, p99 %v ms", r.Workload, r.OpsPerSec, r.P99Ms)
+		}
+	}
+
+	// Against a running server: the writes are really there.
+	addr := freeAddr(t)
+	startServerArgs(t, addr, "--backend", "raft://"+t.TempDir())
+	out, err = exec.Command(binary(t), "--addr", addr, "bench", "config-put", "--total", "50", "--keys", "5",
+		"--value-size", "33", "--service", "bt").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "config-put") {
+		t.Fatalf("bench --addr: %v\n%s", err, out)
+	}
+	got, err := exec.Command(binary(t), "--addr", addr, "config", "get", "bt-4").Output()
+	if err != nil || strings.TrimSpace(string(got)) != strings.Repeat("x", 33) {
+		t.Fatalf("config bt-4 after the bench: %q %v", got, err)
+	}
+	if out, err := exec.Command(binary(t), "bench", "nosuch", "--local", "raft").CombinedOutput(); err == nil || !strings.Contains(string(out), "workload") {
+		t.Fatalf("an unknown workload must fail naming it: %v %s", err, out)
+	}
+}
