@@ -136,10 +136,11 @@ type entry struct {
 }
 
 // await blocks until the catalog's entries of the Consul service sid
-// (of the service name) satisfy done, and returns done's revision. The
+// (of the service name) satisfy done, called with the entries and the
+// index of the view, and returns done's revision. The
 // query is filtered on the server to that one service, so waiting costs
 // the same however many instances the name has.
-func (d *Driver) await(ctx context.Context, name, sid string, done func([]*api.ServiceEntry) (int64, bool)) (int64, error) {
+func (d *Driver) await(ctx context.Context, name, sid string, done func(entries []*api.ServiceEntry, index int64) (int64, bool)) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, catalogSyncTimeout)
 	defer cancel()
 	var idx uint64
@@ -153,7 +154,7 @@ func (d *Driver) await(ctx context.Context, name, sid string, done func([]*api.S
 			}
 			return 0, err
 		}
-		if rev, ok := done(entries); ok {
+		if rev, ok := done(entries, int64(meta.LastIndex)); ok {
 			return max(rev, 0), nil
 		}
 		if meta.LastIndex < idx {
@@ -218,12 +219,13 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	if err != nil {
 		return 0, mapErr(err)
 	}
-	d.sessions.Forget(sid)
-	if inst.Ephemeral && !d.sessions.Own(inst.Session, sid, svc.Service) { // expired while registering: take it back
+	if !inst.Ephemeral {
+		d.sessions.Forget(sid)
+	} else if !d.sessions.Own(inst.Session, sid, svc.Service) { // expired while registering: take it back
 		_, _ = d.deregisterLocal(ctx, svc.Service, sid)
 		return 0, errSession
 	}
-	return d.await(ctx, svc.Service, sid, func(entries []*api.ServiceEntry) (int64, bool) {
+	return d.await(ctx, svc.Service, sid, func(entries []*api.ServiceEntry, _ int64) (int64, bool) {
 		e, ok := instancesOf(svc, entries)[inst.ID]
 		return e.inst.Revision, ok && e.write == nonce && e.inst.Enabled == inst.Enabled && e.inst.Healthy == inst.Healthy
 	})
@@ -261,19 +263,12 @@ func (d *Driver) deregisterLocal(ctx context.Context, name, sid string) (int64, 
 	return d.awaitGone(ctx, name, sid)
 }
 
+// awaitGone waits until the catalog no longer holds service sid and
+// returns the index of the first view without it.
 func (d *Driver) awaitGone(ctx context.Context, name, sid string) (int64, error) {
-	_, err := d.await(ctx, name, sid, func(entries []*api.ServiceEntry) (int64, bool) {
-		return 0, !slices.ContainsFunc(entries, func(e *api.ServiceEntry) bool { return e.Service.ID == sid })
+	return d.await(ctx, name, sid, func(entries []*api.ServiceEntry, index int64) (int64, bool) {
+		return index, len(entries) == 0 // the query is filtered to sid
 	})
-	if err != nil {
-		return 0, err
-	}
-	// The index of the view without it: read once more for the header.
-	_, meta, err := d.readService((&api.QueryOptions{RequireConsistent: true, Filter: "Service.ID == " + strconv.Quote(sid)}).WithContext(ctx), name)
-	if err != nil {
-		return 0, err
-	}
-	return int64(meta.LastIndex), nil
 }
 
 // Instances implements backends.Registry.

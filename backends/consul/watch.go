@@ -206,13 +206,11 @@ func (w *watcher) pollService(q *api.QueryOptions) error {
 	var events []model.Event
 	for id, i := range cur {
 		if old, ok := w.view[id]; !ok || !reflect.DeepEqual(old, i) {
-			i := i
 			events = append(events, model.Event{Type: model.EventPut, Revision: i.Revision, Service: svc, Instance: &i})
 		}
 	}
 	for id, old := range w.view {
 		if _, ok := cur[id]; !ok {
-			old := old
 			events = append(events, model.Event{Type: model.EventDelete, Revision: int64(meta.LastIndex), Service: svc, Instance: &old})
 		}
 	}

@@ -266,12 +266,10 @@ func progress(w io.Writer, workload string, r *recorder, stop <-chan struct{}) {
 
 func runBench(ctx context.Context, stderr io.Writer, conn *grpc.ClientConn, g *globals, o benchOpts, workload string) (BenchResult, error) {
 	reg, cfg := pb.NewRegistryServiceClient(conn), pb.NewConfigServiceClient(conn)
-	svc := func(name string) (string, string, string) { return g.namespace, g.group, name }
 	value := strings.Repeat("x", o.valueSize)
 	ip := func(k int64) string { return fmt.Sprintf("10.%d.%d.%d", k>>16&255, k>>8&255, k&255) }
 	register := func(ctx context.Context, name string, k int64, session string) error {
-		ns, grp, s := svc(name)
-		_, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: ns, Group: grp, Service: s,
+		_, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: g.namespace, Group: g.group, Service: name,
 			Ip: ip(k), Port: 80, Session: session})
 		return err
 	}
@@ -337,8 +335,7 @@ func runBench(ctx context.Context, stderr io.Writer, conn *grpc.ClientConn, g *g
 			return err
 		},
 		"instances": func(ctx context.Context, _ int) error {
-			ns, grp, s := svc(o.service + "-list")
-			_, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: ns, Group: grp, Service: s})
+			_, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: g.namespace, Group: g.group, Service: o.service + "-list"})
 			return err
 		},
 		"config-put": func(ctx context.Context, _ int) error {
