@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/model"
@@ -104,6 +105,7 @@ type Store struct {
 	log    *slog.Logger
 	raft   *raft.Raft
 	wal    *wal.WAL
+	meta   *metadb.BoltMetaDB // the log's metadata; raft-wal's Close leaves it open
 	fsm    *fsm
 	nodeID string
 
@@ -145,13 +147,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(walDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20))
+	s.meta = &metadb.BoltMetaDB{}
+	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20), wal.WithMetaStore(s.meta))
 	if err != nil {
+		s.meta.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
-		s.wal.Close()
+		s.closeLog()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
 	rc := raft.DefaultConfig()
@@ -166,12 +170,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 	existing, err := raft.HasExistingState(s.wal, s.wal, snaps)
 	if err != nil {
-		s.wal.Close()
+		s.closeLog()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
 	s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
 	if err != nil {
-		s.wal.Close()
+		s.closeLog()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	if !existing {
@@ -522,5 +526,11 @@ func (s *Store) Close() error {
 	close(s.stop)
 	err := s.raft.Shutdown().Error()
 	s.wg.Wait()
-	return errors.Join(err, s.wal.Close())
+	return errors.Join(err, s.closeLog())
+}
+
+// closeLog closes the Raft log and its metadata database, whose file lock
+// would otherwise keep the store from being opened again in this process.
+func (s *Store) closeLog() error {
+	return errors.Join(s.wal.Close(), s.meta.Close())
 }
