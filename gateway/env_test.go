@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
@@ -50,31 +47,16 @@ func start(t testing.TB, opts ...option) *env {
 // startOn serves any backend through a gateway on a loopback port.
 func startOn(t testing.TB, b backends.Backend, gcfg gateway.Config) *env {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := gateway.New(b, gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	l, err := gateway.ServeLoopback(b, gcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
+		if err := l.Close(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		srv.Close()
 	})
-	return &env{base: "http://" + lis.Addr().String(),
-		reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn)}
+	return &env{base: "http://" + l.Addr, reg: pb.NewRegistryServiceClient(l.Conn), cfg: pb.NewConfigServiceClient(l.Conn)}
 }
 
 type response struct {

@@ -151,3 +151,51 @@ func (s *Server) Close() error {
 	s.grpc.Stop()
 	return s.conn.Close()
 }
+
+// Loopback is a gateway served in process on a free loopback port, for
+// tools and tests: `junction bench --local`, the conformance runner and
+// the gateway's own tests.
+type Loopback struct {
+	// Addr is the gateway's HOST:PORT; REST and gRPC share it.
+	Addr string
+	// Conn is a gRPC client connection to it.
+	Conn *grpc.ClientConn
+
+	srv    *Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// ServeLoopback serves b through a new gateway on 127.0.0.1 and connects a
+// gRPC client to it. Close stops both; it does not close b.
+func ServeLoopback(b backends.Backend, cfg Config) (*Loopback, error) {
+	srv, err := New(b, cfg)
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		lis.Close()
+		srv.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Loopback{Addr: lis.Addr().String(), Conn: conn, srv: srv, cancel: cancel, done: make(chan error, 1)}
+	go func() { l.done <- srv.Serve(ctx, lis) }()
+	return l, nil
+}
+
+// Close closes the client connection, stops the gateway and returns what
+// serving it returned.
+func (l *Loopback) Close() error {
+	l.Conn.Close()
+	l.cancel()
+	err := <-l.done
+	l.srv.Close()
+	return err
+}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/consul"
@@ -269,27 +266,13 @@ func ThroughGateway(t *Target) *Target {
 		if err != nil {
 			return nil, err
 		}
-		srv, err := gateway.New(b, gateway.DefaultConfig())
+		l, err := gateway.ServeLoopback(b, gateway.DefaultConfig())
 		if err != nil {
 			b.Close()
 			return nil, err
 		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Close()
-			return nil, err
-		}
-		sctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(sctx, lis) }()
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			cancel()
-			b.Close()
-			return nil, err
-		}
-		closers = append(closers, func() { conn.Close(); cancel(); <-done; srv.Close(); b.Close() })
-		return e2e.New(conn), nil
+		closers = append(closers, func() { l.Close(); b.Close() })
+		return e2e.New(l.Conn), nil
 	}
 	gw.Close = func() { // t itself is closed by its owner
 		for _, c := range closers {
