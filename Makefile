@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test deps deps-apt lint generate run tools bench guarantees clean
+.PHONY: build test deps deps-apt lint generate run tools bench bench-go guarantees clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -34,7 +34,17 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -p 1 -timeout 20m ./...
 
-bench:
+# bench runs the standard workloads side by side on every store this
+# machine runs (the built-in store, etcd, ZooKeeper, Consul), through the
+# gateway, the driver and each store's own client, and rewrites the
+# generated section of docs/benchmarks.md (about 6 minutes).
+bench: deps build
+	./bin/junction bench all --local raft,etcd,zookeeper,consul --via gateway,driver,client \
+	  -d 3s --subscribers 1000 --updates 20 --report docs/benchmarks.md
+
+# bench-go runs the Go benchmarks of the gateway (and, with real stores,
+# of every backend through it).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./gateway/
 
 # guarantees measures every local backend (full run, a few minutes) and

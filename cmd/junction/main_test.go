@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -284,10 +285,31 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("bench --addr: %v\n%s", err, out)
 	}
 	got, err := exec.Command(binary(t), "--addr", addr, "config", "get", "bt-4").Output()
-	if err != nil || strings.TrimSpace(string(got)) != strings.Repeat("x", 33) {
+	if want := "abcdefghijklmnopqrstuvwxyzabcdefg"; err != nil || strings.TrimSpace(string(got)) != want {
 		t.Fatalf("config bt-4 after the bench: %q %v", got, err)
 	}
 	if out, err := exec.Command(binary(t), "bench", "nosuch", "--local", "raft").CombinedOutput(); err == nil || !strings.Contains(string(out), "workload") {
 		t.Fatalf("an unknown workload must fail naming it: %v %s", err, out)
+	}
+	if out, err := exec.Command(binary(t), "--addr", addr, "bench", "register", "--via", "client").CombinedOutput(); err == nil || !strings.Contains(string(out), "--local") {
+		t.Fatalf("--via client without --local must fail saying so: %v %s", err, out)
+	}
+
+	// Side by side with a report: the generated section is rewritten, the
+	// rest of the document kept.
+	doc := filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := os.WriteFile(doc, []byte("# Benchmarks\n\nBy hand.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(binary(t), "bench", "config-get", "instances", "--local", "raft", "--via", "gateway,driver",
+		"--total", "100", "--keys", "5", "--report", doc).CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench --report: %v\n%s", err, out)
+	}
+	md, _ := os.ReadFile(doc)
+	for _, want := range []string{"By hand.", "| raft | config-get |", "| raft | instances |", "2 CPUs", "--report"} {
+		if !strings.Contains(string(md), want) && !(want == "2 CPUs" && runtime.NumCPU() != 2) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
 	}
 }

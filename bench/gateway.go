@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+)
+
+// Gateway drives a Junction gateway over gRPC.
+type Gateway struct {
+	reg              pb.RegistryServiceClient
+	cfg              pb.ConfigServiceClient
+	namespace, group string
+}
+
+// NewGateway returns a client of the gateway behind conn, working in
+// namespace and group (empty: the defaults). Close does not close conn.
+func NewGateway(conn grpc.ClientConnInterface, namespace, group string) *Gateway {
+	return &Gateway{reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn), namespace: namespace, group: group}
+}
+
+// Prepare implements Client.
+func (g *Gateway) Prepare(ctx context.Context, workload string, o Options) (Op, func(), error) {
+	return prepare(ctx, g, workload, o)
+}
+
+// Close implements Client.
+func (g *Gateway) Close() error { return nil }
+
+func (g *Gateway) supports(string) error { return nil }
+
+func (g *Gateway) newSession(ctx context.Context) (string, error) {
+	s, err := g.reg.CreateSession(ctx, &pb.CreateSessionRequest{Ttl: durationpb.New(30 * time.Second)})
+	return s.GetId(), err
+}
+
+func (g *Gateway) closeSession(ctx context.Context, id string) {
+	_, _ = g.reg.DeleteSession(ctx, &pb.DeleteSessionRequest{Id: id})
+}
+
+func (g *Gateway) registerIn(ctx context.Context, service string, k int64, session string, meta map[string]string) error {
+	_, err := g.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: g.namespace, Group: g.group, Service: service,
+		Ip: ip(k), Port: 80, Session: session, Metadata: meta})
+	return err
+}
+
+func (g *Gateway) register(ctx context.Context, o Options, k int64, session string) error {
+	return g.registerIn(ctx, o.Service, k, session, nil)
+}
+
+func (g *Gateway) keepAlive(ctx context.Context, session string) error {
+	_, err := g.reg.KeepAliveSession(ctx, &pb.KeepAliveSessionRequest{Id: session})
+	return err
+}
+
+func (g *Gateway) seedList(ctx context.Context, o Options, k int64) error {
+	return g.registerIn(ctx, listService(o), k, "", nil)
+}
+
+func (g *Gateway) list(ctx context.Context, o Options) error {
+	_, err := g.reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: g.namespace, Group: g.group, Service: listService(o)})
+	return err
+}
+
+func (g *Gateway) putConfig(ctx context.Context, o Options, k int, value string) error {
+	_, err := g.cfg.PutConfig(ctx, &pb.PutConfigRequest{Namespace: g.namespace, Group: g.group, DataId: configID(o, k), Content: value})
+	return err
+}
+
+func (g *Gateway) getConfig(ctx context.Context, o Options, k int) error {
+	_, err := g.cfg.GetConfig(ctx, &pb.GetConfigRequest{Namespace: g.namespace, Group: g.group, DataId: configID(o, k)})
+	return err
+}
+
+// Subscribe implements Fanout: n gRPC watch streams of one service.
+func (g *Gateway) Subscribe(ctx context.Context, o Options, n int, arrived func(seq string)) error {
+	streams := make([]pb.RegistryService_WatchInstancesClient, 0, n)
+	for range n {
+		s, err := g.reg.WatchInstances(ctx, &pb.WatchInstancesRequest{Namespace: g.namespace, Group: g.group, Service: o.Service + "-watch"})
+		if err != nil {
+			return err
+		}
+		streams = append(streams, s)
+	}
+	// Each stream begins with a RESET of the current state; once it has
+	// arrived the subscriber is attached.
+	for _, s := range streams {
+		if _, err := s.Recv(); err != nil {
+			return err
+		}
+	}
+	for _, s := range streams {
+		go func() {
+			for {
+				ev, err := s.Recv()
+				if err != nil {
+					return
+				}
+				for _, in := range append([]*pb.Instance{ev.GetInstance()}, ev.GetInstances()...) {
+					if seq, ok := in.GetMetadata()["seq"]; ok {
+						arrived(seq)
+					}
+				}
+			}
+		}()
+	}
+	return nil
+}
+
+// Update implements Fanout: it re-registers one instance with new metadata.
+func (g *Gateway) Update(ctx context.Context, o Options, seq string) error {
+	return g.registerIn(ctx, o.Service+"-watch", 0xff0001, "", map[string]string{"seq": seq})
+}

@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/consul"
+	"github.com/junctionhq/junction/backends/etcd"
+	"github.com/junctionhq/junction/backends/zookeeper"
+	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/gateway"
+)
+
+// Paths are the ways a workload can reach a store.
+var Paths = []string{"gateway", "driver", "client"}
+
+// Store is a store under a run: the URL Junction opens it by, and how to
+// reach it with its own client.
+type Store struct {
+	// Name heads the store's column: raft, etcd, zookeeper, consul.
+	Name string
+	// Label says exactly what runs, e.g. "etcd 3.7.3 (embedded)".
+	Label string
+	// URL is the backend URL Junction opens.
+	URL string
+	// Client connects the store's own Go client; nil for the built-in store,
+	// whose own client is the driver.
+	Client func(ctx context.Context) (Client, error)
+	close  func()
+}
+
+// Close stops the store if the run started it.
+func (s *Store) Close() {
+	if s.close != nil {
+		s.close()
+	}
+}
+
+// StartStore starts a store on loopback for a run, with its data under
+// dir: raft (the built-in store, in process), etcd (embedded in this
+// process), zookeeper (Debian's package) or consul (the binary .ci/consul
+// builds), the last two as child processes.
+func StartStore(dir, name string) (*Store, error) {
+	dir, err := os.MkdirTemp(dir, name+"-")
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case "raft":
+		return &Store{Name: name, Label: "built-in Raft store (single node, in process)", URL: "raft://" + dir}, nil
+	case "etcd":
+		srv, err := servers.StartEtcd(dir)
+		if err != nil {
+			return nil, err
+		}
+		s, err := StoreFromURL("etcd://" + srv.Addr)
+		if err != nil {
+			srv.Stop()
+			return nil, err
+		}
+		s.Label, s.close = "etcd 3.7.3 (embedded in this process)", srv.Stop
+		return s, nil
+	case "zookeeper", "zk":
+		z, err := servers.StartZooKeeper(dir)
+		if err != nil {
+			return nil, err
+		}
+		s, err := StoreFromURL("zk://" + z.Addr)
+		if err != nil {
+			z.Kill()
+			return nil, err
+		}
+		s.Label, s.close = "ZooKeeper 3.8.0 (Debian package, child process)", z.Kill
+		return s, nil
+	case "consul":
+		c, err := servers.StartConsul(dir)
+		if err != nil {
+			return nil, err
+		}
+		s, err := StoreFromURL("consul://" + c.HTTPAddr)
+		if err != nil {
+			c.Kill()
+			return nil, err
+		}
+		s.Label, s.close = "Consul "+servers.ConsulVersion+" (single server, child process)", c.Kill
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown store %q: raft, etcd, zookeeper, consul or a backend URL", name)
+}
+
+// StoreFromURL describes a store somebody else runs, by backend URL.
+func StoreFromURL(raw string) (*Store, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{Name: u.Scheme, Label: u.Scheme + " at " + u.Host, URL: raw}
+	switch u.Scheme {
+	case "raft":
+		s.Label = "built-in Raft store in " + u.Path
+	case "etcd", "etcds":
+		cfg, err := etcd.ConfigFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		s.Name = "etcd"
+		s.Client = func(context.Context) (Client, error) { return NewEtcd(cfg) }
+	case "zk", "zookeeper":
+		cfg, err := zookeeper.ConfigFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		s.Name = "zookeeper"
+		s.Client = func(ctx context.Context) (Client, error) { return NewZooKeeper(ctx, cfg) }
+	case "consul", "consul+https":
+		cfg, err := consul.ConfigFromURL(u)
+		if err != nil {
+			return nil, err
+		}
+		s.Name = "consul"
+		s.Client = func(context.Context) (Client, error) { return NewConsul(cfg) }
+	}
+	return s, nil
+}
+
+// SuiteOptions shape RunSuite.
+type SuiteOptions struct {
+	Options
+	// Workloads to run, in order.
+	Workloads []string
+	// Paths to run each workload through: gateway, driver, client.
+	Paths []string
+	// Log receives a line per step (nil: none).
+	Log io.Writer
+}
+
+// RunSuite runs every workload through every path on every store, store by
+// store, and workload by workload through the paths side by side.
+func RunSuite(ctx context.Context, stores []*Store, o SuiteOptions) ([]Result, error) {
+	var out []Result
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	for _, s := range stores {
+		rs, err := runStore(ctx, s, o, logf)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, ...any)) ([]Result, error) {
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, err := backends.Open(octx, s.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	clients := map[string]Client{}
+	if slices.Contains(o.Paths, "gateway") {
+		cfg := gateway.DefaultConfig()
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		l, err := gateway.ServeLoopback(b, cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		clients["gateway"] = NewGateway(l.Conn, "", "")
+	}
+	if slices.Contains(o.Paths, "driver") {
+		clients["driver"] = NewDriver(b, "", "")
+	}
+	if slices.Contains(o.Paths, "client") && s.Client != nil {
+		c, err := s.Client(octx)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		clients["client"] = c
+	}
+	var out []Result
+	for _, w := range o.Workloads {
+		for _, p := range o.Paths {
+			c, ok := clients[p]
+			if !ok {
+				continue
+			}
+			po := o.Options
+			po.Service = o.Service + "-" + p
+			logf("%s via %s: %s", s.Name, p, w)
+			po.MeasureHeap = p == "gateway"
+			r, err := Run(ctx, c, w, po)
+			if err != nil {
+				return out, fmt.Errorf("%s via %s: %w", w, p, err)
+			}
+			r.Target, r.Path = s.Name, p
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// ratio is the ratio of one result's throughput to another's.
+func ratio(a, b Result) string {
+	if a.Unsupported != "" || b.Unsupported != "" || b.OpsPerSec == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a.OpsPerSec/b.OpsPerSec)
+}
