@@ -21,7 +21,7 @@ import (
 
 func options(service string) bench.SuiteOptions {
 	return bench.SuiteOptions{
-		Options: bench.Options{Concurrency: 4, Total: 40, Keys: 5, ValueSize: 33, Subscribers: 6, Updates: 3, Service: service},
+		Options:   bench.Options{Concurrency: 4, Total: 40, Keys: 5, ValueSize: 33, Subscribers: 6, Updates: 3, Service: service},
 		Workloads: bench.Workloads, Paths: bench.Paths,
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
