@@ -443,6 +443,30 @@ func (d *Driver) readService(dir string, w *zkWatcher) (serviceState, error) {
 	}
 }
 
+// maxPipelined bounds the requests one read keeps in flight.
+const maxPipelined = 64
+
+// pipelined runs f(0)…f(n-1) concurrently, at most maxPipelined at a time.
+// go-zookeeper pipelines concurrent requests on its one connection and
+// ZooKeeper answers a session's requests in order, so n reads cost about one
+// round trip instead of n, with the same ordering guarantees.
+func pipelined(n int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
+	sem := make(chan struct{}, maxPipelined)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
 // unchanged reports whether dir and the nodes of st still are as read.
 func (d *Driver) unchanged(dir string, st serviceState) (bool, error) {
 	_, pst, err := d.conn.Exists(dir)
@@ -452,12 +476,21 @@ func (d *Driver) unchanged(dir string, st serviceState) (bool, error) {
 	if pst == nil || pst.Pzxid != st.pzxid {
 		return false, nil
 	}
-	for name, n := range st.nodes {
-		ok, cst, err := d.conn.Exists(dir + "/" + name)
-		if err != nil {
+	names := slices.Collect(maps.Keys(st.nodes))
+	type stat struct {
+		ok  bool
+		st  *zk.Stat
+		err error
+	}
+	stats := make([]stat, len(names))
+	pipelined(len(names), func(i int) {
+		stats[i].ok, stats[i].st, stats[i].err = d.conn.Exists(dir + "/" + names[i])
+	})
+	for i, name := range names {
+		if err := stats[i].err; err != nil {
 			return false, mapErr(err)
 		}
-		if !ok || cst.Mzxid != n.mzxid {
+		if !stats[i].ok || stats[i].st.Mzxid != st.nodes[name].mzxid {
 			return false, nil
 		}
 	}
@@ -499,22 +532,34 @@ func (d *Driver) readServiceOnce(dir string, w *zkWatcher) (serviceState, error)
 	}
 	st := serviceState{exists: true, cversion: pst.Cversion, pzxid: pst.Pzxid, czxid: pst.Czxid, rev: max(pst.Pzxid, pst.Czxid),
 		nodes: map[string]nodeState{}}
-	for _, c := range children {
-		p := dir + "/" + c
-		var (
-			data []byte
-			cst  *zk.Stat
-		)
-		if w != nil && !w.childArmed[c] {
-			var ch <-chan zk.Event
-			data, cst, ch, err = d.conn.GetW(p)
-			if err == nil {
-				w.arm(p, ch)
-				w.childArmed[c] = true
-			}
+	// The children are read concurrently: see pipelined.
+	type read struct {
+		data  []byte
+		st    *zk.Stat
+		ch    <-chan zk.Event
+		watch bool
+		err   error
+	}
+	reads := make([]read, len(children))
+	for i, c := range children {
+		reads[i].watch = w != nil && !w.childArmed[c]
+	}
+	pipelined(len(children), func(i int) {
+		r, p := &reads[i], dir+"/"+children[i]
+		if r.watch {
+			r.data, r.st, r.ch, r.err = d.conn.GetW(p)
 		} else {
-			data, cst, err = d.conn.Get(p)
+			r.data, r.st, r.err = d.conn.Get(p)
 		}
+	})
+	for i, c := range children {
+		if reads[i].watch && reads[i].err == nil {
+			w.arm(dir+"/"+c, reads[i].ch)
+			w.childArmed[c] = true
+		}
+	}
+	for i, c := range children {
+		p, data, cst, err := dir+"/"+c, reads[i].data, reads[i].st, reads[i].err
 		if errors.Is(err, zk.ErrNoNode) {
 			// Deleted since the listing: the parent's cversion no longer
 			// matches what we hold, so the next read proves or resets.
