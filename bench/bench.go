@@ -12,6 +12,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,7 +134,7 @@ func Run(ctx context.Context, c Client, workload string, o Options) (Result, err
 	}
 	op, cleanup, err := c.Prepare(ctx, workload, o)
 	if errors.Is(err, ErrUnsupported) {
-		return Result{Workload: workload, Unsupported: err.Error()}, nil
+		return Result{Workload: workload, Unsupported: reason(err)}, nil
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("prepare %s: %w", workload, err)
@@ -184,7 +185,7 @@ func watchFanout(ctx context.Context, f Fanout, o Options) (Result, error) {
 		case <-ctx.Done():
 		}
 	}); errors.Is(err, ErrUnsupported) {
-		return Result{Workload: "watch-fanout", Unsupported: err.Error()}, nil
+		return Result{Workload: "watch-fanout", Unsupported: reason(err)}, nil
 	} else if err != nil {
 		return Result{}, fmt.Errorf("subscribe: %w", err)
 	}
@@ -225,6 +226,12 @@ func watchFanout(ctx context.Context, f Fanout, o Options) (Result, error) {
 		res.HeapPerSubscriberB = float64(after.HeapInuse-before.HeapInuse) / float64(o.Subscribers)
 	}
 	return res, nil
+}
+
+// reason is why a client declined a workload: the text of err after the
+// ErrUnsupported it wraps.
+func reason(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrUnsupported.Error()+": ")
 }
 
 // recorder collects latencies and errors from concurrent workers.
