@@ -42,6 +42,9 @@ type Options struct {
 	// Service names the service (and prefixes the config ids) the
 	// workloads use.
 	Service string
+	// Stale makes the reads (instances, config-get) stale ones: served by
+	// the nearest replica, without proving they are current.
+	Stale bool
 	// MeasureHeap makes watch-fanout report this process's heap growth per
 	// subscriber (meaningful when the gateway runs in process).
 	MeasureHeap bool

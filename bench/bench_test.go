@@ -109,6 +109,12 @@ func TestRaftGatewayAndDriver(t *testing.T) {
 			t.Errorf("%s wrote %v", p, got)
 		}
 	}
+	// Stale (cached) reads run as well.
+	o.Stale, o.Workloads = true, []string{"instances", "config-get"}
+	if results, err = bench.RunSuite(context.Background(), []*bench.Store{s}, o); err != nil {
+		t.Fatal(err)
+	}
+	check(t, results, o)
 }
 
 func TestEtcdSideBySide(t *testing.T) {

@@ -99,7 +99,7 @@ func (c *Consul) seedList(ctx context.Context, o Options, k int64) error {
 }
 
 func (c *Consul) list(ctx context.Context, o Options) error {
-	_, _, err := c.c.Health().Service(listService(o), "", false, (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	_, _, err := c.c.Health().Service(listService(o), "", false, consulReadOpts(ctx, o))
 	return err
 }
 
@@ -109,8 +109,13 @@ func (c *Consul) putConfig(ctx context.Context, o Options, k int, value string) 
 }
 
 func (c *Consul) getConfig(ctx context.Context, o Options, k int) error {
-	_, _, err := c.c.KV().Get(c.prefix+configID(o, k), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	_, _, err := c.c.KV().Get(c.prefix+configID(o, k), consulReadOpts(ctx, o))
 	return err
+}
+
+// consulReadOpts asks for a consistent read, or a stale one when o.Stale.
+func consulReadOpts(ctx context.Context, o Options) *api.QueryOptions {
+	return (&api.QueryOptions{RequireConsistent: !o.Stale, AllowStale: o.Stale}).WithContext(ctx)
 }
 
 // Subscribe implements Fanout: n blocking queries of the service's health,

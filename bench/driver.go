@@ -72,7 +72,7 @@ func (d *Driver) seedList(ctx context.Context, o Options, k int64) error {
 }
 
 func (d *Driver) list(ctx context.Context, o Options) error {
-	_, _, err := d.b.Instances(ctx, d.service(listService(o)), backends.ReadOptions{})
+	_, _, err := d.b.Instances(ctx, d.service(listService(o)), backends.ReadOptions{Stale: o.Stale})
 	return err
 }
 
@@ -82,7 +82,7 @@ func (d *Driver) putConfig(ctx context.Context, o Options, k int, value string) 
 }
 
 func (d *Driver) getConfig(ctx context.Context, o Options, k int) error {
-	_, _, err := d.b.GetConfig(ctx, d.config(o, k), backends.ReadOptions{})
+	_, _, err := d.b.GetConfig(ctx, d.config(o, k), backends.ReadOptions{Stale: o.Stale})
 	return err
 }
 

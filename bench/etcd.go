@@ -85,7 +85,7 @@ func (e *Etcd) seedList(ctx context.Context, o Options, k int64) error {
 }
 
 func (e *Etcd) list(ctx context.Context, o Options) error {
-	_, err := e.cli.Get(ctx, e.prefix+"services/"+listService(o)+"/", clientv3.WithPrefix())
+	_, err := e.cli.Get(ctx, e.prefix+"services/"+listService(o)+"/", etcdReadOpts(o, clientv3.WithPrefix())...)
 	return err
 }
 
@@ -95,8 +95,17 @@ func (e *Etcd) putConfig(ctx context.Context, o Options, k int, value string) er
 }
 
 func (e *Etcd) getConfig(ctx context.Context, o Options, k int) error {
-	_, err := e.cli.Get(ctx, e.prefix+"configs/"+configID(o, k))
+	_, err := e.cli.Get(ctx, e.prefix+"configs/"+configID(o, k), etcdReadOpts(o)...)
 	return err
+}
+
+// etcdReadOpts makes a read serializable (served by the local member) when
+// o.Stale.
+func etcdReadOpts(o Options, opts ...clientv3.OpOption) []clientv3.OpOption {
+	if o.Stale {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	return opts
 }
 
 // Subscribe implements Fanout: n etcd watches of the service's prefix.

@@ -62,7 +62,7 @@ func (g *Gateway) seedList(ctx context.Context, o Options, k int64) error {
 }
 
 func (g *Gateway) list(ctx context.Context, o Options) error {
-	_, err := g.reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: g.namespace, Group: g.group, Service: listService(o)})
+	_, err := g.reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: g.namespace, Group: g.group, Service: listService(o), Stale: o.Stale})
 	return err
 }
 
@@ -72,7 +72,7 @@ func (g *Gateway) putConfig(ctx context.Context, o Options, k int, value string)
 }
 
 func (g *Gateway) getConfig(ctx context.Context, o Options, k int) error {
-	_, err := g.cfg.GetConfig(ctx, &pb.GetConfigRequest{Namespace: g.namespace, Group: g.group, DataId: configID(o, k)})
+	_, err := g.cfg.GetConfig(ctx, &pb.GetConfigRequest{Namespace: g.namespace, Group: g.group, DataId: configID(o, k), Stale: o.Stale})
 	return err
 }
 

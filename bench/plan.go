@@ -24,10 +24,11 @@ type primitives interface {
 	keepAlive(ctx context.Context, session string) error
 	// seedList registers persistent instance k of the listed service.
 	seedList(ctx context.Context, o Options, k int64) error
-	// list reads every instance of the listed service, linearizably.
+	// list reads every instance of the listed service, linearizably unless
+	// o.Stale.
 	list(ctx context.Context, o Options) error
 	putConfig(ctx context.Context, o Options, k int, value string) error
-	// getConfig reads config k linearizably.
+	// getConfig reads config k, linearizably unless o.Stale.
 	getConfig(ctx context.Context, o Options, k int) error
 }
 

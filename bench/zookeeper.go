@@ -126,7 +126,7 @@ func (z *ZooKeeper) seedList(_ context.Context, o Options, k int64) error {
 
 func (z *ZooKeeper) list(_ context.Context, o Options) error {
 	dir := z.root + "/services/" + listService(o)
-	if _, err := z.conn.Sync(dir); err != nil {
+	if err := z.sync(o, dir); err != nil {
 		return err
 	}
 	children, _, err := z.conn.Children(dir)
@@ -147,10 +147,19 @@ func (z *ZooKeeper) putConfig(_ context.Context, o Options, k int, value string)
 
 func (z *ZooKeeper) getConfig(_ context.Context, o Options, k int) error {
 	p := z.root + "/configs/" + configID(o, k)
-	if _, err := z.conn.Sync(p); err != nil {
+	if err := z.sync(o, p); err != nil {
 		return err
 	}
 	_, _, err := z.conn.Get(p)
+	return err
+}
+
+// sync makes the next read of p linearizable, unless o.Stale.
+func (z *ZooKeeper) sync(o Options, p string) error {
+	if o.Stale {
+		return nil
+	}
+	_, err := z.conn.Sync(p)
 	return err
 }
 

@@ -43,9 +43,9 @@ between them show what each layer costs.
 Workloads:
   register      register instances, each caller under its own session (--keys distinct instances)
   heartbeat     keep --keys sessions alive
-  instances     list a service of 10 instances (a linearizable read)
+  instances     list a service of 10 instances (a linearizable read; --stale: a cached one)
   config-put    write --keys configs of --value-size bytes
-  config-get    read --keys configs (linearizable)
+  config-get    read --keys configs (linearizable; --stale: cached)
   watch-fanout  --subscribers watchers of one service, --updates changes: delivery latency from the
                 start of each write to its arrival at each subscriber, and (--local) heap per subscriber
   mixed         60% instances, 20% config-get, 10% register, 10% config-put
@@ -178,6 +178,7 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 	f.IntVar(&o.ValueSize, "value-size", 256, "config value size in bytes")
 	f.IntVar(&o.Subscribers, "subscribers", 100, "watch-fanout: subscribers")
 	f.IntVar(&o.Updates, "updates", 100, "watch-fanout: changes to deliver")
+	f.BoolVar(&o.Stale, "stale", false, "instances and config-get make stale reads (served from the nearest replica's memory) instead of linearizable ones")
 	f.StringVar(&o.Service, "service", "", "service name the workloads use, and prefix of their config ids (default: a fresh bench-N)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with --local: gateway and load generator) to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile of this process to this file at the end")
