@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -131,6 +132,12 @@ type Driver struct {
 	node      string // the agent's node name
 	log       *slog.Logger
 
+	// writeID and writes number this driver's registrations (see
+	// metaWrite).
+	writeID    string
+	writes     atomic.Uint64
+	writeLocks [64]sync.Mutex
+
 	// sessions: Junction sessions and the Consul services (ID → name) each
 	// owns.
 	sessions *heldsessions.Table[string, string]
@@ -154,7 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		return nil, model.Invalid("backend", "consul client: %v", err)
 	}
 	d := &Driver{cfg: cfg, client: client, transport: ac.Transport, log: slog.Default().With("backend", "consul"),
-		sessions: heldsessions.New[string, string](), stop: make(chan struct{})}
+		sessions: heldsessions.New[string, string](), stop: make(chan struct{}), writeID: heldsessions.NewID()[:12]}
 	for {
 		leader, err := d.leader(ctx)
 		if err == nil && leader != "" {

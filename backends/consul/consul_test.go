@@ -2,7 +2,9 @@ package consul_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/conformance"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/model"
 )
 
 type harness struct{ d *consul.Driver }
@@ -37,4 +40,38 @@ func open(t testing.TB, addr, query string) *consul.Driver {
 func TestConformance(t *testing.T) {
 	c := servers.ConsulAgent(t)
 	conformance.Run(t, &harness{d: open(t, c.HTTPAddr, "")})
+}
+
+// Concurrent registrations of one instance all return once the catalog
+// holds theirs or a later one: none waits for a write another replaced
+// before the agent synced it.
+func TestConcurrentRegistrationsOfOneInstance(t *testing.T) {
+	c := servers.ConsulAgent(t)
+	d := open(t, c.HTTPAddr, "")
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "same"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 8 {
+				inst := model.Instance{ID: "one", IP: "10.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true,
+					Metadata: map[string]string{"writer": fmt.Sprint(w, "-", i)}}
+				if _, err := d.Register(ctx, svc, inst); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	list, _, err := d.Instances(ctx, svc, backends.ReadOptions{})
+	if err != nil || len(list) != 1 || list[0].Metadata["writer"] == "" {
+		t.Fatalf("after the registrations: %+v %v", list, err)
+	}
 }

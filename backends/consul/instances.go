@@ -4,18 +4,19 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/backends/internal/heldsessions"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -29,7 +30,7 @@ const (
 	metaWeight    = "junction-weight"
 	metaEphemeral = "junction-ephemeral"
 	metaSession   = "junction-session"
-	metaWrite     = "junction-write" // a nonce per write: tells when the catalog has it
+	metaWrite     = "junction-write" // DRIVER-SEQ of the write: tells when the catalog has it
 	tagPrefix     = "junction:"      // tag junction:NAMESPACE/GROUP, listed by /v1/catalog/services
 
 	healthCheckPrefix  = "junction-health:"
@@ -178,14 +179,19 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	if inst.Ephemeral && !d.sessions.Live(inst.Session) {
 		return 0, errSession
 	}
-	nonce := heldsessions.NewID()[:16]
+	// Registrations of one service ID reach the agent in the order of their
+	// sequence numbers, so a higher number is a later write.
+	unlock := d.lockWrite(sid)
+	defer unlock()
+	seq := d.writes.Add(1)
+	write := d.writeID + "-" + strconv.FormatUint(seq, 10)
 	meta := maps.Clone(inst.Metadata)
 	if meta == nil {
 		meta = map[string]string{}
 	}
 	maps.Copy(meta, map[string]string{metaNamespace: svc.Namespace, metaGroup: svc.Group, metaID: inst.ID,
 		metaCluster: inst.Cluster, metaWeight: strconv.FormatFloat(inst.Weight, 'g', -1, 64),
-		metaEphemeral: strconv.FormatBool(inst.Ephemeral), metaWrite: nonce})
+		metaEphemeral: strconv.FormatBool(inst.Ephemeral), metaWrite: write})
 	if inst.Ephemeral {
 		meta[metaSession] = inst.Session
 	}
@@ -225,10 +231,42 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		_, _ = d.deregisterLocal(ctx, svc.Service, sid)
 		return 0, errSession
 	}
+	unlock()
+	// Done when the catalog holds this write, or a later one of this driver
+	// that replaced it before the agent synced (concurrent registrations of
+	// one instance).
 	return d.await(ctx, svc.Service, sid, func(entries []*api.ServiceEntry, _ int64) (int64, bool) {
 		e, ok := instancesOf(svc, entries)[inst.ID]
-		return e.inst.Revision, ok && e.write == nonce && e.inst.Enabled == inst.Enabled && e.inst.Healthy == inst.Healthy
+		if !ok {
+			return 0, false
+		}
+		if e.write == write {
+			return e.inst.Revision, e.inst.Enabled == inst.Enabled && e.inst.Healthy == inst.Healthy
+		}
+		return e.inst.Revision, d.laterWrite(e.write, seq)
 	})
+}
+
+// lockWrite serializes the agent calls of registrations of one service ID
+// (striped: IDs may share a lock) and returns the unlock, safe to call twice.
+func (d *Driver) lockWrite(sid string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(sid))
+	mu := &d.writeLocks[h.Sum32()%uint32(len(d.writeLocks))]
+	mu.Lock()
+	var once sync.Once
+	return func() { once.Do(mu.Unlock) }
+}
+
+// laterWrite reports whether write (a junction-write value) is one of this
+// driver's writes made after its write seq.
+func (d *Driver) laterWrite(write string, seq uint64) bool {
+	n, ok := strings.CutPrefix(write, d.writeID+"-")
+	if !ok {
+		return false
+	}
+	later, err := strconv.ParseUint(n, 10, 64)
+	return err == nil && later > seq
 }
 
 // Deregister implements backends.Registry. Instances on the local agent
