@@ -45,9 +45,14 @@ type Options struct {
 	// Stale makes the reads (instances, config-get) stale ones: served by
 	// the nearest replica, without proving they are current.
 	Stale bool
-	// MeasureHeap makes watch-fanout report this process's heap growth per
-	// subscriber (meaningful when the gateway runs in process).
-	MeasureHeap bool
+	// MeasureMemory makes watch-fanout report this process's growth in
+	// memory in use (heap and goroutine stacks) per subscriber: meaningful
+	// when the gateway runs in process.
+	MeasureMemory bool
+	// ServerMemory, when set, reports the memory in use of a gateway in
+	// another process (from its /metrics); watch-fanout then divides its
+	// growth by the subscribers.
+	ServerMemory func(ctx context.Context) (uint64, error)
 	// Progress, when set, receives a live progress line each second.
 	Progress io.Writer
 }
@@ -95,9 +100,9 @@ type Result struct {
 	// Unsupported says why the client had no equivalent of the workload.
 	Unsupported string `json:"unsupported,omitempty"`
 	// Watch fan-out only.
-	Subscribers        int     `json:"subscribers,omitempty"`
-	Deliveries         int64   `json:"deliveries,omitempty"`
-	HeapPerSubscriberB float64 `json:"heapPerSubscriberBytes,omitempty"`
+	Subscribers       int     `json:"subscribers,omitempty"`
+	Deliveries        int64   `json:"deliveries,omitempty"`
+	MemPerSubscriberB float64 `json:"memPerSubscriberBytes,omitempty"`
 }
 
 // Validate checks the options and names the offending one.
@@ -177,10 +182,9 @@ func watchFanout(ctx context.Context, f Fanout, o Options) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	arrivals := make(chan string, o.Subscribers*4)
-	var before, after runtime.MemStats
-	if o.MeasureHeap {
-		runtime.GC()
-		runtime.ReadMemStats(&before)
+	before, err := memoryInUse(ctx, o)
+	if err != nil {
+		return Result{}, err
 	}
 	if err := f.Subscribe(ctx, o, o.Subscribers, func(seq string) {
 		select {
@@ -192,9 +196,9 @@ func watchFanout(ctx context.Context, f Fanout, o Options) (Result, error) {
 	} else if err != nil {
 		return Result{}, fmt.Errorf("subscribe: %w", err)
 	}
-	if o.MeasureHeap {
-		runtime.GC()
-		runtime.ReadMemStats(&after)
+	after, err := memoryInUse(ctx, o)
+	if err != nil {
+		return Result{}, err
 	}
 	rec := &recorder{started: time.Now()}
 	stop := startProgress(o.Progress, "watch-fanout", rec)
@@ -225,10 +229,30 @@ func watchFanout(ctx context.Context, f Fanout, o Options) (Result, error) {
 	res.Subscribers, res.Deliveries = o.Subscribers, res.Ops
 	res.Ops = int64(o.Updates)
 	res.OpsPerSec = float64(o.Updates) / res.Seconds
-	if o.MeasureHeap && after.HeapInuse > before.HeapInuse {
-		res.HeapPerSubscriberB = float64(after.HeapInuse-before.HeapInuse) / float64(o.Subscribers)
+	if after > before {
+		res.MemPerSubscriberB = float64(after-before) / float64(o.Subscribers)
 	}
 	return res, nil
+}
+
+// memoryInUse is the memory in use (heap and stacks) of the gateway under
+// test: o.ServerMemory's answer, or this process's after a collection when
+// o.MeasureMemory, or 0.
+func memoryInUse(ctx context.Context, o Options) (uint64, error) {
+	switch {
+	case o.ServerMemory != nil:
+		n, err := o.ServerMemory(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("server memory: %w", err)
+		}
+		return n, nil
+	case o.MeasureMemory:
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse + m.StackInuse, nil
+	}
+	return 0, nil
 }
 
 // reason is why a client declined a workload: the text of err after the
@@ -270,7 +294,7 @@ func (r *recorder) result(workload string, concurrency int) Result {
 		if len(lat) == 0 {
 			return 0
 		}
-		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / float64(time.Millisecond)
 	}
 	res := Result{Workload: workload, Concurrency: concurrency, Ops: r.ops.Load(), Errors: r.errs.Load(),
 		Seconds: secs, OpsPerSec: float64(r.ops.Load()-r.errs.Load()) / secs,

@@ -226,7 +226,7 @@ func TestReportUpdatesOnlyItsSection(t *testing.T) {
 		{Target: "raft", Path: "gateway", Workload: "register", Ops: 100, OpsPerSec: 9000, P99Ms: 4},
 		{Target: "etcd", Path: "gateway", Workload: "register", Ops: 100, OpsPerSec: 4500, P99Ms: 8},
 		{Target: "etcd", Path: "client", Workload: "register", Ops: 100, OpsPerSec: 9000, P99Ms: 2},
-		{Target: "raft", Path: "gateway", Workload: "watch-fanout", Ops: 2, Subscribers: 3, Deliveries: 6, P99Ms: 1, HeapPerSubscriberB: 2048},
+		{Target: "raft", Path: "gateway", Workload: "watch-fanout", Ops: 2, Subscribers: 3, Deliveries: 6, P99Ms: 1, MemPerSubscriberB: 2048},
 	}
 	var md strings.Builder
 	o := options("x")

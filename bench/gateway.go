@@ -1,7 +1,13 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -114,4 +120,45 @@ func (g *Gateway) Subscribe(ctx context.Context, o Options, n int, arrived func(
 // Update implements Fanout: it re-registers one instance with new metadata.
 func (g *Gateway) Update(ctx context.Context, o Options, seq string) error {
 	return g.registerIn(ctx, o.Service+"-watch", 0xff0001, "", map[string]string{"seq": seq})
+}
+
+// MemoryFromMetrics reads the memory in use of the gateway at addr, heap
+// and goroutine stacks (go_memstats_heap_inuse_bytes and
+// go_memstats_stack_inuse_bytes on its /metrics), for Options.ServerMemory.
+func MemoryFromMetrics(addr string) func(ctx context.Context) (uint64, error) {
+	return func(ctx context.Context) (uint64, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+		}
+		var total float64
+		found := 0
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			name, v, _ := strings.Cut(sc.Text(), " ")
+			if name == "go_memstats_heap_inuse_bytes" || name == "go_memstats_stack_inuse_bytes" {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return 0, fmt.Errorf("%s: %w", name, err)
+				}
+				total += f
+				found++
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return 0, err
+		}
+		if found != 2 {
+			return 0, errors.New("/metrics lacks go_memstats_heap_inuse_bytes or go_memstats_stack_inuse_bytes")
+		}
+		return uint64(total), nil
+	}
 }

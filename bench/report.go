@@ -45,8 +45,8 @@ func Text(w io.Writer, results []Result) error {
 		if r.Workload == "watch-fanout" {
 			n := fmt.Sprintf("%s via %s: watch-fanout: %d subscribers, %d deliveries; latency from the start of each write to its arrival at each subscriber",
 				r.Target, r.Path, r.Subscribers, r.Deliveries)
-			if r.HeapPerSubscriberB > 0 {
-				n += fmt.Sprintf("; heap %.1f KB per subscriber (gateway and subscribers in this process)", r.HeapPerSubscriberB/1024)
+			if r.MemPerSubscriberB > 0 {
+				n += fmt.Sprintf("; gateway memory (heap and stacks) %.1f KB per subscriber", r.MemPerSubscriberB/1024)
 			}
 			notes = append(notes, n)
 		}
@@ -156,10 +156,11 @@ func Markdown(w io.Writer, results []Result, m ReportMeta) error {
 
 	if slices.Contains(o.Workloads, "watch-fanout") {
 		fmt.Fprintf(b, "\n### Watch fan-out: %d subscribers of one service, %d changes\n\n"+
-			"Latency from the start of each write to its arrival at each subscriber. Heap per subscriber is this "+
-			"process's heap growth once the subscribers attached, divided by their number; the gateway and the "+
-			"subscribers' client side share the process, so it overstates the gateway's share.\n\n", o.Subscribers, o.Updates)
-		fmt.Fprint(b, "| store | via | deliveries | p50 | p90 | p99 | max | heap per subscriber |\n|---|---|---|---|---|---|---|---|\n")
+			"Latency from the start of each write to its arrival at each subscriber. Memory per subscriber is the "+
+			"growth of this process's memory in use (heap and goroutine stacks) once the subscribers attached, divided "+
+			"by their number; the gateway and the subscribers' client side share the process, so it overstates the "+
+			"gateway's share.\n\n", o.Subscribers, o.Updates)
+		fmt.Fprint(b, "| store | via | deliveries | p50 | p90 | p99 | max | memory per subscriber |\n|---|---|---|---|---|---|---|---|\n")
 		for _, n := range names {
 			for _, p := range o.Paths {
 				r, ok := find(n, p, "watch-fanout")
@@ -170,12 +171,12 @@ func Markdown(w io.Writer, results []Result, m ReportMeta) error {
 					fmt.Fprintf(b, "| %s | %s | n/a: %s | | | | | |\n", n, p, r.Unsupported)
 					continue
 				}
-				heap := ""
-				if r.HeapPerSubscriberB > 0 {
-					heap = fmt.Sprintf("%.1f KB", r.HeapPerSubscriberB/1024)
+				mem := ""
+				if r.MemPerSubscriberB > 0 {
+					mem = fmt.Sprintf("%.1f KB", r.MemPerSubscriberB/1024)
 				}
 				fmt.Fprintf(b, "| %s | %s | %s | %s ms | %s ms | %s ms | %s ms | %s |\n", n, p, thousands(float64(r.Deliveries)),
-					ms(r.P50Ms), ms(r.P90Ms), ms(r.P99Ms), ms(r.MaxMs), heap)
+					ms(r.P50Ms), ms(r.P90Ms), ms(r.P99Ms), ms(r.MaxMs), mem)
 			}
 		}
 	}

@@ -200,7 +200,7 @@ func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, .
 			po := o.Options
 			po.Service = o.Service + "-" + p
 			logf("%s via %s: %s", s.Name, p, w)
-			po.MeasureHeap = p == "gateway"
+			po.MeasureMemory = p == "gateway"
 			r, err := Run(ctx, c, w, po)
 			if err != nil {
 				return out, fmt.Errorf("%s via %s: %w", w, p, err)

@@ -47,7 +47,9 @@ Workloads:
   config-put    write --keys configs of --value-size bytes
   config-get    read --keys configs (linearizable; --stale: cached)
   watch-fanout  --subscribers watchers of one service, --updates changes: delivery latency from the
-                start of each write to its arrival at each subscriber, and (--local) heap per subscriber
+                start of each write to its arrival at each subscriber, and the gateway's memory
+                (heap and stacks) per subscriber (--addr: from its /metrics; --local: this
+                process, subscribers included)
   mixed         60% instances, 20% config-get, 10% register, 10% config-put
   all           every workload above, one after the other
 
@@ -116,6 +118,7 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 				}
 				defer conn.Close()
 				c := bench.NewGateway(conn, g.namespace, g.group)
+				o.ServerMemory = bench.MemoryFromMetrics(g.addr)
 				for _, w := range o.Workloads {
 					r, err := bench.Run(ctx, c, w, o.Options)
 					if err != nil {

@@ -279,9 +279,9 @@ func TestBenchCommand(t *testing.T) {
 	// Against a running server: the writes are really there.
 	addr := freeAddr(t)
 	startServerArgs(t, addr, "--backend", "raft://"+t.TempDir())
-	out, err = exec.Command(binary(t), "--addr", addr, "bench", "config-put", "--total", "50", "--keys", "5",
-		"--value-size", "33", "--service", "bt").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "config-put") {
+	out, err = exec.Command(binary(t), "--addr", addr, "bench", "config-put", "watch-fanout", "--total", "50", "--keys", "5",
+		"--value-size", "33", "--service", "bt", "--subscribers", "30", "--updates", "4").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "config-put") || !strings.Contains(string(out), "30 subscribers, 120 deliveries") {
 		t.Fatalf("bench --addr: %v\n%s", err, out)
 	}
 	got, err := exec.Command(binary(t), "--addr", addr, "config", "get", "bt-4").Output()
