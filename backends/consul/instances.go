@@ -217,6 +217,20 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		reg.Checks = append(reg.Checks, &api.AgentServiceCheck{CheckID: maintenancePrefix + sid, Name: "Service Maintenance Mode",
 			Notes: "disabled through Junction", TTL: healthCheckTTL, Status: api.HealthCritical})
 	}
+	if d.onlyHealthChanges(ctx, reg, inst) {
+		// The agent holds this very registration: only the healthy flag
+		// changes, so only the health check's status is set. Re-registering
+		// would reach the catalog in two steps (the service, then its
+		// checks) and show watchers a state that never was.
+		unlock()
+		if err := d.client.Agent().UpdateTTLOpts(healthCheckPrefix+sid, "set through Junction", status, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+			return 0, mapErr(err)
+		}
+		return d.await(ctx, svc.Service, sid, func(entries []*api.ServiceEntry, _ int64) (int64, bool) {
+			e, ok := instancesOf(svc, entries)[inst.ID]
+			return e.inst.Revision, ok && e.inst.Healthy == inst.Healthy
+		})
+	}
 	if err := d.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx)); err != nil {
 		return 0, mapErr(err)
 	}
@@ -245,6 +259,35 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		}
 		return e.inst.Revision, d.laterWrite(e.write, seq)
 	})
+}
+
+// onlyHealthChanges reports whether the agent already holds reg as it is,
+// enabled as inst is and, for an ephemeral instance, owned by the same
+// live session: then a registration changes at most the healthy flag.
+func (d *Driver) onlyHealthChanges(ctx context.Context, reg *api.AgentServiceRegistration, inst model.Instance) bool {
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	cur, _, err := d.client.Agent().Service(reg.ID, q)
+	if err != nil || cur == nil || cur.Address != reg.Address || cur.Port != reg.Port || !slices.Equal(cur.Tags, reg.Tags) ||
+		cur.Weights.Passing != reg.Weights.Passing || cur.Weights.Warning != reg.Weights.Warning {
+		return false
+	}
+	curMeta, newMeta := maps.Clone(cur.Meta), maps.Clone(reg.Meta)
+	delete(curMeta, metaWrite)
+	delete(newMeta, metaWrite)
+	if !maps.Equal(curMeta, newMeta) {
+		return false
+	}
+	if owner, ok := d.sessions.Owner(reg.ID); inst.Ephemeral && (!ok || owner != inst.Session || !d.sessions.Live(owner)) {
+		return false
+	}
+	checks, err := d.client.Agent().ChecksWithFilterOpts("ServiceID == "+strconv.Quote(reg.ID), q)
+	if err != nil {
+		return false
+	}
+	_, inMaintenance := checks[maintenancePrefix+reg.ID]
+	_, hasHealth := checks[healthCheckPrefix+reg.ID]
+	_, hasSession := checks[sessionCheckPrefix+reg.ID]
+	return hasHealth && inMaintenance == !inst.Enabled && hasSession == inst.Ephemeral
 }
 
 // lockWrite serializes the agent calls of registrations of one service ID
