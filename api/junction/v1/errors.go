@@ -2,6 +2,7 @@ package junctionv1
 
 import (
 	"net/http"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -96,7 +97,8 @@ func Error(err error) error {
 	for _, row := range errorTable {
 		if row.reason == reason {
 			if field != "" {
-				return &model.FieldError{Field: field, Reason: s.Message(), Kind: row.err}
+				// The message is the field error's text, "field: reason".
+				return &model.FieldError{Field: field, Reason: strings.TrimPrefix(s.Message(), field+": "), Kind: row.err}
 			}
 			return &wireError{msg: s.Message(), kind: row.err, st: s}
 		}
