@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -102,11 +105,22 @@ func (r *registryService) RegisterInstance(ctx context.Context, req *pb.Register
 	if err := inst.Normalize(); err != nil {
 		return nil, err
 	}
+	var check health.Check
+	if req.Check != nil {
+		if check, err = checkFromPB(req.Check, inst); err != nil {
+			return nil, err
+		}
+	}
 	rev, err := r.s.b.Register(ctx, key, inst)
 	if err != nil {
 		return nil, err
 	}
 	inst.Revision = rev
+	if req.Check != nil {
+		if _, err := writeRecord(ctx, r.s.b, checkKey(key, inst.ID), checkRecord{Service: key, ID: inst.ID, Check: check}, model.Precondition{}); err != nil {
+			return nil, fmt.Errorf("instance registered, its health check not stored: %w", err)
+		}
+	}
 	return &pb.RegisterInstanceResponse{Instance: pb.NewInstance(inst), Revision: rev}, nil
 }
 
@@ -121,6 +135,9 @@ func (r *registryService) DeregisterInstance(ctx context.Context, req *pb.Deregi
 	rev, err := r.s.b.Deregister(ctx, key, req.Id)
 	if err != nil {
 		return nil, err
+	}
+	if _, err := r.s.b.DeleteConfig(ctx, checkKey(key, req.Id), model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+		r.s.log.Warn("deregistered instance: removing its health check failed; the runner will", "err", err)
 	}
 	return &pb.DeregisterInstanceResponse{Revision: rev}, nil
 }
@@ -145,14 +162,32 @@ func (r *registryService) ListInstances(ctx context.Context, req *pb.ListInstanc
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*pb.Instance, 0, len(insts))
+	all, healthy := make([]*pb.Instance, 0, len(insts)), make([]*pb.Instance, 0, len(insts))
 	for _, i := range insts {
-		if (req.HealthyOnly && !(i.Healthy && i.Enabled)) || (len(clusters) > 0 && !clusters[i.Cluster]) {
+		if len(clusters) > 0 && !clusters[i.Cluster] {
 			continue
 		}
-		out = append(out, pb.NewInstance(i))
+		p := pb.NewInstance(i)
+		all = append(all, p)
+		if i.Healthy && i.Enabled {
+			healthy = append(healthy, p)
+		}
 	}
-	return &pb.ListInstancesResponse{Instances: out, Revision: info.Revision, Consistency: string(info.Consistency)}, nil
+	resp := &pb.ListInstancesResponse{Instances: all, Revision: info.Revision, Consistency: string(info.Consistency)}
+	if req.HealthyOnly {
+		resp.Instances = healthy
+		if len(all) > 0 && len(healthy) < len(all) {
+			// The protect threshold: below it, every instance is returned.
+			set, err := r.s.settings.get(ctx, key)
+			if err != nil {
+				return nil, err
+			}
+			if float64(len(healthy)) < set.ProtectThreshold*float64(len(all)) {
+				resp.Instances, resp.Protected = all, true
+			}
+		}
+	}
+	return resp, nil
 }
 
 func (r *registryService) WatchInstances(req *pb.WatchInstancesRequest, stream grpc.ServerStreamingServer[pb.InstanceEvent]) error {

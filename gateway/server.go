@@ -15,6 +15,7 @@ import (
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -34,11 +35,21 @@ type Config struct {
 	Version string
 	// Logger receives the server's logs; nil: slog.Default().
 	Logger *slog.Logger
+	// GatewayID names this gateway to the others over the same store
+	// (default: host/pid/random).
+	GatewayID string
+	// HealthLease is how long the gateway that runs the health checks holds
+	// its lease without renewing it; another gateway takes over after it
+	// has seen the lease unchanged this long.
+	HealthLease time.Duration
+	// HealthScan is how often the runner looks for new or removed checks.
+	HealthScan time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev"}
+	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev",
+		HealthLease: 10 * time.Second, HealthScan: time.Second}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -48,6 +59,10 @@ func (c Config) Validate() error {
 		return model.Invalid("max-content-size", "%d is out of range 1..%d", c.MaxContentSize, 64<<20)
 	case c.WatchHistory < 1:
 		return model.Invalid("watch-history", "must be at least 1")
+	case c.HealthLease < 100*time.Millisecond || c.HealthLease > 10*time.Minute:
+		return model.Invalid("health-lease", "%v is out of range 100ms..10m", c.HealthLease)
+	case c.HealthScan < 10*time.Millisecond || c.HealthScan > time.Minute:
+		return model.Invalid("health-scan", "%v is out of range 10ms..1m", c.HealthScan)
 	}
 	return nil
 }
@@ -63,6 +78,9 @@ type Server struct {
 	mem  *bufconn.Listener
 	conn *grpc.ClientConn
 	rest http.Handler
+
+	health   *healthRunner
+	settings *settingsCache
 }
 
 // New returns a server over b. The caller keeps ownership of b.
@@ -73,7 +91,12 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.GatewayID == "" {
+		cfg.GatewayID = newGatewayID()
+	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, m: newMetrics()}
+	s.health = newHealthRunner(b, cfg, cfg.Logger, health.NewMetrics(s.m.reg))
+	s.settings = newSettingsCache(b, time.Second)
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
 	maxMsg := cfg.MaxContentSize + 1<<20
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
@@ -116,6 +139,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 	httpL := m.Match(cmux.Any())
 	errc := make(chan error, 3)
+	hctx, hcancel := context.WithCancel(ctx)
+	hdone := make(chan struct{})
+	go func() { defer close(hdone); s.health.run(hctx) }()
+	defer func() { hcancel(); <-hdone }()
 	go func() { errc <- s.grpc.Serve(grpcL) }()
 	go func() { errc <- srv.Serve(httpL) }()
 	go func() { errc <- m.Serve() }()

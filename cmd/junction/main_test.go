@@ -219,6 +219,39 @@ func testCLI(t *testing.T, backend string) {
 	if out := must("", "service", "instances", "orders"); strings.Contains(out, "10.0.0.5") {
 		t.Fatalf("after deregister: %s", out)
 	}
+
+	// Health checks, maintenance and the protect threshold. The check
+	// targets a port nobody listens on, so it fails.
+	closed := freeAddr(t)
+	must("", "service", "register", "pay", "--ip", "10.0.0.7", "--port", "80", "--check", "tcp", "--check-target", closed,
+		"--check-interval", "100ms", "--check-fall", "1")
+	must("", "service", "register", "pay", "--ip", "10.0.0.8", "--port", "80")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out := must("", "service", "health", "pay", "10.0.0.7:80")
+		if strings.Contains(out, "healthy          false") || strings.Contains(out, "healthy\tfalse") || strings.Contains(out, "healthy  false") {
+			if !strings.Contains(out, "tcp "+closed) || !strings.Contains(out, "refused") {
+				t.Fatalf("service health: %s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failing check never turned the instance unhealthy:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	must("", "service", "maintenance", "pay", "10.0.0.8:80", "on")
+	if out := must("", "service", "instances", "pay", "--healthy-only"); strings.Contains(out, "10.0.0.") {
+		t.Fatalf("healthy-only with one unhealthy and one in maintenance: %s", out)
+	}
+	must("", "service", "settings", "pay", "--protect-threshold", "0.5")
+	if out := must("", "service", "instances", "pay", "--healthy-only"); !strings.Contains(out, "protect threshold reached") ||
+		!strings.Contains(out, "10.0.0.7") || !strings.Contains(out, "10.0.0.8") {
+		t.Fatalf("healthy-only under the protect threshold: %s", out)
+	}
+	if out := must("", "service", "health", "pay", "10.0.0.7:80", "--remove-check"); !strings.Contains(out, "check") || !strings.Contains(out, "none") {
+		t.Fatalf("after removing the check: %s", out)
+	}
 }
 
 // `junction conformance` measures and reports.

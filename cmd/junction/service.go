@@ -18,7 +18,8 @@ import (
 
 func newServiceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "service", Short: "Register, list and watch service instances"}
-	cmd.AddCommand(newRegisterCmd(g), newDeregisterCmd(g), newServicesCmd(g), newInstancesCmd(g), newWatchServiceCmd(g))
+	cmd.AddCommand(newRegisterCmd(g), newDeregisterCmd(g), newServicesCmd(g), newInstancesCmd(g), newWatchServiceCmd(g),
+		newMaintenanceCmd(g), newHealthCmd(g), newSettingsCmd(g))
 	return cmd
 }
 
@@ -41,6 +42,9 @@ func newRegisterCmd(g *globals) *cobra.Command {
 		ttl      time.Duration
 		weight   float64
 		disabled bool
+		check    = &pb.HealthCheck{}
+		interval time.Duration
+		timeout  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "register SERVICE --ip IP --port PORT",
@@ -62,6 +66,15 @@ func newRegisterCmd(g *globals) *cobra.Command {
 			}
 			enabled := !disabled
 			req.Enabled = &enabled
+			if check.Kind != "" {
+				if interval != 0 {
+					check.Interval = durationpb.New(interval)
+				}
+				if timeout != 0 {
+					check.Timeout = durationpb.New(timeout)
+				}
+				req.Check = check
+			}
 			ctx := cmd.Context()
 			if ttl == 0 {
 				resp, err := reg.RegisterInstance(ctx, req)
@@ -84,6 +97,14 @@ func newRegisterCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable)")
 	f.BoolVar(&disabled, "disabled", false, "register in maintenance (not enabled)")
 	f.DurationVar(&ttl, "ttl", 0, "hold an ephemeral registration with a session of this TTL until interrupted")
+	f.StringVar(&check.Kind, "check", "", "health check the gateways run: http, tcp or grpc")
+	f.StringVar(&check.Target, "check-target", "", "check target: a URL (http, default http://IP:PORT/health) or HOST:PORT (default IP:PORT)")
+	f.DurationVar(&interval, "check-interval", 0, "time between probes (default 5s)")
+	f.DurationVar(&timeout, "check-timeout", 0, "probe timeout (default 2s)")
+	f.Int32Var(&check.Rise, "check-rise", 0, "consecutive passes that make the instance healthy (default 2)")
+	f.Int32Var(&check.Fall, "check-fall", 0, "consecutive failures that make it unhealthy (default 3)")
+	f.Int32Var(&check.ExpectStatus, "check-status", 0, "http: the status that passes (default any 2xx)")
+	f.StringVar(&check.GrpcService, "check-grpc-service", "", "grpc: the service to ask about (default the whole server)")
 	_ = cmd.MarkFlagRequired("ip")
 	_ = cmd.MarkFlagRequired("port")
 	return cmd
@@ -241,6 +262,9 @@ func newInstancesCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
 				instanceRows(w, resp.Instances)
 				fmt.Fprintf(w, "(%d instances at revision %d, %s)\n", len(resp.Instances), resp.Revision, resp.Consistency)
+				if resp.Protected {
+					fmt.Fprintln(w, "(protect threshold reached: every instance is listed, healthy or not)")
+				}
 			})
 		},
 	}
@@ -292,5 +316,124 @@ func newWatchServiceCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().Int64Var(&rev, "revision", 0, "deliver every change after this revision (default: from now)")
+	return cmd
+}
+
+func newMaintenanceCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "maintenance SERVICE ID on|off",
+		Short: "Put an instance in maintenance (out of healthy-only queries) or back",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var enabled bool
+			switch args[2] {
+			case "on":
+			case "off":
+				enabled = true
+			default:
+				return model.Invalid("state", "%q is not on or off", args[2])
+			}
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.reg.SetInstanceState(cmd.Context(), &pb.SetInstanceStateRequest{Namespace: g.namespace, Group: g.group,
+				Service: args[0], Id: args[1], Enabled: &enabled})
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "%s of %s: maintenance %s (enabled=%v) at revision %d\n", args[1], args[0], args[2], enabled, resp.Revision)
+			})
+		},
+	}
+}
+
+func newHealthCmd(g *globals) *cobra.Command {
+	var remove bool
+	cmd := &cobra.Command{
+		Use:   "health SERVICE ID",
+		Short: "Show an instance's health check, its last transition and recent results",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ctx := cmd.Context()
+			if remove {
+				if _, err := c.reg.SetInstanceState(ctx, &pb.SetInstanceStateRequest{Namespace: g.namespace, Group: g.group,
+					Service: args[0], Id: args[1], RemoveCheck: true}); err != nil {
+					return err
+				}
+			}
+			h, err := c.reg.GetInstanceHealth(ctx, &pb.GetInstanceHealthRequest{Namespace: g.namespace, Group: g.group,
+				Service: args[0], Id: args[1]})
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), h, func(w *tabwriter.Writer) {
+				in := h.Instance
+				fmt.Fprintf(w, "instance\t%s (%s:%d)\n", in.Id, in.Ip, in.Port)
+				fmt.Fprintf(w, "healthy\t%v\nenabled\t%v\n", in.Healthy, in.Enabled)
+				if h.Check == nil {
+					fmt.Fprintln(w, "check\tnone")
+					return
+				}
+				ck := h.Check
+				fmt.Fprintf(w, "check\t%s %s every %v, timeout %v, rise %d, fall %d\n", ck.Kind, ck.Target,
+					ck.Interval.AsDuration(), ck.Timeout.AsDuration(), ck.Rise, ck.Fall)
+				fmt.Fprintf(w, "runner\t%s\n", h.Runner)
+				if lt := h.LastTransition; lt != nil {
+					fmt.Fprintf(w, "last transition\t%s %s: %s\n", lt.At.AsTime().Local().Format(time.DateTime), passFail(lt.Pass), lt.Output)
+				}
+				for _, r := range h.History {
+					fmt.Fprintf(w, "  %s\t%s %v\t%s\n", r.At.AsTime().Local().Format("15:04:05.000"), passFail(r.Pass),
+						r.Latency.AsDuration().Round(time.Microsecond), r.Output)
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&remove, "remove-check", false, "remove the instance's health check first")
+	return cmd
+}
+
+func passFail(pass bool) string {
+	if pass {
+		return "pass"
+	}
+	return "FAIL"
+}
+
+func newSettingsCmd(g *globals) *cobra.Command {
+	var threshold float64
+	cmd := &cobra.Command{
+		Use:   "settings SERVICE",
+		Short: "Show a service's settings, or set its protect threshold",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			var set *pb.ServiceSettings
+			if cmd.Flags().Changed("protect-threshold") {
+				set, err = c.reg.PutServiceSettings(cmd.Context(), &pb.PutServiceSettingsRequest{Namespace: g.namespace, Group: g.group,
+					Service: args[0], Settings: &pb.ServiceSettings{ProtectThreshold: threshold}})
+			} else {
+				set, err = c.reg.GetServiceSettings(cmd.Context(), &pb.GetServiceSettingsRequest{Namespace: g.namespace, Group: g.group, Service: args[0]})
+			}
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), set, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "protect threshold\t%g\n", set.ProtectThreshold)
+			})
+		},
+	}
+	cmd.Flags().Float64Var(&threshold, "protect-threshold", 0, "0..1: below this healthy share, healthy-only queries return every instance (0: off)")
 	return cmd
 }

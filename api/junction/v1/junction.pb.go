@@ -467,7 +467,11 @@ type RegisterInstanceRequest struct {
 	// Default: true.
 	Enabled *bool `protobuf:"varint,11,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// The session that owns an ephemeral instance.
-	Session       string `protobuf:"bytes,12,opt,name=session,proto3" json:"session,omitempty"`
+	Session string `protobuf:"bytes,12,opt,name=session,proto3" json:"session,omitempty"`
+	// An active health check the gateways run; its results set healthy. It
+	// stays with the instance until the instance is deregistered or
+	// SetInstanceState removes it: registering again without one keeps it.
+	Check         *HealthCheck `protobuf:"bytes,13,opt,name=check,proto3" json:"check,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -586,6 +590,612 @@ func (x *RegisterInstanceRequest) GetSession() string {
 	return ""
 }
 
+func (x *RegisterInstanceRequest) GetCheck() *HealthCheck {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+// HealthCheck is an active check of an instance, run by one of the gateways
+// and written to the store as the instance's healthy flag.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "http", "tcp" or "grpc" (grpc.health.v1).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// http: a URL, default http://IP:PORT/health; tcp and grpc: HOST:PORT,
+	// default IP:PORT.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// http: the status that passes; default any 2xx.
+	ExpectStatus int32 `protobuf:"varint,3,opt,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	// grpc: the service asked about; default the whole server.
+	GrpcService string `protobuf:"bytes,4,opt,name=grpc_service,json=grpcService,proto3" json:"grpc_service,omitempty"`
+	// Default 5s; 100ms to 1h.
+	Interval *durationpb.Duration `protobuf:"bytes,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Default 2s (at most the interval).
+	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Consecutive passes that make an unhealthy instance healthy; default 2.
+	Rise int32 `protobuf:"varint,7,opt,name=rise,proto3" json:"rise,omitempty"`
+	// Consecutive failures that make a healthy instance unhealthy; default 3.
+	Fall          int32 `protobuf:"varint,8,opt,name=fall,proto3" json:"fall,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_junction_v1_junction_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HealthCheck) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetExpectStatus() int32 {
+	if x != nil {
+		return x.ExpectStatus
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetGrpcService() string {
+	if x != nil {
+		return x.GrpcService
+	}
+	return ""
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetRise() int32 {
+	if x != nil {
+		return x.Rise
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetFall() int32 {
+	if x != nil {
+		return x.Fall
+	}
+	return 0
+}
+
+// CheckResult is the outcome of one probe.
+type CheckResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	Pass          bool                   `protobuf:"varint,2,opt,name=pass,proto3" json:"pass,omitempty"`
+	Output        string                 `protobuf:"bytes,3,opt,name=output,proto3" json:"output,omitempty"`
+	Latency       *durationpb.Duration   `protobuf:"bytes,4,opt,name=latency,proto3" json:"latency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResult) Reset() {
+	*x = CheckResult{}
+	mi := &file_junction_v1_junction_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResult) ProtoMessage() {}
+
+func (x *CheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
+func (*CheckResult) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CheckResult) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *CheckResult) GetPass() bool {
+	if x != nil {
+		return x.Pass
+	}
+	return false
+}
+
+func (x *CheckResult) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+func (x *CheckResult) GetLatency() *durationpb.Duration {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+type SetInstanceStateRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Service   string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	Id        string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	// false: maintenance (kept out of healthy-only queries).
+	Enabled *bool `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// Set by hand; an instance with a health check gets its checks' verdict.
+	Healthy *bool `protobuf:"varint,6,opt,name=healthy,proto3,oneof" json:"healthy,omitempty"`
+	// Stop checking the instance (its health check is removed).
+	RemoveCheck   bool `protobuf:"varint,7,opt,name=remove_check,json=removeCheck,proto3" json:"remove_check,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetInstanceStateRequest) Reset() {
+	*x = SetInstanceStateRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetInstanceStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetInstanceStateRequest) ProtoMessage() {}
+
+func (x *SetInstanceStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetInstanceStateRequest.ProtoReflect.Descriptor instead.
+func (*SetInstanceStateRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetInstanceStateRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetInstanceStateRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *SetInstanceStateRequest) GetHealthy() bool {
+	if x != nil && x.Healthy != nil {
+		return *x.Healthy
+	}
+	return false
+}
+
+func (x *SetInstanceStateRequest) GetRemoveCheck() bool {
+	if x != nil {
+		return x.RemoveCheck
+	}
+	return false
+}
+
+type GetInstanceHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInstanceHealthRequest) Reset() {
+	*x = GetInstanceHealthRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInstanceHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInstanceHealthRequest) ProtoMessage() {}
+
+func (x *GetInstanceHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInstanceHealthRequest.ProtoReflect.Descriptor instead.
+func (*GetInstanceHealthRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetInstanceHealthRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetInstanceHealthRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GetInstanceHealthRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *GetInstanceHealthRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type InstanceHealth struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance *Instance              `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Absent when the instance has no health check.
+	Check *HealthCheck `protobuf:"bytes,2,opt,name=check,proto3" json:"check,omitempty"`
+	// The gateway that runs the health checks now (empty: none yet).
+	Runner string `protobuf:"bytes,3,opt,name=runner,proto3" json:"runner,omitempty"`
+	// The result that decided the last transition, when there was one.
+	LastTransition *CheckResult `protobuf:"bytes,4,opt,name=last_transition,json=lastTransition,proto3" json:"last_transition,omitempty"`
+	// Recent results, oldest first; only from the gateway that runs the check.
+	History       []*CheckResult `protobuf:"bytes,5,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceHealth) Reset() {
+	*x = InstanceHealth{}
+	mi := &file_junction_v1_junction_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceHealth) ProtoMessage() {}
+
+func (x *InstanceHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceHealth.ProtoReflect.Descriptor instead.
+func (*InstanceHealth) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *InstanceHealth) GetInstance() *Instance {
+	if x != nil {
+		return x.Instance
+	}
+	return nil
+}
+
+func (x *InstanceHealth) GetCheck() *HealthCheck {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+func (x *InstanceHealth) GetRunner() string {
+	if x != nil {
+		return x.Runner
+	}
+	return ""
+}
+
+func (x *InstanceHealth) GetLastTransition() *CheckResult {
+	if x != nil {
+		return x.LastTransition
+	}
+	return nil
+}
+
+func (x *InstanceHealth) GetHistory() []*CheckResult {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+type GetServiceSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceSettingsRequest) Reset() {
+	*x = GetServiceSettingsRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceSettingsRequest) ProtoMessage() {}
+
+func (x *GetServiceSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceSettingsRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetServiceSettingsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetServiceSettingsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GetServiceSettingsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type PutServiceSettingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	Settings      *ServiceSettings       `protobuf:"bytes,4,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutServiceSettingsRequest) Reset() {
+	*x = PutServiceSettingsRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutServiceSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutServiceSettingsRequest) ProtoMessage() {}
+
+func (x *PutServiceSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutServiceSettingsRequest.ProtoReflect.Descriptor instead.
+func (*PutServiceSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PutServiceSettingsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PutServiceSettingsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *PutServiceSettingsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *PutServiceSettingsRequest) GetSettings() *ServiceSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// ServiceSettings are the settings of one service.
+type ServiceSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0 to 1; 0 (the default) turns protection off. When the healthy share of
+	// a service's instances falls below it, healthy-only queries return every
+	// instance, flagged, so that the few healthy ones are not flooded.
+	ProtectThreshold float64 `protobuf:"fixed64,1,opt,name=protect_threshold,json=protectThreshold,proto3" json:"protect_threshold,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ServiceSettings) Reset() {
+	*x = ServiceSettings{}
+	mi := &file_junction_v1_junction_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSettings) ProtoMessage() {}
+
+func (x *ServiceSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSettings.ProtoReflect.Descriptor instead.
+func (*ServiceSettings) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ServiceSettings) GetProtectThreshold() float64 {
+	if x != nil {
+		return x.ProtectThreshold
+	}
+	return 0
+}
+
 type RegisterInstanceResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Instance      *Instance              `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -596,7 +1206,7 @@ type RegisterInstanceResponse struct {
 
 func (x *RegisterInstanceResponse) Reset() {
 	*x = RegisterInstanceResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[7]
+	mi := &file_junction_v1_junction_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +1218,7 @@ func (x *RegisterInstanceResponse) String() string {
 func (*RegisterInstanceResponse) ProtoMessage() {}
 
 func (x *RegisterInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[7]
+	mi := &file_junction_v1_junction_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +1231,7 @@ func (x *RegisterInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterInstanceResponse.ProtoReflect.Descriptor instead.
 func (*RegisterInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{7}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegisterInstanceResponse) GetInstance() *Instance {
@@ -650,7 +1260,7 @@ type DeregisterInstanceRequest struct {
 
 func (x *DeregisterInstanceRequest) Reset() {
 	*x = DeregisterInstanceRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[8]
+	mi := &file_junction_v1_junction_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +1272,7 @@ func (x *DeregisterInstanceRequest) String() string {
 func (*DeregisterInstanceRequest) ProtoMessage() {}
 
 func (x *DeregisterInstanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[8]
+	mi := &file_junction_v1_junction_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1285,7 @@ func (x *DeregisterInstanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterInstanceRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterInstanceRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{8}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeregisterInstanceRequest) GetNamespace() string {
@@ -715,7 +1325,7 @@ type DeregisterInstanceResponse struct {
 
 func (x *DeregisterInstanceResponse) Reset() {
 	*x = DeregisterInstanceResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[9]
+	mi := &file_junction_v1_junction_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +1337,7 @@ func (x *DeregisterInstanceResponse) String() string {
 func (*DeregisterInstanceResponse) ProtoMessage() {}
 
 func (x *DeregisterInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[9]
+	mi := &file_junction_v1_junction_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +1350,7 @@ func (x *DeregisterInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterInstanceResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{9}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeregisterInstanceResponse) GetRevision() int64 {
@@ -767,7 +1377,7 @@ type ListInstancesRequest struct {
 
 func (x *ListInstancesRequest) Reset() {
 	*x = ListInstancesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	mi := &file_junction_v1_junction_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1389,7 @@ func (x *ListInstancesRequest) String() string {
 func (*ListInstancesRequest) ProtoMessage() {}
 
 func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	mi := &file_junction_v1_junction_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1402,7 @@ func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesRequest.ProtoReflect.Descriptor instead.
 func (*ListInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{10}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListInstancesRequest) GetNamespace() string {
@@ -843,14 +1453,17 @@ type ListInstancesResponse struct {
 	// The store revision the list reflects: watch from it to miss nothing.
 	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// "linearizable" or "stale": what the read actually got.
-	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// A healthy-only query fell below the service's protect threshold and
+	// returned every instance instead.
+	Protected     bool `protobuf:"varint,4,opt,name=protected,proto3" json:"protected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListInstancesResponse) Reset() {
 	*x = ListInstancesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[11]
+	mi := &file_junction_v1_junction_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1475,7 @@ func (x *ListInstancesResponse) String() string {
 func (*ListInstancesResponse) ProtoMessage() {}
 
 func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[11]
+	mi := &file_junction_v1_junction_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1488,7 @@ func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesResponse.ProtoReflect.Descriptor instead.
 func (*ListInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{11}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListInstancesResponse) GetInstances() []*Instance {
@@ -899,6 +1512,13 @@ func (x *ListInstancesResponse) GetConsistency() string {
 	return ""
 }
 
+func (x *ListInstancesResponse) GetProtected() bool {
+	if x != nil {
+		return x.Protected
+	}
+	return false
+}
+
 type WatchInstancesRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -912,7 +1532,7 @@ type WatchInstancesRequest struct {
 
 func (x *WatchInstancesRequest) Reset() {
 	*x = WatchInstancesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[12]
+	mi := &file_junction_v1_junction_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1544,7 @@ func (x *WatchInstancesRequest) String() string {
 func (*WatchInstancesRequest) ProtoMessage() {}
 
 func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[12]
+	mi := &file_junction_v1_junction_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1557,7 @@ func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInstancesRequest.ProtoReflect.Descriptor instead.
 func (*WatchInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{12}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchInstancesRequest) GetNamespace() string {
@@ -982,7 +1602,7 @@ type InstanceEvent struct {
 
 func (x *InstanceEvent) Reset() {
 	*x = InstanceEvent{}
-	mi := &file_junction_v1_junction_proto_msgTypes[13]
+	mi := &file_junction_v1_junction_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1614,7 @@ func (x *InstanceEvent) String() string {
 func (*InstanceEvent) ProtoMessage() {}
 
 func (x *InstanceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[13]
+	mi := &file_junction_v1_junction_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1627,7 @@ func (x *InstanceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceEvent.ProtoReflect.Descriptor instead.
 func (*InstanceEvent) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{13}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *InstanceEvent) GetType() EventType {
@@ -1054,7 +1674,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[14]
+	mi := &file_junction_v1_junction_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1686,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[14]
+	mi := &file_junction_v1_junction_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1699,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{14}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -1130,7 +1750,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[15]
+	mi := &file_junction_v1_junction_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1762,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[15]
+	mi := &file_junction_v1_junction_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1775,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{15}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ServiceSummary) GetNamespace() string {
@@ -1205,7 +1825,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[16]
+	mi := &file_junction_v1_junction_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1837,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[16]
+	mi := &file_junction_v1_junction_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1850,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{16}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -1278,7 +1898,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_junction_v1_junction_proto_msgTypes[17]
+	mi := &file_junction_v1_junction_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1910,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[17]
+	mi := &file_junction_v1_junction_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1923,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{17}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Config) GetNamespace() string {
@@ -1395,7 +2015,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[18]
+	mi := &file_junction_v1_junction_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +2027,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[18]
+	mi := &file_junction_v1_junction_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +2040,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{18}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetConfigRequest) GetNamespace() string {
@@ -1463,7 +2083,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[19]
+	mi := &file_junction_v1_junction_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +2095,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[19]
+	mi := &file_junction_v1_junction_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +2108,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{19}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -1528,7 +2148,7 @@ type PutConfigRequest struct {
 
 func (x *PutConfigRequest) Reset() {
 	*x = PutConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[20]
+	mi := &file_junction_v1_junction_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +2160,7 @@ func (x *PutConfigRequest) String() string {
 func (*PutConfigRequest) ProtoMessage() {}
 
 func (x *PutConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[20]
+	mi := &file_junction_v1_junction_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +2173,7 @@ func (x *PutConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigRequest.ProtoReflect.Descriptor instead.
 func (*PutConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{20}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PutConfigRequest) GetNamespace() string {
@@ -1607,7 +2227,7 @@ type PutConfigResponse struct {
 
 func (x *PutConfigResponse) Reset() {
 	*x = PutConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[21]
+	mi := &file_junction_v1_junction_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +2239,7 @@ func (x *PutConfigResponse) String() string {
 func (*PutConfigResponse) ProtoMessage() {}
 
 func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[21]
+	mi := &file_junction_v1_junction_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +2252,7 @@ func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigResponse.ProtoReflect.Descriptor instead.
 func (*PutConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{21}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PutConfigResponse) GetConfig() *Config {
@@ -1655,7 +2275,7 @@ type DeleteConfigRequest struct {
 
 func (x *DeleteConfigRequest) Reset() {
 	*x = DeleteConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[22]
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +2287,7 @@ func (x *DeleteConfigRequest) String() string {
 func (*DeleteConfigRequest) ProtoMessage() {}
 
 func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[22]
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +2300,7 @@ func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{22}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteConfigRequest) GetNamespace() string {
@@ -1720,7 +2340,7 @@ type DeleteConfigResponse struct {
 
 func (x *DeleteConfigResponse) Reset() {
 	*x = DeleteConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[23]
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +2352,7 @@ func (x *DeleteConfigResponse) String() string {
 func (*DeleteConfigResponse) ProtoMessage() {}
 
 func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[23]
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +2365,7 @@ func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{23}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteConfigResponse) GetRevision() int64 {
@@ -1767,7 +2387,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1779,7 +2399,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1792,7 +2412,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{24}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListConfigsRequest) GetNamespace() string {
@@ -1833,7 +2453,7 @@ type ConfigSummary struct {
 
 func (x *ConfigSummary) Reset() {
 	*x = ConfigSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[25]
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2465,7 @@ func (x *ConfigSummary) String() string {
 func (*ConfigSummary) ProtoMessage() {}
 
 func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[25]
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2478,7 @@ func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
 func (*ConfigSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{25}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ConfigSummary) GetNamespace() string {
@@ -1934,7 +2554,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[26]
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2566,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[26]
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2579,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{26}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
@@ -1989,7 +2609,7 @@ type WatchConfigRequest struct {
 
 func (x *WatchConfigRequest) Reset() {
 	*x = WatchConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[27]
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2621,7 @@ func (x *WatchConfigRequest) String() string {
 func (*WatchConfigRequest) ProtoMessage() {}
 
 func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[27]
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2634,7 @@ func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{27}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchConfigRequest) GetNamespace() string {
@@ -2061,7 +2681,7 @@ type ConfigEvent struct {
 
 func (x *ConfigEvent) Reset() {
 	*x = ConfigEvent{}
-	mi := &file_junction_v1_junction_proto_msgTypes[28]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2693,7 @@ func (x *ConfigEvent) String() string {
 func (*ConfigEvent) ProtoMessage() {}
 
 func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[28]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2706,7 @@ func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEvent.ProtoReflect.Descriptor instead.
 func (*ConfigEvent) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{28}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConfigEvent) GetType() EventType {
@@ -2139,7 +2759,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[29]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2771,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[29]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2784,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{29}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
 }
 
 type Capabilities struct {
@@ -2182,7 +2802,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2814,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2827,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -2272,7 +2892,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2904,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2917,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -2367,7 +2987,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\brevision\x18\v \x01(\x03R\brevision\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x04\n" +
 	"\x17RegisterInstanceRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -2381,7 +3001,8 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\tephemeral\x18\n" +
 	" \x01(\bH\x01R\tephemeral\x88\x01\x01\x12\x1d\n" +
 	"\aenabled\x18\v \x01(\bH\x02R\aenabled\x88\x01\x01\x12\x18\n" +
-	"\asession\x18\f \x01(\tR\asession\x1a;\n" +
+	"\asession\x18\f \x01(\tR\asession\x12.\n" +
+	"\x05check\x18\r \x01(\v2\x18.junction.v1.HealthCheckR\x05check\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -2389,7 +3010,55 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\n" +
 	"_ephemeralB\n" +
 	"\n" +
-	"\b_enabled\"i\n" +
+	"\b_enabled\"\x95\x02\n" +
+	"\vHealthCheck\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12#\n" +
+	"\rexpect_status\x18\x03 \x01(\x05R\fexpectStatus\x12!\n" +
+	"\fgrpc_service\x18\x04 \x01(\tR\vgrpcService\x125\n" +
+	"\binterval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x12\n" +
+	"\x04rise\x18\a \x01(\x05R\x04rise\x12\x12\n" +
+	"\x04fall\x18\b \x01(\x05R\x04fall\"\x9a\x01\n" +
+	"\vCheckResult\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
+	"\x04pass\x18\x02 \x01(\bR\x04pass\x12\x16\n" +
+	"\x06output\x18\x03 \x01(\tR\x06output\x123\n" +
+	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\xf0\x01\n" +
+	"\x17SetInstanceStateRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\x12\x1d\n" +
+	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\x1d\n" +
+	"\ahealthy\x18\x06 \x01(\bH\x01R\ahealthy\x88\x01\x01\x12!\n" +
+	"\fremove_check\x18\a \x01(\bR\vremoveCheckB\n" +
+	"\n" +
+	"\b_enabledB\n" +
+	"\n" +
+	"\b_healthy\"x\n" +
+	"\x18GetInstanceHealthRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"\x82\x02\n" +
+	"\x0eInstanceHealth\x121\n" +
+	"\binstance\x18\x01 \x01(\v2\x15.junction.v1.InstanceR\binstance\x12.\n" +
+	"\x05check\x18\x02 \x01(\v2\x18.junction.v1.HealthCheckR\x05check\x12\x16\n" +
+	"\x06runner\x18\x03 \x01(\tR\x06runner\x12A\n" +
+	"\x0flast_transition\x18\x04 \x01(\v2\x18.junction.v1.CheckResultR\x0elastTransition\x122\n" +
+	"\ahistory\x18\x05 \x03(\v2\x18.junction.v1.CheckResultR\ahistory\"i\n" +
+	"\x19GetServiceSettingsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\"\xa3\x01\n" +
+	"\x19PutServiceSettingsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x128\n" +
+	"\bsettings\x18\x04 \x01(\v2\x1c.junction.v1.ServiceSettingsR\bsettings\">\n" +
+	"\x0fServiceSettings\x12+\n" +
+	"\x11protect_threshold\x18\x01 \x01(\x01R\x10protectThreshold\"i\n" +
 	"\x18RegisterInstanceResponse\x121\n" +
 	"\binstance\x18\x01 \x01(\v2\x15.junction.v1.InstanceR\binstance\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"y\n" +
@@ -2406,11 +3075,12 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12!\n" +
 	"\fhealthy_only\x18\x04 \x01(\bR\vhealthyOnly\x12\x1a\n" +
 	"\bclusters\x18\x05 \x03(\tR\bclusters\x12\x14\n" +
-	"\x05stale\x18\x06 \x01(\bR\x05stale\"\x8a\x01\n" +
+	"\x05stale\x18\x06 \x01(\bR\x05stale\"\xa8\x01\n" +
 	"\x15ListInstancesResponse\x123\n" +
 	"\tinstances\x18\x01 \x03(\v2\x15.junction.v1.InstanceR\tinstances\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
-	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\x81\x01\n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1c\n" +
+	"\tprotected\x18\x04 \x01(\bR\tprotected\"\x81\x01\n" +
 	"\x15WatchInstancesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -2530,7 +3200,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x03PUT\x10\x01\x12\n" +
 	"\n" +
 	"\x06DELETE\x10\x02\x12\t\n" +
-	"\x05RESET\x10\x032\xcc\x05\n" +
+	"\x05RESET\x10\x032\xbe\b\n" +
 	"\x0fRegistryService\x12H\n" +
 	"\rCreateSession\x12!.junction.v1.CreateSessionRequest\x1a\x14.junction.v1.Session\x12N\n" +
 	"\x10KeepAliveSession\x12$.junction.v1.KeepAliveSessionRequest\x1a\x14.junction.v1.Session\x12V\n" +
@@ -2539,7 +3209,11 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x12DeregisterInstance\x12&.junction.v1.DeregisterInstanceRequest\x1a'.junction.v1.DeregisterInstanceResponse\x12V\n" +
 	"\rListInstances\x12!.junction.v1.ListInstancesRequest\x1a\".junction.v1.ListInstancesResponse\x12R\n" +
 	"\x0eWatchInstances\x12\".junction.v1.WatchInstancesRequest\x1a\x1a.junction.v1.InstanceEvent0\x01\x12S\n" +
-	"\fListServices\x12 .junction.v1.ListServicesRequest\x1a!.junction.v1.ListServicesResponse2\x9a\x03\n" +
+	"\fListServices\x12 .junction.v1.ListServicesRequest\x1a!.junction.v1.ListServicesResponse\x12_\n" +
+	"\x10SetInstanceState\x12$.junction.v1.SetInstanceStateRequest\x1a%.junction.v1.RegisterInstanceResponse\x12W\n" +
+	"\x11GetInstanceHealth\x12%.junction.v1.GetInstanceHealthRequest\x1a\x1b.junction.v1.InstanceHealth\x12Z\n" +
+	"\x12GetServiceSettings\x12&.junction.v1.GetServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings\x12Z\n" +
+	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\x9a\x03\n" +
 	"\rConfigService\x12J\n" +
 	"\tGetConfig\x12\x1d.junction.v1.GetConfigRequest\x1a\x1e.junction.v1.GetConfigResponse\x12J\n" +
 	"\tPutConfig\x12\x1d.junction.v1.PutConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12S\n" +
@@ -2562,7 +3236,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                     // 0: junction.v1.EventType
 	(*Session)(nil),                    // 1: junction.v1.Session
@@ -2572,89 +3246,115 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*DeleteSessionResponse)(nil),      // 5: junction.v1.DeleteSessionResponse
 	(*Instance)(nil),                   // 6: junction.v1.Instance
 	(*RegisterInstanceRequest)(nil),    // 7: junction.v1.RegisterInstanceRequest
-	(*RegisterInstanceResponse)(nil),   // 8: junction.v1.RegisterInstanceResponse
-	(*DeregisterInstanceRequest)(nil),  // 9: junction.v1.DeregisterInstanceRequest
-	(*DeregisterInstanceResponse)(nil), // 10: junction.v1.DeregisterInstanceResponse
-	(*ListInstancesRequest)(nil),       // 11: junction.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),      // 12: junction.v1.ListInstancesResponse
-	(*WatchInstancesRequest)(nil),      // 13: junction.v1.WatchInstancesRequest
-	(*InstanceEvent)(nil),              // 14: junction.v1.InstanceEvent
-	(*ListServicesRequest)(nil),        // 15: junction.v1.ListServicesRequest
-	(*ServiceSummary)(nil),             // 16: junction.v1.ServiceSummary
-	(*ListServicesResponse)(nil),       // 17: junction.v1.ListServicesResponse
-	(*Config)(nil),                     // 18: junction.v1.Config
-	(*GetConfigRequest)(nil),           // 19: junction.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 20: junction.v1.GetConfigResponse
-	(*PutConfigRequest)(nil),           // 21: junction.v1.PutConfigRequest
-	(*PutConfigResponse)(nil),          // 22: junction.v1.PutConfigResponse
-	(*DeleteConfigRequest)(nil),        // 23: junction.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),       // 24: junction.v1.DeleteConfigResponse
-	(*ListConfigsRequest)(nil),         // 25: junction.v1.ListConfigsRequest
-	(*ConfigSummary)(nil),              // 26: junction.v1.ConfigSummary
-	(*ListConfigsResponse)(nil),        // 27: junction.v1.ListConfigsResponse
-	(*WatchConfigRequest)(nil),         // 28: junction.v1.WatchConfigRequest
-	(*ConfigEvent)(nil),                // 29: junction.v1.ConfigEvent
-	(*GetStatusRequest)(nil),           // 30: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),               // 31: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),          // 32: junction.v1.GetStatusResponse
-	nil,                                // 33: junction.v1.Instance.MetadataEntry
-	nil,                                // 34: junction.v1.RegisterInstanceRequest.MetadataEntry
-	(*durationpb.Duration)(nil),        // 35: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 36: google.protobuf.Timestamp
+	(*HealthCheck)(nil),                // 8: junction.v1.HealthCheck
+	(*CheckResult)(nil),                // 9: junction.v1.CheckResult
+	(*SetInstanceStateRequest)(nil),    // 10: junction.v1.SetInstanceStateRequest
+	(*GetInstanceHealthRequest)(nil),   // 11: junction.v1.GetInstanceHealthRequest
+	(*InstanceHealth)(nil),             // 12: junction.v1.InstanceHealth
+	(*GetServiceSettingsRequest)(nil),  // 13: junction.v1.GetServiceSettingsRequest
+	(*PutServiceSettingsRequest)(nil),  // 14: junction.v1.PutServiceSettingsRequest
+	(*ServiceSettings)(nil),            // 15: junction.v1.ServiceSettings
+	(*RegisterInstanceResponse)(nil),   // 16: junction.v1.RegisterInstanceResponse
+	(*DeregisterInstanceRequest)(nil),  // 17: junction.v1.DeregisterInstanceRequest
+	(*DeregisterInstanceResponse)(nil), // 18: junction.v1.DeregisterInstanceResponse
+	(*ListInstancesRequest)(nil),       // 19: junction.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),      // 20: junction.v1.ListInstancesResponse
+	(*WatchInstancesRequest)(nil),      // 21: junction.v1.WatchInstancesRequest
+	(*InstanceEvent)(nil),              // 22: junction.v1.InstanceEvent
+	(*ListServicesRequest)(nil),        // 23: junction.v1.ListServicesRequest
+	(*ServiceSummary)(nil),             // 24: junction.v1.ServiceSummary
+	(*ListServicesResponse)(nil),       // 25: junction.v1.ListServicesResponse
+	(*Config)(nil),                     // 26: junction.v1.Config
+	(*GetConfigRequest)(nil),           // 27: junction.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 28: junction.v1.GetConfigResponse
+	(*PutConfigRequest)(nil),           // 29: junction.v1.PutConfigRequest
+	(*PutConfigResponse)(nil),          // 30: junction.v1.PutConfigResponse
+	(*DeleteConfigRequest)(nil),        // 31: junction.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),       // 32: junction.v1.DeleteConfigResponse
+	(*ListConfigsRequest)(nil),         // 33: junction.v1.ListConfigsRequest
+	(*ConfigSummary)(nil),              // 34: junction.v1.ConfigSummary
+	(*ListConfigsResponse)(nil),        // 35: junction.v1.ListConfigsResponse
+	(*WatchConfigRequest)(nil),         // 36: junction.v1.WatchConfigRequest
+	(*ConfigEvent)(nil),                // 37: junction.v1.ConfigEvent
+	(*GetStatusRequest)(nil),           // 38: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),               // 39: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),          // 40: junction.v1.GetStatusResponse
+	nil,                                // 41: junction.v1.Instance.MetadataEntry
+	nil,                                // 42: junction.v1.RegisterInstanceRequest.MetadataEntry
+	(*durationpb.Duration)(nil),        // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	35, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	35, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	33, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	34, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
-	6,  // 4: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
-	6,  // 5: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	0,  // 6: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
-	6,  // 7: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
-	6,  // 8: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
-	16, // 9: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	36, // 10: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	36, // 11: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
-	18, // 12: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	18, // 13: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	36, // 14: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	26, // 15: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
-	0,  // 16: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	18, // 17: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	31, // 18: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	2,  // 19: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 20: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 21: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 22: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	9,  // 23: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	11, // 24: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	13, // 25: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	15, // 26: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	19, // 27: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	21, // 28: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	23, // 29: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	25, // 30: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	28, // 31: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	30, // 32: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	1,  // 33: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 34: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 35: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	8,  // 36: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	10, // 37: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	12, // 38: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	14, // 39: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	17, // 40: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	20, // 41: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	22, // 42: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	24, // 43: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	27, // 44: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	29, // 45: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	32, // 46: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	33, // [33:47] is the sub-list for method output_type
-	19, // [19:33] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	43, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	43, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	41, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	42, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	8,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
+	43, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	43, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	44, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	43, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	6,  // 9: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
+	8,  // 10: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
+	9,  // 11: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
+	9,  // 12: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
+	15, // 13: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
+	6,  // 14: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
+	6,  // 15: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
+	0,  // 16: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
+	6,  // 17: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
+	6,  // 18: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
+	24, // 19: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
+	44, // 20: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	44, // 21: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	26, // 22: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
+	26, // 23: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	44, // 24: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	34, // 25: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	0,  // 26: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
+	26, // 27: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	39, // 28: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	2,  // 29: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	3,  // 30: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	4,  // 31: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	7,  // 32: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	17, // 33: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	19, // 34: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	21, // 35: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	23, // 36: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	10, // 37: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	11, // 38: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	13, // 39: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	14, // 40: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	27, // 41: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	29, // 42: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	31, // 43: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	33, // 44: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	36, // 45: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	38, // 46: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	1,  // 47: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	1,  // 48: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	5,  // 49: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	16, // 50: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	18, // 51: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	20, // 52: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	22, // 53: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	25, // 54: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	16, // 55: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	12, // 56: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	15, // 57: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	15, // 58: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	28, // 59: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	30, // 60: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	32, // 61: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	35, // 62: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	37, // 63: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	40, // 64: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	47, // [47:65] is the sub-list for method output_type
+	29, // [29:47] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -2663,15 +3363,16 @@ func file_junction_v1_junction_proto_init() {
 		return
 	}
 	file_junction_v1_junction_proto_msgTypes[6].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[20].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[22].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[9].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[28].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -31,6 +31,10 @@ const (
 	RegistryService_ListInstances_FullMethodName      = "/junction.v1.RegistryService/ListInstances"
 	RegistryService_WatchInstances_FullMethodName     = "/junction.v1.RegistryService/WatchInstances"
 	RegistryService_ListServices_FullMethodName       = "/junction.v1.RegistryService/ListServices"
+	RegistryService_SetInstanceState_FullMethodName   = "/junction.v1.RegistryService/SetInstanceState"
+	RegistryService_GetInstanceHealth_FullMethodName  = "/junction.v1.RegistryService/GetInstanceHealth"
+	RegistryService_GetServiceSettings_FullMethodName = "/junction.v1.RegistryService/GetServiceSettings"
+	RegistryService_PutServiceSettings_FullMethodName = "/junction.v1.RegistryService/PutServiceSettings"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -57,6 +61,16 @@ type RegistryServiceClient interface {
 	WatchInstances(ctx context.Context, in *WatchInstancesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InstanceEvent], error)
 	// ListServices lists the services of a namespace, a page at a time.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
+	// SetInstanceState puts an instance in or out of maintenance (enabled)
+	// or sets its health by hand, leaving the rest of it as it is.
+	SetInstanceState(ctx context.Context, in *SetInstanceStateRequest, opts ...grpc.CallOption) (*RegisterInstanceResponse, error)
+	// GetInstanceHealth reports an instance's health check, its last
+	// transition and, from the gateway that runs the check, its recent results.
+	GetInstanceHealth(ctx context.Context, in *GetInstanceHealthRequest, opts ...grpc.CallOption) (*InstanceHealth, error)
+	// GetServiceSettings reads a service's settings (its protect threshold).
+	GetServiceSettings(ctx context.Context, in *GetServiceSettingsRequest, opts ...grpc.CallOption) (*ServiceSettings, error)
+	// PutServiceSettings writes a service's settings.
+	PutServiceSettings(ctx context.Context, in *PutServiceSettingsRequest, opts ...grpc.CallOption) (*ServiceSettings, error)
 }
 
 type registryServiceClient struct {
@@ -156,6 +170,46 @@ func (c *registryServiceClient) ListServices(ctx context.Context, in *ListServic
 	return out, nil
 }
 
+func (c *registryServiceClient) SetInstanceState(ctx context.Context, in *SetInstanceStateRequest, opts ...grpc.CallOption) (*RegisterInstanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegisterInstanceResponse)
+	err := c.cc.Invoke(ctx, RegistryService_SetInstanceState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) GetInstanceHealth(ctx context.Context, in *GetInstanceHealthRequest, opts ...grpc.CallOption) (*InstanceHealth, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InstanceHealth)
+	err := c.cc.Invoke(ctx, RegistryService_GetInstanceHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) GetServiceSettings(ctx context.Context, in *GetServiceSettingsRequest, opts ...grpc.CallOption) (*ServiceSettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServiceSettings)
+	err := c.cc.Invoke(ctx, RegistryService_GetServiceSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *registryServiceClient) PutServiceSettings(ctx context.Context, in *PutServiceSettingsRequest, opts ...grpc.CallOption) (*ServiceSettings, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ServiceSettings)
+	err := c.cc.Invoke(ctx, RegistryService_PutServiceSettings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -180,6 +234,16 @@ type RegistryServiceServer interface {
 	WatchInstances(*WatchInstancesRequest, grpc.ServerStreamingServer[InstanceEvent]) error
 	// ListServices lists the services of a namespace, a page at a time.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
+	// SetInstanceState puts an instance in or out of maintenance (enabled)
+	// or sets its health by hand, leaving the rest of it as it is.
+	SetInstanceState(context.Context, *SetInstanceStateRequest) (*RegisterInstanceResponse, error)
+	// GetInstanceHealth reports an instance's health check, its last
+	// transition and, from the gateway that runs the check, its recent results.
+	GetInstanceHealth(context.Context, *GetInstanceHealthRequest) (*InstanceHealth, error)
+	// GetServiceSettings reads a service's settings (its protect threshold).
+	GetServiceSettings(context.Context, *GetServiceSettingsRequest) (*ServiceSettings, error)
+	// PutServiceSettings writes a service's settings.
+	PutServiceSettings(context.Context, *PutServiceSettingsRequest) (*ServiceSettings, error)
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -213,6 +277,18 @@ func (UnimplementedRegistryServiceServer) WatchInstances(*WatchInstancesRequest,
 }
 func (UnimplementedRegistryServiceServer) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListServices not implemented")
+}
+func (UnimplementedRegistryServiceServer) SetInstanceState(context.Context, *SetInstanceStateRequest) (*RegisterInstanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetInstanceState not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetInstanceHealth(context.Context, *GetInstanceHealthRequest) (*InstanceHealth, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetInstanceHealth not implemented")
+}
+func (UnimplementedRegistryServiceServer) GetServiceSettings(context.Context, *GetServiceSettingsRequest) (*ServiceSettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetServiceSettings not implemented")
+}
+func (UnimplementedRegistryServiceServer) PutServiceSettings(context.Context, *PutServiceSettingsRequest) (*ServiceSettings, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutServiceSettings not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -372,6 +448,78 @@ func _RegistryService_ListServices_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_SetInstanceState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetInstanceStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).SetInstanceState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_SetInstanceState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).SetInstanceState(ctx, req.(*SetInstanceStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_GetInstanceHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetInstanceHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetInstanceHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetInstanceHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetInstanceHealth(ctx, req.(*GetInstanceHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_GetServiceSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).GetServiceSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_GetServiceSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).GetServiceSettings(ctx, req.(*GetServiceSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RegistryService_PutServiceSettings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutServiceSettingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RegistryServiceServer).PutServiceSettings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RegistryService_PutServiceSettings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RegistryServiceServer).PutServiceSettings(ctx, req.(*PutServiceSettingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -406,6 +554,22 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListServices",
 			Handler:    _RegistryService_ListServices_Handler,
+		},
+		{
+			MethodName: "SetInstanceState",
+			Handler:    _RegistryService_SetInstanceState_Handler,
+		},
+		{
+			MethodName: "GetInstanceHealth",
+			Handler:    _RegistryService_GetInstanceHealth_Handler,
+		},
+		{
+			MethodName: "GetServiceSettings",
+			Handler:    _RegistryService_GetServiceSettings_Handler,
+		},
+		{
+			MethodName: "PutServiceSettings",
+			Handler:    _RegistryService_PutServiceSettings_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
