@@ -146,7 +146,7 @@ func newHealthRunner(b backends.Backend, cfg Config, log *slog.Logger, m *health
 // run holds or watches the lease and, while holding it, keeps one monitor
 // per check record, until ctx ends.
 func (r *healthRunner) run(ctx context.Context) {
-	defer r.stopAll()
+	defer r.release()
 	renew := max(r.lease/3, 10*time.Millisecond)
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -168,6 +168,24 @@ func (r *healthRunner) run(ctx context.Context) {
 			}
 		}
 		t.Reset(min(r.scan, renew))
+	}
+}
+
+// release stops the checks and, when this gateway holds the lease, gives
+// it up so that another gateway takes over at once instead of after the
+// lease.
+func (r *healthRunner) release() {
+	r.stopAll()
+	r.mu.Lock()
+	leading, rev := r.leading, r.leaseRev
+	r.leading = false
+	r.mu.Unlock()
+	if leading {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := r.b.DeleteConfig(ctx, leaseKey, model.IfRevision(rev)); err != nil {
+			r.log.Debug("health checks: releasing the runner lease failed; it expires", "err", err)
+		}
 	}
 }
 

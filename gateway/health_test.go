@@ -290,6 +290,14 @@ func TestTCPAndGRPCChecks(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// The probes are counted on /metrics, by kind.
+	metrics := e.do(t, "GET", "/metrics", "").body
+	for _, want := range []string{`junction_health_checks_total{kind="grpc"}`, `junction_health_check_failures_total{kind="tcp"}`,
+		`junction_health_transitions_total{kind="grpc",to="unhealthy"} 1`, `junction_health_check_duration_seconds_count{kind="tcp"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	h, err := e.reg.GetInstanceHealth(ctx, &pb.GetInstanceHealthRequest{Service: "grpc-checked", Id: lis.Addr().String()})
 	if err != nil || h.Check.GetTarget() != lis.Addr().String() || len(h.History) == 0 ||
 		!strings.Contains(h.History[len(h.History)-1].Output, "NOT_SERVING") {
@@ -333,8 +341,9 @@ func TestBadCheckRejected(t *testing.T) {
 }
 
 // With two gateways over one store each check runs once, on the gateway
-// holding the runner lease; when that gateway dies the other takes the
-// checks over within the lease.
+// holding the runner lease; when that gateway stops (releasing its lease)
+// the other takes the checks over. A killed gateway, which releases
+// nothing, is TestHealthCheckFailoverBetweenProcesses in cmd/junction.
 func TestHealthRunnerFailover(t *testing.T) {
 	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
 	if err != nil {

@@ -99,6 +99,9 @@ func (r *registryService) RegisterInstance(ctx context.Context, req *pb.Register
 	if req.Enabled != nil {
 		inst.Enabled = *req.Enabled
 	}
+	if req.Healthy != nil {
+		inst.Healthy = *req.Healthy
+	}
 	if req.Ephemeral != nil {
 		inst.Ephemeral = *req.Ephemeral
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -345,4 +347,59 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+}
+
+// Two servers over one store run each health check once; when the one
+// running them is killed (SIGKILL: its lease is not released), the other
+// takes the checks over within the lease.
+func TestHealthCheckFailoverBetweenProcesses(t *testing.T) {
+	ep, _ := servers.Etcd(t)
+	addrs := map[string]string{"gw-a": freeAddr(t), "gw-b": freeAddr(t)}
+	procs := map[string]*server{}
+	for id, addr := range addrs {
+		procs[id] = startServerArgs(t, addr, "--backend", "etcd://"+ep+"?prefix=/failover", "--gateway-id", id, "--health-lease", "1s")
+	}
+	var failing atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer target.Close()
+	run := func(addr string, args ...string) (string, error) {
+		out, err := exec.Command(binary(t), append([]string{"--addr", addr}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run(addrs["gw-a"], "service", "register", "pay", "--ip", "10.0.0.7", "--port", "80", "--check", "http",
+		"--check-target", target.URL, "--check-interval", "100ms", "--check-fall", "2"); err != nil {
+		t.Fatalf("register: %v\n%s", err, out)
+	}
+	var runner string
+	deadline := time.Now().Add(15 * time.Second)
+	for runner == "" {
+		out, err := run(addrs["gw-b"], "service", "health", "pay", "10.0.0.7:80", "-o", "json")
+		var h struct{ Runner string }
+		if err == nil && json.Unmarshal([]byte(out), &h) == nil && procs[h.Runner] != nil {
+			runner = h.Runner
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no runner: %v %s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	other := map[string]string{"gw-a": "gw-b", "gw-b": "gw-a"}[runner]
+	procs[runner].kill()
+	killed := time.Now()
+	failing.Store(true)
+	for {
+		out, err := run(addrs[other], "service", "instances", "pay", "-o", "json")
+		if err == nil && strings.Contains(out, `"healthy": false`) {
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("the check did not move to %s within 20s of killing %s: %v\n%s\n%s", other, runner, err, out, procs[other].log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("%s killed; %s checked the instance unhealthy %v later (lease 1s, fall 2 × 100ms)", runner, other,
+		time.Since(killed).Round(time.Millisecond))
 }

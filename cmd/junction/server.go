@@ -67,5 +67,7 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxContentSize, "max-content-size", cfg.MaxContentSize, "largest config content accepted, in bytes")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&cfg.GatewayID, "gateway-id", "", "this gateway's name among those over the same store (default host/pid/random)")
+	f.DurationVar(&cfg.HealthLease, "health-lease", cfg.HealthLease, "how long the gateway running the health checks holds its lease; another takes over after it is unchanged this long")
 	return cmd
 }

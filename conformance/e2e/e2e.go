@@ -63,7 +63,7 @@ func (b *Backend) CloseSession(ctx context.Context, id string) (int64, error) {
 func (b *Backend) Register(ctx context.Context, svc model.ServiceKey, i model.Instance) (int64, error) {
 	r, err := b.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: svc.Namespace, Group: svc.Group,
 		Service: svc.Service, Id: i.ID, Ip: i.IP, Port: int32(i.Port), Cluster: i.Cluster, Weight: &i.Weight,
-		Metadata: i.Metadata, Ephemeral: &i.Ephemeral, Enabled: &i.Enabled, Session: i.Session})
+		Metadata: i.Metadata, Ephemeral: &i.Ephemeral, Enabled: &i.Enabled, Healthy: &i.Healthy, Session: i.Session})
 	if err != nil {
 		return 0, pb.Error(err)
 	}

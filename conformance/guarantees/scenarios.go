@@ -28,6 +28,7 @@ func Scenarios() []Scenario {
 		{"start-while-down", "8: opening a backend whose store is down fails within a bound, with ErrUnavailable", startWhileDown},
 		{"partition-longer-than-ttl", "5: after a partition longer than the TTL, a client that keeps its registration sees it back", partition},
 		{"store-pause", "5: after the store froze (SIGSTOP) for longer than its session timeout, the registration comes back", storePause},
+		{"health-check", "9: a failing HTTP check turns its instance unhealthy after fall × interval, back after rise × interval, each transition seen once", healthChecks},
 	}
 }
 

@@ -471,7 +471,9 @@ type RegisterInstanceRequest struct {
 	// An active health check the gateways run; its results set healthy. It
 	// stays with the instance until the instance is deregistered or
 	// SetInstanceState removes it: registering again without one keeps it.
-	Check         *HealthCheck `protobuf:"bytes,13,opt,name=check,proto3" json:"check,omitempty"`
+	Check *HealthCheck `protobuf:"bytes,13,opt,name=check,proto3" json:"check,omitempty"`
+	// Default: true. An instance with a health check gets its checks' verdict.
+	Healthy       *bool `protobuf:"varint,14,opt,name=healthy,proto3,oneof" json:"healthy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -595,6 +597,13 @@ func (x *RegisterInstanceRequest) GetCheck() *HealthCheck {
 		return x.Check
 	}
 	return nil
+}
+
+func (x *RegisterInstanceRequest) GetHealthy() bool {
+	if x != nil && x.Healthy != nil {
+		return *x.Healthy
+	}
+	return false
 }
 
 // HealthCheck is an active check of an instance, run by one of the gateways
@@ -2987,7 +2996,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\brevision\x18\v \x01(\x03R\brevision\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x04\n" +
 	"\x17RegisterInstanceRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -3002,7 +3011,8 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	" \x01(\bH\x01R\tephemeral\x88\x01\x01\x12\x1d\n" +
 	"\aenabled\x18\v \x01(\bH\x02R\aenabled\x88\x01\x01\x12\x18\n" +
 	"\asession\x18\f \x01(\tR\asession\x12.\n" +
-	"\x05check\x18\r \x01(\v2\x18.junction.v1.HealthCheckR\x05check\x1a;\n" +
+	"\x05check\x18\r \x01(\v2\x18.junction.v1.HealthCheckR\x05check\x12\x1d\n" +
+	"\ahealthy\x18\x0e \x01(\bH\x03R\ahealthy\x88\x01\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -3010,7 +3020,9 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\n" +
 	"_ephemeralB\n" +
 	"\n" +
-	"\b_enabled\"\x95\x02\n" +
+	"\b_enabledB\n" +
+	"\n" +
+	"\b_healthy\"\x95\x02\n" +
 	"\vHealthCheck\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12#\n" +
