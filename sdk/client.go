@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -173,6 +174,7 @@ type callOptions struct {
 	persistent       bool
 	disabled         bool
 	protectEmpty     bool
+	check            *health.Check
 }
 
 // InNamespace makes a call use namespace ns instead of the client's.
@@ -200,6 +202,16 @@ func Persistent() CallOption { return func(o *callOptions) { o.persistent = true
 // Disabled registers an instance in maintenance: listed, but not enabled,
 // so it is not selected and not resolved until registered again without it.
 func Disabled() CallOption { return func(o *callOptions) { o.disabled = true } }
+
+// WithHealthCheck gives a registered instance an active health check that
+// the gateways run (HTTP, TCP or grpc.health.v1); its verdict becomes the
+// instance's healthy flag. An empty Target defaults to the instance's
+// address (http://IP:PORT/health for HTTP); zero durations and thresholds
+// take the defaults of package health. The check stays with the instance
+// until it is deregistered.
+func WithHealthCheck(c health.Check) CallOption {
+	return func(o *callOptions) { o.check = &c }
+}
 
 // ProtectEmpty makes a subscription keep its last non-empty instance list
 // when the service suddenly has none (push-empty protection): consumers keep

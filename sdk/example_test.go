@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
+	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
 	"github.com/junctionhq/junction/sdk"
 )
@@ -78,4 +81,33 @@ func ExampleClient_PublishConfig() {
 	// Output:
 	// stale write conflicts: true
 	// "replicas: 2\n" version 1 from server
+}
+
+// Give an instance a health check: the gateways probe it and set its
+// healthy flag. Here nothing listens on the checked port, so the instance
+// turns unhealthy after one failed probe (fall 1).
+func ExampleWithHealthCheck() {
+	ctx := context.Background()
+	c, err := sdk.New(ctx, sdk.WithAddrs(gatewayAddr), sdk.WithNamespace("example-health"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := lis.Addr().String()
+	lis.Close()
+	_, err = c.Register(ctx, "orders", model.Instance{IP: "10.0.0.5", Port: 8080}, sdk.Persistent(),
+		sdk.WithHealthCheck(health.Check{Kind: health.TCP, Target: closed, Interval: 100 * time.Millisecond, Fall: 1}))
+	if err != nil {
+		panic(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		insts, _, err := c.Instances(ctx, "orders")
+		if err == nil && len(insts) == 1 && !insts[0].Healthy {
+			fmt.Println(insts[0].ID, "healthy:", insts[0].Healthy)
+			break
+		}
+	}
+	// Output: 10.0.0.5:8080 healthy: false
 }

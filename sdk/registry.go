@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -43,6 +44,7 @@ type Registration struct {
 	key        regKey
 	inst       model.Instance
 	persistent bool
+	check      *health.Check
 	registered bool // under the current session
 }
 
@@ -120,7 +122,7 @@ func (c *Client) Register(ctx context.Context, service string, inst model.Instan
 	if err := inst.Normalize(); err != nil {
 		return nil, err
 	}
-	reg := &Registration{c: c, key: regKey{svc, inst.ID}, inst: inst, persistent: o.persistent}
+	reg := &Registration{c: c, key: regKey{svc, inst.ID}, inst: inst, persistent: o.persistent, check: o.check}
 	if o.persistent {
 		if err := c.sendRegister(ctx, reg, ""); err != nil {
 			return nil, err
@@ -170,9 +172,20 @@ func (c *Client) sendRegister(ctx context.Context, reg *Registration, sess strin
 	i := reg.inst
 	ephemeral := !reg.persistent
 	weight, enabled := i.Weight, i.Enabled
-	_, err := c.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: reg.key.svc.Namespace,
+	req := &pb.RegisterInstanceRequest{Namespace: reg.key.svc.Namespace,
 		Group: reg.key.svc.Group, Service: reg.key.svc.Service, Id: i.ID, Ip: i.IP, Port: int32(i.Port), Cluster: i.Cluster,
-		Weight: &weight, Metadata: i.Metadata, Ephemeral: &ephemeral, Enabled: &enabled, Session: sess})
+		Weight: &weight, Metadata: i.Metadata, Ephemeral: &ephemeral, Enabled: &enabled, Session: sess}
+	if ck := reg.check; ck != nil {
+		req.Check = &pb.HealthCheck{Kind: string(ck.Kind), Target: ck.Target, ExpectStatus: int32(ck.ExpectStatus),
+			GrpcService: ck.GRPCService, Rise: int32(ck.Rise), Fall: int32(ck.Fall)}
+		if ck.Interval != 0 {
+			req.Check.Interval = durationpb.New(ck.Interval)
+		}
+		if ck.Timeout != 0 {
+			req.Check.Timeout = durationpb.New(ck.Timeout)
+		}
+	}
+	_, err := c.reg.RegisterInstance(ctx, req)
 	return wireErr(err)
 }
 
