@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/junctionhq/junction/model"
@@ -128,4 +129,17 @@ type Capabilities struct {
 	NativeCAS bool `json:"nativeCas"`
 	// ConfigHistory: the store keeps past versions of configuration items.
 	ConfigHistory bool `json:"configHistory"`
+}
+
+// Snapshotter is implemented by backends that can save their whole state
+// and restore it (the built-in store); the other stores have their own
+// tools (etcdctl snapshot, ZooKeeper's snapshot files, consul snapshot).
+type Snapshotter interface {
+	// SaveSnapshot writes the whole state, as of a linearizable read, to w
+	// and returns the revision it reflects.
+	SaveSnapshot(ctx context.Context, w io.Writer) (int64, error)
+	// RestoreSnapshot replaces the whole state with one SaveSnapshot wrote
+	// and returns the revision of the restore. Revisions keep growing, and
+	// every watcher gets a RESET with the restored state.
+	RestoreSnapshot(ctx context.Context, r io.Reader) (int64, error)
 }

@@ -25,6 +25,7 @@ const (
 	opDeregister    = "instance.deregister"
 	opConfigPut     = "config.put"
 	opConfigDelete  = "config.delete"
+	opRestore       = "state.restore"
 )
 
 // command is one entry of the replicated log. Everything the state machine
@@ -39,6 +40,8 @@ type command struct {
 	Key      model.ConfigKey    `json:"key,omitzero"`
 	Cond     model.Precondition `json:"cond,omitzero"`
 	Now      time.Time          `json:"now,omitzero"`
+	// State replaces the whole state (opRestore).
+	State *snapshotData `json:"state,omitempty"`
 }
 
 // result is what applying a command returns to the proposer.
@@ -175,6 +178,17 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 		delete(f.configs, c.Key)
 		evs = append(evs, model.Event{Type: model.EventDelete, Revision: rev, ConfigKey: c.Key, Config: &cur})
+	case opRestore:
+		if c.State == nil {
+			res.err = fmt.Errorf("raftstore: restore without a state in log entry %d", l.Index)
+			break
+		}
+		// The restored state is the state at this entry: revisions keep
+		// growing, and every watcher, whose history is gone, gets a RESET.
+		f.load(*c.State)
+		f.applied = rev
+		f.history.Reset(rev)
+		return res
 	default:
 		res.err = fmt.Errorf("raftstore: unknown operation %q in log entry %d", c.Op, l.Index)
 	}
@@ -217,6 +231,34 @@ type snapshotData struct {
 	Configs  []model.Config  `json:"configs"`
 }
 
+// validate checks a snapshot read from outside before it is restored.
+func (d snapshotData) validate() error {
+	for _, sess := range d.Sessions {
+		if sess.ID == "" {
+			return model.Invalid("snapshot", "a session without an id")
+		}
+		if err := model.ValidateTTL(sess.TTL); err != nil {
+			return model.Invalid("snapshot", "session %s: %v", sess.ID, err)
+		}
+	}
+	for _, svc := range d.Services {
+		if err := svc.Key.Validate(); err != nil {
+			return model.Invalid("snapshot", "service %v: %v", svc.Key, err)
+		}
+		for _, i := range svc.Instances {
+			if err := i.Normalize(); err != nil {
+				return model.Invalid("snapshot", "instance %q of %v: %v", i.ID, svc.Key, err)
+			}
+		}
+	}
+	for _, c := range d.Configs {
+		if err := c.Key.Validate(); err != nil {
+			return model.Invalid("snapshot", "config %v: %v", c.Key, err)
+		}
+	}
+	return nil
+}
+
 type serviceData struct {
 	Key       model.ServiceKey `json:"key"`
 	Instances []model.Instance `json:"instances"`
@@ -227,7 +269,13 @@ type serviceData struct {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	d := &snapshotData{Applied: f.applied}
+	d := f.data()
+	return &d, nil
+}
+
+// data copies the whole state; the caller holds mu.
+func (f *fsm) data() snapshotData {
+	d := snapshotData{Applied: f.applied}
 	for id, ttl := range f.sessions {
 		d.Sessions = append(d.Sessions, model.Session{ID: id, TTL: ttl})
 	}
@@ -237,7 +285,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	for _, c := range f.configs {
 		d.Configs = append(d.Configs, c)
 	}
-	return d, nil
+	return d
 }
 
 // Persist implements raft.FSMSnapshot.
@@ -262,6 +310,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.load(d)
+	f.history.Reset(d.Applied)
+	return nil
+}
+
+// load replaces the state with d; the caller holds mu.
+func (f *fsm) load(d snapshotData) {
 	f.clear()
 	for _, s := range d.Sessions {
 		f.sessions[s.ID] = s.TTL
@@ -283,6 +338,4 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.configs[c.Key] = c
 	}
 	f.applied = d.Applied
-	f.history.Reset(d.Applied)
-	return nil
 }

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -533,4 +535,69 @@ func (s *Store) Close() error {
 // would otherwise keep the store from being opened again in this process.
 func (s *Store) closeLog() error {
 	return errors.Join(s.wal.Close(), s.meta.Close())
+}
+
+// SnapshotFormat names the format of the snapshots SaveSnapshot writes.
+const SnapshotFormat = "junction-snapshot/1"
+
+// MaxSnapshotSize bounds a snapshot RestoreSnapshot accepts: it is
+// replicated as one log entry, which must fit in a log segment (16 MiB).
+const MaxSnapshotSize = 8 << 20
+
+// savedSnapshot is a snapshot as saved: JSON, self-describing.
+type savedSnapshot struct {
+	Format   string       `json:"format"`
+	Revision int64        `json:"revision"`
+	Saved    time.Time    `json:"saved"`
+	State    snapshotData `json:"state"`
+}
+
+var _ backends.Snapshotter = (*Store)(nil)
+
+// SaveSnapshot implements backends.Snapshotter.
+func (s *Store) SaveSnapshot(ctx context.Context, w io.Writer) (int64, error) {
+	var d snapshotData
+	info, err := s.read(backends.ReadOptions{}, func() { d = s.fsm.data() })
+	if err != nil {
+		return 0, err
+	}
+	if err := json.NewEncoder(w).Encode(savedSnapshot{Format: SnapshotFormat, Revision: info.Revision, Saved: time.Now().UTC(), State: d}); err != nil {
+		return 0, fmt.Errorf("write snapshot: %w", err)
+	}
+	return info.Revision, nil
+}
+
+// RestoreSnapshot implements backends.Snapshotter: the saved state becomes
+// the state, through one replicated log entry, so it is as durable as any
+// write and reaches every replica. Sessions in the snapshot get a fresh TTL;
+// sessions not in it are gone.
+func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader) (int64, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, MaxSnapshotSize+1))
+	if err != nil {
+		return 0, fmt.Errorf("read snapshot: %w", err)
+	}
+	if len(raw) > MaxSnapshotSize {
+		return 0, model.TooLarge("snapshot", len(raw), MaxSnapshotSize)
+	}
+	var saved savedSnapshot
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&saved); err != nil {
+		return 0, model.Invalid("snapshot", "not a Junction snapshot: %v", err)
+	}
+	if saved.Format != SnapshotFormat {
+		return 0, model.Invalid("snapshot", "format %q is not %q", saved.Format, SnapshotFormat)
+	}
+	if err := saved.State.validate(); err != nil {
+		return 0, err
+	}
+	res, err := s.propose(ctx, command{Op: opRestore, State: &saved.State})
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	clear(s.deadlines) // restored sessions get a fresh TTL from the expiry loop
+	clear(s.expiring)
+	s.mu.Unlock()
+	return res.rev, nil
 }
