@@ -400,16 +400,7 @@ func (r *healthRunner) stopAll() {
 
 // instance reads the checked instance.
 func (r *healthRunner) instance(ctx context.Context, rec checkRecord) (model.Instance, error) {
-	insts, _, err := r.b.Instances(ctx, rec.Service, backends.ReadOptions{})
-	if err != nil {
-		return model.Instance{}, err
-	}
-	for _, i := range insts {
-		if i.ID == rec.ID {
-			return i, nil
-		}
-	}
-	return model.Instance{}, fmt.Errorf("instance %q of %s: %w", rec.ID, rec.Service, model.ErrNotFound)
+	return findInstance(ctx, r.b, rec.Service, rec.ID)
 }
 
 // apply writes a transition: the record's last transition first (so that

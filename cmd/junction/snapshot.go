@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,18 +19,11 @@ func newSnapshotCmd(g *globals) *cobra.Command {
 		Short: "Save the server's whole state (a linearizable read) to FILE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, "http://"+g.addr+"/v1/snapshot", nil)
-			if err != nil {
-				return err
-			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := snapshotCall(cmd.Context(), g, http.MethodGet, nil)
 			if err != nil {
 				return err
 			}
 			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return httpError(resp)
-			}
 			// Written beside FILE, then renamed: FILE is never a partial snapshot.
 			tmp, err := os.CreateTemp(filepath.Dir(args[0]), filepath.Base(args[0])+".tmp*")
 			if err != nil {
@@ -66,18 +60,11 @@ snapshot get a fresh TTL; clients whose sessions are not in it register again.`,
 				return err
 			}
 			defer f.Close()
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPut, "http://"+g.addr+"/v1/snapshot", f)
-			if err != nil {
-				return err
-			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := snapshotCall(cmd.Context(), g, http.MethodPut, f)
 			if err != nil {
 				return err
 			}
 			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return httpError(resp)
-			}
 			var out struct{ Revision string }
 			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 				return err
@@ -87,6 +74,24 @@ snapshot get a fresh TTL; clients whose sessions are not in it register again.`,
 		},
 	})
 	return cmd
+}
+
+// snapshotCall makes a request of /v1/snapshot and returns the response
+// when it succeeded, or the server's error.
+func snapshotCall(ctx context.Context, g *globals, method string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+g.addr+"/v1/snapshot", body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, httpError(resp)
+	}
+	return resp, nil
 }
 
 // httpError turns a REST error body into an error.
