@@ -16,7 +16,7 @@ import (
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/zookeeper"
-	"github.com/junctionhq/junction/conformance/e2e"
+	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/conformance/faults"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
@@ -272,7 +272,7 @@ func ThroughGateway(t *Target) *Target {
 			return nil, err
 		}
 		closers = append(closers, func() { l.Close(); b.Close() })
-		return e2e.New(l.Conn), nil
+		return remote.New(l.Conn), nil
 	}
 	gw.Close = func() { // t itself is closed by its owner
 		for _, c := range closers {

@@ -1,8 +1,9 @@
-// Package e2e implements the driver contract over Junction's gRPC API, so
-// that the conformance suite and the guarantee runner measure a whole
-// deployment — API, fan-out hub, driver and store — exactly as clients
-// reach it, rather than a driver alone.
-package e2e
+// Package remote implements the driver contract over Junction's gRPC API:
+// a backend that is another Junction gateway. The conformance suite and the
+// guarantee runner use it to measure a whole deployment — API, fan-out
+// hub, driver and store — exactly as clients reach it, and a follower of a
+// built-in store cluster uses it to forward to the leader.
+package remote
 
 import (
 	"context"

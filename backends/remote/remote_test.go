@@ -1,4 +1,4 @@
-package e2e_test
+package remote_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/conformance/e2e"
+	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
 )
@@ -55,7 +55,7 @@ func serve(t *testing.T, store backends.Backend) backends.Backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); cancel(); <-done; srv.Close() })
-	return e2e.New(conn)
+	return remote.New(conn)
 }
 
 // The conformance suite through the whole stack: gRPC API → gateway (hub,
