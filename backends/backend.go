@@ -143,3 +143,20 @@ type Snapshotter interface {
 	// every watcher gets a RESET with the restored state.
 	RestoreSnapshot(ctx context.Context, r io.Reader) (int64, error)
 }
+
+// ForwardedHeader is the gRPC metadata key that marks a request one node of
+// a cluster forwarded to another; such a request is not forwarded again.
+const ForwardedHeader = "junction-forwarded"
+
+type forwardedKey struct{}
+
+// WithForwarded marks ctx as carrying a forwarded request.
+func WithForwarded(ctx context.Context) context.Context {
+	return context.WithValue(ctx, forwardedKey{}, true)
+}
+
+// Forwarded reports whether ctx carries a forwarded request.
+func Forwarded(ctx context.Context) bool {
+	v, _ := ctx.Value(forwardedKey{}).(bool)
+	return v
+}

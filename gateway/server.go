@@ -11,6 +11,7 @@ import (
 	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
@@ -100,7 +101,7 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
 	maxMsg := cfg.MaxContentSize + 1<<20
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
-		grpc.ChainUnaryInterceptor(s.m.unary), grpc.ChainStreamInterceptor(s.m.stream))
+		grpc.ChainUnaryInterceptor(s.m.unary, forwardedUnary), grpc.ChainStreamInterceptor(s.m.stream))
 	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
 	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
@@ -177,6 +178,15 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.grpc.Stop()
 	return s.conn.Close()
+}
+
+// forwardedUnary marks requests another cluster node forwarded here, so
+// that the backend does not forward them again.
+func forwardedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(backends.ForwardedHeader)) > 0 {
+		ctx = backends.WithForwarded(ctx)
+	}
+	return handler(ctx, req)
 }
 
 // Loopback is a gateway served in process on a free loopback port, for

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,8 +27,12 @@ import (
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -46,6 +52,15 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// Logger receives the store's logs; nil: slog.Default().
 	Logger *slog.Logger
+
+	// Cluster mode. RaftAddr is the address this node's Raft transport
+	// listens on; empty runs a single node on an in-memory transport.
+	RaftAddr string
+	// Peers are the members a new cluster starts with, node ID → Raft
+	// address, this node included. A node ID is the node's Junction API
+	// address (HOST:PORT): followers forward writes and linearizable reads
+	// to the leader's API. A node with existing state ignores Peers.
+	Peers map[string]string
 }
 
 // DefaultConfig returns the defaults for a store in dir.
@@ -64,6 +79,20 @@ func (c Config) Validate() error {
 		return model.Invalid("snapshot-threshold", "must be at least 1")
 	case c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second:
 		return model.Invalid("expiry-interval", "must be in (0, 1s], got %v", c.ExpiryInterval)
+	case len(c.Peers) > 0 && c.NodeID == "":
+		return model.Invalid("node-id", "a cluster node's id is its API address (HOST:PORT)")
+	case len(c.Peers) > 0 && c.RaftAddr == "":
+		return model.Invalid("raft-addr", "a cluster node needs its Raft address")
+	case len(c.Peers) > 0 && c.Peers[c.NodeID] != c.RaftAddr:
+		return model.Invalid("peers", "must list this node (%s=%s)", c.NodeID, c.RaftAddr)
+	}
+	for id, addr := range c.Peers {
+		if _, _, err := net.SplitHostPort(id); err != nil {
+			return model.Invalid("peers", "node id %q is not the node's API HOST:PORT", id)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return model.Invalid("peers", "Raft address %q of %s is not HOST:PORT", addr, id)
+		}
 	}
 	return nil
 }
@@ -78,9 +107,9 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "history", "snapshot-threshold", "node-id":
+		case "history", "snapshot-threshold", "node-id", "raft-addr", "peers":
 		default:
-			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, node-id")
+			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, node-id, raft-addr, peers")
 		}
 	}
 	if v := q.Get("history"); v != "" {
@@ -98,6 +127,17 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 		cfg.SnapshotThreshold = n
 	}
 	cfg.NodeID = q.Get("node-id")
+	cfg.RaftAddr = q.Get("raft-addr")
+	if v := q.Get("peers"); v != "" {
+		cfg.Peers = map[string]string{}
+		for _, p := range strings.Split(v, ",") {
+			id, addr, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok {
+				return cfg, model.Invalid("peers", "%q is not API-ADDR=RAFT-ADDR", p)
+			}
+			cfg.Peers[id] = addr
+		}
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -119,11 +159,57 @@ type Store struct {
 	deadlines map[string]time.Time // session → expiry, kept by the leader
 	expiring  map[string]bool      // expiry proposed, not yet applied
 
+	fwdMu sync.Mutex
+	fwd   map[string]*grpc.ClientConn // leader id (its API address) → connection
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
 var _ backends.Backend = (*Store)(nil)
+
+// forwardRead forwards a linearizable read as forward does; a stale read
+// is served locally.
+func (s *Store) forwardRead(ctx context.Context, opts backends.ReadOptions) (backends.Backend, error) {
+	if opts.Stale {
+		return nil, nil
+	}
+	return s.forward(ctx)
+}
+
+// forward returns the leader's Junction API as a backend when this node is
+// a follower of a cluster (writes and linearizable reads go to the leader),
+// and nil when this node serves the request itself.
+func (s *Store) forward(ctx context.Context) (backends.Backend, error) {
+	if s.ready.Load() || s.cfg.RaftAddr == "" {
+		return nil, nil
+	}
+	_, id := s.raft.LeaderWithID()
+	if id == "" || string(id) == s.nodeID || backends.Forwarded(ctx) {
+		return nil, s.leaderErr()
+	}
+	s.fwdMu.Lock()
+	defer s.fwdMu.Unlock()
+	conn, ok := s.fwd[string(id)]
+	if !ok {
+		mark := func(ctx context.Context) context.Context {
+			return metadata.AppendToOutgoingContext(ctx, backends.ForwardedHeader, "1")
+		}
+		var err error
+		conn, err = grpc.NewClient(string(id), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				return invoker(mark(ctx), method, req, reply, cc, opts...)
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("forward to the leader %s: %w: %v", id, model.ErrUnavailable, err)
+		}
+		if s.fwd == nil {
+			s.fwd = map[string]*grpc.ClientConn{}
+		}
+		s.fwd[string(id)] = conn
+	}
+	return remote.New(conn), nil
+}
 
 // Open opens (or creates) a single-node store in cfg.Dir and waits until it
 // leads, or ctx ends.
@@ -168,7 +254,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	rc.HeartbeatTimeout = 500 * time.Millisecond
 	rc.ElectionTimeout = 500 * time.Millisecond
 	rc.LeaderLeaseTimeout = 250 * time.Millisecond
-	addr, transport := raft.NewInmemTransport(raft.ServerAddress(nodeID))
+	var (
+		addr      raft.ServerAddress
+		transport raft.Transport
+	)
+	if cfg.RaftAddr == "" {
+		addr, transport = raft.NewInmemTransport(raft.ServerAddress(nodeID))
+	} else {
+		tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 5*time.Second, hlog)
+		if err != nil {
+			s.closeLog()
+			return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+		}
+		addr, transport = tcp.LocalAddr(), tcp
+	}
 
 	existing, err := raft.HasExistingState(s.wal, s.wal, snaps)
 	if err != nil {
@@ -181,7 +280,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	if !existing {
-		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: addr}}})
+		servers := []raft.Server{{ID: rc.LocalID, Address: addr}}
+		if len(cfg.Peers) > 0 {
+			servers = nil
+			for _, id := range slices.Sorted(maps.Keys(cfg.Peers)) {
+				servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(cfg.Peers[id])})
+			}
+		}
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: servers})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			s.Close()
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
@@ -250,10 +356,15 @@ func (s *Store) watchLeadership() {
 	}
 }
 
+// waitReady waits until this node leads (single node) or the cluster has a
+// leader.
 func (s *Store) waitReady(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for !s.ready.Load() {
+		if _, id := s.raft.LeaderWithID(); s.cfg.RaftAddr != "" && id != "" && string(id) != s.nodeID {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the raft store to elect a leader: %w", model.ErrUnavailable)
@@ -320,6 +431,12 @@ func (s *Store) read(opts backends.ReadOptions, fn func()) (backends.ReadInfo, e
 
 // CreateSession implements backends.Sessions.
 func (s *Store) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return model.Session{}, 0, err
+		}
+		return b.CreateSession(ctx, ttl)
+	}
 	if err := model.ValidateTTL(ttl); err != nil {
 		return model.Session{}, 0, err
 	}
@@ -336,6 +453,12 @@ func (s *Store) CreateSession(ctx context.Context, ttl time.Duration) (model.Ses
 
 // KeepAlive implements backends.Sessions.
 func (s *Store) KeepAlive(ctx context.Context, id string) (model.Session, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return model.Session{}, err
+		}
+		return b.KeepAlive(ctx, id)
+	}
 	if !s.ready.Load() {
 		return model.Session{}, s.leaderErr()
 	}
@@ -353,6 +476,12 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (model.Session, error)
 
 // CloseSession implements backends.Sessions.
 func (s *Store) CloseSession(ctx context.Context, id string) (int64, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return b.CloseSession(ctx, id)
+	}
 	res, err := s.propose(ctx, command{Op: opSessionClose, ID: id})
 	return res.rev, err
 }
@@ -416,18 +545,36 @@ func (s *Store) expire(id string) {
 
 // Register implements backends.Registry.
 func (s *Store) Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return b.Register(ctx, svc, inst)
+	}
 	res, err := s.propose(ctx, command{Op: opRegister, Service: svc, Instance: &inst})
 	return res.rev, err
 }
 
 // Deregister implements backends.Registry.
 func (s *Store) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return b.Deregister(ctx, svc, id)
+	}
 	res, err := s.propose(ctx, command{Op: opDeregister, Service: svc, ID: id})
 	return res.rev, err
 }
 
 // Instances implements backends.Registry.
 func (s *Store) Instances(ctx context.Context, svc model.ServiceKey, opts backends.ReadOptions) ([]model.Instance, backends.ReadInfo, error) {
+	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
+		if err != nil {
+			return nil, backends.ReadInfo{}, err
+		}
+		return b.Instances(ctx, svc, opts)
+	}
 	var out []model.Instance
 	info, err := s.read(opts, func() { out = s.fsm.instances(svc) })
 	return out, info, err
@@ -435,6 +582,12 @@ func (s *Store) Instances(ctx context.Context, svc model.ServiceKey, opts backen
 
 // Services implements backends.Registry.
 func (s *Store) Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, opts backends.ReadOptions) ([]model.ServiceSummary, backends.ReadInfo, error) {
+	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
+		if err != nil {
+			return nil, backends.ReadInfo{}, err
+		}
+		return b.Services(ctx, namespace, group, after, limit, opts)
+	}
 	var out []model.ServiceSummary
 	info, err := s.read(opts, func() {
 		for k, insts := range s.fsm.services {
@@ -463,6 +616,12 @@ func compareService(a, b model.ServiceKey) int {
 
 // GetConfig implements backends.Configs.
 func (s *Store) GetConfig(ctx context.Context, key model.ConfigKey, opts backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
+	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
+		if err != nil {
+			return model.Config{}, backends.ReadInfo{}, err
+		}
+		return b.GetConfig(ctx, key, opts)
+	}
 	var (
 		cfg model.Config
 		ok  bool
@@ -476,6 +635,12 @@ func (s *Store) GetConfig(ctx context.Context, key model.ConfigKey, opts backend
 
 // PutConfig implements backends.Configs.
 func (s *Store) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return model.Config{}, err
+		}
+		return b.PutConfig(ctx, cfg, cond)
+	}
 	cfg.MD5 = model.ContentMD5(cfg.Content)
 	res, err := s.propose(ctx, command{Op: opConfigPut, Config: &cfg, Cond: cond, Now: time.Now().UTC()})
 	return res.config, err
@@ -483,12 +648,24 @@ func (s *Store) PutConfig(ctx context.Context, cfg model.Config, cond model.Prec
 
 // DeleteConfig implements backends.Configs.
 func (s *Store) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return 0, err
+		}
+		return b.DeleteConfig(ctx, key, cond)
+	}
 	res, err := s.propose(ctx, command{Op: opConfigDelete, Key: key, Cond: cond})
 	return res.rev, err
 }
 
 // ListConfigs implements backends.Configs.
 func (s *Store) ListConfigs(ctx context.Context, namespace, group string, opts backends.ReadOptions) ([]model.ConfigSummary, backends.ReadInfo, error) {
+	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
+		if err != nil {
+			return nil, backends.ReadInfo{}, err
+		}
+		return b.ListConfigs(ctx, namespace, group, opts)
+	}
 	var out []model.ConfigSummary
 	info, err := s.read(opts, func() {
 		for k, c := range s.fsm.configs {
@@ -526,6 +703,11 @@ func (s *Store) Close() error {
 	default:
 	}
 	close(s.stop)
+	s.fwdMu.Lock()
+	for _, c := range s.fwd {
+		c.Close()
+	}
+	s.fwdMu.Unlock()
 	err := s.raft.Shutdown().Error()
 	s.wg.Wait()
 	return errors.Join(err, s.closeLog())

@@ -72,6 +72,14 @@ func startServer(t *testing.T, dataDir, addr string) *server {
 
 func startServerArgs(t *testing.T, addr string, args ...string) *server {
 	t.Helper()
+	s := launchServer(t, addr, args...)
+	s.waitReady(t)
+	return s
+}
+
+// launchServer starts `junction server` without waiting for it.
+func launchServer(t *testing.T, addr string, args ...string) *server {
+	t.Helper()
 	s := &server{addr: addr, log: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary(t), append([]string{"server", "--listen", addr}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
@@ -79,19 +87,25 @@ func startServerArgs(t *testing.T, addr string, args ...string) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.kill() })
+	return s
+}
+
+// waitReady waits until the server answers /readyz.
+func (s *server) waitReady(t *testing.T) {
+	t.Helper()
+	addr := s.addr
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("server not ready within 20s:\n%s", s.log)
-	return nil
 }
 
 func (s *server) kill() {

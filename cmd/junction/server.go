@@ -21,7 +21,7 @@ import (
 
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var backendURL, dataDir, logLevel string
+	var backendURL, dataDir, logLevel, raftAddr, peers string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Junction server (default: the built-in store in ./junction-data)",
@@ -37,6 +37,20 @@ func newServerCmd() *cobra.Command {
 				backendURL = (&url.URL{Scheme: "raft", Path: dataDir}).String()
 			} else if cmd.Flags().Changed("data-dir") {
 				return model.Invalid("data-dir", "applies to the built-in store only; put the directory in --backend raft://DIR")
+			}
+			if raftAddr != "" || peers != "" {
+				u, err := url.Parse(backendURL)
+				if err != nil || u.Scheme != "raft" {
+					return model.Invalid("peers", "--raft-addr and --peers apply to the built-in store (raft://) only")
+				}
+				q := u.Query()
+				q.Set("raft-addr", raftAddr)
+				q.Set("peers", peers)
+				if q.Get("node-id") == "" {
+					q.Set("node-id", cfg.Listen) // followers reach the leader's API by its id
+				}
+				u.RawQuery = q.Encode()
+				backendURL = u.String()
 			}
 			cfg.Version, cfg.Logger = version, log
 			ctx := cmd.Context()
@@ -67,6 +81,8 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxContentSize, "max-content-size", cfg.MaxContentSize, "largest config content accepted, in bytes")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&raftAddr, "raft-addr", "", "cluster mode: the address this node's Raft transport listens on")
+	f.StringVar(&peers, "peers", "", "cluster mode: the members a new cluster starts with, API-ADDR=RAFT-ADDR,… (this node included; its API address is --listen)")
 	f.StringVar(&cfg.GatewayID, "gateway-id", "", "this gateway's name among those over the same store (default host/pid/random)")
 	f.DurationVar(&cfg.HealthLease, "health-lease", cfg.HealthLease, "how long the gateway running the health checks holds its lease; another takes over after it is unchanged this long")
 	return cmd
