@@ -160,3 +160,30 @@ func Forwarded(ctx context.Context) bool {
 	v, _ := ctx.Value(forwardedKey{}).(bool)
 	return v
 }
+
+// Member is one server of a replicated built-in store.
+type Member struct {
+	// ID is the node id, which is the node's Junction API address.
+	ID string
+	// RaftAddress is the address of the node's Raft transport.
+	RaftAddress string
+	// Voter says whether it votes and counts towards the quorum.
+	Voter bool
+	// Leader says whether it leads, as the answering node knows.
+	Leader bool
+}
+
+// Cluster is implemented by backends whose membership Junction manages
+// (the built-in store in cluster mode). Changes are made by the leader; a
+// follower forwards them.
+type Cluster interface {
+	// Members lists the servers and returns the leader's id ("" while
+	// there is none).
+	Members(ctx context.Context) ([]Member, string, error)
+	// AddMember adds a voting server. Adding a member that is already
+	// there with the same address does nothing.
+	AddMember(ctx context.Context, id, raftAddress string) error
+	// RemoveMember removes a server; removing one that is not a member
+	// fails with ErrNotFound.
+	RemoveMember(ctx context.Context, id string) error
+}

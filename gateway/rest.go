@@ -49,6 +49,9 @@ func (s *Server) restHandler() (http.Handler, error) {
 		func(ctx context.Context, mux *runtime.ServeMux) error {
 			return pb.RegisterStatusServiceHandler(ctx, mux, s.conn)
 		},
+		func(ctx context.Context, mux *runtime.ServeMux) error {
+			return pb.RegisterClusterServiceHandler(ctx, mux, s.conn)
+		},
 	} {
 		if err := register(ctx, gw); err != nil {
 			return nil, err

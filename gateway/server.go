@@ -105,6 +105,7 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
 	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
+	pb.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
 
 	// The REST mapping reaches the gRPC services through an in-memory
 	// connection, so both surfaces share interceptors, metrics and errors.

@@ -48,8 +48,17 @@ type Config struct {
 	History int
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64
+	// TrailingLogs is how many log entries are kept after a snapshot, so
+	// that a follower a little behind catches up from the log; one further
+	// behind is sent the snapshot.
+	TrailingLogs uint64
 	// ExpiryInterval is how often the leader looks for expired sessions.
 	ExpiryInterval time.Duration
+	// HeartbeatTimeout is how long a follower waits without hearing from
+	// the leader before it starts an election; ElectionTimeout is how long
+	// a candidate waits for votes. The leader steps down when it has not
+	// heard from a quorum for half the heartbeat timeout.
+	HeartbeatTimeout, ElectionTimeout time.Duration
 	// Logger receives the store's logs; nil: slog.Default().
 	Logger *slog.Logger
 
@@ -61,11 +70,20 @@ type Config struct {
 	// address (HOST:PORT): followers forward writes and linearizable reads
 	// to the leader's API. A node with existing state ignores Peers.
 	Peers map[string]string
+	// Join is the API address of any member of a running cluster, which
+	// this new node asks to add it. A node with existing state ignores it:
+	// it is already a member.
+	Join string
+
+	// transport replaces the TCP transport on RaftAddr: tests run a
+	// cluster in one process on raft's in-memory transport and cut it.
+	transport raft.Transport
 }
 
 // DefaultConfig returns the defaults for a store in dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, History: 10000, SnapshotThreshold: 8192, ExpiryInterval: 100 * time.Millisecond}
+	return Config{Dir: dir, History: 10000, SnapshotThreshold: 8192, TrailingLogs: 10240, ExpiryInterval: 100 * time.Millisecond,
+		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -79,12 +97,23 @@ func (c Config) Validate() error {
 		return model.Invalid("snapshot-threshold", "must be at least 1")
 	case c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second:
 		return model.Invalid("expiry-interval", "must be in (0, 1s], got %v", c.ExpiryInterval)
-	case len(c.Peers) > 0 && c.NodeID == "":
+	case c.HeartbeatTimeout < 10*time.Millisecond || c.HeartbeatTimeout > time.Minute:
+		return model.Invalid("heartbeat-timeout", "must be in [10ms, 1m], got %v", c.HeartbeatTimeout)
+	case c.ElectionTimeout < c.HeartbeatTimeout || c.ElectionTimeout > time.Minute:
+		return model.Invalid("election-timeout", "must be in [heartbeat-timeout (%v), 1m], got %v", c.HeartbeatTimeout, c.ElectionTimeout)
+	case c.Join != "" && len(c.Peers) > 0:
+		return model.Invalid("join", "a node either starts a cluster (peers) or joins one (join), not both")
+	case (len(c.Peers) > 0 || c.Join != "") && c.NodeID == "":
 		return model.Invalid("node-id", "a cluster node's id is its API address (HOST:PORT)")
-	case len(c.Peers) > 0 && c.RaftAddr == "":
+	case (len(c.Peers) > 0 || c.Join != "") && c.RaftAddr == "":
 		return model.Invalid("raft-addr", "a cluster node needs its Raft address")
 	case len(c.Peers) > 0 && c.Peers[c.NodeID] != c.RaftAddr:
 		return model.Invalid("peers", "must list this node (%s=%s)", c.NodeID, c.RaftAddr)
+	}
+	if c.Join != "" {
+		if _, _, err := net.SplitHostPort(c.Join); err != nil {
+			return model.Invalid("join", "%q is not the API HOST:PORT of a cluster member", c.Join)
+		}
 	}
 	for id, addr := range c.Peers {
 		if _, _, err := net.SplitHostPort(id); err != nil {
@@ -107,10 +136,27 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "history", "snapshot-threshold", "node-id", "raft-addr", "peers":
+		case "history", "snapshot-threshold", "trailing-logs", "node-id", "raft-addr", "peers", "join",
+			"heartbeat-timeout", "election-timeout":
 		default:
-			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, node-id, raft-addr, peers")
+			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, trailing-logs, "+
+				"node-id, raft-addr, peers, join, heartbeat-timeout, election-timeout")
 		}
+	}
+	for k, d := range map[string]*time.Duration{"heartbeat-timeout": &cfg.HeartbeatTimeout, "election-timeout": &cfg.ElectionTimeout} {
+		if v := q.Get(k); v != "" {
+			var err error
+			if *d, err = time.ParseDuration(v); err != nil {
+				return cfg, model.Invalid(k, "%q is not a duration (500ms, 2s)", v)
+			}
+		}
+	}
+	if v := q.Get("trailing-logs"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cfg, model.Invalid("trailing-logs", "%q is not a number", v)
+		}
+		cfg.TrailingLogs = n
 	}
 	if v := q.Get("history"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -128,6 +174,7 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	}
 	cfg.NodeID = q.Get("node-id")
 	cfg.RaftAddr = q.Get("raft-addr")
+	cfg.Join = q.Get("join")
 	if v := q.Get("peers"); v != "" {
 		cfg.Peers = map[string]string{}
 		for _, p := range strings.Split(v, ",") {
@@ -170,7 +217,7 @@ var _ backends.Backend = (*Store)(nil)
 
 // forwardRead forwards a linearizable read as forward does; a stale read
 // is served locally.
-func (s *Store) forwardRead(ctx context.Context, opts backends.ReadOptions) (backends.Backend, error) {
+func (s *Store) forwardRead(ctx context.Context, opts backends.ReadOptions) (*remote.Backend, error) {
 	if opts.Stale {
 		return nil, nil
 	}
@@ -180,7 +227,7 @@ func (s *Store) forwardRead(ctx context.Context, opts backends.ReadOptions) (bac
 // forward returns the leader's Junction API as a backend when this node is
 // a follower of a cluster (writes and linearizable reads go to the leader),
 // and nil when this node serves the request itself.
-func (s *Store) forward(ctx context.Context) (backends.Backend, error) {
+func (s *Store) forward(ctx context.Context) (*remote.Backend, error) {
 	if s.ready.Load() || s.cfg.RaftAddr == "" {
 		return nil, nil
 	}
@@ -251,16 +298,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	rc.Logger = hlog
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.BatchApplyCh = true
-	rc.HeartbeatTimeout = 500 * time.Millisecond
-	rc.ElectionTimeout = 500 * time.Millisecond
-	rc.LeaderLeaseTimeout = 250 * time.Millisecond
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
 	var (
 		addr      raft.ServerAddress
 		transport raft.Transport
 	)
-	if cfg.RaftAddr == "" {
+	switch {
+	case cfg.transport != nil:
+		addr, transport = raft.ServerAddress(cfg.RaftAddr), cfg.transport
+	case cfg.RaftAddr == "":
 		addr, transport = raft.NewInmemTransport(raft.ServerAddress(nodeID))
-	} else {
+	default:
 		tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 5*time.Second, hlog)
 		if err != nil {
 			s.closeLog()
@@ -279,7 +330,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.closeLog()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	if !existing {
+	if !existing && cfg.Join != "" {
+		if err := s.join(ctx, addr); err != nil {
+			s.Close()
+			return nil, err
+		}
+	} else if !existing {
 		servers := []raft.Server{{ID: rc.LocalID, Address: addr}}
 		if len(cfg.Peers) > 0 {
 			servers = nil
@@ -393,11 +449,7 @@ func (s *Store) propose(ctx context.Context, c command) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("encode command: %w", err)
 	}
-	timeout := 10 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(d), time.Millisecond)
-	}
-	f := s.raft.Apply(data, timeout)
+	f := s.raft.Apply(data, s.timeout(ctx))
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrEnqueueTimeout):

@@ -22,13 +22,18 @@ type Backend struct {
 	reg pb.RegistryServiceClient
 	cfg pb.ConfigServiceClient
 	st  pb.StatusServiceClient
+	cl  pb.ClusterServiceClient
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var (
+	_ backends.Backend = (*Backend)(nil)
+	_ backends.Cluster = (*Backend)(nil)
+)
 
 // New returns a Backend over a connection to a gateway.
 func New(conn grpc.ClientConnInterface) *Backend {
-	return &Backend{reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn), st: pb.NewStatusServiceClient(conn)}
+	return &Backend{reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn), st: pb.NewStatusServiceClient(conn),
+		cl: pb.NewClusterServiceClient(conn)}
 }
 
 func consistency(s string) model.Consistency { return model.Consistency(s) }
@@ -293,3 +298,33 @@ func (b *Backend) Status(ctx context.Context) (backends.Status, error) {
 
 // Close implements backends.Backend; the connection belongs to the caller.
 func (b *Backend) Close() error { return nil }
+
+func members(r *pb.ListMembersResponse) ([]backends.Member, string) {
+	out := make([]backends.Member, 0, len(r.Members))
+	for _, m := range r.Members {
+		out = append(out, backends.Member{ID: m.Id, RaftAddress: m.RaftAddress, Voter: m.Voter, Leader: m.Leader})
+	}
+	return out, r.Leader
+}
+
+// Members implements backends.Cluster.
+func (b *Backend) Members(ctx context.Context) ([]backends.Member, string, error) {
+	r, err := b.cl.ListMembers(ctx, &pb.ListMembersRequest{})
+	if err != nil {
+		return nil, "", pb.Error(err)
+	}
+	m, leader := members(r)
+	return m, leader, nil
+}
+
+// AddMember implements backends.Cluster.
+func (b *Backend) AddMember(ctx context.Context, id, raftAddress string) error {
+	_, err := b.cl.AddMember(ctx, &pb.AddMemberRequest{Id: id, RaftAddress: raftAddress})
+	return pb.Error(err)
+}
+
+// RemoveMember implements backends.Cluster.
+func (b *Backend) RemoveMember(ctx context.Context, id string) error {
+	_, err := b.cl.RemoveMember(ctx, &pb.RemoveMemberRequest{Id: id})
+	return pb.Error(err)
+}

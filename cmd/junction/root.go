@@ -48,7 +48,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.StringVarP(&g.namespace, "namespace", "n", model.DefaultNamespace, "namespace")
 	pf.StringVarP(&g.group, "group", "g", model.DefaultGroup, "group")
-	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g))
+	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g))
 	return root
 }
 

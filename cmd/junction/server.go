@@ -21,7 +21,10 @@ import (
 
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var backendURL, dataDir, logLevel, raftAddr, peers string
+	var backendURL, dataDir, logLevel string
+	// Cluster flags, passed to the built-in store as raft:// options.
+	clusterOpts := map[string]*string{"raft-addr": new(string), "peers": new(string), "join": new(string),
+		"heartbeat-timeout": new(string), "election-timeout": new(string)}
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the Junction server (default: the built-in store in ./junction-data)",
@@ -38,15 +41,18 @@ func newServerCmd() *cobra.Command {
 			} else if cmd.Flags().Changed("data-dir") {
 				return model.Invalid("data-dir", "applies to the built-in store only; put the directory in --backend raft://DIR")
 			}
-			if raftAddr != "" || peers != "" {
-				u, err := url.Parse(backendURL)
-				if err != nil || u.Scheme != "raft" {
-					return model.Invalid("peers", "--raft-addr and --peers apply to the built-in store (raft://) only")
-				}
+			if u, err := url.Parse(backendURL); err == nil {
 				q := u.Query()
-				q.Set("raft-addr", raftAddr)
-				q.Set("peers", peers)
-				if q.Get("node-id") == "" {
+				for name, v := range clusterOpts {
+					if !cmd.Flags().Changed(name) {
+						continue
+					}
+					if u.Scheme != "raft" {
+						return model.Invalid(name, "--%s applies to the built-in store (raft://) only", name)
+					}
+					q.Set(name, *v)
+				}
+				if q.Get("raft-addr") != "" && q.Get("node-id") == "" {
 					q.Set("node-id", cfg.Listen) // followers reach the leader's API by its id
 				}
 				u.RawQuery = q.Encode()
@@ -81,8 +87,11 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxContentSize, "max-content-size", cfg.MaxContentSize, "largest config content accepted, in bytes")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.StringVar(&raftAddr, "raft-addr", "", "cluster mode: the address this node's Raft transport listens on")
-	f.StringVar(&peers, "peers", "", "cluster mode: the members a new cluster starts with, API-ADDR=RAFT-ADDR,… (this node included; its API address is --listen)")
+	f.StringVar(clusterOpts["raft-addr"], "raft-addr", "", "cluster mode: the address this node's Raft transport listens on")
+	f.StringVar(clusterOpts["peers"], "peers", "", "cluster mode: the members a new cluster starts with, API-ADDR=RAFT-ADDR,… (this node included; its API address is --listen)")
+	f.StringVar(clusterOpts["join"], "join", "", "cluster mode: the API address of a member of a running cluster to join (a new node only; a restarted member ignores it)")
+	f.StringVar(clusterOpts["heartbeat-timeout"], "heartbeat-timeout", "500ms", "cluster mode: how long a follower waits for the leader before it calls an election")
+	f.StringVar(clusterOpts["election-timeout"], "election-timeout", "500ms", "cluster mode: how long a candidate waits for votes")
 	f.StringVar(&cfg.GatewayID, "gateway-id", "", "this gateway's name among those over the same store (default host/pid/random)")
 	f.DurationVar(&cfg.HealthLease, "health-lease", cfg.HealthLease, "how long the gateway running the health checks holds its lease; another takes over after it is unchanged this long")
 	return cmd

@@ -2964,6 +2964,266 @@ func (x *GetStatusResponse) GetVersion() string {
 	return ""
 }
 
+type ListMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersRequest) Reset() {
+	*x = ListMembersRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersRequest) ProtoMessage() {}
+
+func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListMembersRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
+}
+
+// Member is one server of a built-in store cluster.
+type Member struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The node id: the node's Junction API address (HOST:PORT).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The address of the node's Raft transport.
+	RaftAddress string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// Whether it votes in elections and counts towards the quorum.
+	Voter bool `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	// Whether it leads the group (as this node knows).
+	Leader        bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *Member) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Member) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *Member) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *Member) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type ListMembersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Members []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	// The id of the leader, empty while there is none.
+	Leader        string `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersResponse) Reset() {
+	*x = ListMembersResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersResponse) ProtoMessage() {}
+
+func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListMembersResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ListMembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListMembersResponse) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+type AddMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new node's id: its Junction API address (HOST:PORT).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The new node's Raft transport address (HOST:PORT).
+	RaftAddress   string `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *AddMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RemoveMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_junction_v1_junction_proto protoreflect.FileDescriptor
 
 const file_junction_v1_junction_proto_rawDesc = "" +
@@ -3206,7 +3466,21 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\tR\x06leader\x12=\n" +
 	"\fcapabilities\x18\x04 \x01(\v2\x19.junction.v1.CapabilitiesR\fcapabilities\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion*G\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\"\x14\n" +
+	"\x12ListMembersRequest\"i\n" +
+	"\x06Member\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x14\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\"\\\n" +
+	"\x13ListMembersResponse\x12-\n" +
+	"\amembers\x18\x01 \x03(\v2\x13.junction.v1.MemberR\amembers\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\tR\x06leader\"E\n" +
+	"\x10AddMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*G\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\n" +
@@ -3233,7 +3507,11 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\vListConfigs\x12\x1f.junction.v1.ListConfigsRequest\x1a .junction.v1.ListConfigsResponse\x12J\n" +
 	"\vWatchConfig\x12\x1f.junction.v1.WatchConfigRequest\x1a\x18.junction.v1.ConfigEvent0\x012[\n" +
 	"\rStatusService\x12J\n" +
-	"\tGetStatus\x12\x1d.junction.v1.GetStatusRequest\x1a\x1e.junction.v1.GetStatusResponseB;Z9github.com/junctionhq/junction/api/junction/v1;junctionv1b\x06proto3"
+	"\tGetStatus\x12\x1d.junction.v1.GetStatusRequest\x1a\x1e.junction.v1.GetStatusResponse2\x84\x02\n" +
+	"\x0eClusterService\x12P\n" +
+	"\vListMembers\x12\x1f.junction.v1.ListMembersRequest\x1a .junction.v1.ListMembersResponse\x12L\n" +
+	"\tAddMember\x12\x1d.junction.v1.AddMemberRequest\x1a .junction.v1.ListMembersResponse\x12R\n" +
+	"\fRemoveMember\x12 .junction.v1.RemoveMemberRequest\x1a .junction.v1.ListMembersResponseB;Z9github.com/junctionhq/junction/api/junction/v1;junctionv1b\x06proto3"
 
 var (
 	file_junction_v1_junction_proto_rawDescOnce sync.Once
@@ -3248,7 +3526,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                     // 0: junction.v1.EventType
 	(*Session)(nil),                    // 1: junction.v1.Session
@@ -3291,21 +3569,26 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),           // 38: junction.v1.GetStatusRequest
 	(*Capabilities)(nil),               // 39: junction.v1.Capabilities
 	(*GetStatusResponse)(nil),          // 40: junction.v1.GetStatusResponse
-	nil,                                // 41: junction.v1.Instance.MetadataEntry
-	nil,                                // 42: junction.v1.RegisterInstanceRequest.MetadataEntry
-	(*durationpb.Duration)(nil),        // 43: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
+	(*ListMembersRequest)(nil),         // 41: junction.v1.ListMembersRequest
+	(*Member)(nil),                     // 42: junction.v1.Member
+	(*ListMembersResponse)(nil),        // 43: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),           // 44: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),        // 45: junction.v1.RemoveMemberRequest
+	nil,                                // 46: junction.v1.Instance.MetadataEntry
+	nil,                                // 47: junction.v1.RegisterInstanceRequest.MetadataEntry
+	(*durationpb.Duration)(nil),        // 48: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 49: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	43, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	43, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	41, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	42, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	48, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	48, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	46, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	47, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	8,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	43, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	43, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	44, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	43, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	48, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	48, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	49, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	48, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	6,  // 9: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	8,  // 10: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	9,  // 11: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -3317,56 +3600,63 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	6,  // 17: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	6,  // 18: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	24, // 19: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	44, // 20: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	44, // 21: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	49, // 20: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	49, // 21: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	26, // 22: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
 	26, // 23: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	44, // 24: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	49, // 24: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
 	34, // 25: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,  // 26: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
 	26, // 27: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
 	39, // 28: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	2,  // 29: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 30: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 31: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 32: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	17, // 33: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	19, // 34: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	21, // 35: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	23, // 36: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	10, // 37: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	11, // 38: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	13, // 39: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	14, // 40: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	27, // 41: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	29, // 42: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	31, // 43: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	33, // 44: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	36, // 45: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	38, // 46: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	1,  // 47: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 48: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 49: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	16, // 50: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	18, // 51: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	20, // 52: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	22, // 53: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	25, // 54: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	16, // 55: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	12, // 56: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	15, // 57: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	15, // 58: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	28, // 59: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	30, // 60: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	32, // 61: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	35, // 62: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	37, // 63: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	40, // 64: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	47, // [47:65] is the sub-list for method output_type
-	29, // [29:47] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	42, // 29: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	2,  // 30: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	3,  // 31: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	4,  // 32: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	7,  // 33: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	17, // 34: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	19, // 35: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	21, // 36: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	23, // 37: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	10, // 38: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	11, // 39: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	13, // 40: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	14, // 41: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	27, // 42: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	29, // 43: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	31, // 44: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	33, // 45: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	36, // 46: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	38, // 47: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	41, // 48: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	44, // 49: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	45, // 50: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	1,  // 51: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	1,  // 52: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	5,  // 53: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	16, // 54: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	18, // 55: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	20, // 56: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	22, // 57: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	25, // 58: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	16, // 59: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	12, // 60: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	15, // 61: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	15, // 62: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	28, // 63: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	30, // 64: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	32, // 65: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	35, // 66: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	37, // 67: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	40, // 68: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	43, // 69: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	43, // 70: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	43, // 71: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	51, // [51:72] is the sub-list for method output_type
+	30, // [30:51] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -3384,9 +3674,9 @@ func file_junction_v1_junction_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_junction_v1_junction_proto_goTypes,
 		DependencyIndexes: file_junction_v1_junction_proto_depIdxs,

@@ -1,0 +1,343 @@
+package raftstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/conformance"
+	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/model"
+)
+
+// node is one member of a cluster run in this process on raft's in-memory
+// transport, which the test cuts and heals.
+type node struct {
+	id, raftAddr string
+	tr           *raft.InmemTransport
+	s            *raftstore.Store
+}
+
+// startInmem starts n nodes as one cluster. Their ids are loopback
+// addresses nothing listens on, so a follower cannot forward anywhere: a
+// node cut off from the leader is cut off for its clients too.
+func startInmem(t *testing.T, n int) []*node {
+	t.Helper()
+	peers := map[string]string{}
+	var nodes []*node
+	for i := range n {
+		nd := &node{id: fmt.Sprintf("127.0.0.1:%d", i+1), raftAddr: fmt.Sprintf("127.0.0.1:%d", 101+i)}
+		_, nd.tr = raft.NewInmemTransport(raft.ServerAddress(nd.raftAddr))
+		peers[nd.id] = nd.raftAddr
+		nodes = append(nodes, nd)
+	}
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a != b {
+				a.tr.Connect(raft.ServerAddress(b.raftAddr), b.tr)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, nd := range nodes {
+		cfg := raftstore.DefaultConfig(t.TempDir())
+		cfg.History = 256
+		cfg.NodeID, cfg.RaftAddr, cfg.Peers = nd.id, nd.raftAddr, peers
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			nd.s, errs[i] = raftstore.Open(ctx, raftstore.WithTransport(cfg, nd.tr))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			nd.s.Close()
+		}
+	})
+	return nodes
+}
+
+// cut isolates nd from every other node, in both directions.
+func cut(nodes []*node, nd *node) {
+	for _, o := range nodes {
+		if o != nd {
+			nd.tr.Disconnect(raft.ServerAddress(o.raftAddr))
+			o.tr.Disconnect(raft.ServerAddress(nd.raftAddr))
+		}
+	}
+}
+
+// heal connects nd to every other node again.
+func heal(nodes []*node, nd *node) {
+	for _, o := range nodes {
+		if o != nd {
+			nd.tr.Connect(raft.ServerAddress(o.raftAddr), o.tr)
+			o.tr.Connect(raft.ServerAddress(nd.raftAddr), nd.tr)
+		}
+	}
+}
+
+// leaderOf waits until one of nodes leads and can serve, and returns it.
+func leaderOf(t *testing.T, nodes ...*node) *node {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, nd := range nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, _, err := nd.s.Services(ctx, "leader-probe", "", model.ServiceKey{}, 1, backends.ReadOptions{})
+			cancel()
+			if err == nil {
+				if st, _ := nd.s.Status(context.Background()); st.Leader == nd.id {
+					return nd
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no leader within 10s")
+	return nil
+}
+
+func ids(insts []model.Instance) string {
+	var out []string
+	for _, i := range insts {
+		out = append(out, i.ID)
+	}
+	return strings.Join(out, ",")
+}
+
+// A leader cut off from the others can neither commit writes nor answer
+// linearizable reads; the majority elects a new leader and goes on; a
+// session kept alive through any node survives the change of leader, and
+// one that is not expires through the new leader. After the cut heals,
+// the old leader has the majority's writes and not its own uncommitted one.
+func TestMinorityPartition(t *testing.T) {
+	nodes := startInmem(t, 3)
+	old := leaderOf(t, nodes...)
+	var majority []*node
+	for _, nd := range nodes {
+		if nd != old {
+			majority = append(majority, nd)
+		}
+	}
+	ctx := context.Background()
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}
+	register := func(nd *node, id, session string, timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		_, err := nd.s.Register(ctx, svc, model.Instance{ID: id, IP: "10.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true,
+			Ephemeral: session != "", Session: session})
+		return err
+	}
+	kept, _, err := old.s.CreateSession(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped, _, err := old.s.CreateSession(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, sess := range map[string]string{"kept": kept.ID, "dropped": dropped.ID, "before": ""} {
+		if err := register(old, id, sess, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A client keeps its session alive through whichever node answers.
+	stopKeepAlive := make(chan struct{})
+	var kaWG sync.WaitGroup
+	kaWG.Go(func() {
+		for {
+			for _, nd := range nodes {
+				ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				_, _ = nd.s.KeepAlive(ctx, kept.ID)
+				cancel()
+			}
+			select {
+			case <-stopKeepAlive:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	})
+	defer func() {
+		select {
+		case <-stopKeepAlive:
+		default:
+			close(stopKeepAlive)
+		}
+		kaWG.Wait()
+	}()
+
+	cut(nodes, old)
+	cutAt := time.Now()
+
+	// The minority: no write commits, no linearizable read, stale reads
+	// answered and labelled stale.
+	if err := register(old, "lost", "", 3*time.Second); !errors.Is(err, model.ErrUnavailable) {
+		t.Fatalf("a write on the cut-off leader: %v, want UNAVAILABLE", err)
+	}
+	if _, _, err := old.s.Instances(ctx, svc, backends.ReadOptions{}); !errors.Is(err, model.ErrUnavailable) {
+		t.Fatalf("a linearizable read on the cut-off leader: %v, want UNAVAILABLE", err)
+	}
+	stale, info, err := old.s.Instances(ctx, svc, backends.ReadOptions{Stale: true})
+	if err != nil || info.Consistency != model.Stale {
+		t.Fatalf("a stale read on the cut-off node: %v %+v", err, info)
+	}
+	t.Logf("cut-off leader: write and linearizable read refused, stale read answered (%s)", ids(stale))
+
+	// The majority: a new leader serves writes.
+	leader := leaderOf(t, majority...)
+	elected := time.Since(cutAt)
+	if err := register(leader, "after", "", 5*time.Second); err != nil {
+		t.Fatalf("a write on the majority's leader: %v", err)
+	}
+	t.Logf("majority elected %s %v after the cut", leader.id, elected.Round(time.Millisecond))
+
+	// Sessions: the kept one survives two TTLs under the new leader; the
+	// dropped one expires, through the log.
+	deadline := time.Now().Add(4 * time.Second)
+	for {
+		insts, _, err := leader.s.Instances(ctx, svc, backends.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ids(insts)
+		if !strings.Contains(got, "kept") {
+			t.Fatalf("the kept-alive session's instance is gone after the leader change: %s", got)
+		}
+		if !strings.Contains(got, "dropped") && time.Now().After(deadline) {
+			if got != "after,before,kept" {
+				t.Fatalf("majority sees %s, want after,before,kept", got)
+			}
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Healed: the old leader catches up and the uncommitted write is gone.
+	heal(nodes, old)
+	want, _, err := leader.s.Instances(ctx, svc, backends.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); ; {
+		got, _, err := old.s.Instances(ctx, svc, backends.ReadOptions{Stale: true})
+		if err == nil && ids(got) == ids(want) {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("old leader after healing: %s (%v), want %s", ids(got), err, ids(want))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("healed: the old leader converged on %s", ids(want))
+
+	// A follower cut off: it refuses writes and linearizable reads, the
+	// rest keep going.
+	var follower *node
+	for _, nd := range majority {
+		if nd != leader {
+			follower = nd
+		}
+	}
+	cut(nodes, follower)
+	if err := register(follower, "lost-2", "", 3*time.Second); !errors.Is(err, model.ErrUnavailable) {
+		t.Fatalf("a write on a cut-off follower: %v, want UNAVAILABLE", err)
+	}
+	if _, _, err := follower.s.Instances(ctx, svc, backends.ReadOptions{}); !errors.Is(err, model.ErrUnavailable) {
+		t.Fatalf("a linearizable read on a cut-off follower: %v, want UNAVAILABLE", err)
+	}
+	rest := leaderOf(t, old, leader)
+	if err := register(rest, "after-2", "", 5*time.Second); err != nil {
+		t.Fatalf("a write on the majority without the follower: %v", err)
+	}
+}
+
+// clusterHarness runs the conformance suite against a follower of a
+// three-node cluster on TCP, each node behind a gateway: writes and
+// linearizable reads are forwarded to the leader, watches and stale reads
+// served by the follower.
+type clusterHarness struct{ b backends.Backend }
+
+func (h *clusterHarness) Backend(t *testing.T) backends.Backend { return h.b }
+func (h *clusterHarness) HistoryWindow() int                    { return 64 }
+
+func TestConformanceOnThreeNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a three-node cluster; -short skips it")
+	}
+	type member struct {
+		api, raft net.Listener
+		s         *raftstore.Store
+	}
+	var ms []*member
+	peers := map[string]string{}
+	for range 3 {
+		api, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close() // the Raft transport listens on it
+		m := &member{api: api, raft: r}
+		peers[api.Addr().String()] = r.Addr().String()
+		ms = append(ms, m)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, m := range ms {
+		cfg := raftstore.DefaultConfig(t.TempDir())
+		cfg.History = 64
+		cfg.NodeID, cfg.RaftAddr, cfg.Peers = m.api.Addr().String(), m.raft.Addr().String(), peers
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			m.s, errs[i] = raftstore.Open(ctx, cfg)
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	for i, m := range ms {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		srv, err := gateway.New(m.s, gateway.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ctx, m.api) }()
+		t.Cleanup(func() { cancel(); <-done; srv.Close(); m.s.Close() })
+	}
+	var follower *raftstore.Store
+	for _, m := range ms {
+		if st, _ := m.s.Status(ctx); st.Leader != "" && st.Leader != m.api.Addr().String() {
+			follower = m.s
+			break
+		}
+	}
+	if follower == nil {
+		t.Fatal("no follower")
+	}
+	conformance.Run(t, &clusterHarness{b: follower})
+}
