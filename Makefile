@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test deps deps-apt lint generate run tools bench bench-go guarantees clean
+.PHONY: build test deps deps-apt lint generate run tools bench bench-cluster bench-go guarantees clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -41,6 +41,15 @@ test: deps
 bench: deps build
 	./bin/junction bench all --local raft,etcd,zookeeper,consul --via gateway,driver,client \
 	  -d 3s --subscribers 1000 --updates 20 --report docs/benchmarks.md
+
+# bench-cluster measures writes on one node against a three-node cluster
+# (in process, over loopback TCP) with 1 and with 64 concurrent callers, and
+# rewrites those sections of docs/benchmarks.md (about 1 minute).
+bench-cluster: build
+	for c in 1 64; do \
+	  ./bin/junction bench register config-put --local raft,raft-3 -c $$c -d 5s \
+	    --report docs/benchmarks.md --report-section cluster-c$$c || exit 1; \
+	done
 
 # bench-go runs the Go benchmarks of the gateway (and, with real stores,
 # of every backend through it).

@@ -103,6 +103,11 @@ type Result struct {
 	Subscribers       int     `json:"subscribers,omitempty"`
 	Deliveries        int64   `json:"deliveries,omitempty"`
 	MemPerSubscriberB float64 `json:"memPerSubscriberBytes,omitempty"`
+	// EntriesPerAppend is, for the built-in store, how many log entries
+	// each append to the (leader's) Raft log carried while the workload
+	// ran: each append is one write and one fsync, so this is how many
+	// client writes share an fsync.
+	EntriesPerAppend float64 `json:"entriesPerLogAppend,omitempty"`
 }
 
 // Validate checks the options and names the offending one.

@@ -249,7 +249,7 @@ func TestReportUpdatesOnlyItsSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, gen := range []string{"first run", "second run"} {
-		if err := bench.UpdateFile(path, []byte(gen)); err != nil {
+		if err := bench.UpdateFile(path, "", []byte(gen)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -257,12 +257,19 @@ func TestReportUpdatesOnlyItsSection(t *testing.T) {
 	if err := os.WriteFile(path, append(doc, "\nhand-written after\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := bench.UpdateFile(path, []byte("third run")); err != nil {
+	if err := bench.UpdateFile(path, "", []byte("third run")); err != nil {
 		t.Fatal(err)
+	}
+	for _, gen := range []string{"cluster first", "cluster second"} {
+		if err := bench.UpdateFile(path, "cluster", []byte(gen)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	doc, _ = os.ReadFile(path)
 	s := string(doc)
 	if strings.Count(s, bench.BeginMarker) != 1 || !strings.Contains(s, "third run") || strings.Contains(s, "first run") ||
+		strings.Count(s, "<!-- junction bench cluster: begin") != 1 || !strings.Contains(s, "cluster second") ||
+		strings.Contains(s, "cluster first") ||
 		!strings.Contains(s, "hand-written before") || !strings.Contains(s, "hand-written after") {
 		t.Errorf("document after three updates:\n%s", s)
 	}

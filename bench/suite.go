@@ -13,6 +13,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
+	"github.com/junctionhq/junction/backends/raftstore/localcluster"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
@@ -33,7 +34,9 @@ type Store struct {
 	// Client connects the store's own Go client; nil for the built-in store,
 	// whose own client is the driver.
 	Client func(ctx context.Context) (Client, error)
-	close  func()
+	// Open, when set, opens the backend instead of URL.
+	Open  func(ctx context.Context) (backends.Backend, error)
+	close func()
 }
 
 // Close stops the store if the run started it.
@@ -55,6 +58,27 @@ func StartStore(dir, name string) (*Store, error) {
 	switch name {
 	case "raft":
 		return &Store{Name: name, Label: "built-in Raft store (single node, in process)", URL: "raft://" + dir}, nil
+	case "raft-3":
+		s := &Store{Name: name, Label: "built-in Raft store, three nodes in this process replicating over loopback TCP " +
+			"(the workload goes to the leader's gateway; every write is on a quorum's disk before it is acknowledged)"}
+		var c *localcluster.Cluster
+		s.Open = func(ctx context.Context) (backends.Backend, error) {
+			var err error
+			if c, err = localcluster.Start(ctx, dir, 3, nil); err != nil {
+				return nil, err
+			}
+			l, err := c.Leader(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return l.Store, nil
+		}
+		s.close = func() {
+			if c != nil {
+				c.Close()
+			}
+		}
+		return s, nil
 	case "etcd":
 		srv, err := servers.StartEtcd(dir)
 		if err != nil {
@@ -92,7 +116,7 @@ func StartStore(dir, name string) (*Store, error) {
 		s.Label, s.close = "Consul "+servers.ConsulVersion+" (single server, child process)", c.Kill
 		return s, nil
 	}
-	return nil, fmt.Errorf("unknown store %q: raft, etcd, zookeeper, consul or a backend URL", name)
+	return nil, fmt.Errorf("unknown store %q: raft, raft-3, etcd, zookeeper, consul or a backend URL", name)
 }
 
 // StoreFromURL describes a store somebody else runs, by backend URL.
@@ -163,7 +187,11 @@ func RunSuite(ctx context.Context, stores []*Store, o SuiteOptions) ([]Result, e
 func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, ...any)) ([]Result, error) {
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := backends.Open(octx, s.URL)
+	open := s.Open
+	if open == nil {
+		open = func(ctx context.Context) (backends.Backend, error) { return backends.Open(ctx, s.URL) }
+	}
+	b, err := open(octx)
 	if err != nil {
 		return nil, err
 	}
@@ -201,15 +229,30 @@ func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, .
 			po.Service = o.Service + "-" + p
 			logf("%s via %s: %s", s.Name, p, w)
 			po.MeasureMemory = p == "gateway"
+			ls, _ := b.(logStater)
+			var a0, e0 uint64
+			if ls != nil {
+				a0, e0 = ls.LogStats()
+			}
 			r, err := Run(ctx, c, w, po)
 			if err != nil {
 				return out, fmt.Errorf("%s via %s: %w", w, p, err)
+			}
+			if ls != nil {
+				if a1, e1 := ls.LogStats(); a1 > a0 {
+					r.EntriesPerAppend = float64(e1-e0) / float64(a1-a0)
+				}
 			}
 			r.Target, r.Path = s.Name, p
 			out = append(out, r)
 		}
 	}
 	return out, nil
+}
+
+// logStater is the built-in store's count of log appends and entries.
+type logStater interface {
+	LogStats() (appends, entries uint64)
 }
 
 // ratio is the ratio of one result's throughput to another's.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +13,8 @@ import (
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/backends/raftstore/localcluster"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -279,65 +278,15 @@ func (h *clusterHarness) Backend(t *testing.T) backends.Backend { return h.b }
 func (h *clusterHarness) HistoryWindow() int                    { return 64 }
 
 func TestConformanceOnThreeNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a three-node cluster; -short skips it")
+	ctx := context.Background()
+	c, err := localcluster.Start(ctx, t.TempDir(), 3, func(cfg *raftstore.Config) { cfg.History = 64 })
+	if err != nil {
+		t.Fatal(err)
 	}
-	type member struct {
-		api, raft net.Listener
-		s         *raftstore.Store
+	t.Cleanup(func() { c.Close() })
+	follower, err := c.Follower(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var ms []*member
-	peers := map[string]string{}
-	for range 3 {
-		api, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Close() // the Raft transport listens on it
-		m := &member{api: api, raft: r}
-		peers[api.Addr().String()] = r.Addr().String()
-		ms = append(ms, m)
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i, m := range ms {
-		cfg := raftstore.DefaultConfig(t.TempDir())
-		cfg.History = 64
-		cfg.NodeID, cfg.RaftAddr, cfg.Peers = m.api.Addr().String(), m.raft.Addr().String(), peers
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			m.s, errs[i] = raftstore.Open(ctx, cfg)
-		})
-	}
-	wg.Wait()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for i, m := range ms {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		srv, err := gateway.New(m.s, gateway.DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { defer close(done); _ = srv.Serve(ctx, m.api) }()
-		t.Cleanup(func() { cancel(); <-done; srv.Close(); m.s.Close() })
-	}
-	var follower *raftstore.Store
-	for _, m := range ms {
-		if st, _ := m.s.Status(ctx); st.Leader != "" && st.Leader != m.api.Addr().String() {
-			follower = m.s
-			break
-		}
-	}
-	if follower == nil {
-		t.Fatal("no follower")
-	}
-	conformance.Run(t, &clusterHarness{b: follower})
+	conformance.Run(t, &clusterHarness{b: follower.Store})
 }

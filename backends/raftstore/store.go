@@ -209,9 +209,32 @@ type Store struct {
 	fwdMu sync.Mutex
 	fwd   map[string]*grpc.ClientConn // leader id (its API address) → connection
 
+	appends, entries atomic.Uint64 // log writes (one fsync each) and the entries they carried
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
+
+// LogStats reports how many times this node appended to its Raft log (each
+// append is one write and one fsync) and how many entries those appends
+// carried: their ratio is how many writes share an fsync.
+func (s *Store) LogStats() (appends, entries uint64) {
+	return s.appends.Load(), s.entries.Load()
+}
+
+// walMetrics counts the log's appends for LogStats.
+type walMetrics struct{ s *Store }
+
+func (m walMetrics) IncrementCounter(name string, delta uint64) {
+	switch name {
+	case "log_appends":
+		m.s.appends.Add(delta)
+	case "log_entries_written":
+		m.s.entries.Add(delta)
+	}
+}
+
+func (m walMetrics) SetGauge(string, uint64) {}
 
 var _ backends.Backend = (*Store)(nil)
 
@@ -283,7 +306,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
 	s.meta = &metadb.BoltMetaDB{}
-	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20), wal.WithMetaStore(s.meta))
+	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20), wal.WithMetaStore(s.meta),
+		wal.WithMetricsCollector(walMetrics{s}))
 	if err != nil {
 		s.meta.Close()
 		return nil, fmt.Errorf("open raft log: %w", err)
@@ -450,6 +474,18 @@ func (s *Store) propose(ctx context.Context, c command) (result, error) {
 		return result{}, fmt.Errorf("encode command: %w", err)
 	}
 	f := s.raft.Apply(data, s.timeout(ctx))
+	// Apply's timeout bounds only the enqueueing; the commit is waited for
+	// until ctx ends, and then the outcome is unknown to the caller.
+	if ctx.Done() != nil {
+		done := make(chan struct{})
+		go func() { f.Error(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return result{}, fmt.Errorf("replicate %s: no answer from a quorum, the write may or may not be applied: %w: %w",
+				c.Op, model.ErrUnavailable, ctx.Err())
+		}
+	}
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrEnqueueTimeout):

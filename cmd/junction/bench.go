@@ -23,6 +23,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 		o          bench.SuiteOptions
 		local      []string
 		report     string
+		section    string
 		cpuProfile string
 		memProfile string
 	)
@@ -30,7 +31,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Use:   "bench WORKLOAD...",
 		Short: "Load a Junction server, or stores side by side, and report throughput and latency",
 		Long: `Runs workloads against a Junction server (--addr), or against gateways it starts in
-process over stores (--local): raft (a temporary built-in store), etcd (embedded), zookeeper
+process over stores (--local): raft (a temporary built-in store), raft-3 (a three-node built-in
+store cluster in process, loaded through its leader), etcd (embedded), zookeeper
 and consul (started as child processes, as the conformance runner does), or a backend URL
 for a store you run (etcd://10.0.0.1:2379). Several stores run one after the other, side
 by side in one report.
@@ -162,7 +164,7 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 					Stores: stores, Options: o, When: time.Now()}); err != nil {
 					return err
 				}
-				if err := bench.UpdateFile(report, []byte(md.String())); err != nil {
+				if err := bench.UpdateFile(report, section, []byte(md.String())); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", report)
@@ -171,9 +173,10 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&local, "local", nil, "stores to start gateways over in process, comma-separated: raft, etcd, zookeeper, consul or backend URLs (instead of --addr)")
+	f.StringSliceVar(&local, "local", nil, "stores to start gateways over in process, comma-separated: raft, raft-3, etcd, zookeeper, consul or backend URLs (instead of --addr)")
 	f.StringSliceVar(&o.Paths, "via", []string{"gateway"}, "paths to each --local store: gateway, driver, client (comma-separated)")
 	f.StringVar(&report, "report", "", "rewrite the generated section of this Markdown file with a side-by-side report (needs --local)")
+	f.StringVar(&section, "report-section", "", "name of the generated section --report rewrites, for documents holding several runs (default: the main one)")
 	f.IntVarP(&o.Concurrency, "concurrency", "c", 16, "concurrent callers")
 	f.DurationVarP(&o.Duration, "duration", "d", 10*time.Second, "how long each workload runs")
 	f.Int64Var(&o.Total, "total", 0, "stop each workload after this many operations (0: run for --duration)")

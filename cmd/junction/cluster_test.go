@@ -1,16 +1,25 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
 )
 
 // cluster is three `junction server` processes forming one built-in store.
@@ -21,7 +30,8 @@ type cluster struct {
 	nodes []*server
 }
 
-func startCluster(t *testing.T) *cluster {
+// startCluster starts three nodes; query holds extra raft:// options.
+func startCluster(t *testing.T, query string) *cluster {
 	c := &cluster{t: t}
 	var raftAddrs, peers []string
 	for range 3 {
@@ -33,7 +43,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	base := t.TempDir()
 	for i := range 3 {
-		c.args = append(c.args, []string{"--data-dir", filepath.Join(base, "n"+strconv.Itoa(i)), "--raft-addr", raftAddrs[i],
+		c.args = append(c.args, []string{"--backend", "raft://" + filepath.Join(base, "n"+strconv.Itoa(i)) + query, "--raft-addr", raftAddrs[i],
 			"--peers", strings.Join(peers, ",")})
 		c.nodes = append(c.nodes, launchServer(t, c.addrs[i], c.args[i]...))
 	}
@@ -72,7 +82,7 @@ func runCLI(t *testing.T, addr string, args ...string) (string, error) {
 // restarted node catching up. JUNCTION_CLUSTER_ROUNDS sets the rounds
 // (default 5 here; the closing note reports 20).
 func TestClusterFailover(t *testing.T) {
-	c := startCluster(t)
+	c := startCluster(t, "")
 	acked := map[string]string{}
 	write := func(via int, key, value string) error {
 		code, err := put(c.addrs[via], key, value)
@@ -143,4 +153,177 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged writes, all read back through each of the 3 nodes", len(acked))
+}
+
+// revision is the revision node addr has applied (its status, a local read).
+func revision(t *testing.T, addr string) int64 {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := pb.NewStatusServiceClient(conn).GetStatus(context.Background(), &pb.GetStatusRequest{})
+	if err != nil {
+		return -1
+	}
+	return st.Revision
+}
+
+// waitRevision waits until node addr has applied rev and returns how long it took.
+func waitRevision(t *testing.T, addr string, rev int64) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for revision(t, addr) < rev {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("%s at revision %d, not %d, after 60s", addr, revision(t, addr), rev)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// checkKeys reads every key from node addr's own replica (stale reads).
+func checkKeys(t *testing.T, addr string, keys map[string]string) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cfg := pb.NewConfigServiceClient(conn)
+	for k, want := range keys {
+		r, err := cfg.GetConfig(context.Background(), &pb.GetConfigRequest{Namespace: "public", Group: "DEFAULT_GROUP", DataId: k, Stale: true})
+		if err != nil || string(r.Config.Content) != want {
+			t.Fatalf("%s: %s = %v (%v), want %q", addr, k, r.GetConfig().GetContent(), err, want)
+		}
+	}
+}
+
+// members lists the members node addr knows, as "id=raft-addr" sorted.
+func members(t *testing.T, addr string) []string {
+	t.Helper()
+	out, err := runCLI(t, addr, "members", "list", "-o", "json")
+	if err != nil {
+		t.Fatalf("members list: %v\n%s", err, out)
+	}
+	var resp struct {
+		Members []struct {
+			ID, RaftAddress string
+			Voter           bool
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var ms []string
+	for _, m := range resp.Members {
+		if !m.Voter {
+			t.Fatalf("%s is not a voter", m.ID)
+		}
+		ms = append(ms, m.ID+"="+m.RaftAddress)
+	}
+	slices.Sort(ms)
+	return ms
+}
+
+// A node killed while thousands of writes go on catches up when it comes
+// back, from a snapshot (the leader keeps only 256 entries past its
+// snapshots); a new node joins through a follower with --join and catches
+// up the same way; members are listed, removed, and bad requests refused.
+func TestClusterCatchUpAndMembership(t *testing.T) {
+	c := startCluster(t, "?snapshot-threshold=1024&trailing-logs=256")
+	lead := c.leader(0)
+	lag, via := (lead+1)%3, (lead+2)%3
+	c.nodes[lag].kill()
+
+	const n, workers = 5000, 16
+	keys := map[string]string{}
+	for i := range n {
+		keys[fmt.Sprintf("catch-up-%05d", i)] = strconv.Itoa(i)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		fails []error
+		next  = make(chan string)
+	)
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for k := range next {
+				code, err := put(c.addrs[via], k, keys[k])
+				if err == nil && code != http.StatusOK {
+					err = fmt.Errorf("PUT %s: HTTP %d", k, code)
+				}
+				if err != nil {
+					mu.Lock()
+					fails = append(fails, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if len(fails) > 0 {
+		t.Fatalf("%d writes failed, first: %v", len(fails), fails[0])
+	}
+	t.Logf("%d writes through a follower with node %s down: %v", n, c.addrs[lag], time.Since(start).Round(time.Millisecond))
+	rev := revision(t, c.addrs[lead])
+
+	restarted := time.Now()
+	c.restart(lag)
+	took := waitRevision(t, c.addrs[lag], rev)
+	t.Logf("restarted node caught up to revision %d %v after its start (%v after it was ready)",
+		rev, time.Since(restarted).Round(time.Millisecond), took.Round(time.Millisecond))
+	checkKeys(t, c.addrs[lag], keys)
+
+	// A fourth node joins through a follower.
+	addr, raftAddr := freeAddr(t), freeAddr(t)
+	joined := launchServer(t, addr, "--data-dir", filepath.Join(t.TempDir(), "n3"), "--raft-addr", raftAddr, "--join", c.addrs[via])
+	joined.waitReady(t)
+	want := []string{addr + "=" + raftAddr}
+	for i := range 3 {
+		want = append(want, c.addrs[i]+"="+c.args[i][3]) // args: --backend URL --raft-addr ADDR
+	}
+	slices.Sort(want)
+	waitRevision(t, addr, rev)
+	checkKeys(t, addr, map[string]string{"catch-up-00000": "0", "catch-up-04999": "4999"})
+	if got := members(t, addr); !slices.Equal(got, want) || len(got) != 4 {
+		t.Fatalf("members seen by the new node: %v, want %v", got, want)
+	}
+	if code, err := put(addr, "through-the-new-node", "v"); err != nil || code != http.StatusOK {
+		t.Fatalf("a write through the joined node: %d %v", code, err)
+	}
+
+	// Removed again through another follower.
+	if out, err := runCLI(t, c.addrs[lag], "members", "remove", addr); err != nil {
+		t.Fatalf("members remove: %v\n%s", err, out)
+	}
+	joined.kill()
+	if got := members(t, c.addrs[lead]); len(got) != 3 || slices.ContainsFunc(got, func(m string) bool { return strings.HasPrefix(m, addr) }) {
+		t.Fatalf("members after removing %s: %v", addr, got)
+	}
+	if code, err := put(c.addrs[lag], "after-remove", "v"); err != nil || code != http.StatusOK {
+		t.Fatalf("a write after the removal: %d %v", code, err)
+	}
+
+	// Bad requests name what is wrong.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"members", "remove", "127.0.0.1:1"}, "not found"},
+		{[]string{"members", "add", "no-port", "127.0.0.1:1"}, "API address HOST:PORT"},
+		{[]string{"members", "add", "127.0.0.1:1", c.args[lead][3]}, "is the Raft address of member"},
+	} {
+		out, err := runCLI(t, c.addrs[via], tc.args...)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: %v %q, want an error with %q", tc.args, err, out, tc.want)
+		}
+	}
 }

@@ -1,0 +1,157 @@
+// Package localcluster runs a built-in store cluster inside one process:
+// nodes on loopback TCP transports, each behind its own gateway at its node
+// id, so followers forward to the leader exactly as separate servers do.
+// Tests and benchmarks use it; production clusters are `junction server
+// --raft-addr --peers` processes.
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/gateway"
+)
+
+// Node is one member of a Cluster.
+type Node struct {
+	// ID is the node id, the address its gateway serves on.
+	ID string
+	// Store is the node's store.
+	Store *raftstore.Store
+
+	srv  *gateway.Server
+	done chan struct{}
+}
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	// Nodes are the members, in start order.
+	Nodes []*Node
+
+	cancel context.CancelFunc
+}
+
+// Start starts n nodes with data under dir and waits until they have a
+// leader; tune, if not nil, adjusts each node's configuration.
+func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config)) (*Cluster, error) {
+	peers := map[string]string{}
+	var apis []net.Listener
+	closeAll := func() {
+		for _, l := range apis {
+			l.Close()
+		}
+	}
+	for range n {
+		api, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		apis = append(apis, api)
+		r, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		r.Close() // the node's Raft transport listens here
+		peers[api.Addr().String()] = r.Addr().String()
+	}
+	c := &Cluster{Nodes: make([]*Node, n)}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, api := range apis {
+		cfg := raftstore.DefaultConfig(filepath.Join(dir, "node"+strconv.Itoa(i)))
+		cfg.NodeID = api.Addr().String()
+		cfg.RaftAddr, cfg.Peers = peers[cfg.NodeID], peers
+		if tune != nil {
+			tune(&cfg)
+		}
+		wg.Go(func() {
+			s, err := raftstore.Open(ctx, cfg)
+			c.Nodes[i], errs[i] = &Node{ID: cfg.NodeID, Store: s}, err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		closeAll()
+		for _, nd := range c.Nodes {
+			if nd.Store != nil {
+				nd.Store.Close()
+			}
+		}
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	for i, nd := range c.Nodes {
+		cfg := gateway.DefaultConfig()
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		srv, err := gateway.New(nd.Store, cfg)
+		if err != nil {
+			c.Close()
+			closeAll()
+			return nil, err
+		}
+		nd.srv, nd.done = srv, make(chan struct{})
+		go func() { defer close(nd.done); _ = srv.Serve(sctx, apis[i]) }()
+	}
+	return c, nil
+}
+
+// Leader returns the node that leads, as the nodes report it.
+func (c *Cluster) Leader(ctx context.Context) (*Node, error) {
+	for _, nd := range c.Nodes {
+		st, err := nd.Store.Status(ctx)
+		if err != nil || st.Leader == "" {
+			continue
+		}
+		for _, l := range c.Nodes {
+			if l.ID == st.Leader {
+				return l, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no leader among %d nodes", len(c.Nodes))
+}
+
+// Follower returns a node that does not lead.
+func (c *Cluster) Follower(ctx context.Context) (*Node, error) {
+	l, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, nd := range c.Nodes {
+		if nd != l {
+			return nd, nil
+		}
+	}
+	return nil, errors.New("a single node has no follower")
+}
+
+// Close stops every gateway and store.
+func (c *Cluster) Close() error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	var errs []error
+	for _, nd := range c.Nodes {
+		if nd == nil {
+			continue
+		}
+		if nd.done != nil {
+			<-nd.done
+			errs = append(errs, nd.srv.Close())
+		}
+		if nd.Store != nil {
+			errs = append(errs, nd.Store.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
