@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -289,4 +290,42 @@ func TestConformanceOnThreeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	conformance.Run(t, &clusterHarness{b: follower.Store})
+}
+
+// Cluster options are read from the URL, and bad ones are named.
+func TestClusterOptions(t *testing.T) {
+	u, _ := url.Parse("raft:///data?raft-addr=127.0.0.1:7490&node-id=127.0.0.1:7480&join=10.0.0.1:7480&heartbeat-timeout=1s&election-timeout=2s&trailing-logs=100")
+	cfg, err := raftstore.ConfigFromURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Join != "10.0.0.1:7480" || cfg.HeartbeatTimeout != time.Second || cfg.ElectionTimeout != 2*time.Second || cfg.TrailingLogs != 100 {
+		t.Errorf("parsed %+v", cfg)
+	}
+	for raw, field := range map[string]string{
+		"raft:///d?heartbeat-timeout=soon":                                  "heartbeat-timeout",
+		"raft:///d?heartbeat-timeout=1s&election-timeout=500ms":             "election-timeout",
+		"raft:///d?join=10.0.0.1:7480":                                      "node-id",
+		"raft:///d?node-id=a:1&raft-addr=b:2&join=nowhere":                  "join",
+		"raft:///d?node-id=a:1&raft-addr=b:2&join=c:3&peers=a:1=b:2":        "join",
+		"raft:///d?trailing-logs=-1":                                        "trailing-logs",
+		"raft:///d?election-timeout=2s&heartbeat-timeout=2s&elections=fast": "elections",
+	} {
+		u, _ := url.Parse(raw)
+		_, err := raftstore.ConfigFromURL(u)
+		var fe *model.FieldError
+		if !errors.As(err, &fe) || fe.Field != field || !errors.Is(err, model.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want an invalid %s", raw, err, field)
+		}
+	}
+	// A single node lists itself and refuses to add members.
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ms, leader, err := s.Members(context.Background())
+	if err != nil || len(ms) != 1 || !ms[0].Leader || leader != ms[0].ID {
+		t.Fatalf("members of a single node: %+v %q %v", ms, leader, err)
+	}
+	if err := s.AddMember(context.Background(), "127.0.0.1:7481", "127.0.0.1:7491"); !errors.Is(err, model.ErrInvalidArgument) {
+		t.Errorf("adding a member to a node running alone: %v", err)
+	}
 }
