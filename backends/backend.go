@@ -20,6 +20,10 @@ type ReadInfo struct {
 	Revision int64
 	// Consistency is the consistency the read actually got.
 	Consistency model.Consistency
+	// Staleness bounds how far behind a stale read may be, where the
+	// backend knows it: for a follower of a built-in store cluster, the
+	// time since it last heard from the leader. Zero otherwise.
+	Staleness time.Duration
 }
 
 // Sessions create, keep alive and close sessions (contract line 5).

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
@@ -40,7 +41,8 @@ func (c *configService) GetConfig(ctx context.Context, req *pb.GetConfigRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetConfigResponse{Config: pb.NewConfig(cfg), Revision: info.Revision, Consistency: string(info.Consistency)}, nil
+	return &pb.GetConfigResponse{Config: pb.NewConfig(cfg), Revision: info.Revision, Consistency: string(info.Consistency),
+		Staleness: staleness(info)}, nil
 }
 
 func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest) (*pb.PutConfigResponse, error) {
@@ -122,4 +124,12 @@ func (st *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) 
 		Capabilities: &pb.Capabilities{NativeSessions: c.NativeSessions, NativeRevisions: c.NativeRevisions,
 			ResumableWatch: c.ResumableWatch, WatchHistory: int64(c.WatchHistory), LinearizableReads: c.LinearizableReads,
 			NativeCas: c.NativeCAS, ConfigHistory: c.ConfigHistory}}, nil
+}
+
+// staleness is a stale read's bound on its lag, when the backend knows one.
+func staleness(info backends.ReadInfo) *durationpb.Duration {
+	if info.Staleness <= 0 {
+		return nil
+	}
+	return durationpb.New(info.Staleness)
 }

@@ -176,7 +176,7 @@ func (r *registryService) ListInstances(ctx context.Context, req *pb.ListInstanc
 			healthy = append(healthy, p)
 		}
 	}
-	resp := &pb.ListInstancesResponse{Instances: all, Revision: info.Revision, Consistency: string(info.Consistency)}
+	resp := &pb.ListInstancesResponse{Instances: all, Revision: info.Revision, Consistency: string(info.Consistency), Staleness: staleness(info)}
 	if req.HealthyOnly {
 		resp.Instances = healthy
 		if len(all) > 0 && len(healthy) < len(all) {

@@ -212,6 +212,9 @@ func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 	w.Header().Set("ETag", tag)
 	w.Header().Set("X-Junction-Revision", strconv.FormatInt(resp.Revision, 10))
 	w.Header().Set("X-Junction-Consistency", resp.Consistency)
+	if resp.Staleness != nil {
+		w.Header().Set("X-Junction-Staleness", resp.Staleness.AsDuration().String())
+	}
 	if r.Header.Get("If-None-Match") == tag {
 		w.WriteHeader(http.StatusNotModified)
 		return

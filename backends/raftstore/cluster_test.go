@@ -263,6 +263,14 @@ func TestMinorityPartition(t *testing.T) {
 	if _, _, err := follower.s.Instances(ctx, svc, backends.ReadOptions{}); !errors.Is(err, model.ErrUnavailable) {
 		t.Fatalf("a linearizable read on a cut-off follower: %v, want UNAVAILABLE", err)
 	}
+	// Its stale reads say how long it has not heard from the leader.
+	time.Sleep(1500 * time.Millisecond)
+	if _, info, err := follower.s.Instances(ctx, svc, backends.ReadOptions{Stale: true}); err != nil ||
+		info.Consistency != model.Stale || info.Staleness < 1500*time.Millisecond {
+		t.Fatalf("a stale read on a follower cut off for 1.5s: %+v %v, want a staleness of at least 1.5s", info, err)
+	} else {
+		t.Logf("stale read on the cut-off follower: last heard from the leader %v ago", info.Staleness.Round(time.Millisecond))
+	}
 	rest := leaderOf(t, old, leader)
 	if err := register(rest, "after-2", "", 5*time.Second); err != nil {
 		t.Fatalf("a write on the majority without the follower: %v", err)

@@ -511,10 +511,16 @@ func (s *Store) read(opts backends.ReadOptions, fn func()) (backends.ReadInfo, e
 		}
 		consistency = model.Linearizable
 	}
+	var staleness time.Duration
+	if opts.Stale && !s.ready.Load() {
+		if last := s.raft.LastContact(); !last.IsZero() {
+			staleness = time.Since(last)
+		}
+	}
 	s.fsm.mu.RLock()
 	defer s.fsm.mu.RUnlock()
 	fn()
-	return backends.ReadInfo{Revision: s.fsm.applied, Consistency: consistency}, nil
+	return backends.ReadInfo{Revision: s.fsm.applied, Consistency: consistency, Staleness: staleness}, nil
 }
 
 // CreateSession implements backends.Sessions.

@@ -93,7 +93,7 @@ func (b *Backend) Instances(ctx context.Context, svc model.ServiceKey, o backend
 	if err != nil {
 		return nil, backends.ReadInfo{}, pb.Error(err)
 	}
-	return pb.ModelInstances(r.Instances), backends.ReadInfo{Revision: r.Revision, Consistency: consistency(r.Consistency)}, nil
+	return pb.ModelInstances(r.Instances), backends.ReadInfo{Revision: r.Revision, Consistency: consistency(r.Consistency), Staleness: r.Staleness.AsDuration()}, nil
 }
 
 // Services implements backends.Registry by reading every page.
@@ -131,7 +131,7 @@ func (b *Backend) GetConfig(ctx context.Context, k model.ConfigKey, o backends.R
 	if err != nil {
 		return model.Config{}, backends.ReadInfo{}, pb.Error(err)
 	}
-	return r.Config.Model(), backends.ReadInfo{Revision: r.Revision, Consistency: consistency(r.Consistency)}, nil
+	return r.Config.Model(), backends.ReadInfo{Revision: r.Revision, Consistency: consistency(r.Consistency), Staleness: r.Staleness.AsDuration()}, nil
 }
 
 // PutConfig implements backends.Configs.

@@ -261,7 +261,11 @@ func newInstancesCmd(g *globals) *cobra.Command {
 			}
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
 				instanceRows(w, resp.Instances)
-				fmt.Fprintf(w, "(%d instances at revision %d, %s)\n", len(resp.Instances), resp.Revision, resp.Consistency)
+				stale := ""
+				if resp.Staleness != nil {
+					stale = fmt.Sprintf(", last heard from the leader %v ago", resp.Staleness.AsDuration().Round(time.Millisecond))
+				}
+				fmt.Fprintf(w, "(%d instances at revision %d, %s%s)\n", len(resp.Instances), resp.Revision, resp.Consistency, stale)
 				if resp.Protected {
 					fmt.Fprintln(w, "(protect threshold reached: every instance is listed, healthy or not)")
 				}

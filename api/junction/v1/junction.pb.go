@@ -1465,7 +1465,11 @@ type ListInstancesResponse struct {
 	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
 	// A healthy-only query fell below the service's protect threshold and
 	// returned every instance instead.
-	Protected     bool `protobuf:"varint,4,opt,name=protected,proto3" json:"protected,omitempty"`
+	Protected bool `protobuf:"varint,4,opt,name=protected,proto3" json:"protected,omitempty"`
+	// For a stale read served by a follower of a built-in store cluster: how
+	// long since it last heard from the leader. Writes committed since may
+	// be missing from the answer. Absent for linearizable reads.
+	Staleness     *durationpb.Duration `protobuf:"bytes,5,opt,name=staleness,proto3" json:"staleness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1526,6 +1530,13 @@ func (x *ListInstancesResponse) GetProtected() bool {
 		return x.Protected
 	}
 	return false
+}
+
+func (x *ListInstancesResponse) GetStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.Staleness
+	}
+	return nil
 }
 
 type WatchInstancesRequest struct {
@@ -2084,8 +2095,10 @@ type GetConfigResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Config *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	// The store revision the read reflects.
-	Revision      int64  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	Revision    int64  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Consistency string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	// As in ListInstancesResponse.
+	Staleness     *durationpb.Duration `protobuf:"bytes,4,opt,name=staleness,proto3" json:"staleness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2139,6 +2152,13 @@ func (x *GetConfigResponse) GetConsistency() string {
 		return x.Consistency
 	}
 	return ""
+}
+
+func (x *GetConfigResponse) GetStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.Staleness
+	}
+	return nil
 }
 
 type PutConfigRequest struct {
@@ -3347,12 +3367,13 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12!\n" +
 	"\fhealthy_only\x18\x04 \x01(\bR\vhealthyOnly\x12\x1a\n" +
 	"\bclusters\x18\x05 \x03(\tR\bclusters\x12\x14\n" +
-	"\x05stale\x18\x06 \x01(\bR\x05stale\"\xa8\x01\n" +
+	"\x05stale\x18\x06 \x01(\bR\x05stale\"\xe1\x01\n" +
 	"\x15ListInstancesResponse\x123\n" +
 	"\tinstances\x18\x01 \x03(\v2\x15.junction.v1.InstanceR\tinstances\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x12\x1c\n" +
-	"\tprotected\x18\x04 \x01(\bR\tprotected\"\x81\x01\n" +
+	"\tprotected\x18\x04 \x01(\bR\tprotected\x127\n" +
+	"\tstaleness\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\x81\x01\n" +
 	"\x15WatchInstancesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -3397,11 +3418,12 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x14\n" +
-	"\x05stale\x18\x04 \x01(\bR\x05stale\"~\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\"\xb7\x01\n" +
 	"\x11GetConfigResponse\x12+\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
-	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\xd2\x01\n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x127\n" +
+	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\xd2\x01\n" +
 	"\x10PutConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -3596,67 +3618,69 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	15, // 13: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	6,  // 14: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	6,  // 15: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	0,  // 16: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
-	6,  // 17: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
-	6,  // 18: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
-	24, // 19: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	49, // 20: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	49, // 21: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
-	26, // 22: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	26, // 23: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	49, // 24: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	34, // 25: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
-	0,  // 26: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	26, // 27: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	39, // 28: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	42, // 29: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	2,  // 30: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 31: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 32: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 33: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	17, // 34: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	19, // 35: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	21, // 36: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	23, // 37: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	10, // 38: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	11, // 39: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	13, // 40: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	14, // 41: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	27, // 42: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	29, // 43: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	31, // 44: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	33, // 45: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	36, // 46: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	38, // 47: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	41, // 48: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	44, // 49: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	45, // 50: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	1,  // 51: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 52: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 53: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	16, // 54: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	18, // 55: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	20, // 56: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	22, // 57: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	25, // 58: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	16, // 59: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	12, // 60: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	15, // 61: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	15, // 62: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	28, // 63: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	30, // 64: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	32, // 65: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	35, // 66: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	37, // 67: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	40, // 68: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	43, // 69: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	43, // 70: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	43, // 71: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	51, // [51:72] is the sub-list for method output_type
-	30, // [30:51] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	48, // 16: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	0,  // 17: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
+	6,  // 18: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
+	6,  // 19: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
+	24, // 20: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
+	49, // 21: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	49, // 22: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	26, // 23: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
+	48, // 24: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	26, // 25: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	49, // 26: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	34, // 27: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	0,  // 28: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
+	26, // 29: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	39, // 30: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	42, // 31: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	2,  // 32: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	3,  // 33: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	4,  // 34: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	7,  // 35: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	17, // 36: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	19, // 37: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	21, // 38: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	23, // 39: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	10, // 40: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	11, // 41: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	13, // 42: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	14, // 43: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	27, // 44: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	29, // 45: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	31, // 46: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	33, // 47: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	36, // 48: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	38, // 49: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	41, // 50: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	44, // 51: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	45, // 52: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	1,  // 53: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	1,  // 54: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	5,  // 55: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	16, // 56: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	18, // 57: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	20, // 58: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	22, // 59: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	25, // 60: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	16, // 61: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	12, // 62: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	15, // 63: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	15, // 64: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	28, // 65: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	30, // 66: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	32, // 67: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	35, // 68: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	37, // 69: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	40, // 70: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	43, // 71: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	43, // 72: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	43, // 73: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	53, // [53:74] is the sub-list for method output_type
+	32, // [32:53] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
