@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +145,40 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		}
 	}
 	check(s) // a rejected restore changes nothing
+}
+
+// A few large writes compact the log as many small ones do: a snapshot is
+// taken once snapshot-bytes of entries were written, long before the
+// entry threshold.
+func TestSnapshotByLogSize(t *testing.T) {
+	dir := t.TempDir()
+	cfg := raftstore.DefaultConfig(dir)
+	cfg.SnapshotThreshold, cfg.SnapshotBytes = 1_000_000, 64<<10
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := raftstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	snapshots := func() int {
+		es, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
+		return len(es)
+	}
+	if n := snapshots(); n != 0 {
+		t.Fatalf("%d snapshots before any write", n)
+	}
+	big := bytes.Repeat([]byte("x"), 8<<10)
+	for i := range 12 { // 96 KiB of content in 12 entries
+		key := model.ConfigKey{Namespace: "public", Group: "DEFAULT_GROUP", DataID: fmt.Sprintf("big-%d", i)}
+		if _, err := s.PutConfig(ctx, model.Config{Key: key, Content: big}, model.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for snapshots() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("no snapshot after 96 KiB of log entries with snapshot-bytes 64 KiB")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

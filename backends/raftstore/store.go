@@ -48,6 +48,10 @@ type Config struct {
 	History int
 	// SnapshotThreshold is how many log entries trigger a snapshot.
 	SnapshotThreshold uint64
+	// SnapshotBytes is how many bytes of log entries trigger a snapshot,
+	// whichever of the two comes first: a few large configs compact the
+	// log as soon as many small writes do.
+	SnapshotBytes uint64
 	// TrailingLogs is how many log entries are kept after a snapshot, so
 	// that a follower a little behind catches up from the log; one further
 	// behind is sent the snapshot.
@@ -82,7 +86,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults for a store in dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, History: 10000, SnapshotThreshold: 8192, TrailingLogs: 10240, ExpiryInterval: 100 * time.Millisecond,
+	return Config{Dir: dir, History: 10000, SnapshotThreshold: 8192, SnapshotBytes: 64 << 20, TrailingLogs: 10240, ExpiryInterval: 100 * time.Millisecond,
 		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond}
 }
 
@@ -95,6 +99,8 @@ func (c Config) Validate() error {
 		return model.Invalid("history", "must be at least 1, got %d", c.History)
 	case c.SnapshotThreshold < 1:
 		return model.Invalid("snapshot-threshold", "must be at least 1")
+	case c.SnapshotBytes < 4096:
+		return model.Invalid("snapshot-bytes", "must be at least 4096, got %d", c.SnapshotBytes)
 	case c.ExpiryInterval <= 0 || c.ExpiryInterval > time.Second:
 		return model.Invalid("expiry-interval", "must be in (0, 1s], got %v", c.ExpiryInterval)
 	case c.HeartbeatTimeout < 10*time.Millisecond || c.HeartbeatTimeout > time.Minute:
@@ -136,10 +142,10 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "history", "snapshot-threshold", "trailing-logs", "node-id", "raft-addr", "peers", "join",
+		case "history", "snapshot-threshold", "snapshot-bytes", "trailing-logs", "node-id", "raft-addr", "peers", "join",
 			"heartbeat-timeout", "election-timeout":
 		default:
-			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, trailing-logs, "+
+			return cfg, model.Invalid(k, "unknown raft:// option; known: history, snapshot-threshold, snapshot-bytes, trailing-logs, "+
 				"node-id, raft-addr, peers, join, heartbeat-timeout, election-timeout")
 		}
 	}
@@ -150,6 +156,13 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 				return cfg, model.Invalid(k, "%q is not a duration (500ms, 2s)", v)
 			}
 		}
+	}
+	if v := q.Get("snapshot-bytes"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return cfg, model.Invalid("snapshot-bytes", "%q is not a number of bytes", v)
+		}
+		cfg.SnapshotBytes = n
 	}
 	if v := q.Get("trailing-logs"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
@@ -210,6 +223,7 @@ type Store struct {
 	fwd   map[string]*grpc.ClientConn // leader id (its API address) → connection
 
 	appends, entries atomic.Uint64 // log writes (one fsync each) and the entries they carried
+	logBytes         atomic.Uint64 // bytes of log entries written
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -231,6 +245,8 @@ func (m walMetrics) IncrementCounter(name string, delta uint64) {
 		m.s.appends.Add(delta)
 	case "log_entries_written":
 		m.s.entries.Add(delta)
+	case "log_entry_bytes_written":
+		m.s.logBytes.Add(delta)
 	}
 }
 
@@ -373,9 +389,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.watchLeadership()
 	go s.expireSessions()
+	go s.snapshotBySize()
 	if err := s.waitReady(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -436,6 +453,41 @@ func (s *Store) watchLeadership() {
 	}
 }
 
+// snapshotBySize takes a snapshot whenever SnapshotBytes of log entries
+// were written since the last one; raft itself counts only entries.
+func (s *Store) snapshotBySize() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var base, lastIndex uint64
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if idx := s.lastSnapshotIndex(); idx != lastIndex {
+			lastIndex, base = idx, s.logBytes.Load() // raft took one by its entry count
+		}
+		written := s.logBytes.Load()
+		if written-base < s.cfg.SnapshotBytes {
+			continue
+		}
+		if err := s.raft.Snapshot().Error(); err != nil {
+			s.log.Warn("snapshot by log size failed", "bytes", written-base, "err", err)
+			continue
+		}
+		lastIndex, base = s.lastSnapshotIndex(), written
+		s.log.Debug("snapshot by log size", "bytes", written-base)
+	}
+}
+
+// lastSnapshotIndex is the log index of the newest snapshot (0: none).
+func (s *Store) lastSnapshotIndex() uint64 {
+	n, _ := strconv.ParseUint(s.raft.Stats()["last_snapshot_index"], 10, 64)
+	return n
+}
+
 // waitReady waits until this node leads (single node) or the cluster has a
 // leader.
 func (s *Store) waitReady(ctx context.Context) error {
@@ -475,16 +527,17 @@ func (s *Store) propose(ctx context.Context, c command) (result, error) {
 	}
 	f := s.raft.Apply(data, s.timeout(ctx))
 	// Apply's timeout bounds only the enqueueing; the commit is waited for
-	// until ctx ends, and then the outcome is unknown to the caller.
-	if ctx.Done() != nil {
-		done := make(chan struct{})
-		go func() { f.Error(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return result{}, fmt.Errorf("replicate %s: no answer from a quorum, the write may or may not be applied: %w: %w",
-				c.Op, model.ErrUnavailable, ctx.Err())
-		}
+	// until ctx ends or the store closes (raft does not answer an entry
+	// still queued when it shuts down), and then the outcome is unknown.
+	done := make(chan struct{})
+	go func() { f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return result{}, fmt.Errorf("replicate %s: no answer from a quorum, the write may or may not be applied: %w: %w",
+			c.Op, model.ErrUnavailable, ctx.Err())
+	case <-s.stop:
+		return result{}, fmt.Errorf("replicate %s: the store was closed: %w", c.Op, model.ErrUnavailable)
 	}
 	if err := f.Error(); err != nil {
 		switch {
@@ -796,6 +849,7 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
+	s.ready.Store(false)
 	close(s.stop)
 	s.fwdMu.Lock()
 	for _, c := range s.fwd {
