@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +22,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/model"
+	"github.com/junctionhq/junction/sdk"
 )
 
 // cluster is three `junction server` processes forming one built-in store.
@@ -326,4 +330,71 @@ func TestClusterCatchUpAndMembership(t *testing.T) {
 			t.Errorf("%v: %v %q, want an error with %q", tc.args, err, out, tc.want)
 		}
 	}
+}
+
+// An SDK client given every node's address keeps its ephemeral instance
+// registered while the leader, and then the node it is connected to, are
+// killed: its keepalives fail over to another node, the new leader grants
+// the session a fresh TTL, and no linearizable read in between misses it.
+func TestSDKSessionAcrossLeaderChanges(t *testing.T) {
+	c := startCluster(t, "")
+	ctx := context.Background()
+	quiet := sdk.WithLogger(slog.New(slog.DiscardHandler))
+	client, err := sdk.New(ctx, sdk.WithAddrs(c.addrs...), sdk.WithSessionTTL(3*time.Second), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Register(ctx, "payments", model.Instance{IP: "10.1.0.1", Port: 9000}); err != nil {
+		t.Fatal(err)
+	}
+	observer, err := sdk.New(ctx, sdk.WithAddrs(c.addrs...), quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close()
+
+	var (
+		reads, gaps atomic.Int64
+		stop        = make(chan struct{})
+		wg          sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			insts, _, err := observer.Instances(rctx, "payments")
+			cancel()
+			if err != nil {
+				continue // no leader for a moment: refused, not wrong
+			}
+			reads.Add(1)
+			if len(insts) != 1 {
+				gaps.Add(1)
+			}
+		}
+	})
+
+	lead := c.leader(0)
+	c.nodes[lead].kill()
+	time.Sleep(4 * time.Second) // longer than the TTL
+	c.restart(lead)
+	second := 0 // pick_first: the client talks to the first address it reaches
+	if second == lead {
+		second = 1
+	}
+	c.nodes[second].kill()
+	time.Sleep(4 * time.Second)
+	c.restart(second)
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	if gaps.Load() > 0 || reads.Load() < 50 {
+		t.Fatalf("%d of %d linearizable reads missed the instance", gaps.Load(), reads.Load())
+	}
+	t.Logf("leader %s and node %s killed in turn: the instance was in all %d linearizable reads", c.addrs[lead], c.addrs[second], reads.Load())
 }
