@@ -509,6 +509,15 @@ func (s *Store) waitReady(ctx context.Context) error {
 // leaderErr is returned when this node cannot serve a write or a
 // linearizable read.
 func (s *Store) leaderErr() error {
+	if s.raft.State() == raft.Shutdown {
+		select {
+		case <-s.stop:
+			return fmt.Errorf("raft store is closed: %w", model.ErrUnavailable)
+		default:
+			return fmt.Errorf("this node is no longer a member of the cluster (removed with junction members remove): "+
+				"stop it, or empty its data dir and start it with --join: %w", model.ErrUnavailable)
+		}
+	}
 	addr, id := s.raft.LeaderWithID()
 	if id == "" {
 		return fmt.Errorf("raft store has no leader: %w", model.ErrUnavailable)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -316,6 +317,43 @@ func TestClusterCatchUpAndMembership(t *testing.T) {
 		t.Fatalf("a write after the removal: %d %v", code, err)
 	}
 
+	// The leader removed: the other two go on, the removed node says why
+	// it refuses.
+	if out, err := runCLI(t, c.addrs[via], "members", "remove", c.addrs[lead]); err != nil {
+		t.Fatalf("members remove the leader: %v\n%s", err, out)
+	}
+	removedAt := time.Now()
+	for {
+		code, err := put(c.addrs[lag], "after-leader-removed", "v")
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Since(removedAt) > 15*time.Second {
+			t.Fatalf("no write accepted 15s after removing the leader: %d %v", code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("leader removed: the remaining two accept writes after %v", time.Since(removedAt).Round(time.Millisecond))
+	if got := members(t, c.addrs[lag]); len(got) != 2 {
+		t.Fatalf("members after removing the leader: %v", got)
+	}
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+c.addrs[lead]+"/v1/namespaces/public/groups/DEFAULT_GROUP/configs/on-removed-node",
+			strings.NewReader("v"))
+		resp, err := http.DefaultClient.Do(req)
+		var out []byte
+		if err == nil {
+			out, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(out), "no longer a member") {
+				break
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("a write on the removed node: %v %q, want it refused as no longer a member", err, out)
+		}
+	}
+
 	// Bad requests name what is wrong.
 	for _, tc := range []struct {
 		args []string
@@ -323,7 +361,7 @@ func TestClusterCatchUpAndMembership(t *testing.T) {
 	}{
 		{[]string{"members", "remove", "127.0.0.1:1"}, "not found"},
 		{[]string{"members", "add", "no-port", "127.0.0.1:1"}, "API address HOST:PORT"},
-		{[]string{"members", "add", "127.0.0.1:1", c.args[lead][3]}, "is the Raft address of member"},
+		{[]string{"members", "add", "127.0.0.1:1", c.args[lag][3]}, "is the Raft address of member"},
 	} {
 		out, err := runCLI(t, c.addrs[via], tc.args...)
 		if err == nil || !strings.Contains(out, tc.want) {
