@@ -150,3 +150,16 @@ func (s *Store) join(ctx context.Context, self raft.ServerAddress) error {
 		}
 	}
 }
+
+// TransferLeadership asks this node, if it leads, to hand leadership to
+// another voter and waits for it to step down; on a follower it does
+// nothing. Use it before taking the leader down for maintenance.
+func (s *Store) TransferLeadership(ctx context.Context) error {
+	if !s.ready.Load() {
+		return nil
+	}
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("transfer leadership: %w", raftErr(err))
+	}
+	return nil
+}

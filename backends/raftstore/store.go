@@ -342,6 +342,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	// Followers learn that an entry committed from the leader's next
+	// append; when no write follows, from the append raft sends after
+	// CommitTimeout (50ms by default). Watches served by a follower wait
+	// for it, so keep it short: an idle leader then sends each follower
+	// about 100 small appends a second.
+	rc.CommitTimeout = 10 * time.Millisecond
 	var (
 		addr      raft.ServerAddress
 		transport raft.Transport

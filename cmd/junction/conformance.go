@@ -31,7 +31,9 @@ func newConformanceCmd() *cobra.Command {
 allows them, and prints the matrix: one row per scenario, one column per backend, with
 the figures measured.
 
-Backends: raft (the built-in store, in process), etcd (embedded in the runner),
+Backends: raft (the built-in store, in process), raft-3 (a three-node built-in store
+cluster in process, measured through a follower, its leader crashed mid-run), etcd
+(embedded in the runner),
 zookeeper (Debian's package, started by the runner), consul (the binary .ci/consul
 builds, started by the runner), or NAME=URL for a store you run (etcd=etcd://10.0.0.1:2379,
 zk=zk://10.0.0.2:2181, consul=consul://10.0.0.3:8500; process faults are then skipped).
@@ -56,7 +58,7 @@ Default: every backend this machine can run.`,
 			}()
 			local := backends
 			if len(local) == 0 {
-				local = []string{"raft", "etcd", "zookeeper", "consul"}
+				local = []string{"raft", "raft-3", "etcd", "zookeeper", "consul"}
 			}
 			for _, b := range local {
 				name, rawURL, external := strings.Cut(b, "=")
@@ -139,7 +141,7 @@ Default: every backend this machine can run.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, etcd, zookeeper, consul, or NAME=URL (repeatable)")
+	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, raft-3, etcd, zookeeper, consul, or NAME=URL (repeatable)")
 	f.StringSliceVar(&scenarios, "scenarios", nil, "scenarios to run (default all): "+scenarioNames())
 	f.StringVar(&format, "format", "md", "report format: md, json or html")
 	f.StringVar(&out, "out", "", "write DIR/guarantees.FORMAT (and failure artifacts) instead of standard output")

@@ -18,12 +18,12 @@ func TestBoundedRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the bounded guarantee run takes about two minutes")
 	}
-	names := []string{"raft", "etcd", "zookeeper", "consul"}
+	names := []string{"raft", "raft-3", "etcd", "zookeeper", "consul"}
 	var targets []*guarantees.Target
 	for _, n := range names {
 		ts, err := guarantees.LocalTargets(t.TempDir(), n)
 		if err != nil {
-			if servers.Required(n) || n == "raft" || n == "etcd" { // in process: always available
+			if servers.Required(n) || n == "raft" || n == "raft-3" || n == "etcd" { // in process: always available
 				t.Fatalf("%s: %v", n, err)
 			}
 			t.Logf("skipping %s: %v", n, err)

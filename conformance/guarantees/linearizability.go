@@ -1,6 +1,7 @@
 package guarantees
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,7 +145,7 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 	}
 	fault := "none"
 	if e.Target.Restart != nil {
-		fault = "store killed and restarted mid-run"
+		fault = cmp.Or(e.Target.RestartIs, "store killed and restarted") + " mid-run"
 		time.Sleep(duration / 3)
 		if err := e.Target.Restart(ctx); err != nil {
 			wg.Wait()

@@ -15,6 +15,7 @@ import (
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/backends/raftstore/localcluster"
 	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/faults"
@@ -35,6 +36,9 @@ type Target struct {
 	Open func(ctx context.Context) (backends.Backend, error)
 	// Restart kills the store and starts it again with its data.
 	Restart func(ctx context.Context) error
+	// RestartIs says what Restart does when it is not the whole store
+	// (default "store killed and restarted").
+	RestartIs string
 	// Stop and Start make an outage.
 	Stop  func() error
 	Start func(ctx context.Context) error
@@ -65,6 +69,60 @@ func RaftTarget(dir string) (*Target, error) {
 		Open:            func(context.Context) (backends.Backend, error) { return shared{s}, nil },
 		NoProcessFaults: "the store runs in the gateway's process: its outage is a gateway restart (covered by the SDK tests)",
 		Close:           func() { s.Close() }}, nil
+}
+
+// RaftClusterTarget is a three-node built-in store cluster in this process
+// (loopback TCP between the nodes, a gateway on each), measured through a
+// follower: its writes and linearizable reads are forwarded to the leader,
+// its watches served from its own replica. The fault is the leader's crash
+// and restart; a quorum outage is not injected (TestMinorityPartition
+// covers it).
+func RaftClusterTarget(dir string) (*Target, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := localcluster.Start(ctx, dir, 3, func(cfg *raftstore.Config) { cfg.History = 256 })
+	if err != nil {
+		return nil, err
+	}
+	follower, err := c.Follower(ctx)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &Target{Name: "raft-3", Label: "built-in Raft store, three nodes in process over loopback TCP, through one node (a follower when the run starts)",
+		Open: func(context.Context) (backends.Backend, error) { return shared{follower.Store}, nil },
+		Restart: func(ctx context.Context) error {
+			l, err := c.Leader(ctx)
+			if err != nil {
+				return err
+			}
+			if l == follower { // the node measured must survive: hand over first
+				if err := l.Store.TransferLeadership(ctx); err != nil {
+					return err
+				}
+				if l, err = waitLeader(ctx, c, follower); err != nil {
+					return err
+				}
+			}
+			return l.Restart(ctx)
+		},
+		RestartIs:       "the cluster's leader killed and restarted",
+		NoProcessFaults: "the nodes run in the runner's process: the fault injected is the leader's crash (a quorum outage is TestMinorityPartition's)",
+		Close:           func() { c.Close() }}, nil
+}
+
+// waitLeader waits until a node other than not leads.
+func waitLeader(ctx context.Context, c *localcluster.Cluster, not *localcluster.Node) (*localcluster.Node, error) {
+	for {
+		if l, err := c.Leader(ctx); err == nil && l != not {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no new leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // shared lends one in-process store to several users; Close is a no-op.
@@ -220,7 +278,7 @@ func openURL(ctx context.Context, raw string, open opener) (backends.Backend, er
 // others did not.
 func LocalTargets(base string, names ...string) ([]*Target, error) {
 	if len(names) == 0 {
-		names = []string{"raft", "etcd", "zookeeper", "consul"}
+		names = []string{"raft", "raft-3", "etcd", "zookeeper", "consul"}
 	}
 	var (
 		out  []*Target
@@ -235,6 +293,8 @@ func LocalTargets(base string, names ...string) ([]*Target, error) {
 		switch n {
 		case "raft":
 			t, err = RaftTarget(dir)
+		case "raft-3":
+			t, err = RaftClusterTarget(dir)
 		case "etcd":
 			t, err = EtcdTarget(dir)
 		case "zookeeper", "zk":
@@ -242,7 +302,7 @@ func LocalTargets(base string, names ...string) ([]*Target, error) {
 		case "consul":
 			t, err = ConsulTarget(dir)
 		default:
-			err = fmt.Errorf("unknown backend %q (raft, etcd, zookeeper, consul, or NAME=URL)", n)
+			err = fmt.Errorf("unknown backend %q (raft, raft-3, etcd, zookeeper, consul, or NAME=URL)", n)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n, err))

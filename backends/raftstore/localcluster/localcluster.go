@@ -23,19 +23,19 @@ import (
 type Node struct {
 	// ID is the node id, the address its gateway serves on.
 	ID string
-	// Store is the node's store.
+	// Store is the node's store; Restart replaces it.
 	Store *raftstore.Store
 
-	srv  *gateway.Server
-	done chan struct{}
+	cfg    raftstore.Config
+	srv    *gateway.Server
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // Cluster is a running local cluster.
 type Cluster struct {
 	// Nodes are the members, in start order.
 	Nodes []*Node
-
-	cancel context.CancelFunc
 }
 
 // Start starts n nodes with data under dir and waits until they have a
@@ -75,7 +75,7 @@ func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config))
 		}
 		wg.Go(func() {
 			s, err := raftstore.Open(ctx, cfg)
-			c.Nodes[i], errs[i] = &Node{ID: cfg.NodeID, Store: s}, err
+			c.Nodes[i], errs[i] = &Node{ID: cfg.NodeID, Store: s, cfg: cfg}, err
 		})
 	}
 	wg.Wait()
@@ -88,21 +88,62 @@ func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config))
 		}
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
 	for i, nd := range c.Nodes {
-		cfg := gateway.DefaultConfig()
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		srv, err := gateway.New(nd.Store, cfg)
-		if err != nil {
+		if err := nd.serve(apis[i]); err != nil {
 			c.Close()
 			closeAll()
 			return nil, err
 		}
-		nd.srv, nd.done = srv, make(chan struct{})
-		go func() { defer close(nd.done); _ = srv.Serve(sctx, apis[i]) }()
 	}
 	return c, nil
+}
+
+// serve starts the node's gateway on lis.
+func (nd *Node) serve(lis net.Listener) error {
+	cfg := gateway.DefaultConfig()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	srv, err := gateway.New(nd.Store, cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nd.srv, nd.cancel, nd.done = srv, cancel, make(chan struct{})
+	go func() { defer close(nd.done); _ = srv.Serve(ctx, lis) }()
+	return nil
+}
+
+// stop stops the node's gateway and store.
+func (nd *Node) stop() error {
+	var errs []error
+	if nd.cancel != nil {
+		nd.cancel()
+		<-nd.done
+		errs = append(errs, nd.srv.Close())
+		nd.cancel = nil
+	}
+	if nd.Store != nil {
+		errs = append(errs, nd.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Restart stops the node, as a crash would (nothing is flushed beyond what
+// every acknowledged write already is), and starts it again with its data
+// on the same addresses; it returns once the node knows a leader.
+func (nd *Node) Restart(ctx context.Context) error {
+	if err := nd.stop(); err != nil {
+		return err
+	}
+	s, err := raftstore.Open(ctx, nd.cfg)
+	if err != nil {
+		return err
+	}
+	nd.Store = s
+	lis, err := net.Listen("tcp", nd.ID)
+	if err != nil {
+		return err
+	}
+	return nd.serve(lis)
 }
 
 // Leader returns the node that leads, as the nodes report it.
@@ -135,22 +176,17 @@ func (c *Cluster) Follower(ctx context.Context) (*Node, error) {
 	return nil, errors.New("a single node has no follower")
 }
 
-// Close stops every gateway and store.
+// Close stops every gateway, then every store.
 func (c *Cluster) Close() error {
-	if c.cancel != nil {
-		c.cancel()
+	for _, nd := range c.Nodes {
+		if nd != nil && nd.cancel != nil {
+			nd.cancel() // all at once: none waits for a quorum the others left
+		}
 	}
 	var errs []error
 	for _, nd := range c.Nodes {
-		if nd == nil {
-			continue
-		}
-		if nd.done != nil {
-			<-nd.done
-			errs = append(errs, nd.srv.Close())
-		}
-		if nd.Store != nil {
-			errs = append(errs, nd.Store.Close())
+		if nd != nil {
+			errs = append(errs, nd.stop())
 		}
 	}
 	return errors.Join(errs...)
