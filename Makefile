@@ -20,9 +20,11 @@ run: build
 	./bin/junction server
 
 # deps installs ZooKeeper and protoc from Debian when missing (.ci/deps) and
-# builds Consul from the Go module proxy into the user cache (.ci/consul).
+# builds Consul (.ci/consul) and Polaris, the Nacos-protocol server
+# (.ci/polaris), from the Go module proxy into the user cache.
 deps: deps-apt
 	@bash .ci/consul
+	@bash .ci/polaris
 
 deps-apt:
 	@bash .ci/deps
