@@ -157,19 +157,14 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 			}
 		}
 	}
-	if v := q.Get("snapshot-bytes"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return cfg, model.Invalid("snapshot-bytes", "%q is not a number of bytes", v)
+	for k, n := range map[string]*uint64{"snapshot-bytes": &cfg.SnapshotBytes, "trailing-logs": &cfg.TrailingLogs,
+		"snapshot-threshold": &cfg.SnapshotThreshold} {
+		if v := q.Get(k); v != "" {
+			var err error
+			if *n, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return cfg, model.Invalid(k, "%q is not a whole number", v)
+			}
 		}
-		cfg.SnapshotBytes = n
-	}
-	if v := q.Get("trailing-logs"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return cfg, model.Invalid("trailing-logs", "%q is not a number", v)
-		}
-		cfg.TrailingLogs = n
 	}
 	if v := q.Get("history"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -177,13 +172,6 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 			return cfg, model.Invalid("history", "%q is not a number", v)
 		}
 		cfg.History = n
-	}
-	if v := q.Get("snapshot-threshold"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return cfg, model.Invalid("snapshot-threshold", "%q is not a number", v)
-		}
-		cfg.SnapshotThreshold = n
 	}
 	cfg.NodeID = q.Get("node-id")
 	cfg.RaftAddr = q.Get("raft-addr")
