@@ -45,11 +45,12 @@ bench: deps build
 	  -d 3s --subscribers 1000 --updates 20 --report docs/benchmarks.md
 
 # bench-cluster measures writes on one node against a three-node cluster
-# (in process, over loopback TCP) with 1 and with 64 concurrent callers, and
-# rewrites those sections of docs/benchmarks.md (about 1 minute).
+# (in process, over loopback TCP), and linearizable reads on both, with 1 and
+# with 64 concurrent callers, and
+# rewrites those sections of docs/benchmarks.md (about 2 minutes).
 bench-cluster: build
 	for c in 1 64; do \
-	  ./bin/junction bench register config-put --local raft,raft-3 -c $$c -d 5s \
+	  ./bin/junction bench register config-put instances config-get --local raft,raft-3 -c $$c -d 4s \
 	    --report docs/benchmarks.md --report-section cluster-c$$c || exit 1; \
 	done
 
