@@ -317,6 +317,8 @@ func TestClusterOptions(t *testing.T) {
 		"raft:///d?node-id=a:1&raft-addr=b:2&join=nowhere":                  "join",
 		"raft:///d?node-id=a:1&raft-addr=b:2&join=c:3&peers=a:1=b:2":        "join",
 		"raft:///d?trailing-logs=-1":                                        "trailing-logs",
+		"raft:///d?node-id=0.0.0.0:7480&raft-addr=10.0.0.1:7490&join=c:3":   "node-id",
+		"raft:///d?node-id=:7480&raft-addr=10.0.0.1:7490&join=c:3":          "node-id",
 		"raft:///d?election-timeout=2s&heartbeat-timeout=2s&elections=fast": "elections",
 	} {
 		u, _ := url.Parse(raw)

@@ -116,6 +116,13 @@ func (c Config) Validate() error {
 	case len(c.Peers) > 0 && c.Peers[c.NodeID] != c.RaftAddr:
 		return model.Invalid("peers", "must list this node (%s=%s)", c.NodeID, c.RaftAddr)
 	}
+	if c.RaftAddr != "" && c.NodeID != "" {
+		host, _, err := net.SplitHostPort(c.NodeID)
+		if ip := net.ParseIP(host); err != nil || host == "" || (ip != nil && ip.IsUnspecified()) {
+			return model.Invalid("node-id", "%q cannot be reached by the other nodes: a cluster node's id is the API address "+
+				"they forward to (listen on a reachable HOST:PORT, not 0.0.0.0)", c.NodeID)
+		}
+	}
 	if c.Join != "" {
 		if _, _, err := net.SplitHostPort(c.Join); err != nil {
 			return model.Invalid("join", "%q is not the API HOST:PORT of a cluster member", c.Join)
