@@ -42,7 +42,7 @@ func Text(w io.Writer, results []Result) error {
 		if r.Errors > 0 {
 			notes = append(notes, fmt.Sprintf("%s via %s: %s: %d errors, the first: %s", r.Target, r.Path, r.Workload, r.Errors, r.FirstError))
 		}
-		if r.EntriesPerAppend > 0 && slices.Contains([]string{"register", "config-put", "mixed"}, r.Workload) {
+		if writesBatched(r) {
 			notes = append(notes, fmt.Sprintf("%s via %s: %s: %.1f Raft log entries per append (one fsync each)", r.Target, r.Path, r.Workload, r.EntriesPerAppend))
 		}
 		if r.Workload == "watch-fanout" {
@@ -185,7 +185,7 @@ func Markdown(w io.Writer, results []Result, m ReportMeta) error {
 	}
 	var batching []string
 	for _, r := range results {
-		if r.EntriesPerAppend > 0 && slices.Contains([]string{"register", "config-put", "mixed"}, r.Workload) {
+		if writesBatched(r) {
 			batching = append(batching, fmt.Sprintf("- %s via %s, %s: %.1f log entries per append", r.Target, r.Path, r.Workload, r.EntriesPerAppend))
 		}
 	}
@@ -304,4 +304,10 @@ func hardware() string {
 		f.Close()
 	}
 	return fmt.Sprintf("%d CPUs (%s)%s, %s/%s", runtime.NumCPU(), cmp.Or(model, "unknown model"), mem, runtime.GOOS, runtime.GOARCH)
+}
+
+// writesBatched reports whether r is a write workload whose log batching
+// was measured.
+func writesBatched(r Result) bool {
+	return r.EntriesPerAppend > 0 && slices.Contains([]string{"register", "config-put", "mixed"}, r.Workload)
 }

@@ -19,7 +19,7 @@ func (c *clusterService) cluster() (backends.Cluster, error) {
 	if cl, ok := c.s.b.(backends.Cluster); ok {
 		return cl, nil
 	}
-	return nil, fmt.Errorf("members are managed for the built-in store (raft://); manage this store's servers with its own tool: %w", model.ErrUnsupported)
+	return nil, fmt.Errorf("this backend's servers are not managed through Junction; use the store's own tools: %w", model.ErrUnsupported)
 }
 
 func (c *clusterService) list(ctx context.Context, cl backends.Cluster) (*pb.ListMembersResponse, error) {

@@ -56,10 +56,17 @@ func InPrivateNetwork(m *testing.M) int {
 	if err != nil {
 		return -1
 	}
-	args := []string{"--net", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, self}
+	var opts []string
 	if os.Geteuid() != 0 {
-		args = append([]string{"--map-root-user"}, args...)
+		opts = []string{"--map-root-user"}
 	}
+	opts = append(opts, "--net", "--")
+	// Probe first, so that a refused unshare is told apart from failing tests.
+	if err := exec.Command(unshare, append(opts, "true")...).Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot enter a private network namespace (%v); running in this one\n", err)
+		return -1
+	}
+	args := append(opts, "sh", "-c", `ip link set lo up && exec "$0" "$@"`, self)
 	cmd := exec.Command(unshare, append(args, os.Args[1:]...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), netnsEnv+"=1")
@@ -68,8 +75,8 @@ func InPrivateNetwork(m *testing.M) int {
 		if errors.As(err, &exit) && exit.ExitCode() > 0 {
 			return exit.ExitCode()
 		}
-		fmt.Fprintf(os.Stderr, "cannot enter a private network namespace (%v); running in this one\n", err)
-		return -1
+		fmt.Fprintf(os.Stderr, "the tests in a private network namespace: %v\n", err)
+		return 2
 	}
 	return 0
 }
