@@ -28,8 +28,12 @@ import (
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/remote"
@@ -249,6 +253,28 @@ func (m walMetrics) SetGauge(string, uint64) {}
 
 var _ backends.Backend = (*Store)(nil)
 
+// forwardWait is how long a forwarded call waits for a connection to the
+// leader before it fails as UNAVAILABLE.
+const forwardWait = 2 * time.Second
+
+// awaitReady waits up to limit (and ctx) until cc is connected.
+func awaitReady(ctx context.Context, cc *grpc.ClientConn, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		st := cc.GetState()
+		switch st {
+		case connectivity.Ready:
+			return nil
+		case connectivity.Idle:
+			cc.Connect()
+		}
+		if !cc.WaitForStateChange(ctx, st) {
+			return fmt.Errorf("not connected (%s): %w", st, ctx.Err())
+		}
+	}
+}
+
 // forwardRead forwards a linearizable read as forward does; a stale read
 // is served locally.
 func (s *Store) forwardRead(ctx context.Context, opts backends.ReadOptions) (*remote.Backend, error) {
@@ -277,8 +303,17 @@ func (s *Store) forward(ctx context.Context) (*remote.Backend, error) {
 			return metadata.AppendToOutgoingContext(ctx, backends.ForwardedHeader, "1")
 		}
 		var err error
+		// The leader may have just (re)started: a forwarded call waits a
+		// moment for its connection rather than failing at once, and
+		// reconnection attempts stay frequent however long it was away
+		// (gRPC's default backoff grows to two minutes).
 		conn, err = grpc.NewClient(string(id), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
+				Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond}}),
 			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				if err := awaitReady(ctx, cc, forwardWait); err != nil {
+					return status.Errorf(codes.Unavailable, "the leader %s is unreachable: %v", id, err)
+				}
 				return invoker(mark(ctx), method, req, reply, cc, opts...)
 			}))
 		if err != nil {

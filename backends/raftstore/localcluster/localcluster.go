@@ -134,15 +134,18 @@ func (nd *Node) Restart(ctx context.Context) error {
 	if err := nd.stop(); err != nil {
 		return err
 	}
-	s, err := raftstore.Open(ctx, nd.cfg)
-	if err != nil {
-		return err
-	}
-	nd.Store = s
+	// Listen first: the node may lead as soon as it opens, and the others
+	// then forward to this address.
 	lis, err := net.Listen("tcp", nd.ID)
 	if err != nil {
 		return err
 	}
+	s, err := raftstore.Open(ctx, nd.cfg)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	nd.Store = s
 	return nd.serve(lis)
 }
 
