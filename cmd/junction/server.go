@@ -13,6 +13,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	_ "github.com/junctionhq/junction/backends/consul"    // consul:// driver
 	_ "github.com/junctionhq/junction/backends/etcd"      // etcd:// driver
+	_ "github.com/junctionhq/junction/backends/nacos"     // nacos:// driver
 	_ "github.com/junctionhq/junction/backends/raftstore" // raft:// driver
 	_ "github.com/junctionhq/junction/backends/zookeeper" // zk:// driver
 	"github.com/junctionhq/junction/gateway"
