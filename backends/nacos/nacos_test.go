@@ -14,6 +14,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		gatewayHelper()
+		return
+	}
 	if code := servers.InPrivateNetwork(m); code >= 0 {
 		os.Exit(code)
 	}
@@ -53,3 +57,5 @@ func TestConformance(t *testing.T) {
 	t.Logf("server: Nacos protocol served by Polaris %s", servers.PolarisVersion)
 	conformance.Run(t, &harness{d: open(t, p.Addr, "watch-history=50&cas=check")})
 }
+
+func nacosURL(addr string) (*url.URL, error) { return url.Parse("nacos://" + addr) }
