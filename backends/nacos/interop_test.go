@@ -265,4 +265,3 @@ func TestPolarisDropsCasMd5(t *testing.T) {
 	}
 	t.Logf("measured (Nacos protocol served by Polaris %s): a casMd5 update at the current content is refused: %v", servers.PolarisVersion, err)
 }
-

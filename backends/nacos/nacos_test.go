@@ -59,3 +59,21 @@ func TestConformance(t *testing.T) {
 }
 
 func nacosURL(addr string) (*url.URL, error) { return url.Parse("nacos://" + addr) }
+
+func TestConfigFromURL(t *testing.T) {
+	u, _ := url.Parse("nacos://nacos:secret@10.0.0.1:8848,10.0.0.2:8848?namespace=prod&timeout=2s&cas=check&access-key=ak&secret-key=sk")
+	cfg, err := nacos.ConfigFromURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Servers) != 2 || cfg.Servers[1] != "10.0.0.2:8848" || cfg.Username != "nacos" || cfg.Password != "secret" ||
+		cfg.PublicNamespace != "prod" || cfg.Timeout != 2*time.Second || cfg.CAS != nacos.CASCheck || cfg.AccessKey != "ak" || cfg.SecretKey != "sk" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	for _, bad := range []string{"nacos://", "nacos://h:1?cas=maybe", "nacos://h:1?timeout=1ms", "nacos://h:1?colour=blue", "nacos://h:1?watch-history=0"} {
+		u, _ := url.Parse(bad)
+		if _, err := nacos.ConfigFromURL(u); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

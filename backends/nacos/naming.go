@@ -313,8 +313,10 @@ func (v *view) list() []model.Instance {
 	out := make([]model.Instance, 0, len(v.insts))
 	for _, id := range slices.Sorted(maps.Keys(v.insts)) {
 		i := v.insts[id].Clone()
-		if s, ok := v.d.sessions.Owner(instKey{v.svc, id}); ok {
-			i.Session = s
+		if i.Ephemeral {
+			if s, ok := v.d.sessions.Owner(instKey{v.svc, id}); ok {
+				i.Session = s
+			}
 		}
 		out = append(out, i)
 	}

@@ -1,0 +1,103 @@
+package nacos_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/model"
+)
+
+// BenchmarkDriverVsClient runs each workload through the driver and
+// through a plain nacos-sdk-go client on the same server (the Nacos
+// protocol served by Polaris 1.18.1), side by side in one run, so the
+// driver's overhead reads as a ratio. 16 concurrent callers.
+func BenchmarkDriverVsClient(b *testing.B) {
+	p := servers.NeedPolaris(b)
+	d := open(b, p.Addr, "cas=check")
+	nc := native(b, p.Addr)
+	dir := b.TempDir()
+	cc := constant.NewClientConfig(constant.WithTimeoutMs(5000), constant.WithNotLoadCacheAtStart(true), constant.WithLogDir(dir),
+		constant.WithCacheDir(dir), constant.WithLogLevel("warn"), constant.WithDisableUseSnapShot(true))
+	cfgc, err := clients.NewConfigClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig("127.0.0.1", servers.NacosHTTPPort)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cfgc.CloseClient()
+	ctx := context.Background()
+	var n atomic.Int64
+	par := func(b *testing.B, op func(k int64) error) {
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := op(n.Add(1)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	ip := func(k int64) string { return fmt.Sprintf("10.%d.%d.%d", k>>16&255, k>>8&255, k&255) }
+	b.Run("register/client", func(b *testing.B) { // a persistent registration (HTTP API)
+		par(b, func(k int64) error {
+			_, err := nc.RegisterInstance(vo.RegisterInstanceParam{Ip: ip(k), Port: 80, ServiceName: "plain", Weight: 1, Enable: true, Healthy: true})
+			return err
+		})
+	})
+	b.Run("register/driver", func(b *testing.B) { // the same, plus the driver's view
+		svc := model.ServiceKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, Service: "driver"}
+		par(b, func(k int64) error {
+			i := model.Instance{IP: ip(k), Port: 80, Weight: 1, Healthy: true, Enabled: true}
+			_ = i.Normalize()
+			_, err := d.Register(ctx, svc, i)
+			return err
+		})
+	})
+	b.Run("instances/client", func(b *testing.B) { // the SDK's subscribed cache
+		par(b, func(int64) error {
+			_, err := nc.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: "plain"})
+			return err
+		})
+	})
+	b.Run("instances/driver", func(b *testing.B) { // the driver's view
+		svc := model.ServiceKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, Service: "driver"}
+		par(b, func(int64) error {
+			_, _, err := d.Instances(ctx, svc, backends.ReadOptions{})
+			return err
+		})
+	})
+	value := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	b.Run("config-put/client", func(b *testing.B) { // a publish, acknowledged
+		par(b, func(k int64) error {
+			_, err := cfgc.PublishConfig(vo.ConfigParam{DataId: "plain-" + strconv.FormatInt(k%1000, 10), Group: "g", Content: value + strconv.FormatInt(k, 10)})
+			return err
+		})
+	})
+	b.Run("config-put/driver", func(b *testing.B) { // read, publish, then until the server serves it
+		par(b, func(k int64) error {
+			_, err := d.PutConfig(ctx, model.Config{Key: model.ConfigKey{Namespace: "public", Group: "g", DataID: "k" + strconv.FormatInt(k%1000, 10)},
+				Content: []byte(value + strconv.FormatInt(k, 10))}, model.Precondition{})
+			return err
+		})
+	})
+	b.Run("config-get/client", func(b *testing.B) { // 1000 items: the SDK allows 5 reads of one item a second
+		par(b, func(k int64) error {
+			_, err := cfgc.GetConfig(vo.ConfigParam{DataId: "plain-" + strconv.FormatInt(k%1000, 10), Group: "g"})
+			return err
+		})
+	})
+	b.Run("config-get/driver", func(b *testing.B) { // the same items
+		par(b, func(k int64) error {
+			_, _, err := d.GetConfig(ctx, model.ConfigKey{Namespace: "public", Group: "g", DataID: "plain-" + strconv.FormatInt(k%1000, 10)}, backends.ReadOptions{})
+			return err
+		})
+	})
+}
