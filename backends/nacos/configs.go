@@ -322,14 +322,7 @@ func (d *Driver) watchConfig(ctx context.Context, req backends.WatchRequest) (ba
 		}
 		w.push(e)
 	}
-	v.subs[w] = struct{}{}
-	v.mu.Unlock()
-	w.stop = func() {
-		v.mu.Lock()
-		delete(v.subs, w)
-		v.mu.Unlock()
-	}
-	context.AfterFunc(ctx, func() { w.Close() })
+	w.join(ctx, &v.mu, v.subs)
 	return w, nil
 }
 

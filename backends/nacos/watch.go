@@ -68,6 +68,19 @@ func (w *watcher) Next(ctx context.Context) (model.Event, error) {
 	}
 }
 
+// join adds w to subs, which mu guards and the caller holds, and releases
+// mu; the watch ends when ctx does.
+func (w *watcher) join(ctx context.Context, mu *sync.Mutex, subs map[*watcher]struct{}) {
+	w.stop = func() {
+		mu.Lock()
+		delete(subs, w)
+		mu.Unlock()
+	}
+	subs[w] = struct{}{}
+	mu.Unlock()
+	context.AfterFunc(ctx, func() { w.Close() })
+}
+
 // Close ends the watch.
 func (w *watcher) Close() error {
 	w.stop()
@@ -98,14 +111,7 @@ func (d *Driver) Watch(ctx context.Context, req backends.WatchRequest) (backends
 	} else {
 		w.push(model.Event{Type: model.EventReset, Revision: v.rev, Service: v.svc, Instances: v.list()})
 	}
-	v.subs[w] = struct{}{}
-	v.mu.Unlock()
-	w.stop = func() {
-		v.mu.Lock()
-		delete(v.subs, w)
-		v.mu.Unlock()
-	}
-	context.AfterFunc(ctx, func() { w.Close() })
+	w.join(ctx, &v.mu, v.subs)
 	return w, nil
 }
 
