@@ -120,6 +120,10 @@ type healthRunner struct {
 	renewals  int64
 	leaseRev  int64
 	scans     int
+
+	// Whether the backend can list the check records, once known.
+	listKnown bool
+	listErr   error
 }
 
 // reconcileEvery is how many scans pass between two reconciliations, which
@@ -147,6 +151,10 @@ func newHealthRunner(b backends.Backend, cfg Config, log *slog.Logger, m *health
 // per check record, until ctx ends.
 func (r *healthRunner) run(ctx context.Context) {
 	defer r.release()
+	if err := r.listing(ctx); err != nil {
+		r.log.Warn("health checks are off: the backend cannot list their records", "err", err)
+		return
+	}
 	renew := max(r.lease/3, 10*time.Millisecond)
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -169,6 +177,27 @@ func (r *healthRunner) run(ctx context.Context) {
 		}
 		t.Reset(min(r.scan, renew))
 	}
+}
+
+// listing reports whether the backend can list the check records: a
+// backend that cannot (a Nacos server without the config search API)
+// runs no health checks, and the gateway refuses to store them. The answer
+// is asked once; only a definite ErrUnsupported is kept.
+func (r *healthRunner) listing(ctx context.Context) error {
+	r.mu.Lock()
+	known, err := r.listKnown, r.listErr
+	r.mu.Unlock()
+	if known {
+		return err
+	}
+	_, _, err = r.b.ListConfigs(ctx, SystemNamespace, checksGroup, backends.ReadOptions{})
+	if err != nil && !errors.Is(err, model.ErrUnsupported) {
+		return nil // a passing failure: the runner retries and reports it
+	}
+	r.mu.Lock()
+	r.listKnown, r.listErr = true, err
+	r.mu.Unlock()
+	return err
 }
 
 // release stops the checks and, when this gateway holds the lease, gives

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ import (
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/model"
 )
 
 // fastHealth makes the health runner quick for tests.
@@ -411,5 +413,38 @@ func TestHealthRunnerFailover(t *testing.T) {
 	t.Logf("the instance turned unhealthy %v after its runner died", took.Round(time.Millisecond))
 	if took > 6*time.Second {
 		t.Errorf("takeover and detection took %v; the bound is lease + renew + fall×interval ≈ 1.2 s", took)
+	}
+}
+
+// unlisting is a store that cannot list configuration items, as a Nacos
+// server without the config search API.
+type unlisting struct{ backends.Backend }
+
+func (unlisting) ListConfigs(context.Context, string, string, backends.ReadOptions) ([]model.ConfigSummary, backends.ReadInfo, error) {
+	return nil, backends.ReadInfo{}, fmt.Errorf("%w: no config search here", model.ErrUnsupported)
+}
+
+// On a store that cannot list configuration items the gateway is ready,
+// registers instances, and refuses health checks it could never run
+// instead of storing them.
+func TestStoreThatCannotList(t *testing.T) {
+	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	gcfg := gateway.DefaultConfig()
+	fastHealth(nil, &gcfg)
+	e := startOn(t, unlisting{store}, gcfg)
+	if r := e.do(t, http.MethodGet, "/readyz", ""); r.status != http.StatusOK {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	ctx := context.Background()
+	_, err = e.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "checked", Ip: "10.0.0.1", Port: 80, Check: httpCheck("http://127.0.0.1:1/")})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "health checks are off") {
+		t.Fatalf("registration with a check: %v, want UNIMPLEMENTED saying health checks are off", err)
+	}
+	if _, err := e.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "checked", Ip: "10.0.0.1", Port: 80}); err != nil {
+		t.Fatalf("registration without a check: %v", err)
 	}
 }

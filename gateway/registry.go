@@ -113,6 +113,9 @@ func (r *registryService) RegisterInstance(ctx context.Context, req *pb.Register
 		if check, err = checkFromPB(req.Check, inst); err != nil {
 			return nil, err
 		}
+		if err := r.s.health.listing(ctx); err != nil {
+			return nil, fmt.Errorf("health checks are off on this backend, which cannot list their records: %w", err)
+		}
 	}
 	rev, err := r.s.b.Register(ctx, key, inst)
 	if err != nil {

@@ -92,6 +92,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	st, err := s.b.Status(ctx)
 	if err == nil {
 		_, _, err = s.b.ListConfigs(ctx, model.DefaultNamespace, "junction-readiness-probe", backends.ReadOptions{})
+		if errors.Is(err, model.ErrUnsupported) { // a store that cannot list: one read instead
+			_, _, err = s.b.GetConfig(ctx, model.ConfigKey{Namespace: model.DefaultNamespace, Group: "junction-readiness-probe", DataID: "probe"}, backends.ReadOptions{})
+			if errors.Is(err, model.ErrNotFound) {
+				err = nil
+			}
+		}
 	}
 	if err != nil {
 		writeError(w, err)

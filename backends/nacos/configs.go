@@ -33,6 +33,9 @@ type configView struct {
 	delRev    int64         // revision of a delete through this driver
 	listening bool
 	subs      map[*watcher]struct{}
+	gen       int64     // counts the writes and announced changes
+	lastRead  *readCall // the last answer GetConfig may reuse
+	inflight  *readCall // the read GetConfigs share now
 }
 
 type contentRev struct {
@@ -129,10 +132,71 @@ func (d *Driver) read(ctx context.Context, key model.ConfigKey) (*model.Config, 
 	return v.config(content), nil
 }
 
+// readReuse is how long GetConfig reuses an answer of the server.
+const readReuse = 200 * time.Millisecond
+
+// readCall is one read of an item that concurrent GetConfigs share.
+type readCall struct {
+	gen  int64 // the item's write generation when the read began
+	at   time.Time
+	cfg  *model.Config
+	err  error
+	done chan struct{}
+}
+
+// sharedRead reads an item for GetConfig. The SDK allows five reads of an
+// item a second per process, so concurrent reads of one item share one
+// request to the server and an answer is reused for readReuse; a write
+// through this driver, or a change the server announced, makes the next
+// read ask the server again.
+func (d *Driver) sharedRead(ctx context.Context, key model.ConfigKey) (*model.Config, error) {
+	v := d.cview(key)
+	v.mu.Lock()
+	if r := v.lastRead; r != nil && r.gen == v.gen && time.Since(r.at) < readReuse {
+		v.mu.Unlock()
+		return r.cfg, nil
+	}
+	f := v.inflight
+	if f == nil || f.gen != v.gen {
+		f = &readCall{gen: v.gen, done: make(chan struct{})}
+		v.inflight = f
+		v.mu.Unlock()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*d.cfg.Timeout)
+		f.cfg, f.err = d.read(rctx, key)
+		cancel()
+		v.mu.Lock()
+		f.at = time.Now()
+		if v.inflight == f {
+			v.inflight = nil
+		}
+		if f.err == nil && f.gen == v.gen {
+			v.lastRead = f
+		}
+		v.mu.Unlock()
+		close(f.done)
+	} else {
+		v.mu.Unlock()
+	}
+	select {
+	case <-f.done:
+		return f.cfg, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: nacos get config %s: %v", model.ErrUnavailable, key, ctx.Err())
+	}
+}
+
+// written notes a change of the item: reads after it ask the server.
+func (v *configView) written() {
+	v.mu.Lock()
+	v.gen++
+	v.lastRead = nil
+	v.mu.Unlock()
+}
+
 // GetConfig reads an item from the server.
 func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, _ backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
 	rev := d.clock.current()
-	c, err := d.read(ctx, key)
+	c, err := d.sharedRead(ctx, key)
 	if err != nil {
 		return model.Config{}, backends.ReadInfo{}, err
 	}
@@ -198,13 +262,16 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 	v.mu.Lock()
 	v.ctype = cfg.ContentType
 	v.mu.Unlock()
+	v.written()
 	// Nacos servers serve a write asynchronously: wait until this one (or
 	// a later one) is served, so that a read after the write sees it.
 	prev := ""
 	if cur != nil {
 		prev = cur.MD5
 	}
-	if err := d.awaitConfig(ctx, cfg.Key, func(c *model.Config) bool { return c != nil && (c.MD5 == md5 || c.MD5 != prev) }); err != nil {
+	err = d.awaitConfig(ctx, cfg.Key, func(c *model.Config) bool { return c != nil && (c.MD5 == md5 || c.MD5 != prev) })
+	v.written()
+	if err != nil {
 		return model.Config{}, err
 	}
 	return model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: cfg.ContentType, MD5: md5, Revision: rev}, nil
@@ -262,7 +329,9 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 	if err != nil || !ok {
 		return 0, sdkError("delete config", fmt.Errorf("delete of %s refused: %v", key, err))
 	}
-	if err := d.awaitConfig(ctx, key, func(c *model.Config) bool { return c == nil || c.MD5 != cur.MD5 }); err != nil {
+	err = d.awaitConfig(ctx, key, func(c *model.Config) bool { return c == nil || c.MD5 != cur.MD5 })
+	v.written()
+	if err != nil {
 		return 0, err
 	}
 	return rev, nil
@@ -363,6 +432,8 @@ func (v *configView) listen() error {
 func (v *configView) changed(data string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.gen++
+	v.lastRead = nil
 	var e model.Event
 	switch {
 	case data == "" && v.last == nil, data != "" && v.last != nil && v.last.MD5 == model.ContentMD5([]byte(data)):

@@ -176,6 +176,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		naming: map[string]naming_client.INamingClient{}, configs: map[string]config_client.IConfigClient{},
 		views: map[model.ServiceKey]*view{}, cviews: map[model.ConfigKey]*configView{}, conns: map[string]*sessionConn{}}
 	d.hist.window = cfg.WatchHistory
+	d.clock.tick(0) // revisions start from now, not from 0
 	if d.dir == "" {
 		dir, err := os.MkdirTemp("", "junction-nacos-")
 		if err != nil {
