@@ -30,7 +30,9 @@ type configView struct {
 	revs      []contentRev // most recent last
 	ctype     string
 	last      *model.Config // watched state; nil when absent
+	lastRev   int64         // the revision of that state
 	delRev    int64         // revision of a delete through this driver
+	pending   *pendingConfig
 	listening bool
 	subs      map[*watcher]struct{}
 	gen       int64     // counts the writes and announced changes
@@ -38,9 +40,116 @@ type configView struct {
 	inflight  *readCall // the read GetConfigs share now
 }
 
+// pendingConfig is a write the server acknowledged and may not serve yet:
+// reads show it until the server does, or until settle.
+type pendingConfig struct {
+	cfg    *model.Config // nil: a delete
+	settle time.Time
+}
+
+// overlay returns what a read shows: the server's answer, or a pending
+// write the server does not show yet. v.mu is held.
+func (v *configView) overlay(server *model.Config) *model.Config {
+	p := v.pending
+	if p == nil {
+		return server
+	}
+	if md5Of(server) == md5Of(p.cfg) || time.Now().After(p.settle) {
+		v.pending = nil
+		return server
+	}
+	if p.cfg == nil {
+		return nil
+	}
+	c := *p.cfg
+	return &c
+}
+
+func md5Of(c *model.Config) string {
+	if c == nil {
+		return ""
+	}
+	return c.MD5
+}
+
+// ack records a write the server acknowledged: reads show it from now on,
+// watchers are told at once, and once the settle time has passed the
+// server's answer is checked against what they were told.
+func (v *configView) ack(c *model.Config, rev int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p := &pendingConfig{cfg: c, settle: time.Now().Add(settleTime)}
+	v.pending = p
+	v.gen++
+	v.lastRead = nil
+	v.deliver(c, rev, false)
+	time.AfterFunc(settleTime+100*time.Millisecond, func() { v.resettle(p) })
+}
+
+// resettle reads the item once a pending write's settle time has passed,
+// and delivers a RESET when the server shows something the watchers were
+// not told: a write by another client that the pending one hid.
+func (v *configView) resettle(p *pendingConfig) {
+	v.mu.Lock()
+	still := v.pending == p
+	v.mu.Unlock()
+	if !still {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*v.d.cfg.Timeout)
+	defer cancel()
+	cur, err := v.d.read(ctx, v.key)
+	if err != nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if md5Of(cur) != md5Of(v.last) {
+		rev := v.d.clock.tick(0)
+		if cur != nil {
+			rev = cur.Revision
+		}
+		v.deliver(cur, rev, true)
+	}
+}
+
+// deliver tells the watchers that the item is now c (nil: absent) at rev,
+// as a RESET when reset is set. v.mu is held.
+func (v *configView) deliver(c *model.Config, rev int64, reset bool) {
+	if !reset && md5Of(c) == md5Of(v.last) {
+		return
+	}
+	var e model.Event
+	switch {
+	case reset:
+		e = model.Event{Type: model.EventReset, Revision: rev, ConfigKey: v.key}
+		if c != nil {
+			cp := *c
+			e.Config = &cp
+		}
+	case c == nil:
+		e = model.Event{Type: model.EventDelete, Revision: rev, ConfigKey: v.key, Config: v.last}
+	default:
+		cp := *c
+		e = model.Event{Type: model.EventPut, Revision: rev, ConfigKey: v.key, Config: &cp}
+	}
+	if c != nil {
+		cp := *c
+		v.last = &cp
+	} else {
+		v.last = nil
+	}
+	v.lastRev = rev
+	v.d.hist.add(rev)
+	for w := range v.subs {
+		w.push(e)
+	}
+}
+
 type contentRev struct {
 	md5 string
 	rev int64
+	at  time.Time // when the driver gave the revision
 }
 
 func (d *Driver) cview(key model.ConfigKey) *configView {
@@ -65,8 +174,19 @@ func (v *configView) revFor(md5 string) int64 {
 	return v.setRev(md5, v.d.clock.tick(fingerprint(md5)))
 }
 
+// issued returns when the driver gave a revision (zero when it forgot).
+// v.mu is held.
+func (v *configView) issued(rev int64) time.Time {
+	for _, r := range v.revs {
+		if r.rev == rev {
+			return r.at
+		}
+	}
+	return time.Time{}
+}
+
 func (v *configView) setRev(md5 string, rev int64) int64 {
-	v.revs = append(v.revs, contentRev{md5, rev})
+	v.revs = append(v.revs, contentRev{md5, rev, time.Now()})
 	if len(v.revs) > 16 {
 		v.revs = v.revs[1:]
 	}
@@ -123,13 +243,13 @@ func (d *Driver) read(ctx context.Context, key model.ConfigKey) (*model.Config, 
 	if err != nil {
 		return nil, sdkError("get config", err)
 	}
-	if content == "" {
-		return nil, nil
-	}
 	v := d.cview(key)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.config(content), nil
+	if content == "" {
+		return v.overlay(nil), nil
+	}
+	return v.overlay(v.config(content)), nil
 }
 
 // readReuse is how long GetConfig reuses an answer of the server.
@@ -185,14 +305,6 @@ func (d *Driver) sharedRead(ctx context.Context, key model.ConfigKey) (*model.Co
 	}
 }
 
-// written notes a change of the item: reads after it ask the server.
-func (v *configView) written() {
-	v.mu.Lock()
-	v.gen++
-	v.lastRead = nil
-	v.mu.Unlock()
-}
-
 // GetConfig reads an item from the server.
 func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, _ backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
 	rev := d.clock.current()
@@ -229,12 +341,14 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 	if err != nil {
 		return model.Config{}, err
 	}
-	cur, err := d.read(ctx, cfg.Key)
-	if err != nil {
-		return model.Config{}, err
-	}
-	if !holds(cond, cur) {
-		return model.Config{}, fmt.Errorf("%w: config %s is not at revision %d", model.ErrConflict, cfg.Key, cond.Revision)
+	var cur *model.Config // read only for a precondition
+	if cond.Check {
+		if cur, err = d.read(ctx, cfg.Key); err != nil {
+			return model.Config{}, err
+		}
+		if !holds(cond, cur) {
+			return model.Config{}, fmt.Errorf("%w: config %s is not at revision %d", model.ErrConflict, cfg.Key, cond.Revision)
+		}
 	}
 	cas := ""
 	switch {
@@ -262,43 +376,16 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 	v.mu.Lock()
 	v.ctype = cfg.ContentType
 	v.mu.Unlock()
-	v.written()
-	// Nacos servers serve a write asynchronously: wait until this one (or
-	// a later one) is served, so that a read after the write sees it.
-	prev := ""
-	if cur != nil {
-		prev = cur.MD5
-	}
-	err = d.awaitConfig(ctx, cfg.Key, func(c *model.Config) bool { return c != nil && (c.MD5 == md5 || c.MD5 != prev) })
-	v.written()
-	if err != nil {
-		return model.Config{}, err
-	}
-	return model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: cfg.ContentType, MD5: md5, Revision: rev}, nil
+	// Nacos servers serve a write asynchronously (Polaris within a
+	// second): reads through this driver show it from now on.
+	out := model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: cfg.ContentType, MD5: md5, Revision: rev}
+	v.ack(&out, rev)
+	return out, nil
 }
 
 func isCASFailure(err error) bool {
 	m := strings.ToLower(err.Error())
 	return strings.Contains(m, "conflict") || strings.Contains(m, "cas")
-}
-
-// awaitConfig polls the server until cond holds of the item it serves.
-func (d *Driver) awaitConfig(ctx context.Context, key model.ConfigKey, cond func(*model.Config) bool) error {
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.WriteTimeout)
-	defer cancel()
-	wait := 50 * time.Millisecond
-	for {
-		c, err := d.read(ctx, key)
-		if err == nil && cond(c) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: nacos accepted the write to %s but did not serve it within %v", model.ErrUnavailable, key, d.cfg.WriteTimeout)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 250*time.Millisecond)
-	}
 }
 
 // DeleteConfig removes an item. Nacos has no conditional delete: a
@@ -329,11 +416,7 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 	if err != nil || !ok {
 		return 0, sdkError("delete config", fmt.Errorf("delete of %s refused: %v", key, err))
 	}
-	err = d.awaitConfig(ctx, key, func(c *model.Config) bool { return c == nil || c.MD5 != cur.MD5 })
-	v.written()
-	if err != nil {
-		return 0, err
-	}
+	v.ack(nil, rev)
 	return rev, nil
 }
 
@@ -379,11 +462,7 @@ func (d *Driver) watchConfig(ctx context.Context, req backends.WatchRequest) (ba
 	}
 	w := newWatcher()
 	v.mu.Lock()
-	lastRev := v.delRev
-	if v.last != nil {
-		lastRev = v.last.Revision
-	}
-	if req.FromRevision == 0 || req.FromRevision < lastRev || req.FromRevision > d.clock.current() {
+	if req.FromRevision == 0 || req.FromRevision < v.lastRev || req.FromRevision > d.clock.current() {
 		e := model.Event{Type: model.EventReset, Revision: d.clock.current(), ConfigKey: key}
 		if v.last != nil {
 			c := *v.last
@@ -417,7 +496,10 @@ func (v *configView) listen() error {
 	if v.listening {
 		return nil
 	}
-	v.last = cur
+	v.last, v.lastRev = cur, v.d.clock.current()
+	if cur != nil {
+		v.lastRev = cur.Revision
+	}
 	err = c.ListenConfig(vo.ConfigParam{DataId: v.key.DataID, Group: v.key.Group, OnChange: func(_, _, _, data string) {
 		v.changed(data)
 	}})
@@ -429,33 +511,39 @@ func (v *configView) listen() error {
 }
 
 // changed records a content the server announced and tells the watchers.
+// A notice of a content older than what they were told (a write through
+// this driver the server had not served when it looked) is dropped, and so
+// is one that disagrees with a pending write (resettle checks it later).
 func (v *configView) changed(data string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.gen++
 	v.lastRead = nil
-	var e model.Event
-	switch {
-	case data == "" && v.last == nil, data != "" && v.last != nil && v.last.MD5 == model.ContentMD5([]byte(data)):
-		return
-	case data == "":
-		rev := v.delRev
-		if rev == 0 || (v.last != nil && rev < v.last.Revision) {
-			rev = v.d.clock.tick(0)
+	var c *model.Config
+	if data != "" {
+		c = v.config(data)
+	}
+	if p := v.pending; p != nil && time.Now().Before(p.settle) {
+		if md5Of(c) != md5Of(p.cfg) {
+			return
 		}
-		v.delRev = 0
-		e = model.Event{Type: model.EventDelete, Revision: rev, ConfigKey: v.key, Config: v.last}
-		v.last = nil
-	default:
-		c := v.config(data)
-		v.last = c
-		cp := *c
-		e = model.Event{Type: model.EventPut, Revision: c.Revision, ConfigKey: v.key, Config: &cp}
+		v.pending = nil
 	}
-	v.d.hist.add(e.Revision)
-	for w := range v.subs {
-		w.push(e)
+	rev := v.d.clock.tick(0)
+	if c != nil {
+		if c.Revision < v.lastRev {
+			if time.Since(v.issued(c.Revision)) < settleTime {
+				return // older than what the watchers were told
+			}
+			// The content came back long after this driver saw it: a new
+			// write of an old content (A, B, then A again).
+			c.Revision = v.setRev(c.MD5, v.d.clock.tick(fingerprint(c.MD5)))
+		}
+		rev = c.Revision
+	} else if v.delRev > v.lastRev {
+		rev = v.delRev
 	}
+	v.deliver(c, rev, false)
 }
 
 func (v *configView) close() {

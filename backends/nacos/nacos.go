@@ -169,8 +169,20 @@ type Driver struct {
 	hist    history
 }
 
+// keepAliveEnv is the setting through which nacos-sdk-go takes its gRPC
+// keepalive interval. Its default, a ping a minute even without a stream,
+// is more than Go gRPC servers allow (one every 5 minutes): Polaris closes
+// such a connection with too_many_pings after about three minutes, and the
+// client's requests stall while it reconnects. Unless the operator set it,
+// the driver pings every 6 minutes; dead servers are still noticed within
+// seconds by the SDK's own health-check requests.
+const keepAliveEnv = "nacos.remote.grpc.keep.alive.millis"
+
 // Open connects to the Nacos servers and checks that they answer.
 func Open(ctx context.Context, cfg Config) (*Driver, error) {
+	if _, set := os.LookupEnv(keepAliveEnv); !set {
+		_ = os.Setenv(keepAliveEnv, "360000")
+	}
 	d := &Driver{cfg: cfg, log: slog.Default().With("backend", "nacos"), dir: cfg.CacheDir,
 		sessions: heldsessions.New[instKey, owned](), stop: make(chan struct{}),
 		naming: map[string]naming_client.INamingClient{}, configs: map[string]config_client.IConfigClient{},
@@ -403,17 +415,24 @@ func (h *history) oldest() int64 {
 	return h.floor
 }
 
+// brief is an SDK error's message without the stack trace some of them
+// carry.
+func brief(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\n")
+	return msg
+}
+
 // sdkError turns an error of the SDK into a portable one.
 func sdkError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
+	msg := brief(err)
 	switch {
 	case strings.Contains(msg, "403") || strings.Contains(strings.ToLower(msg), "permission") || strings.Contains(strings.ToLower(msg), "unauthorized"):
-		return fmt.Errorf("%w: nacos %s: %v", model.ErrPermissionDenied, op, err)
+		return fmt.Errorf("%w: nacos %s: %s", model.ErrPermissionDenied, op, msg)
 	}
-	return fmt.Errorf("%w: nacos %s: %v", model.ErrUnavailable, op, err)
+	return fmt.Errorf("%w: nacos %s: %s", model.ErrUnavailable, op, msg)
 }
 
 var errClosed = errors.New("nacos driver closed")

@@ -130,7 +130,23 @@ func (v *view) subscribe(ctx context.Context) error {
 		v.mu.Lock()
 		v.client = c
 		v.mu.Unlock()
-		err = c.Subscribe(p)
+		// A server that is slow for a moment (Polaris after a burst of
+		// writes) times the request out: it is asked again while the
+		// caller waits. A callback registered twice is harmless (a
+		// snapshot applied twice changes nothing) and Unsubscribe
+		// removes every copy.
+		for {
+			if err = c.Subscribe(p); err == nil || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			_ = c.Unsubscribe(p)
+		}
 	}
 	if err != nil {
 		v.mu.Lock()

@@ -166,6 +166,7 @@ func (v *view) resubscribe() {
 	}
 	_ = c.Unsubscribe(p)
 	if err := c.Subscribe(p); err != nil {
-		v.d.log.Warn("subscribing again after the connection came back failed", "service", v.svc, "err", err)
+		// The SDK keeps the subscription for its own redo on reconnect.
+		v.d.log.Info("subscribing again after the connection came back failed; the SDK retries", "service", v.svc, "err", brief(err))
 	}
 }

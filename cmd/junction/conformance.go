@@ -58,7 +58,7 @@ Default: every backend this machine can run.`,
 			}()
 			local := backends
 			if len(local) == 0 {
-				local = []string{"raft", "raft-3", "etcd", "zookeeper", "consul"}
+				local = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos"}
 			}
 			for _, b := range local {
 				name, rawURL, external := strings.Cut(b, "=")
@@ -141,7 +141,7 @@ Default: every backend this machine can run.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, raft-3, etcd, zookeeper, consul, or NAME=URL (repeatable)")
+	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, raft-3, etcd, zookeeper, consul, nacos (in a private network namespace), or NAME=URL (repeatable)")
 	f.StringSliceVar(&scenarios, "scenarios", nil, "scenarios to run (default all): "+scenarioNames())
 	f.StringVar(&format, "format", "md", "report format: md, json or html")
 	f.StringVar(&out, "out", "", "write DIR/guarantees.FORMAT (and failure artifacts) instead of standard output")

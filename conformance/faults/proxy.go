@@ -23,8 +23,13 @@ type Proxy struct {
 }
 
 // NewProxy listens on a free loopback port and forwards to target.
-func NewProxy(target string) (*Proxy, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+func NewProxy(target string) (*Proxy, error) { return NewProxyAt("127.0.0.1:0", target) }
+
+// NewProxyAt listens on addr and forwards to target: for clients that
+// derive a second port from the first (Nacos' gRPC port is its HTTP port
+// + 1000), which need two proxies on related ports.
+func NewProxyAt(addr, target string) (*Proxy, error) {
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,15 @@ import (
 	"github.com/junctionhq/junction/conformance/servers"
 )
 
+func TestMain(m *testing.M) {
+	// Polaris, the Nacos-protocol server, listens on fixed ports: the run
+	// happens in a private network namespace.
+	if code := servers.InPrivateNetwork(m); code >= 0 {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
 // TestBoundedRun measures every scenario on every backend this machine can
 // run (what CI runs) and fails on any violation: a violation found in
 // Junction's own drivers is a bug to fix, not a figure to report.
@@ -18,7 +27,7 @@ func TestBoundedRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the bounded guarantee run takes about two minutes")
 	}
-	names := []string{"raft", "raft-3", "etcd", "zookeeper", "consul"}
+	names := []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos"}
 	var targets []*guarantees.Target
 	for _, n := range names {
 		ts, err := guarantees.LocalTargets(t.TempDir(), n)
@@ -38,9 +47,13 @@ func TestBoundedRun(t *testing.T) {
 	}()
 	var measured []*guarantees.Target
 	for _, tg := range targets {
+		measured = append(measured, tg)
+		if tg.Name == "nacos" {
+			continue // its driver only, to keep CI within its time; make guarantees measures nacos+gateway too
+		}
 		gw := guarantees.ThroughGateway(tg)
 		defer gw.Close()
-		measured = append(measured, tg, gw) // each driver, and the whole stack over it
+		measured = append(measured, gw) // the whole stack over the driver
 	}
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)

@@ -2,6 +2,7 @@ package guarantees
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,9 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 		Ip: "10.0.0.1", Port: 80, Check: &pb.HealthCheck{Kind: "http", Target: target.URL,
 			Interval: durationpb.New(interval), Rise: rise, Fall: fall}})
 	if err != nil {
+		if errors.Is(pb.Error(err), model.ErrUnsupported) {
+			return na(pb.Error(err).Error())
+		}
 		return errOutcome(pb.Error(err))
 	}
 	defer func() {

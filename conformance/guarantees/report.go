@@ -21,6 +21,8 @@ func mark(v Verdict) string {
 		return "✅"
 	case Fail:
 		return "❌"
+	case Declared:
+		return "⚠️"
 	}
 	return "—"
 }
@@ -131,7 +133,7 @@ func (r *Report) Markdown(w io.Writer) error {
 			if sum := summary(res.Outcome); sum != "" {
 				fmt.Fprintf(&b, ": %s", sum)
 			}
-			if res.Outcome.Verdict == Pass && res.Outcome.Detail != "" {
+			if (res.Outcome.Verdict == Pass || res.Outcome.Verdict == Declared) && res.Outcome.Detail != "" {
 				fmt.Fprintf(&b, " (%s)", res.Outcome.Detail)
 			}
 			if res.Outcome.Artifact != "" {
@@ -186,7 +188,7 @@ td,th{border:1px solid #ccc;padding:.4em .7em;text-align:left;vertical-align:top
 		fmt.Fprintf(&b, "<tr><td><a href=\"#%s\">%s</a><br><small>%s</small></td>", s.Name, s.Name, html.EscapeString(s.Rule))
 		for _, t := range r.Targets {
 			res, _ := r.Result(s.Name, t.Name)
-			class := map[Verdict]string{Pass: "pass", Fail: "fail", NA: "na"}[res.Outcome.Verdict]
+			class := map[Verdict]string{Pass: "pass", Fail: "fail", NA: "na", Declared: "declared"}[res.Outcome.Verdict]
 			fmt.Fprintf(&b, "<td class=\"%s\">%s<br><small>%s</small></td>", class, html.EscapeString(r.cell(res)),
 				html.EscapeString(summary(res.Outcome)))
 		}

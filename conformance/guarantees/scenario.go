@@ -20,6 +20,10 @@ const (
 	Pass Verdict = "pass"
 	Fail Verdict = "fail"
 	NA   Verdict = "n/a" // the target cannot take this scenario's fault
+	// Declared: the store falls short of the rule and its driver says so
+	// in its capabilities (a Nacos server serves no linearizable reads).
+	// The shortfall is measured and shown, not counted as a failure.
+	Declared Verdict = "declared"
 )
 
 // Figure is one measured value.

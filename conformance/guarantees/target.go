@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -14,6 +16,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
+	"github.com/junctionhq/junction/backends/nacos"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/raftstore/localcluster"
 	"github.com/junctionhq/junction/backends/remote"
@@ -27,7 +30,7 @@ import (
 // inject into it. A nil fault is one the target does not support; the
 // scenarios that need it report "n/a".
 type Target struct {
-	// Name heads the target's column: raft, etcd, zookeeper, consul.
+	// Name heads the target's column: raft, etcd, zookeeper, consul, nacos.
 	Name string
 	// Label says exactly what was measured, e.g. "etcd 3.7.3 (embedded)".
 	Label string
@@ -203,6 +206,66 @@ func ConsulTarget(dir string) (*Target, error) {
 		Close: func() { proxy.Close(); c.Kill() }}, nil
 }
 
+// NacosTarget starts Polaris, which serves the Nacos protocols, as a child
+// process keeping its data in dir, reached through a pair of fault proxies
+// (Nacos clients dial the gRPC port as the HTTP port + 1000). It must run in
+// a private network namespace (servers.InPrivateNetwork): Polaris' ports
+// are fixed. The driver runs with cas=check: Polaris drops casMd5.
+func NacosTarget(dir string) (*Target, error) {
+	p, err := servers.StartPolaris(dir)
+	if err != nil {
+		return nil, err
+	}
+	var proxies []*faults.Proxy
+	closeAll := func() {
+		for _, x := range proxies {
+			x.Close()
+		}
+	}
+	var addr string
+	for try := 0; try < 20 && len(proxies) < 2; try++ {
+		closeAll()
+		proxies = proxies[:0]
+		httpP, err := faults.NewProxy(p.Addr)
+		if err != nil {
+			continue
+		}
+		proxies = append(proxies, httpP)
+		_, port, _ := net.SplitHostPort(httpP.Addr())
+		n, _ := strconv.Atoi(port)
+		grpcP, err := faults.NewProxyAt(fmt.Sprintf("127.0.0.1:%d", n+1000), fmt.Sprintf("127.0.0.1:%d", servers.NacosGRPCPort))
+		if err != nil {
+			continue
+		}
+		proxies = append(proxies, grpcP)
+		addr = httpP.Addr()
+	}
+	if len(proxies) < 2 {
+		closeAll()
+		p.Kill()
+		return nil, errors.New("no pair of free loopback ports PORT and PORT+1000 for the nacos proxies")
+	}
+	return &Target{Name: "nacos", Label: "Nacos protocol served by Polaris " + servers.PolarisVersion + " (child process)",
+		Open: func(ctx context.Context) (backends.Backend, error) {
+			return openURL(ctx, "nacos://"+addr+"?cas=check&timeout=3s", nacosOpen)
+		},
+		Restart: func(ctx context.Context) error { p.Kill(); return p.Start() },
+		Pause:   p.Pause, Resume: p.Resume,
+		Stop:  func() error { p.Kill(); return nil },
+		Start: func(context.Context) error { return p.Start() },
+		Cut: func() {
+			for _, x := range proxies {
+				x.Cut()
+			}
+		},
+		Heal: func() {
+			for _, x := range proxies {
+				x.Heal()
+			}
+		},
+		Close: func() { closeAll(); p.Kill() }}, nil
+}
+
 // ExternalTarget measures a store the operator runs, by backend URL
 // (etcd://… or zk://…), through a fault proxy for network faults; the
 // store's process is not touched.
@@ -265,6 +328,14 @@ func consulOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
 	return consul.Open(ctx, cfg)
 }
 
+func nacosOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
+	cfg, err := nacos.ConfigFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return nacos.Open(ctx, cfg)
+}
+
 func openURL(ctx context.Context, raw string, open opener) (backends.Backend, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -278,7 +349,7 @@ func openURL(ctx context.Context, raw string, open opener) (backends.Backend, er
 // others did not.
 func LocalTargets(base string, names ...string) ([]*Target, error) {
 	if len(names) == 0 {
-		names = []string{"raft", "raft-3", "etcd", "zookeeper", "consul"}
+		names = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos"}
 	}
 	var (
 		out  []*Target
@@ -301,8 +372,10 @@ func LocalTargets(base string, names ...string) ([]*Target, error) {
 			t, err = ZooKeeperTarget(dir)
 		case "consul":
 			t, err = ConsulTarget(dir)
+		case "nacos":
+			t, err = NacosTarget(dir)
 		default:
-			err = fmt.Errorf("unknown backend %q (raft, raft-3, etcd, zookeeper, consul, or NAME=URL)", n)
+			err = fmt.Errorf("unknown backend %q (raft, raft-3, etcd, zookeeper, consul, nacos, or NAME=URL)", n)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n, err))

@@ -117,7 +117,7 @@ type Polaris struct {
 // private network namespace (InPrivateNetwork): the ports are fixed.
 func StartPolaris(dir string) (*Polaris, error) {
 	if os.Getenv(netnsEnv) != "1" {
-		return nil, errors.New("Polaris listens on fixed ports: run the tests in a private network namespace (servers.InPrivateNetwork in TestMain)")
+		return nil, errors.New("Polaris listens on fixed ports and on UDP on every interface, so it runs only in a private network namespace: tests call servers.InPrivateNetwork, `make guarantees` runs the runner under unshare --net (as root)")
 	}
 	bin, conf, err := PolarisBinary()
 	if err != nil {
@@ -185,6 +185,21 @@ func (p *Polaris) kill() {
 		_ = p.cmd.Wait()
 		p.cmd = nil
 	}
+}
+
+// Pause freezes the server (SIGSTOP); Resume thaws it.
+func (p *Polaris) Pause() error { return p.signal(syscall.SIGSTOP) }
+
+// Resume thaws a paused server (SIGCONT).
+func (p *Polaris) Resume() error { return p.signal(syscall.SIGCONT) }
+
+func (p *Polaris) signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return errors.New("polaris is not running")
+	}
+	return syscall.Kill(-p.cmd.Process.Pid, sig)
 }
 
 // Log is what the server wrote.
