@@ -20,7 +20,8 @@ import (
 // BenchmarkDriverVsClient runs each workload through the driver and
 // through a plain nacos-sdk-go client on the same server (the Nacos
 // protocol served by Polaris 1.18.1), side by side in one run, so the
-// driver's overhead reads as a ratio. 16 concurrent callers.
+// driver's overhead reads as a ratio. 16 concurrent callers (2 for config
+// puts).
 func BenchmarkDriverVsClient(b *testing.B) {
 	p := servers.NeedPolaris(b)
 	d := open(b, p.Addr, "cas=check")
@@ -35,8 +36,10 @@ func BenchmarkDriverVsClient(b *testing.B) {
 	defer cfgc.CloseClient()
 	ctx := context.Background()
 	var n atomic.Int64
-	par := func(b *testing.B, op func(k int64) error) {
-		b.SetParallelism(8)
+	var parN func(b *testing.B, p int, op func(k int64) error)
+	par := func(b *testing.B, op func(k int64) error) { parN(b, 8, op) }
+	parN = func(b *testing.B, p int, op func(k int64) error) {
+		b.SetParallelism(p)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := op(n.Add(1)); err != nil {
@@ -76,9 +79,11 @@ func BenchmarkDriverVsClient(b *testing.B) {
 		})
 	})
 	value := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	// Config puts with 2 callers: Polaris' boltdb store backs up under 16
+	// (publishes then time out after the SDK's 3s).
 	b.Run("config-put/client", func(b *testing.B) { // a publish, acknowledged (the SDK gives up after 3s)
 		var failed atomic.Int64
-		par(b, func(k int64) error {
+		parN(b, 1, func(k int64) error {
 			if _, err := cfgc.PublishConfig(vo.ConfigParam{DataId: "plain-" + strconv.FormatInt(k%1000, 10), Group: "g", Content: value + strconv.FormatInt(k, 10)}); err != nil {
 				failed.Add(1)
 			}
@@ -86,8 +91,8 @@ func BenchmarkDriverVsClient(b *testing.B) {
 		})
 		b.ReportMetric(float64(failed.Load())/float64(b.N), "failed/op")
 	})
-	b.Run("config-put/driver", func(b *testing.B) { // read, publish, then until the server serves it
-		par(b, func(k int64) error {
+	b.Run("config-put/driver", func(b *testing.B) { // publish, acknowledged; reads through the driver show it at once
+		parN(b, 1, func(k int64) error {
 			_, err := d.PutConfig(ctx, model.Config{Key: model.ConfigKey{Namespace: "public", Group: "g", DataID: "k" + strconv.FormatInt(k%1000, 10)},
 				Content: []byte(value + strconv.FormatInt(k, 10))}, model.Precondition{})
 			return err

@@ -30,9 +30,9 @@
 // Versions are reported as 0, unknown.
 //
 // Reads: instances come from the driver's subscription to the service,
-// fed by the server's pushes, plus the writes the server acknowledged to
-// this driver and has not pushed back yet; configuration items are read
-// from the server. Reads are stale: Nacos serves no linearizable reads.
+// fed by the server's pushes; configuration items are read from the
+// server. Both show the writes the server acknowledged to this driver and
+// does not serve yet. Reads are stale: Nacos serves no linearizable reads.
 //
 // Compare-and-set: an update at a revision is Nacos' casMd5 publish with
 // the MD5 of the content read (cas=native), or, for servers that drop
