@@ -33,13 +33,13 @@ deps-apt:
 # (ZooKeeper JVMs, embedded etcd) on free loopback ports and load both cores;
 # run side by side they starve each other and can race for a freed port.
 #
-# The nacos test that restarts the server runs in a second pass without the
-# race detector: the Nacos SDK's own reconnect is racy (see
-# backends/nacos/reconnect_test.go).
+# The nacos tests that restart the server run in a second pass without the
+# race detector: the Nacos SDK's own connection handling is racy (see
+# backends/nacos/reconnect_test.go and conformance/guarantees/nacos_test.go).
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -p 1 -timeout 20m ./...
-	$(GO) test -run TestResetAfterReconnect ./backends/nacos
+	$(GO) test -p 1 -run 'TestResetAfterReconnect|TestBoundedRunNacos' ./backends/nacos ./conformance/guarantees
 
 # bench runs the standard workloads side by side on every store this
 # machine runs (the built-in store, etcd, ZooKeeper, Consul), through the

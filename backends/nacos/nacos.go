@@ -295,6 +295,9 @@ func (d *Driver) configClient(ns string) (config_client.IConfigClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: nacos config client: %v", model.ErrUnavailable, err)
 	}
+	// The SDK starts the client's connection on its first request, without
+	// a lock against requests made meanwhile: one request first, alone.
+	_, _ = c.GetConfig(vo.ConfigParam{DataId: "junction-connect", Group: model.DefaultGroup})
 	d.configs[ns] = c
 	return c, nil
 }
