@@ -180,7 +180,7 @@ func (r *healthRunner) run(ctx context.Context) {
 }
 
 // listing reports whether the backend can list the check records: a
-// backend that cannot (a Nacos server without the config search API)
+// backend that cannot (its ListConfigs answers ErrUnsupported)
 // runs no health checks, and the gateway refuses to store them. The answer
 // is asked once; only a definite ErrUnsupported is kept.
 func (r *healthRunner) listing(ctx context.Context) error {

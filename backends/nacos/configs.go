@@ -31,7 +31,6 @@ type configView struct {
 	ctype     string
 	last      *model.Config // watched state; nil when absent
 	lastRev   int64         // the revision of that state
-	delRev    int64         // revision of a delete through this driver
 	pending   *pendingConfig
 	listening bool
 	subs      map[*watcher]struct{}
@@ -409,9 +408,6 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 	}
 	v := d.cview(key)
 	rev := d.clock.tick(0)
-	v.mu.Lock()
-	v.delRev = rev
-	v.mu.Unlock()
 	ok, err := c.DeleteConfig(vo.ConfigParam{DataId: key.DataID, Group: key.Group})
 	if err != nil || !ok {
 		return 0, sdkError("delete config", fmt.Errorf("delete of %s refused: %v", key, err))
@@ -529,21 +525,19 @@ func (v *configView) changed(data string) {
 		}
 		v.pending = nil
 	}
-	rev := v.d.clock.tick(0)
-	if c != nil {
-		if c.Revision < v.lastRev {
-			if time.Since(v.issued(c.Revision)) < settleTime {
-				return // older than what the watchers were told
-			}
-			// The content came back long after this driver saw it: a new
-			// write of an old content (A, B, then A again).
-			c.Revision = v.setRev(c.MD5, v.d.clock.tick(fingerprint(c.MD5)))
-		}
-		rev = c.Revision
-	} else if v.delRev > v.lastRev {
-		rev = v.delRev
+	if c == nil {
+		v.deliver(nil, v.d.clock.tick(0), false)
+		return
 	}
-	v.deliver(c, rev, false)
+	if c.Revision < v.lastRev {
+		if time.Since(v.issued(c.Revision)) < settleTime {
+			return // older than what the watchers were told
+		}
+		// The content came back long after this driver saw it: a new
+		// write of an old content (A, B, then A again).
+		c.Revision = v.setRev(c.MD5, v.d.clock.tick(fingerprint(c.MD5)))
+	}
+	v.deliver(c, c.Revision, false)
 }
 
 func (v *configView) close() {

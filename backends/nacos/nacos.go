@@ -284,11 +284,13 @@ func (d *Driver) namingClient(ctx context.Context, ns string) (naming_client.INa
 // configClient returns the shared config client of a Nacos namespace.
 func (d *Driver) configClient(ns string) (config_client.IConfigClient, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+	c, ok := d.configs[ns]
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
 		return nil, fmt.Errorf("%w: driver closed", model.ErrUnavailable)
 	}
-	if c, ok := d.configs[ns]; ok {
+	if ok {
 		return c, nil
 	}
 	c, err := clients.NewConfigClient(d.param(ns))
@@ -296,8 +298,18 @@ func (d *Driver) configClient(ns string) (config_client.IConfigClient, error) {
 		return nil, fmt.Errorf("%w: nacos config client: %v", model.ErrUnavailable, err)
 	}
 	// The SDK starts the client's connection on its first request, without
-	// a lock against requests made meanwhile: one request first, alone.
+	// a lock against requests made meanwhile: one request first, alone, and
+	// outside the driver's lock, which it would hold for a round trip.
 	_, _ = c.GetConfig(vo.ConfigParam{DataId: "junction-connect", Group: model.DefaultGroup})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.configs[ns]; ok || d.closed {
+		go c.CloseClient()
+		if d.closed {
+			return nil, fmt.Errorf("%w: driver closed", model.ErrUnavailable)
+		}
+		return old, nil
+	}
 	d.configs[ns] = c
 	return c, nil
 }

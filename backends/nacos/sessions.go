@@ -77,16 +77,12 @@ func (d *Driver) sessionConn(ctx context.Context, sid string, svc model.ServiceK
 		return nil, model.Invalid("session", "an ephemeral instance needs a session")
 	}
 	var other string
-	d.sessions.Each(func(s string, _ time.Duration, owned map[instKey]owned) {
-		if s != sid {
-			return
+	held, _ := d.sessions.Owned(sid)
+	for k := range held {
+		if k.svc == svc && k.id != id {
+			other = k.id
 		}
-		for k := range owned {
-			if k.svc == svc && k.id != id {
-				other = k.id
-			}
-		}
-	})
+	}
 	if other != "" {
 		return nil, model.Invalid("session", "session %s already holds instance %q of %s; nacos keeps one ephemeral instance of a service per connection, so register each instance with its own session", sid, other, svc)
 	}

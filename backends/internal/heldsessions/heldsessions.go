@@ -120,6 +120,18 @@ func (t *Table[K, V]) Owner(k K) (id string, ok bool) {
 	return "", false
 }
 
+// Owned returns a copy of what live session id owns; ok is false for an
+// unknown or expired session.
+func (t *Table[K, V]) Owned(id string) (owned map[K]V, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.live[id]
+	if !ok {
+		return nil, false
+	}
+	return maps.Clone(s.owned), true
+}
+
 // Each calls fn with a copy of every live session (in no order), outside
 // the table's lock.
 func (t *Table[K, V]) Each(fn func(id string, ttl time.Duration, owned map[K]V)) {

@@ -59,3 +59,24 @@ func TestExpireRetriesFailedRemovals(t *testing.T) {
 		t.Fatal("closed twice")
 	}
 }
+
+// Owned returns a copy of one live session's resources, and nothing for
+// an unknown session.
+func TestOwned(t *testing.T) {
+	tab := New[string, int]()
+	tab.Add("a", time.Minute)
+	tab.Add("b", time.Minute)
+	tab.Own("a", "x", 1)
+	tab.Own("b", "y", 2)
+	got, ok := tab.Owned("a")
+	if !ok || len(got) != 1 || got["x"] != 1 {
+		t.Fatalf("Owned(a) = %v, %v", got, ok)
+	}
+	got["z"] = 3 // a copy: the table is unchanged
+	if again, _ := tab.Owned("a"); len(again) != 1 {
+		t.Fatalf("Owned returned the table's own map: %v", again)
+	}
+	if _, ok := tab.Owned("nope"); ok {
+		t.Fatal("Owned of an unknown session reported ok")
+	}
+}
