@@ -14,83 +14,16 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/conformance/linear"
 	"github.com/junctionhq/junction/model"
 )
-
-// A history of one config item. Every written value is unique, so a value
-// names the write that produced it and the register model needs no
-// revisions: state is the current value ("" when absent).
-type regInput struct {
-	op       string // get, put, cas
-	value    string // put/cas: the new value
-	expected string // cas: the value the client read
-}
-
-type regOutput struct {
-	value    string // get: the value read
-	ok       bool   // cas: succeeded
-	unknown  bool   // the call failed: it may or may not have taken effect
-	conflict bool   // cas: precondition failed
-}
-
-var registerModel = porcupine.Model{
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		s, in, out := state.(string), input.(regInput), output.(regOutput)
-		switch in.op {
-		case "get":
-			return out.value == s, s
-		case "put":
-			return true, in.value
-		case "cas":
-			switch {
-			case out.unknown:
-				if s == in.expected {
-					return true, in.value
-				}
-				return true, s
-			case out.ok:
-				return s == in.expected, in.value
-			default:
-				return s != in.expected, s
-			}
-		}
-		return false, s
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		switch {
-		case out.unknown:
-			return fmt.Sprintf("%s(%s) → ?", in.op, in.value)
-		case in.op == "get":
-			return fmt.Sprintf("get() → %q", out.value)
-		case in.op == "put":
-			return fmt.Sprintf("put(%q)", in.value)
-		}
-		return fmt.Sprintf("cas(%q→%q) → %v", in.expected, in.value, out.ok)
-	},
-	DescribeState: func(state any) string { return fmt.Sprintf("%q", state) },
-}
 
 func linearizability(ctx context.Context, e *Env) Outcome {
 	b, key := e.B, cfgKey("linear")
 	duration := time.Duration(e.n(6, 3)) * time.Second
 	const clients = 3
-	var (
-		mu      sync.Mutex
-		history []porcupine.Operation
-		unknown int
-	)
-	record := func(client int, in regInput, out regOutput, call, ret time.Time) {
-		mu.Lock()
-		defer mu.Unlock()
-		r := ret.UnixNano()
-		if out.unknown {
-			unknown++
-			r = time.Now().Add(time.Hour).UnixNano() // may take effect at any later time
-		}
-		history = append(history, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call.UnixNano(), Return: r})
-	}
+	var history linear.History
+	k := key.String()
 	start := time.Now()
 	end := start.Add(duration)
 	var wg sync.WaitGroup
@@ -111,27 +44,24 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 					switch {
 					case err == nil:
 						lastValue, lastRev = string(cfg.Content), cfg.Revision
-						record(c, regInput{op: "get"}, regOutput{value: lastValue}, call, ret)
+						history.Record(c, linear.Input{Key: k, Kind: linear.Get}, linear.Output{Value: lastValue}, call, ret)
 					case errors.Is(err, model.ErrNotFound):
 						lastValue, lastRev = "", 0
-						record(c, regInput{op: "get"}, regOutput{value: ""}, call, ret)
+						history.Record(c, linear.Input{Key: k, Kind: linear.Get}, linear.Output{}, call, ret)
 					} // a failed read says nothing: not recorded
 				case x < 7:
 					v := fmt.Sprintf("c%d-%d", c, n)
 					_, err := b.PutConfig(octx, model.Config{Key: key, Content: []byte(v)}, model.Precondition{})
-					record(c, regInput{op: "put", value: v}, regOutput{unknown: err != nil}, call, time.Now())
+					history.Record(c, linear.Input{Key: k, Kind: linear.Put, Value: v}, linear.Output{Unknown: err != nil}, call, time.Now())
 				default:
 					v := fmt.Sprintf("c%d-%d", c, n)
 					_, err := b.PutConfig(octx, model.Config{Key: key, Content: []byte(v)}, model.IfRevision(lastRev))
-					out := regOutput{ok: err == nil, conflict: errors.Is(err, model.ErrConflict)}
-					out.unknown = err != nil && !out.conflict
-					record(c, regInput{op: "cas", value: v, expected: lastValue}, out, call, time.Now())
+					out := linear.Output{OK: err == nil, Unknown: err != nil && !errors.Is(err, model.ErrConflict)}
+					history.Record(c, linear.Input{Key: k, Kind: linear.CAS, Value: v, Expected: lastValue}, out, call, time.Now())
 				}
 				cancel()
-				mu.Lock()
-				failed := unknown > seen
-				seen = unknown
-				mu.Unlock()
+				failed := history.Unknown() > seen
+				seen = history.Unknown()
 				if failed {
 					// Back off after a failed write, as a real client does: a
 					// store that is down would otherwise collect hundreds of
@@ -153,8 +83,8 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 		}
 	}
 	wg.Wait()
-	res, info := porcupine.CheckOperationsVerbose(registerModel, history, 60*time.Second)
-	figs := []Figure{fig("operations", float64(len(history)), ""), fig("unknown outcome", float64(unknown), "")}
+	res, info := history.Check(60 * time.Second)
+	figs := []Figure{fig("operations", float64(history.Len()), ""), fig("unknown outcome", float64(history.Unknown()), "")}
 	o := Outcome{Figures: figs, Detail: "fault: " + fault}
 	switch res {
 	case porcupine.Ok:
@@ -168,7 +98,7 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 		}
 		if e.Out != "" {
 			p := filepath.Join(e.Out, fmt.Sprintf("linearizability-%s.html", e.Target.Name))
-			if err := os.MkdirAll(e.Out, 0o750); err == nil && porcupine.VisualizePath(registerModel, info, p) == nil {
+			if err := os.MkdirAll(e.Out, 0o750); err == nil && linear.Visualize(info, p) == nil {
 				o.Artifact = p
 			}
 		}
