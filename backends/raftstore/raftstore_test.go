@@ -14,6 +14,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/conformance"
+	"github.com/junctionhq/junction/conformance/faults"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -42,8 +43,8 @@ func TestConformance(t *testing.T) {
 }
 
 // A closed store can be opened again in the same process, with its data:
-// Close releases every file lock (raft-wal alone leaves its metadata
-// database open, and a second open then waits on its lock forever).
+// Close releases every file lock (a metadata database left open makes a
+// second open wait on its lock forever).
 func TestReopenInProcess(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
@@ -66,6 +67,67 @@ func TestReopenInProcess(t *testing.T) {
 	got, _, err := s.GetConfig(ctx, key, backends.ReadOptions{})
 	if err != nil || string(got.Content) != "v1" {
 		t.Fatalf("after reopening: %q %v", got.Content, err)
+	}
+}
+
+// A store whose log cannot be read (damaged as raft-wal v0.4.0 left a
+// follower's log after a change of leader) is refused with an error that
+// names the data directory and the recovery, instead of a panic in
+// raft.NewRaft; a log that fails to open is refused the same way, and
+// neither keeps a file locked.
+func TestDamagedLogIsRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, walDir string)
+		cause  string
+	}{
+		{"a sealed segment without its index", func(t *testing.T, walDir string) {
+			first, last, err := faults.SealLogWithoutIndex(walDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("entries %d to %d damaged", first, last)
+		}, "sealed segment has no index block"},
+		{"a log whose metadata cannot be read", func(t *testing.T, walDir string) {
+			garbage := bytes.Repeat([]byte("not a bolt database "), 2048)
+			if err := os.WriteFile(filepath.Join(walDir, "wal-meta.db"), garbage, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}, "wal-meta.db"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			for i := range 20 {
+				key := model.ConfigKey{Namespace: "public", Group: "DEFAULT_GROUP", DataID: fmt.Sprintf("k%d", i)}
+				if _, err := s.PutConfig(ctx, model.Config{Key: key, Content: []byte("v")}, model.Precondition{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, filepath.Join(dir, "wal"))
+			for range 2 { // twice: the first attempt released its locks
+				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				s, err := raftstore.Open(octx, raftstore.DefaultConfig(dir))
+				cancel()
+				if err == nil {
+					s.Close()
+					t.Fatal("a damaged store opened")
+				}
+				var damaged *raftstore.DamagedError
+				if !errors.Is(err, raftstore.ErrLogDamaged) || !errors.As(err, &damaged) || damaged.Dir != dir {
+					t.Fatalf("err = %v, want a DamagedError for %s", err, dir)
+				}
+				for _, want := range []string{dir, tc.cause, "junction snapshot restore"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("the error does not say %q: %v", want, err)
+					}
+				}
+			}
+		})
 	}
 }
 

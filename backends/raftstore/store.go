@@ -206,7 +206,6 @@ type Store struct {
 	log    *slog.Logger
 	raft   *raft.Raft
 	wal    *wal.WAL
-	meta   *metadb.BoltMetaDB // the log's metadata; raft-wal's Close leaves it open
 	fsm    *fsm
 	nodeID string
 
@@ -351,12 +350,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := os.MkdirAll(walDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create log dir: %w", err)
 	}
-	s.meta = &metadb.BoltMetaDB{}
-	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20), wal.WithMetaStore(s.meta),
+	// The WAL closes its metadata database when it is closed, but not when
+	// it fails to open: its file lock would keep this process from opening
+	// the store again.
+	meta := &metadb.BoltMetaDB{}
+	s.wal, err = wal.Open(walDir, wal.WithLogger(hlog), wal.WithSegmentSize(16<<20), wal.WithMetaStore(meta),
 		wal.WithMetricsCollector(walMetrics{s}))
 	if err != nil {
-		s.meta.Close()
-		return nil, fmt.Errorf("open raft log: %w", err)
+		meta.Close()
+		return nil, &DamagedError{Dir: cfg.Dir, NodeID: nodeID, Cluster: cfg.RaftAddr != "", Err: fmt.Errorf("open %s: %w", walDir, err)}
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
@@ -378,6 +380,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// for it, so keep it short: an idle leader then sends each follower
 	// about 100 small appends a second.
 	rc.CommitTimeout = 10 * time.Millisecond
+	if err := raft.ValidateConfig(rc); err != nil {
+		s.closeLog()
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
 	var (
 		addr      raft.ServerAddress
 		transport raft.Transport
@@ -397,14 +403,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	existing, err := raft.HasExistingState(s.wal, s.wal, snaps)
-	if err != nil {
-		s.closeLog()
-		return nil, fmt.Errorf("inspect raft state: %w", err)
+	if err == nil {
+		err = checkLog(s.wal, snaps)
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
+	if err == nil {
+		// With a valid configuration, NewRaft fails only on data it cannot
+		// read: the current term, the last entry, a snapshot.
+		s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
+	}
 	if err != nil {
+		if c, ok := transport.(raft.WithClose); ok && cfg.transport == nil {
+			_ = c.Close() // the TCP listener, so that the node can be started again
+		}
 		s.closeLog()
-		return nil, fmt.Errorf("start raft: %w", err)
+		return nil, &DamagedError{Dir: cfg.Dir, NodeID: nodeID, Cluster: cfg.RaftAddr != "", Err: err}
 	}
 	if !existing && cfg.Join != "" {
 		if err := s.join(ctx, addr); err != nil {
@@ -906,10 +918,9 @@ func (s *Store) Close() error {
 	return errors.Join(err, s.closeLog())
 }
 
-// closeLog closes the Raft log and its metadata database, whose file lock
-// would otherwise keep the store from being opened again in this process.
+// closeLog closes the Raft log (and with it its metadata database).
 func (s *Store) closeLog() error {
-	return errors.Join(s.wal.Close(), s.meta.Close())
+	return s.wal.Close()
 }
 
 // SnapshotFormat names the format of the snapshots SaveSnapshot writes.

@@ -160,15 +160,20 @@ func TestClusterFailover(t *testing.T) {
 	t.Logf("%d acknowledged writes, all read back through each of the 3 nodes", len(acked))
 }
 
-// revision is the revision node addr has applied (its status, a local read).
-func revision(t *testing.T, addr string) int64 {
-	t.Helper()
+// statusOf is node addr's status (a local read).
+func statusOf(ctx context.Context, addr string) (*pb.GetStatusResponse, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer conn.Close()
-	st, err := pb.NewStatusServiceClient(conn).GetStatus(context.Background(), &pb.GetStatusRequest{})
+	return pb.NewStatusServiceClient(conn).GetStatus(ctx, &pb.GetStatusRequest{})
+}
+
+// revision is the revision node addr has applied, -1 when it does not answer.
+func revision(t *testing.T, addr string) int64 {
+	t.Helper()
+	st, err := statusOf(context.Background(), addr)
 	if err != nil {
 		return -1
 	}
@@ -200,7 +205,7 @@ func checkKeys(t *testing.T, addr string, keys map[string]string) {
 	for k, want := range keys {
 		r, err := cfg.GetConfig(context.Background(), &pb.GetConfigRequest{Namespace: "public", Group: "DEFAULT_GROUP", DataId: k, Stale: true})
 		if err != nil || string(r.Config.Content) != want {
-			t.Fatalf("%s: %s = %v (%v), want %q", addr, k, r.GetConfig().GetContent(), err, want)
+			t.Fatalf("%s: %s = %.80q (%v), want %.80q", addr, k, r.GetConfig().GetContent(), err, want)
 		}
 	}
 }

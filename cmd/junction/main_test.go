@@ -60,9 +60,30 @@ func freeAddr(t *testing.T) string {
 
 // server runs `junction server` as a real process until the test ends.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *bytes.Buffer
+	cmd    *exec.Cmd
+	addr   string
+	log    *lockedBuffer
+	exited chan struct{} // closed once the process has exited
+	err    error         // how it exited, once exited is closed
+}
+
+// lockedBuffer is the server's output, written by the process's copying
+// goroutines while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startServer(t *testing.T, dataDir, addr string) *server {
@@ -80,17 +101,22 @@ func startServerArgs(t *testing.T, addr string, args ...string) *server {
 // launchServer starts `junction server` without waiting for it.
 func launchServer(t *testing.T, addr string, args ...string) *server {
 	t.Helper()
-	s := &server{addr: addr, log: &bytes.Buffer{}}
+	s := &server{addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary(t), append([]string{"server", "--listen", addr}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
 	t.Cleanup(func() { s.kill() })
 	return s
 }
 
-// waitReady waits until the server answers /readyz.
+// waitReady waits until the server answers /readyz, and fails the test
+// with the server's output if it exits first or is not ready within 20s.
 func (s *server) waitReady(t *testing.T) {
 	t.Helper()
 	addr := s.addr
@@ -103,16 +129,32 @@ func (s *server) waitReady(t *testing.T) {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-s.exited:
+			t.Fatalf("server %s exited (%v) before it was ready:\n%s", addr, s.err, s.log)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	t.Fatalf("server not ready within 20s:\n%s", s.log)
+	t.Fatalf("server %s not ready within 20s:\n%s", addr, s.log)
 }
 
-func (s *server) kill() {
-	if s.cmd.ProcessState == nil {
-		_ = s.cmd.Process.Signal(syscall.SIGKILL)
-		_ = s.cmd.Wait()
+// wait waits up to limit for the server to exit by itself and returns how
+// it exited.
+func (s *server) wait(t *testing.T, limit time.Duration) error {
+	t.Helper()
+	select {
+	case <-s.exited:
+		return s.err
+	case <-time.After(limit):
+		t.Fatalf("server %s still running after %v:\n%s", s.addr, limit, s.log)
+		return nil
 	}
+}
+
+// kill ends the server with SIGKILL (if it still runs) and waits for it.
+func (s *server) kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
 }
 
 func put(addr, dataID, content string) (int, error) {

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/junctionhq/junction/conformance/faults"
+	"github.com/junctionhq/junction/conformance/linear"
+)
+
+// restClient is a writer of the leader-kill test: config reads and writes
+// over REST through a node, each recorded in a linearizability history.
+type restClient struct {
+	http *http.Client
+	hist *linear.History
+	id   int
+}
+
+func configURL(addr, key string) string {
+	return "http://" + addr + "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/" + key
+}
+
+// notSent reports whether a request failed before it reached the server
+// (the connection was refused), so it cannot have taken effect.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// get reads key linearizably through addr. A failed read says nothing and
+// is not recorded.
+func (c *restClient) get(addr, key string) (value string, rev int64, ok bool) {
+	call := time.Now()
+	resp, err := c.http.Get(configURL(addr, key))
+	if err != nil {
+		return "", 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ret := time.Now()
+	switch {
+	case err != nil:
+		return "", 0, false
+	case resp.StatusCode == http.StatusOK:
+		rev, _ = strconv.ParseInt(strings.Trim(resp.Header.Get("ETag"), `"`), 10, 64)
+		value = string(body)
+	case resp.StatusCode != http.StatusNotFound:
+		return "", 0, false
+	}
+	c.hist.Record(c.id, linear.Input{Key: key, Kind: linear.Get}, linear.Output{Value: value}, call, ret)
+	return value, rev, true
+}
+
+// put writes value to key through addr, with ifRevision when cas is set
+// (expected is then the value the client read at that revision). It
+// reports whether the write is known to have taken effect.
+func (c *restClient) put(addr, key, value string, cas bool, expected string, ifRevision int64) (acked, unknown bool) {
+	u := configURL(addr, key)
+	in := linear.Input{Key: key, Kind: linear.Put, Value: value}
+	if cas {
+		u += "?ifRevision=" + strconv.FormatInt(ifRevision, 10)
+		in.Kind, in.Expected = linear.CAS, expected
+	}
+	req, _ := http.NewRequest(http.MethodPut, u, strings.NewReader(value))
+	call := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil && notSent(err) {
+		return false, false
+	}
+	var out linear.Output
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			out.OK = true
+		case http.StatusConflict:
+			if !cas {
+				out.Unknown = true
+			}
+		default:
+			out.Unknown = true
+		}
+	} else {
+		out.Unknown = true
+	}
+	c.hist.Record(c.id, in, out, call, time.Now())
+	return out.OK, out.Unknown
+}
+
+// The leader of a three-node cluster of real processes is killed with
+// SIGKILL and restarted again and again while writers go on, so that old
+// leaders come back holding log entries the new leader never received and
+// must truncate. raft-wal v0.4.0 sealed a segment without its index on
+// such a truncation, and the node could never start again ("sealed segment
+// has no index block", then a panic in raft.NewRaft). Every killed node
+// must start again and catch up, every acknowledged write must be readable
+// from every node's own replica, and the whole history of reads, writes
+// and compare-and-sets must be linearizable. JUNCTION_LEADER_KILLS sets
+// the number of kills: 10 by default (on raft-wal v0.4.0 a node failed to
+// start again within the first 4 in every run), 20 or more for a longer run.
+func TestRepeatedLeaderKills(t *testing.T) {
+	kills := 10
+	if v := os.Getenv("JUNCTION_LEADER_KILLS"); v != "" {
+		var err error
+		if kills, err = strconv.Atoi(v); err != nil || kills < 1 {
+			t.Fatalf("JUNCTION_LEADER_KILLS=%q: want a positive number", v)
+		}
+	}
+	c := startCluster(t, "")
+
+	const (
+		writers   = 4
+		registers = 8
+	)
+	var (
+		hist  linear.History
+		mu    sync.Mutex
+		acked = map[string]string{} // unique keys whose write was acknowledged
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	for w := range writers {
+		cl := &restClient{http: &http.Client{Timeout: 3 * time.Second}, hist: &hist, id: w}
+		wg.Go(func() {
+			last := map[string]struct {
+				value string
+				rev   int64
+			}{}
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				addr := c.addrs[rand.IntN(len(c.addrs))]
+				reg := fmt.Sprintf("register-%d", rand.IntN(registers))
+				value := fmt.Sprintf("w%d-%d", w, n)
+				var unknown bool
+				switch x := rand.IntN(10); {
+				case x < 3: // a write of its own key, read back at the end
+					key := "unique-" + value
+					var ok bool
+					if ok, unknown = cl.put(addr, key, value, false, "", 0); ok {
+						mu.Lock()
+						acked[key] = value
+						mu.Unlock()
+					}
+				case x < 6:
+					if v, rev, ok := cl.get(addr, reg); ok {
+						last[reg] = struct {
+							value string
+							rev   int64
+						}{v, rev}
+					}
+				case x < 8:
+					_, unknown = cl.put(addr, reg, value, false, "", 0)
+				default:
+					l := last[reg]
+					_, unknown = cl.put(addr, reg, value, true, l.value, l.rev)
+				}
+				if unknown {
+					// As a real client backs off: every write of unknown
+					// outcome stays open to the end of the history, and the
+					// checker's search grows with how many overlap.
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
+	}
+	stopWriters := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWriters()
+
+	var worstElection, worstRestart time.Duration
+	for k := range kills {
+		time.Sleep(time.Duration(300+rand.IntN(700)) * time.Millisecond) // writes pile up
+		lead := c.leader((k + 1) % 3)
+		c.nodes[lead].kill()
+		killed := time.Now()
+		for {
+			via := (lead + 1 + rand.IntN(2)) % 3
+			if l, ok := leaderOf(c, via); ok && l != lead {
+				break
+			}
+			if time.Since(killed) > 15*time.Second {
+				t.Fatalf("kill %d: no new leader 15s after killing %s", k+1, c.addrs[lead])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		worstElection = max(worstElection, time.Since(killed))
+
+		t.Logf("kill %d: leader %s killed, restarting it", k+1, c.addrs[lead])
+		restarted := time.Now()
+		c.restart(lead) // fails the test, with the node's log, if it cannot start
+		// It catches up before the next kill, so that it can lead again.
+		waitRevision(t, c.addrs[lead], revision(t, c.addrs[c.leader(lead)]))
+		worstRestart = max(worstRestart, time.Since(restarted))
+	}
+	time.Sleep(500 * time.Millisecond)
+	stopWriters()
+	t.Logf("%d leader kills: a new leader within %v of each kill; each killed node started again and caught up within %v",
+		kills, worstElection.Round(time.Millisecond), worstRestart.Round(time.Millisecond))
+
+	// The final state, read linearizably through every node, is part of the
+	// history; then every node's own replica has every acknowledged write.
+	final := &restClient{http: &http.Client{Timeout: 5 * time.Second}, hist: &hist, id: writers}
+	for i, addr := range c.addrs {
+		for r := range registers {
+			if _, _, ok := final.get(addr, fmt.Sprintf("register-%d", r)); !ok {
+				t.Fatalf("node %d: the final read of register-%d failed", i, r)
+			}
+		}
+	}
+	rev := revision(t, c.addrs[c.leader(0)])
+	for _, addr := range c.addrs {
+		waitRevision(t, addr, rev)
+		checkKeys(t, addr, acked)
+	}
+	t.Logf("%d acknowledged writes of unique keys read back from each node's replica", len(acked))
+
+	start := time.Now()
+	res, info := hist.Check(2 * time.Minute)
+	t.Logf("history: %d operations, %d of unknown outcome, checked in %v", hist.Len(), hist.Unknown(), time.Since(start).Round(time.Millisecond))
+	switch res {
+	case porcupine.Ok:
+	case porcupine.Illegal:
+		p := filepath.Join(t.TempDir(), "history.html")
+		if out := os.Getenv("JUNCTION_ARTIFACTS"); out != "" {
+			p = filepath.Join(out, "leader-kills-history.html")
+		}
+		_ = linear.Visualize(info, p)
+		t.Fatalf("the history is not linearizable (porcupine's view: %s)", p)
+	default:
+		t.Fatalf("the linearizability checker timed out")
+	}
+}
+
+// leaderOf is the node that node via reports as leader.
+func leaderOf(c *cluster, via int) (int, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := statusOf(ctx, c.addrs[via])
+	if err != nil {
+		return -1, false
+	}
+	for i, a := range c.addrs {
+		if st.Leader == a {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+// A cluster node whose log cannot be read (damaged as raft-wal v0.4.0 left
+// one) exits at start with an error that names its data directory and the
+// recovery, without a panic; and the recovery it names works: removed from
+// the cluster through another member, its data deleted, started again with
+// --join, it comes back with every write, through a snapshot from the
+// leader.
+func TestDamagedNodeRecovery(t *testing.T) {
+	// Snapshots by log size (checked every second) keep the leader's log
+	// short. The log is read from a segment until the segment is deleted
+	// whole (16 MiB), so large values fill more than one: a node starting
+	// empty must then be sent a snapshot.
+	c := startCluster(t, "?snapshot-bytes=65536&trailing-logs=128")
+	lead := c.leader(0)
+	victim, other := (lead+1)%3, (lead+2)%3
+
+	keys := map[string]string{}
+	for i := range 1000 {
+		keys[fmt.Sprintf("kept-%04d", i)] = strconv.Itoa(i)
+	}
+	for i := range 24 {
+		keys[fmt.Sprintf("large-%02d", i)] = strings.Repeat(strconv.Itoa(i%10), 900<<10)
+	}
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range 8 {
+		wg.Go(func() {
+			for k := range next {
+				if code, err := put(c.addrs[lead], k, keys[k]); err != nil || code != http.StatusOK {
+					t.Errorf("PUT %s: %d %v", k, code, err)
+				}
+			}
+		})
+	}
+	for k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	time.Sleep(1500 * time.Millisecond) // each node's size check runs every second
+	// A few writes after the snapshots: the entries a restart must replay.
+	for i := range 50 {
+		k := fmt.Sprintf("after-snapshot-%02d", i)
+		keys[k] = "v"
+		if code, err := put(c.addrs[lead], k, "v"); err != nil || code != http.StatusOK {
+			t.Fatalf("PUT %s: %d %v", k, code, err)
+		}
+	}
+	waitRevision(t, c.addrs[victim], revision(t, c.addrs[lead]))
+
+	u, err := url.Parse(c.args[victim][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := u.Path
+	c.nodes[victim].kill()
+	if first, last, err := faults.SealLogWithoutIndex(filepath.Join(dir, "wal")); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("node %s: log entries %d to %d damaged", c.addrs[victim], first, last)
+	}
+
+	s := launchServer(t, c.addrs[victim], c.args[victim]...)
+	if err := s.wait(t, 20*time.Second); err == nil {
+		t.Fatalf("a node with a damaged log exited cleanly:\n%s", s.log)
+	}
+	out := s.log.String()
+	for _, bad := range []string{"panic", "goroutine "} {
+		if strings.Contains(out, bad) {
+			t.Fatalf("the node's output has %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{dir, "sealed segment has no index block", "junction members remove " + c.addrs[victim], "--join"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the node's error does not say %q:\n%s", want, out)
+		}
+	}
+	t.Logf("the damaged node refused to start: %s", strings.TrimSpace(out))
+
+	// The recovery, as the error says.
+	if out, err := runCLI(t, c.addrs[other], "members", "remove", c.addrs[victim]); err != nil {
+		t.Fatalf("members remove: %v\n%s", err, out)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	rejoined := time.Now()
+	args := append(slices.Clone(c.args[victim][:4]), "--join", c.addrs[other]) // --backend URL --raft-addr ADDR
+	c.nodes[victim] = launchServer(t, c.addrs[victim], args...)
+	c.nodes[victim].waitReady(t)
+	waitRevision(t, c.addrs[victim], revision(t, c.addrs[c.leader(other)]))
+	t.Logf("rejoined and caught up %v after its start", time.Since(rejoined).Round(time.Millisecond))
+	checkKeys(t, c.addrs[victim], keys)
+	if got := members(t, c.addrs[victim]); len(got) != 3 {
+		t.Fatalf("members after the rejoin: %v", got)
+	}
+	// The node writes too few log entries of its own to take a snapshot by
+	// size: one in its snapshot store was sent by the leader.
+	snaps, err := os.ReadDir(filepath.Join(dir, "snapshots"))
+	if err != nil || len(snaps) == 0 {
+		t.Fatalf("no snapshot received by the rejoined node (%v)", err)
+	}
+	if code, err := put(c.addrs[victim], "after-recovery", "v"); err != nil || code != http.StatusOK {
+		t.Fatalf("a write through the recovered node: %d %v", code, err)
+	}
+}
