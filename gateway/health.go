@@ -65,6 +65,21 @@ type leaseRecord struct {
 	Owner string `json:"owner"`
 	// Renewals changes with every renewal so that every renewal is a write.
 	Renewals int64 `json:"renewals"`
+	// Lease is the owner's lease (it renews every third of it), so that a
+	// gateway configured with a shorter one does not take over from an
+	// owner that is still renewing. Empty in records of older gateways.
+	Lease string `json:"lease,omitempty"`
+}
+
+// held is how long the lease must be seen unchanged before another gateway
+// may take it over: the owner's lease, or own when the record does not say
+// or says less.
+func (l leaseRecord) held(own time.Duration) time.Duration {
+	d, err := time.ParseDuration(l.Lease)
+	if err != nil {
+		return own
+	}
+	return max(own, d)
 }
 
 func readRecord[T any](ctx context.Context, b backends.Backend, key model.ConfigKey, v *T) (int64, error) {
@@ -100,7 +115,8 @@ func newGatewayID() string {
 // in the store renewed by compare-and-set. Another gateway takes the lease
 // over once it has seen it unchanged for a whole lease period by its own
 // clock (so clocks need not agree), which bounds how long checks stop when
-// the runner dies.
+// the runner dies; the period is the longer of its own lease and the one
+// the owner wrote in the record.
 type healthRunner struct {
 	b       backends.Backend
 	id      string
@@ -253,7 +269,7 @@ func (r *healthRunner) contend(ctx context.Context) {
 	if rev != r.seenRev {
 		r.seenRev, r.seenSince = rev, time.Now()
 	}
-	stale := time.Since(r.seenSince) > r.lease
+	stale := time.Since(r.seenSince) > cur.held(r.lease)
 	r.renewals = cur.Renewals
 	r.mu.Unlock()
 	switch {
@@ -267,7 +283,7 @@ func (r *healthRunner) contend(ctx context.Context) {
 // take writes the lease with this gateway as its owner if cond holds.
 func (r *healthRunner) take(ctx context.Context, cond model.Precondition, why string) {
 	r.mu.Lock()
-	rec := leaseRecord{Owner: r.id, Renewals: r.renewals + 1}
+	rec := leaseRecord{Owner: r.id, Renewals: r.renewals + 1, Lease: r.lease.String()}
 	r.mu.Unlock()
 	rev, err := writeRecord(ctx, r.b, leaseKey, rec, cond)
 	if err != nil {

@@ -416,6 +416,59 @@ func TestHealthRunnerFailover(t *testing.T) {
 	}
 }
 
+// Gateways configured with different leases still run a check once: a
+// gateway with a short lease does not take the lease from a runner with a
+// longer one that is still renewing it (every third of its own lease).
+func TestHealthLeasesOfDifferentLengths(t *testing.T) {
+	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	serve := func(id string, lease time.Duration) *gateway.Loopback {
+		cfg := gateway.DefaultConfig()
+		cfg.GatewayID, cfg.HealthLease, cfg.HealthScan = id, lease, 50*time.Millisecond
+		l, err := gateway.ServeLoopback(store, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	ctx := context.Background()
+	long := serve("gw-long", 3*time.Second) // renews every second
+	target := newSwitchable(t)
+	reg := pb.NewRegistryServiceClient(long.Conn)
+	if _, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "leases", Ip: "10.0.0.1", Port: 80,
+		Check: httpCheck(target.URL)}); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		h, err := reg.GetInstanceHealth(ctx, &pb.GetInstanceHealthRequest{Service: "leases", Id: "10.0.0.1:80"})
+		if err == nil && h.Runner == "gw-long" && len(h.History) > 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("gw-long does not run the check: %v %v", h, err)
+		}
+	}
+	short := serve("gw-short", 200*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // more than the short lease
+	before := target.probes.Load()
+	time.Sleep(2500 * time.Millisecond) // two renewals of the long lease, twelve short leases
+	probes := target.probes.Load() - before
+	for _, l := range []*gateway.Loopback{long, short} {
+		h, err := pb.NewRegistryServiceClient(l.Conn).GetInstanceHealth(ctx, &pb.GetInstanceHealthRequest{Service: "leases", Id: "10.0.0.1:80"})
+		if err != nil || h.Runner != "gw-long" {
+			t.Fatalf("the runner is %q (%v): the short lease took over from a runner that renews", h.GetRunner(), err)
+		}
+	}
+	// One runner probing every 100 ms makes ~25 probes in 2.5 s; two would make ~50.
+	if probes < 12 || probes > 35 {
+		t.Fatalf("%d probes in 2.5s at one every 100ms: the check must run exactly once", probes)
+	}
+}
+
 // unlisting is a store that cannot list configuration items, as a Nacos
 // server without the config search API.
 type unlisting struct{ backends.Backend }
