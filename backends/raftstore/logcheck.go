@@ -3,6 +3,8 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/hashicorp/raft"
 )
@@ -24,9 +26,11 @@ type DamagedError struct {
 func (e *DamagedError) Error() string {
 	msg := fmt.Sprintf("%v in %s: %v. This node cannot start on this data. ", ErrLogDamaged, e.Dir, e.Err)
 	if e.Cluster {
-		return msg + fmt.Sprintf("To recover it: remove it from the cluster through another member "+
-			"(junction members remove %s), delete %s, and start it again with the same --listen and --raft-addr "+
-			"and --join API-ADDR-OF-A-MEMBER in place of --peers: it receives the whole state from the leader",
+		return msg + fmt.Sprintf("To recover it while the other members have a leader "+
+			"(junction --addr OTHER-MEMBER members list): remove it from the cluster through another member "+
+			"(junction --addr OTHER-MEMBER members remove %s), move %s aside, and start it again with the same "+
+			"--listen and --raft-addr and --join OTHER-MEMBER in place of --peers: it receives the whole state "+
+			"from the leader. Without a leader (a majority damaged), restore the last backup instead",
 			e.NodeID, e.Dir)
 	}
 	return msg + fmt.Sprintf("To recover it: move %s aside, start on an empty data directory "+
@@ -36,11 +40,27 @@ func (e *DamagedError) Error() string {
 // Unwrap makes errors.Is(err, ErrLogDamaged) hold, and exposes the cause.
 func (e *DamagedError) Unwrap() []error { return []error{ErrLogDamaged, e.Err} }
 
-// checkLog reads every entry raft.NewRaft reads when it starts, those after
-// the newest snapshot: NewRaft panics on one it cannot read (as a raft-wal
-// v0.4.0 log could be left after a change of leader), and a node should
-// exit with an error that says what to do instead.
+// dataErr is the error for data in cfg.Dir that the store could not read:
+// one from the operating system (a permission, a full or read-only disk,
+// too many open files) says so and names the directory, for it is no
+// damage and wiping the data would not help; anything else is damage.
+func dataErr(cfg Config, nodeID string, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) || errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("raft data in %s: %w", cfg.Dir, err)
+	}
+	return &DamagedError{Dir: cfg.Dir, NodeID: nodeID, Cluster: cfg.RaftAddr != "", Err: err}
+}
+
+// checkLog reads every entry the log holds: raft.NewRaft reads those after
+// the newest snapshot and panics on one it cannot read (as a raft-wal
+// v0.4.0 log could be left after a change of leader), and a leader that
+// cannot read an older one can never bring a lagging follower up to date.
 func checkLog(logs raft.LogStore, snaps raft.SnapshotStore) error {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("first index: %w", err)
+	}
 	last, err := logs.LastIndex()
 	if err != nil {
 		return fmt.Errorf("last index: %w", err)
@@ -53,11 +73,28 @@ func checkLog(logs raft.LogStore, snaps raft.SnapshotStore) error {
 	if len(list) > 0 { // newest first
 		from = list[0].Index + 1
 	}
+	if first > 0 {
+		from = min(from, first)
+	}
 	var entry raft.Log
 	for i := from; i <= last; i++ {
 		if err := logs.GetLog(i, &entry); err != nil {
-			return fmt.Errorf("entry %d of %d: %w", i, last, err)
+			return fmt.Errorf("entry %d of %d..%d: %w", i, from, last, err)
 		}
 	}
 	return nil
+}
+
+// newRaft is raft.NewRaft, with a panic on data it cannot read (an entry
+// checkLog could not foresee, such as a configuration entry that reads but
+// does not decode) returned as an error. NewRaft panics before it starts
+// any goroutine, so nothing is left running.
+func newRaft(rc *raft.Config, fsm raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore,
+	trans raft.Transport) (r *raft.Raft, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("raft refused the data at start: %v", p)
+		}
+	}()
+	return raft.NewRaft(rc, fsm, logs, stable, snaps, trans)
 }

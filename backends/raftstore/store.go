@@ -358,7 +358,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		wal.WithMetricsCollector(walMetrics{s}))
 	if err != nil {
 		meta.Close()
-		return nil, &DamagedError{Dir: cfg.Dir, NodeID: nodeID, Cluster: cfg.RaftAddr != "", Err: fmt.Errorf("open %s: %w", walDir, err)}
+		return nil, dataErr(cfg, nodeID, fmt.Errorf("open %s: %w", walDir, err))
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
@@ -409,14 +409,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err == nil {
 		// With a valid configuration, NewRaft fails only on data it cannot
 		// read: the current term, the last entry, a snapshot.
-		s.raft, err = raft.NewRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
+		s.raft, err = newRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
 	}
 	if err != nil {
 		if c, ok := transport.(raft.WithClose); ok && cfg.transport == nil {
 			_ = c.Close() // the TCP listener, so that the node can be started again
 		}
 		s.closeLog()
-		return nil, &DamagedError{Dir: cfg.Dir, NodeID: nodeID, Cluster: cfg.RaftAddr != "", Err: err}
+		return nil, dataErr(cfg, nodeID, err)
 	}
 	if !existing && cfg.Join != "" {
 		if err := s.join(ctx, addr); err != nil {

@@ -64,16 +64,21 @@ func (c *cluster) restart(i int) {
 	c.nodes[i].waitReady(c.t)
 }
 
-// leader returns the index of the node the cluster reports as leader.
+// leader returns the index of the node the cluster reports as leader,
+// asking node via until it names one (an election may be under way).
 func (c *cluster) leader(via int) int {
-	out, err := runCLI(c.t, c.addrs[via], "status", "-o", "json")
-	for i, a := range c.addrs {
-		if err == nil && strings.Contains(out, `"leader": "`+a+`"`) {
-			return i
+	c.t.Helper()
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		out, err := runCLI(c.t, c.addrs[via], "status", "-o", "json")
+		for i, a := range c.addrs {
+			if err == nil && strings.Contains(out, `"leader": "`+a+`"`) {
+				return i
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			c.t.Fatalf("no leader in the status of node %d within 10s: %v %s", via, err, out)
 		}
 	}
-	c.t.Fatalf("no leader in status: %v %s", err, out)
-	return -1
 }
 
 func runCLI(t *testing.T, addr string, args ...string) (string, error) {

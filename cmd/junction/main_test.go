@@ -121,8 +121,9 @@ func (s *server) waitReady(t *testing.T) {
 	t.Helper()
 	addr := s.addr
 	deadline := time.Now().Add(20 * time.Second)
+	client := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := client.Get("http://" + addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

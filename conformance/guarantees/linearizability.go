@@ -60,8 +60,9 @@ func linearizability(ctx context.Context, e *Env) Outcome {
 					history.Record(c, linear.Input{Key: k, Kind: linear.CAS, Value: v, Expected: lastValue}, out, call, time.Now())
 				}
 				cancel()
-				failed := history.Unknown() > seen
-				seen = history.Unknown()
+				n := history.Unknown()
+				failed := n > seen
+				seen = n
 				if failed {
 					// Back off after a failed write, as a real client does: a
 					// store that is down would otherwise collect hundreds of

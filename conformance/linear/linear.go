@@ -108,6 +108,7 @@ var Model = porcupine.Model{
 // concurrent use.
 type History struct {
 	mu      sync.Mutex
+	origin  time.Time
 	ops     []porcupine.Operation
 	unknown int
 }
@@ -119,12 +120,18 @@ type History struct {
 func (h *History) Record(client int, in Input, out Output, call, ret time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	r := ret.UnixNano()
+	// Times on the monotonic clock (a step of the wall clock mid-run would
+	// reorder operations), as offsets from the history's first call.
+	if h.origin.IsZero() {
+		h.origin = call
+	}
+	r := ret.Sub(h.origin)
 	if out.Unknown {
 		h.unknown++
-		r = time.Now().Add(24 * time.Hour).UnixNano()
+		r = time.Since(h.origin) + 24*time.Hour
 	}
-	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Output: out, Call: call.UnixNano(), Return: r})
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Output: out,
+		Call: int64(call.Sub(h.origin)), Return: int64(r)})
 }
 
 // Len is the number of operations recorded.

@@ -1,0 +1,63 @@
+package raftstore
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// A configuration entry that reads but does not decode passes checkLog;
+// raft.NewRaft panics on it, and newRaft returns that as an error.
+func TestNewRaftPanicIsAnError(t *testing.T) {
+	logs := raft.NewInmemStore()
+	if err := logs.StoreLog(&raft.Log{Index: 1, Term: 1, Type: raft.LogConfiguration, Data: []byte("not a configuration")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := logs.SetUint64([]byte("CurrentTerm"), 1); err != nil {
+		t.Fatal(err)
+	}
+	snaps := raft.NewInmemSnapshotStore()
+	if err := checkLog(logs, snaps); err != nil {
+		t.Fatalf("checkLog: %v", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = "n1"
+	_, trans := raft.NewInmemTransport("n1")
+	r, err := newRaft(rc, newFSM(16), logs, logs, snaps, trans)
+	if err == nil {
+		r.Shutdown()
+		t.Fatal("raft started on a configuration entry that does not decode")
+	}
+	if !strings.Contains(err.Error(), "raft refused the data at start") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Errors from the operating system are not damage: the advice to wipe the
+// data would be wrong. Everything else is.
+func TestDataErr(t *testing.T) {
+	cfg := Config{Dir: "/var/lib/junction", RaftAddr: "10.0.0.1:7490"}
+	for _, tc := range []struct {
+		err     error
+		damaged bool
+	}{
+		{&fs.PathError{Op: "open", Path: "/var/lib/junction/wal/wal-meta.db", Err: syscall.ENOSPC}, false},
+		{&fs.PathError{Op: "open", Path: "/var/lib/junction/wal", Err: os.ErrPermission}, false},
+		{syscall.EMFILE, false},
+		{errors.New("sealed segment has no index block"), true},
+		{errors.New("unsealed segment is not at tail"), true},
+	} {
+		err := dataErr(cfg, "10.0.0.1:7480", tc.err)
+		if got := errors.Is(err, ErrLogDamaged); got != tc.damaged {
+			t.Errorf("%v: damaged = %v, want %v", tc.err, got, tc.damaged)
+		}
+		if !strings.Contains(err.Error(), cfg.Dir) || !errors.Is(err, tc.err) {
+			t.Errorf("%v: the error %q must name the directory and wrap the cause", tc.err, err)
+		}
+	}
+}
