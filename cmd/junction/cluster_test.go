@@ -69,16 +69,25 @@ func (c *cluster) restart(i int) {
 func (c *cluster) leader(via int) int {
 	c.t.Helper()
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		out, err := runCLI(c.t, c.addrs[via], "status", "-o", "json")
-		for i, a := range c.addrs {
-			if err == nil && strings.Contains(out, `"leader": "`+a+`"`) {
-				return i
-			}
+		if i, ok := c.leaderOf(via); ok {
+			return i
 		}
 		if time.Since(start) > 10*time.Second {
-			c.t.Fatalf("no leader in the status of node %d within 10s: %v %s", via, err, out)
+			c.t.Fatalf("no leader in the status of node %d within 10s", via)
 		}
 	}
+}
+
+// leaderOf is the node that node via reports as leader, asked once.
+func (c *cluster) leaderOf(via int) (int, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := statusOf(ctx, c.addrs[via])
+	if err != nil {
+		return -1, false
+	}
+	i := slices.Index(c.addrs, st.Leader)
+	return i, i >= 0
 }
 
 func runCLI(t *testing.T, addr string, args ...string) (string, error) {

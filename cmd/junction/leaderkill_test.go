@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -30,10 +29,6 @@ type restClient struct {
 	http *http.Client
 	hist *linear.History
 	id   int
-}
-
-func configURL(addr, key string) string {
-	return "http://" + addr + "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/" + key
 }
 
 // notSent reports whether a request failed before it reached the server
@@ -86,22 +81,13 @@ func (c *restClient) put(addr, key, value string, cas bool, expected string, ifR
 	if err != nil && notSent(err) {
 		return false, false
 	}
-	var out linear.Output
+	// Only a success and a compare-and-set's conflict are definite.
+	out := linear.Output{Unknown: true}
 	if err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		switch resp.StatusCode {
-		case http.StatusOK:
-			out.OK = true
-		case http.StatusConflict:
-			if !cas {
-				out.Unknown = true
-			}
-		default:
-			out.Unknown = true
-		}
-	} else {
-		out.Unknown = true
+		out.OK = resp.StatusCode == http.StatusOK
+		out.Unknown = !out.OK && !(cas && resp.StatusCode == http.StatusConflict)
 	}
 	c.hist.Record(c.id, in, out, call, time.Now())
 	return out.OK, out.Unknown
@@ -142,10 +128,11 @@ func TestRepeatedLeaderKills(t *testing.T) {
 	for w := range writers {
 		cl := &restClient{http: &http.Client{Timeout: 3 * time.Second}, hist: &hist, id: w}
 		wg.Go(func() {
-			last := map[string]struct {
+			type read struct {
 				value string
 				rev   int64
-			}{}
+			}
+			last := map[string]read{} // the last value read of each register, for compare-and-sets
 			for n := 0; ; n++ {
 				select {
 				case <-stop:
@@ -169,10 +156,7 @@ func TestRepeatedLeaderKills(t *testing.T) {
 				case x < 6:
 					v, rev, ok := cl.get(addr, reg)
 					if ok {
-						last[reg] = struct {
-							value string
-							rev   int64
-						}{v, rev}
+						last[reg] = read{v, rev}
 					}
 					failed = !ok
 				case x < 8:
@@ -206,7 +190,7 @@ func TestRepeatedLeaderKills(t *testing.T) {
 		killed := time.Now()
 		for {
 			via := (lead + 1 + rand.IntN(2)) % 3
-			if l, ok := leaderOf(c, via); ok && l != lead {
+			if l, ok := c.leaderOf(via); ok && l != lead {
 				break
 			}
 			if time.Since(killed) > 15*time.Second {
@@ -268,22 +252,6 @@ func TestRepeatedLeaderKills(t *testing.T) {
 	default:
 		t.Fatalf("the linearizability checker timed out")
 	}
-}
-
-// leaderOf is the node that node via reports as leader.
-func leaderOf(c *cluster, via int) (int, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	st, err := statusOf(ctx, c.addrs[via])
-	if err != nil {
-		return -1, false
-	}
-	for i, a := range c.addrs {
-		if st.Leader == a {
-			return i, true
-		}
-	}
-	return -1, false
 }
 
 // A cluster node whose log cannot be read (damaged as raft-wal v0.4.0 left

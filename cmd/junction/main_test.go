@@ -158,9 +158,13 @@ func (s *server) kill() {
 	<-s.exited
 }
 
+// configURL is the REST address of a config item of public/DEFAULT_GROUP.
+func configURL(addr, dataID string) string {
+	return "http://" + addr + "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/" + dataID
+}
+
 func put(addr, dataID, content string) (int, error) {
-	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/namespaces/public/groups/DEFAULT_GROUP/configs/"+dataID,
-		strings.NewReader(content))
+	req, _ := http.NewRequest(http.MethodPut, configURL(addr, dataID), strings.NewReader(content))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
