@@ -36,6 +36,10 @@ type hub struct {
 	log     *slog.Logger
 	m       *metrics
 
+	// sleep waits between attempts to re-open a failed watch (sleepCtx;
+	// tests record the waits instead).
+	sleep func(context.Context, time.Duration) bool
+
 	mu     sync.Mutex
 	topics map[topicKey]*topic
 }
@@ -70,7 +74,7 @@ type topic struct {
 }
 
 func newHub(b backends.Backend, history int, log *slog.Logger, m *metrics) *hub {
-	return &hub{b: b, history: history, log: log, m: m, topics: map[topicKey]*topic{}}
+	return &hub{b: b, history: history, log: log, m: m, sleep: sleepCtx, topics: map[topicKey]*topic{}}
 }
 
 // subscribe returns a watcher of key from revision from (0: from now, with
@@ -110,35 +114,70 @@ func (h *hub) release(t *topic) {
 // run keeps the topic's backend watch going, re-opening it after failures
 // from the last revision seen.
 func (h *hub) run(ctx context.Context, t *topic) {
-	backoff := 100 * time.Millisecond
+	retry := backoff{start: 100 * time.Millisecond, max: 5 * time.Second}
 	for ctx.Err() == nil {
 		t.mu.RLock()
 		req := t.key.request(t.rev)
 		t.mu.RUnlock()
+		opened := time.Now()
 		w, err := h.b.Watch(ctx, req)
 		if err == nil {
 			t.once.Do(func() { close(t.started) })
-			err = h.follow(ctx, t, w)
+			var events int
+			events, err = h.follow(ctx, t, w)
 			w.Close()
+			// A watch that delivered events, or held for as long as the
+			// longest wait, worked: the next outage starts over.
+			if events > 0 || time.Since(opened) >= retry.max {
+				retry.reset()
+			}
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		h.log.Warn("backend watch failed; retrying", "topic", t.key, "err", err, "backoff", backoff)
-		select {
-		case <-ctx.Done():
+		wait := retry.next()
+		h.log.Warn("backend watch failed; retrying", "topic", t.key, "err", err, "backoff", wait)
+		if !h.sleep(ctx, wait) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-func (h *hub) follow(ctx context.Context, t *topic, w backends.Watcher) error {
-	for {
+// backoff is the wait between attempts to re-open a store watch: it starts
+// at start, doubles after each failed attempt up to max, and returns to start
+// after a reset.
+type backoff struct {
+	start, max time.Duration
+	cur        time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	b.cur = min(max(2*b.cur, b.start), b.max)
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is
+// still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// follow applies the watch's events to the topic until the watch fails; it
+// returns how many it applied.
+func (h *hub) follow(ctx context.Context, t *topic, w backends.Watcher) (int, error) {
+	for n := 0; ; n++ {
 		e, err := w.Next(ctx)
 		if err != nil {
-			return err
+			return n, err
 		}
 		t.apply(e)
 		if e.Type == model.EventReset {

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,5 +165,89 @@ func TestHubSubscriberAheadOfTopic(t *testing.T) {
 	tp.apply(model.Event{Type: model.EventPut, Revision: 11, Service: svc, Instance: &i})
 	if g := <-first; g.err != nil || g.e.Revision != 11 {
 		t.Fatalf("first event at %d (%v), want 11", g.e.Revision, g.err)
+	}
+}
+
+// flakyWatches fails the store's watches on a schedule: attempt i (from 0)
+// fails to open when fail[i] is true, and otherwise opens a watch that fails
+// after its first event, except for the last attempt, which holds.
+type flakyWatches struct {
+	backends.Backend
+	fail []bool
+
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *flakyWatches) Watch(ctx context.Context, req backends.WatchRequest) (backends.Watcher, error) {
+	f.mu.Lock()
+	i := f.calls
+	f.calls++
+	f.mu.Unlock()
+	if i < len(f.fail) && f.fail[i] {
+		return nil, fmt.Errorf("attempt %d: %w", i, model.ErrUnavailable)
+	}
+	w, err := f.Backend.Watch(ctx, req)
+	if err != nil || i >= len(f.fail) {
+		return w, err
+	}
+	return &oneEvent{Watcher: w}, nil
+}
+
+// oneEvent delivers its watch's first event, then fails.
+type oneEvent struct {
+	backends.Watcher
+	done bool
+}
+
+func (w *oneEvent) Next(ctx context.Context) (model.Event, error) {
+	if w.done {
+		return model.Event{}, fmt.Errorf("connection lost: %w", model.ErrUnavailable)
+	}
+	w.done = true
+	return w.Watcher.Next(ctx)
+}
+
+// The wait before re-opening a failed store watch grows with each failure
+// and starts over once a watch has worked: an outage after a few early
+// failures is retried at once, not after the longest wait.
+func TestHubRetryBackoffResets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	// Three failed opens, a watch that works and then breaks, three more
+	// failed opens, and a watch that holds.
+	flaky := &flakyWatches{Backend: store, fail: []bool{true, true, true, false, true, true, true}}
+	h := newHub(flaky, 8, slog.New(slog.DiscardHandler), newMetrics())
+	waits := make(chan time.Duration, 16)
+	h.sleep = func(ctx context.Context, d time.Duration) bool {
+		waits <- d
+		return ctx.Err() == nil
+	}
+	sub := h.subscribe(topicKey{svc: model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "retry"}}, 0)
+	defer sub.Close()
+	ms := time.Millisecond
+	want := []time.Duration{100 * ms, 200 * ms, 400 * ms, 100 * ms, 200 * ms, 400 * ms, 800 * ms}
+	var got []time.Duration
+	for range want {
+		select {
+		case d := <-waits:
+			got = append(got, d)
+		case <-ctx.Done():
+			t.Fatalf("waits %v, then none; want %v", got, want)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("waits between attempts %v, want %v", got, want)
+	}
+	// The last watch holds: no further attempt.
+	select {
+	case d := <-waits:
+		t.Fatalf("a watch that holds was retried after %v", d)
+	case <-time.After(300 * ms):
 	}
 }
