@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
@@ -22,6 +24,7 @@ type env struct {
 	store *raftstore.Store
 	reg   pb.RegistryServiceClient
 	cfg   pb.ConfigServiceClient
+	conn  *grpc.ClientConn
 }
 
 type option func(*raftstore.Config, *gateway.Config)
@@ -55,7 +58,7 @@ func startOn(t testing.TB, b backends.Backend, gcfg gateway.Config) *env {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &env{base: "http://" + l.Addr, reg: pb.NewRegistryServiceClient(l.Conn), cfg: pb.NewConfigServiceClient(l.Conn)}
+	return &env{base: "http://" + l.Addr, conn: l.Conn, reg: pb.NewRegistryServiceClient(l.Conn), cfg: pb.NewConfigServiceClient(l.Conn)}
 }
 
 type response struct {

@@ -100,8 +100,9 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s.settings = newSettingsCache(b, time.Second)
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
 	maxMsg := cfg.MaxContentSize + 1<<20
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
-		grpc.ChainUnaryInterceptor(s.m.unary, forwardedUnary), grpc.ChainStreamInterceptor(s.m.stream))
+	utf8 := newUTF8Guard()
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), grpc.ForceServerCodecV2(utf8),
+		grpc.ChainUnaryInterceptor(s.m.unary, utf8.unary, forwardedUnary), grpc.ChainStreamInterceptor(s.m.stream, utf8.stream))
 	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
 	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
@@ -111,10 +112,10 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	// connection, so both surfaces share interceptors, metrics and errors.
 	s.mem = bufconn.Listen(1 << 20)
 	go func() { _ = s.grpc.Serve(s.mem) }()
-	conn, err := grpc.NewClient("passthrough:///junction-in-process",
+	conn, err := grpc.NewClient("passthrough:///junction-in-process", append(utf8Client(),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.mem.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsg), grpc.MaxCallSendMsgSize(maxMsg)))...)
 	if err != nil {
 		s.grpc.Stop()
 		return nil, fmt.Errorf("in-process gRPC connection: %w", err)
@@ -129,8 +130,9 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 }
 
 // Serve serves on lis until ctx ends, then shuts down. Connections are split
-// by their first request: gRPC (HTTP/2 with content-type application/grpc)
-// goes to gRPC's native transport, everything else to the HTTP server.
+// by their first request: gRPC (HTTP/2 with content-type application/grpc
+// or application/grpc+CODEC) goes to gRPC's native transport, everything
+// else to the HTTP server.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
@@ -138,7 +140,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	srv := &http.Server{Handler: s.rest, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	m := cmux.New(lis)
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
 	httpL := m.Match(cmux.Any())
 	errc := make(chan error, 3)
 	hctx, hcancel := context.WithCancel(ctx)
