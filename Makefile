@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test deps deps-apt lint generate run tools bench bench-cluster bench-go guarantees guarantees-nacos clean
+.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-go guarantees guarantees-nacos clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -40,6 +40,18 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -p 1 -timeout 20m ./...
 	$(GO) test -p 1 -run 'TestResetAfterReconnect|TestBoundedRunNacos' ./backends/nacos ./conformance/guarantees
+	$(MAKE) fuzz
+
+# fuzz runs each native fuzz target for FUZZTIME (go test runs only one
+# target per invocation); a failure's input lands in the package's
+# testdata/fuzz, to commit with its fix.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./model:FuzzValidate ./gateway:FuzzREST
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
 
 # bench runs the standard workloads side by side on every store this
 # machine runs (the built-in store, etcd, ZooKeeper, Consul), through the

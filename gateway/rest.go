@@ -82,7 +82,33 @@ func (s *Server) restHandler() (http.Handler, error) {
 		_, _ = w.Write(pb.OpenAPI)
 	})
 	mux.Handle("/", limited)
-	return mux, nil
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: s.cfg.BodyTimeout}
+		}
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+// idleBody bounds the wait for each read of a request body, so that a
+// client that stops sending holds a handler and a connection only that long
+// (the server's ReadTimeout cannot: it would also end watches).
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle)) // ErrNotSupported: unbounded, as before
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		// All read: a streamed response must not meet the deadline. After
+		// any other error the deadline stays, so that the server's discard
+		// of the unread rest fails too and the connection closes.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // readyz reports ready when the backend serves a linearizable read.

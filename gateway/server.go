@@ -45,12 +45,15 @@ type Config struct {
 	HealthLease time.Duration
 	// HealthScan is how often the runner looks for new or removed checks.
 	HealthScan time.Duration
+	// BodyTimeout is how long a REST request body may go without sending a
+	// byte; then the request fails and its connection is closed.
+	BodyTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev",
-		HealthLease: 10 * time.Second, HealthScan: time.Second}
+		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -64,6 +67,8 @@ func (c Config) Validate() error {
 		return model.Invalid("health-lease", "%v is out of range 100ms..10m", c.HealthLease)
 	case c.HealthScan < 10*time.Millisecond || c.HealthScan > time.Minute:
 		return model.Invalid("health-scan", "%v is out of range 10ms..1m", c.HealthScan)
+	case c.BodyTimeout < 100*time.Millisecond || c.BodyTimeout > 10*time.Minute:
+		return model.Invalid("body-timeout", "%v is out of range 100ms..10m", c.BodyTimeout)
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ func ValidateName(field, v string, maxLen int) error {
 		return Invalid(field, "is %d characters long; at most %d are allowed", len(v), maxLen)
 	case !nameRE.MatchString(v):
 		return Invalid(field, "%q may contain only letters, digits, '_', '.', ':' and '-'", v)
+	case v == "." || v == "..":
+		return Invalid(field, "%q is not a name: stores take it for a path step", v)
 	}
 	return nil
 }
@@ -74,6 +76,8 @@ func ValidateInstanceID(id string) error {
 		return Invalid("id", "is %d characters long; at most %d are allowed", len(id), MaxInstanceIDLen)
 	case !instanceRE.MatchString(id):
 		return Invalid("id", "%q may contain only letters, digits and _ . : @ [ ] # -", id)
+	case id == "." || id == "..":
+		return Invalid("id", "%q is not an id: stores take it for a path step", id)
 	}
 	return nil
 }
