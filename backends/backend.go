@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -44,6 +45,15 @@ type Registry interface {
 	Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error)
 	// Deregister removes an instance; model.ErrNotFound when it is absent.
 	Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error)
+	// PatchInstance changes the fields p sets on one instance, in place,
+	// and returns the instance as stored. It never changes who owns the
+	// instance: an ephemeral instance stays with its session, and still
+	// goes when the session expires. It fails with model.ErrNotFound when
+	// the instance is absent, model.ErrConflict when p.Cond does not hold,
+	// and ErrNotOwner when the store cannot write an ephemeral instance
+	// whose session another driver holds (Capabilities.PatchAnyOwner is
+	// false): then the gateway holding the session applies it.
+	PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error)
 	// Instances lists every instance of a service (an empty list when none).
 	Instances(ctx context.Context, svc model.ServiceKey, opts ReadOptions) ([]model.Instance, ReadInfo, error)
 	// Services lists the services of a namespace that have instances,
@@ -133,7 +143,15 @@ type Capabilities struct {
 	NativeCAS bool `json:"nativeCas"`
 	// ConfigHistory: the store keeps past versions of configuration items.
 	ConfigHistory bool `json:"configHistory"`
+	// PatchAnyOwner: PatchInstance writes an ephemeral instance whatever
+	// driver holds its session; otherwise only the holder can (ErrNotOwner).
+	PatchAnyOwner bool `json:"patchAnyOwner"`
 }
+
+// ErrNotOwner is PatchInstance's error for an ephemeral instance whose
+// session another driver holds, on a store that lets only the holder write
+// it (Capabilities.PatchAnyOwner false).
+var ErrNotOwner = errors.New("the instance's session is held by another driver")
 
 // Snapshotter is implemented by backends that can save their whole state
 // and restore it (the built-in store); the other stores have their own

@@ -19,4 +19,14 @@
 //  7. Reads are linearizable by default; callers may ask for stale reads and
 //     are told which consistency they got.
 //  8. Errors are the portable errors of package model, testable with errors.Is.
+//  9. Health checks (run by the gateway over any store) turn an instance
+//     unhealthy after fall × interval and back after rise × interval, each
+//     transition delivered once.
+//  10. An instance can be patched in place (healthy, enabled, weight,
+//     metadata, optionally at a revision) through any driver: the patch
+//     keeps the owner's other changes and never takes the instance from its
+//     session, which still removes it on expiry. A store that lets only the
+//     driver holding the session write an ephemeral instance says so
+//     (Capabilities.PatchAnyOwner false, ErrNotOwner), and the gateway
+//     holding the session applies the patch.
 package backends

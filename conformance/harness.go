@@ -23,3 +23,10 @@ type Harness interface {
 type Compactor interface {
 	Compact(ctx context.Context, t *testing.T, rev int64)
 }
+
+// Peers is implemented by harnesses that can open a second driver on the
+// same store, as a second gateway would: the suite sends patches through it
+// to instances whose sessions the first driver holds.
+type Peers interface {
+	Peer(t *testing.T) backends.Backend
+}

@@ -27,6 +27,7 @@ func Run(t *testing.T, h Harness) {
 		{"WatchResetAfterHistory", "3: a watch from before the retained history starts with a RESET of the full state", testWatchReset},
 		{"DeleteEvents", "4: deletes are events carrying the last value; an empty set is delivered", testDeleteEvents},
 		{"SessionExpiry", "5: an ephemeral instance is gone within its granted TTL+1s after heartbeats stop", testSessionExpiry},
+		{"InstancePatch", "5, 10: a patch from another driver lands, keeps the owner's changes and session; expiry still removes the instance", testPatch},
 		{"SessionKeepAlive", "5: a kept-alive session outlives its TTL; closing it removes its instances", testSessionKeepAlive},
 		{"ConfigCAS", "6: compare-and-set on create, update and delete", testConfigCAS},
 		{"ConfigWatch", "4, 6: config updates and deletes reach a watcher", testConfigWatch},

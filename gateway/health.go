@@ -119,6 +119,8 @@ func newGatewayID() string {
 // the owner wrote in the record.
 type healthRunner struct {
 	b       backends.Backend
+	checks  *recordSet
+	patches *patcher
 	id      string
 	lease   time.Duration
 	scan    time.Duration
@@ -129,6 +131,9 @@ type healthRunner struct {
 	leading  bool
 	owner    string // the lease's owner as last seen
 	monitors map[string]*runningCheck
+	// absent says since when a check's instance has not been found (the
+	// runner's reads may lag its registration on some stores).
+	absent map[string]time.Time
 
 	// Taking the lease over: its revision as last seen, and since when.
 	seenRev   int64
@@ -136,11 +141,11 @@ type healthRunner struct {
 	renewals  int64
 	leaseRev  int64
 	scans     int
-
-	// Whether the backend can list the check records, once known.
-	listKnown bool
-	listErr   error
 }
+
+// absentGrace is how long a check's instance must stay unseen before the
+// runner takes the instance for gone and removes the check.
+const absentGrace = 5 * time.Second
 
 // reconcileEvery is how many scans pass between two reconciliations, which
 // put the checks' verdict back on instances re-registered with another
@@ -158,19 +163,15 @@ type runningCheck struct {
 	done    chan struct{}
 }
 
-func newHealthRunner(b backends.Backend, cfg Config, log *slog.Logger, m *health.Metrics) *healthRunner {
-	return &healthRunner{b: b, id: cfg.GatewayID, lease: cfg.HealthLease, scan: cfg.HealthScan, log: log.With("component", "health"),
-		metrics: m, monitors: map[string]*runningCheck{}}
+func newHealthRunner(b backends.Backend, checks *recordSet, patches *patcher, cfg Config, log *slog.Logger, m *health.Metrics) *healthRunner {
+	return &healthRunner{b: b, checks: checks, patches: patches, id: cfg.GatewayID, lease: cfg.HealthLease, scan: cfg.HealthScan, log: log.With("component", "health"),
+		metrics: m, monitors: map[string]*runningCheck{}, absent: map[string]time.Time{}}
 }
 
 // run holds or watches the lease and, while holding it, keeps one monitor
 // per check record, until ctx ends.
 func (r *healthRunner) run(ctx context.Context) {
 	defer r.release()
-	if err := r.listing(ctx); err != nil {
-		r.log.Warn("health checks are off: the backend cannot list their records", "err", err)
-		return
-	}
 	renew := max(r.lease/3, 10*time.Millisecond)
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -193,27 +194,6 @@ func (r *healthRunner) run(ctx context.Context) {
 		}
 		t.Reset(min(r.scan, renew))
 	}
-}
-
-// listing reports whether the backend can list the check records: a
-// backend that cannot (its ListConfigs answers ErrUnsupported)
-// runs no health checks, and the gateway refuses to store them. The answer
-// is asked once; only a definite ErrUnsupported is kept.
-func (r *healthRunner) listing(ctx context.Context) error {
-	r.mu.Lock()
-	known, err := r.listKnown, r.listErr
-	r.mu.Unlock()
-	if known {
-		return err
-	}
-	_, _, err = r.b.ListConfigs(ctx, SystemNamespace, checksGroup, backends.ReadOptions{})
-	if err != nil && !errors.Is(err, model.ErrUnsupported) {
-		return nil // a passing failure: the runner retries and reports it
-	}
-	r.mu.Lock()
-	r.listKnown, r.listErr = true, err
-	r.mu.Unlock()
-	return err
 }
 
 // release stops the checks and, when this gateway holds the lease, gives
@@ -322,8 +302,8 @@ func (r *healthRunner) runner() string {
 // sync starts a monitor per new or changed check record and stops those
 // whose record is gone.
 func (r *healthRunner) sync(ctx context.Context) error {
-	list, _, err := r.b.ListConfigs(ctx, SystemNamespace, checksGroup, backends.ReadOptions{})
-	if err != nil && !errors.Is(err, model.ErrNotFound) {
+	list, err := r.checks.list(ctx)
+	if err != nil {
 		return err
 	}
 	seen := map[string]bool{}
@@ -355,6 +335,11 @@ func (r *healthRunner) sync(ctx context.Context) error {
 	for k := range r.monitors {
 		if !seen[k] {
 			gone = append(gone, k)
+		}
+	}
+	for k := range r.absent {
+		if !seen[k] {
+			delete(r.absent, k)
 		}
 	}
 	r.mu.Unlock()
@@ -390,10 +375,26 @@ func (r *healthRunner) reconcile(ctx context.Context) {
 // start runs a monitor of rec, starting from the instance's stored health.
 func (r *healthRunner) start(ctx context.Context, key model.ConfigKey, rec checkRecord, rev int64) {
 	inst, err := r.instance(ctx, rec)
+	r.mu.Lock()
+	since, seenAbsent := r.absent[key.DataID]
+	if err == nil {
+		delete(r.absent, key.DataID)
+	} else if errors.Is(err, model.ErrNotFound) && !seenAbsent {
+		since, r.absent[key.DataID] = time.Now(), time.Now()
+	}
+	r.mu.Unlock()
 	if errors.Is(err, model.ErrNotFound) {
 		// The instance is gone (an expired session, a deregistration
-		// through another path): so is its check.
-		_, _ = r.b.DeleteConfig(ctx, key, model.IfRevision(rev))
+		// through another path): so is its check, once the instance has
+		// stayed absent long enough to be sure this gateway's reads do not
+		// merely lag its registration (Nacos serves reads from a cache).
+		// Until then the next scans try again.
+		if time.Since(since) >= absentGrace {
+			_ = r.checks.remove(ctx, key, model.IfRevision(rev))
+			r.mu.Lock()
+			delete(r.absent, key.DataID)
+			r.mu.Unlock()
+		}
 		return
 	}
 	if err != nil {
@@ -455,7 +456,7 @@ func (r *healthRunner) apply(ctx context.Context, key model.ConfigKey, rc *runni
 	rec := rc.rec
 	last := tr.Last
 	rec.LastTransition = &last
-	if _, err := writeRecord(ctx, r.b, key, rec, model.Precondition{}); err != nil && ctx.Err() == nil {
+	if _, err := r.checks.put(ctx, key, rec, model.Precondition{}); err != nil && ctx.Err() == nil {
 		r.log.Warn("health checks: recording a transition failed", "err", err)
 	}
 	for attempt := 0; ctx.Err() == nil; attempt++ {
@@ -476,8 +477,9 @@ func (r *healthRunner) apply(ctx context.Context, key model.ConfigKey, rc *runni
 	}
 }
 
-// setHealthy re-registers the instance with its healthy flag set, unless it
-// already is.
+// setHealthy patches the instance's healthy flag, unless it already is set
+// so. The patch keeps the instance's owner and the owner's other changes,
+// whichever gateway holds its session.
 func (r *healthRunner) setHealthy(ctx context.Context, rc *runningCheck, healthy bool) error {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -485,8 +487,7 @@ func (r *healthRunner) setHealthy(ctx context.Context, rc *runningCheck, healthy
 	if err != nil || inst.Healthy == healthy {
 		return err
 	}
-	inst.Healthy = healthy
-	_, err = r.b.Register(ctx, rc.rec.Service, inst)
+	_, err = r.patches.patch(ctx, rc.rec.Service, rc.rec.ID, model.InstancePatch{Healthy: &healthy})
 	return err
 }
 

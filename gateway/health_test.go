@@ -477,9 +477,10 @@ func (unlisting) ListConfigs(context.Context, string, string, backends.ReadOptio
 	return nil, backends.ReadInfo{}, fmt.Errorf("%w: no config search here", model.ErrUnsupported)
 }
 
-// On a store that cannot list configuration items the gateway is ready,
-// registers instances, and refuses health checks it could never run
-// instead of storing them.
+// On a store that cannot list configuration items the gateway is ready and
+// runs health checks all the same: their records are found through an
+// index. A check registered there turns its instance unhealthy when its
+// target fails, and a removed check stops.
 func TestStoreThatCannotList(t *testing.T) {
 	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
 	if err != nil {
@@ -492,12 +493,27 @@ func TestStoreThatCannotList(t *testing.T) {
 	if r := e.do(t, http.MethodGet, "/readyz", ""); r.status != http.StatusOK {
 		t.Fatalf("readyz: %d %s", r.status, r.body)
 	}
-	ctx := context.Background()
-	_, err = e.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "checked", Ip: "10.0.0.1", Port: 80, Check: httpCheck("http://127.0.0.1:1/")})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "health checks are off") {
-		t.Fatalf("registration with a check: %v, want UNIMPLEMENTED saying health checks are off", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	target := newSwitchable(t)
+	if _, err := e.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "checked", Ip: "10.0.0.1", Port: 80, Check: httpCheck(target.URL)}); err != nil {
+		t.Fatalf("registration with a check: %v", err)
 	}
-	if _, err := e.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "checked", Ip: "10.0.0.1", Port: 80}); err != nil {
-		t.Fatalf("registration without a check: %v", err)
+	w, err := e.reg.WatchInstances(ctx, &pb.WatchInstancesRequest{Service: "checked"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextHealth(t, w, 5*time.Second) // the RESET
+	target.failing.Store(true)
+	for nextHealth(t, w, 5*time.Second) {
+	}
+	if _, err := e.reg.SetInstanceState(ctx, &pb.SetInstanceStateRequest{Service: "checked", Id: "10.0.0.1:80", RemoveCheck: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the runner's next scans stop the check
+	before := target.probes.Load()
+	time.Sleep(500 * time.Millisecond)
+	if n := target.probes.Load() - before; n > 0 {
+		t.Fatalf("a removed check was probed %d more times", n)
 	}
 }

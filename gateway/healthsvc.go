@@ -75,30 +75,37 @@ func (r *registryService) SetInstanceState(ctx context.Context, req *pb.SetInsta
 	if err := model.ValidateInstanceID(req.Id); err != nil {
 		return nil, err
 	}
-	inst, err := findInstance(ctx, r.s.b, key, req.Id)
-	if err != nil {
+	patch := model.InstancePatch{Enabled: req.Enabled, Healthy: req.Healthy, Weight: req.Weight}
+	if req.Metadata != nil {
+		patch.Metadata = req.Metadata.Entries
+		if patch.Metadata == nil {
+			patch.Metadata = map[string]string{}
+		}
+	}
+	if req.IfRevision != nil {
+		patch.Cond = model.IfRevision(*req.IfRevision)
+	}
+	if err := patch.Validate(); err != nil {
 		return nil, err
 	}
 	if req.RemoveCheck {
-		if _, err := r.s.b.DeleteConfig(ctx, checkKey(key, req.Id), model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+		if _, err := findInstance(ctx, r.s.b, key, req.Id); err != nil {
+			return nil, err
+		}
+		if err := r.s.checks.remove(ctx, checkKey(key, req.Id), model.Precondition{}); err != nil {
 			return nil, err
 		}
 	}
-	changed := false
-	if req.Enabled != nil && *req.Enabled != inst.Enabled {
-		inst.Enabled, changed = *req.Enabled, true
+	var inst model.Instance
+	if patch.Healthy == nil && patch.Enabled == nil && patch.Weight == nil && patch.Metadata == nil && !patch.Cond.Check {
+		inst, err = findInstance(ctx, r.s.b, key, req.Id) // nothing to write
+	} else {
+		inst, err = r.s.patches.patch(ctx, key, req.Id, patch)
 	}
-	if req.Healthy != nil && *req.Healthy != inst.Healthy {
-		inst.Healthy, changed = *req.Healthy, true
+	if err != nil {
+		return nil, err
 	}
-	rev := inst.Revision
-	if changed {
-		if rev, err = r.s.b.Register(ctx, key, inst); err != nil {
-			return nil, err
-		}
-		inst.Revision = rev
-	}
-	return &pb.RegisterInstanceResponse{Instance: pb.NewInstance(inst), Revision: rev}, nil
+	return &pb.RegisterInstanceResponse{Instance: pb.NewInstance(inst), Revision: inst.Revision}, nil
 }
 
 func (r *registryService) GetInstanceHealth(ctx context.Context, req *pb.GetInstanceHealthRequest) (*pb.InstanceHealth, error) {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -113,9 +112,6 @@ func (r *registryService) RegisterInstance(ctx context.Context, req *pb.Register
 		if check, err = checkFromPB(req.Check, inst); err != nil {
 			return nil, err
 		}
-		if err := r.s.health.listing(ctx); err != nil {
-			return nil, fmt.Errorf("health checks are off on this backend, which cannot list their records: %w", err)
-		}
 	}
 	rev, err := r.s.b.Register(ctx, key, inst)
 	if err != nil {
@@ -123,7 +119,7 @@ func (r *registryService) RegisterInstance(ctx context.Context, req *pb.Register
 	}
 	inst.Revision = rev
 	if req.Check != nil {
-		if _, err := writeRecord(ctx, r.s.b, checkKey(key, inst.ID), checkRecord{Service: key, ID: inst.ID, Check: check}, model.Precondition{}); err != nil {
+		if _, err := r.s.checks.put(ctx, checkKey(key, inst.ID), checkRecord{Service: key, ID: inst.ID, Check: check}, model.Precondition{}); err != nil {
 			return nil, fmt.Errorf("instance registered, its health check not stored: %w", err)
 		}
 	}
@@ -142,7 +138,7 @@ func (r *registryService) DeregisterInstance(ctx context.Context, req *pb.Deregi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.s.b.DeleteConfig(ctx, checkKey(key, req.Id), model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+	if err := r.s.checks.remove(ctx, checkKey(key, req.Id), model.Precondition{}); err != nil {
 		r.s.log.Warn("deregistered instance: removing its health check failed; the runner will", "err", err)
 	}
 	return &pb.DeregisterInstanceResponse{Revision: rev}, nil

@@ -86,6 +86,8 @@ type Server struct {
 	rest http.Handler
 
 	health   *healthRunner
+	patches  *patcher
+	checks   *recordSet // the health checks' records
 	settings *settingsCache
 }
 
@@ -101,7 +103,10 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 		cfg.GatewayID = newGatewayID()
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, m: newMetrics()}
-	s.health = newHealthRunner(b, cfg, cfg.Logger, health.NewMetrics(s.m.reg))
+	s.checks = newRecordSet(b, checksGroup)
+	s.patches = &patcher{b: b, requests: newRecordSet(b, patchesGroup), log: cfg.Logger.With("component", "patches"),
+		scan: cfg.HealthScan, wait: 10 * time.Second}
+	s.health = newHealthRunner(b, s.checks, s.patches, cfg, cfg.Logger, health.NewMetrics(s.m.reg))
 	s.settings = newSettingsCache(b, time.Second)
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
 	maxMsg := cfg.MaxContentSize + 1<<20
@@ -151,7 +156,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	hctx, hcancel := context.WithCancel(ctx)
 	hdone := make(chan struct{})
 	go func() { defer close(hdone); s.health.run(hctx) }()
-	defer func() { hcancel(); <-hdone }()
+	pdone := make(chan struct{})
+	go func() { defer close(pdone); s.patches.runIfNeeded(hctx) }()
+	defer func() { hcancel(); <-hdone; <-pdone }()
 	go func() { errc <- s.grpc.Serve(grpcL) }()
 	go func() { errc <- srv.Serve(httpL) }()
 	go func() { errc <- m.Serve() }()

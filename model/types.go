@@ -3,6 +3,7 @@ package model
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"net"
 	"strconv"
@@ -177,3 +178,50 @@ const (
 	// Stale reads may lag behind the latest acknowledged writes.
 	Stale Consistency = "stale"
 )
+
+// InstancePatch changes some fields of one instance in place. A nil field
+// is left as it is; so are the fields a patch cannot name, and who owns the
+// instance: an ephemeral instance stays with its session.
+type InstancePatch struct {
+	Healthy *bool    `json:"healthy,omitempty"`
+	Enabled *bool    `json:"enabled,omitempty"`
+	Weight  *float64 `json:"weight,omitempty"`
+	// Metadata, when not nil, replaces the instance's metadata.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Cond applies the patch only while the instance's Revision is
+	// Cond.Revision (model.ErrConflict otherwise).
+	Cond Precondition `json:"cond,omitzero"`
+}
+
+// Apply returns i with the patch applied.
+func (p InstancePatch) Apply(i Instance) Instance {
+	i = i.Clone()
+	if p.Healthy != nil {
+		i.Healthy = *p.Healthy
+	}
+	if p.Enabled != nil {
+		i.Enabled = *p.Enabled
+	}
+	if p.Weight != nil {
+		i.Weight = *p.Weight
+	}
+	if p.Metadata != nil {
+		i.Metadata = maps.Clone(p.Metadata)
+		if len(i.Metadata) == 0 {
+			i.Metadata = nil
+		}
+	}
+	return i
+}
+
+// Shows reports whether i shows every field the patch sets.
+func (p InstancePatch) Shows(i Instance) bool {
+	return (p.Healthy == nil || *p.Healthy == i.Healthy) && (p.Enabled == nil || *p.Enabled == i.Enabled) &&
+		(p.Weight == nil || *p.Weight == i.Weight) && (p.Metadata == nil || maps.Equal(p.Metadata, i.Metadata))
+}
+
+// PatchConflict is the error of a patch whose precondition does not hold on
+// an instance at revision cur.
+func PatchConflict(p InstancePatch, cur int64) error {
+	return &FieldError{Field: "ifRevision", Reason: fmt.Sprintf("the instance is at revision %d, not %d", cur, p.Cond.Revision), Kind: ErrConflict}
+}

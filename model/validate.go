@@ -157,3 +157,11 @@ func ValidateTTL(ttl time.Duration) error {
 	}
 	return nil
 }
+
+// Validate checks the values a patch sets, as Normalize checks an
+// instance's.
+func (p InstancePatch) Validate() error {
+	probe := Instance{IP: "127.0.0.1", Port: 1, Weight: 1}
+	probe = p.Apply(probe)
+	return probe.Normalize()
+}

@@ -15,10 +15,16 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-type harness struct{ d *consul.Driver }
+type harness struct {
+	d    *consul.Driver
+	addr string
+}
 
 func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
-func (h *harness) HistoryWindow() int                    { return 0 } // blocking queries replay nothing
+
+// Peer opens a second driver on the same agent.
+func (h *harness) Peer(t *testing.T) backends.Backend { return open(t, h.addr, "") }
+func (h *harness) HistoryWindow() int                 { return 0 } // blocking queries replay nothing
 
 func open(t testing.TB, addr, query string) *consul.Driver {
 	t.Helper()
@@ -39,7 +45,7 @@ func open(t testing.TB, addr, query string) *consul.Driver {
 
 func TestConformance(t *testing.T) {
 	c := servers.ConsulAgent(t)
-	conformance.Run(t, &harness{d: open(t, c.HTTPAddr, "")})
+	conformance.Run(t, &harness{d: open(t, c.HTTPAddr, ""), addr: c.HTTPAddr})
 }
 
 // Concurrent registrations of one instance all return once the catalog

@@ -312,6 +312,53 @@ func (d *Driver) laterWrite(write string, seq uint64) bool {
 	return err == nil && later > seq
 }
 
+// PatchInstance implements backends.Registry. An instance on this driver's
+// agent whose session, if any, this driver holds is registered again with
+// the patch applied (a change of health alone only sets its health check).
+// Of an ephemeral instance whose session another driver holds, this driver
+// can set the health alone, through the agent's TTL check, when the
+// instance lives on the same agent; anything else is ErrNotOwner. The
+// precondition is checked against a consistent read just before the write,
+// not atomically with it: Consul's agent API has no conditional update.
+func (d *Driver) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error) {
+	entries, _, err := d.readService((&api.QueryOptions{RequireConsistent: true}).WithContext(ctx), svc.Service)
+	if err != nil {
+		return model.Instance{}, err
+	}
+	e, ok := instancesOf(svc, entries)[id]
+	if !ok {
+		return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+	}
+	if !p.Cond.Holds(e.inst.Revision) {
+		return model.Instance{}, model.PatchConflict(p, e.inst.Revision)
+	}
+	inst := p.Apply(e.inst)
+	foreign := e.node != d.node || (inst.Ephemeral && !d.sessions.Live(inst.Session))
+	if !foreign {
+		rev, err := d.Register(ctx, svc, inst)
+		inst.Revision = rev
+		return inst, err
+	}
+	healthOnly := p.Enabled == nil && p.Weight == nil && p.Metadata == nil
+	if !healthOnly || e.node != d.node {
+		return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, backends.ErrNotOwner)
+	}
+	status := api.HealthPassing
+	if !inst.Healthy {
+		status = api.HealthCritical
+	}
+	if err := d.client.Agent().UpdateTTLOpts(healthCheckPrefix+e.sid, "set through Junction", status, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return model.Instance{}, mapErr(err)
+	}
+	// Done when the catalog shows the health, or a later write replaced it.
+	read := e.inst.Revision
+	inst.Revision, err = d.await(ctx, svc.Service, e.sid, func(entries []*api.ServiceEntry, _ int64) (int64, bool) {
+		e, ok := instancesOf(svc, entries)[id]
+		return e.inst.Revision, !ok || e.inst.Healthy == inst.Healthy || e.inst.Revision > read
+	})
+	return inst, err
+}
+
 // Deregister implements backends.Registry. Instances on the local agent
 // are deregistered through it; others (registered on another agent or
 // directly in the catalog) through the catalog.

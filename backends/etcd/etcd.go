@@ -289,6 +289,47 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	return resp.Header.Revision, nil
 }
 
+// PatchInstance implements backends.Registry: a transaction on the key's
+// mod revision writes the patched value and keeps the key's lease, so the
+// instance stays with its session whichever client sends the patch. A
+// concurrent write makes it start over on the new value (where a
+// precondition then fails).
+func (d *Driver) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error) {
+	key := d.serviceDir(svc) + id
+	for {
+		resp, err := d.cli.Get(ctx, key)
+		if err != nil {
+			return model.Instance{}, mapErr(err)
+		}
+		if len(resp.Kvs) == 0 {
+			return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+		}
+		kv := resp.Kvs[0]
+		cur, ok := decodeInstance(kv)
+		if !ok {
+			return model.Instance{}, fmt.Errorf("instance %q of %s: the stored value does not decode: %w", id, svc, model.ErrConflict)
+		}
+		if !p.Cond.Holds(kv.ModRevision) {
+			return model.Instance{}, model.PatchConflict(p, kv.ModRevision)
+		}
+		inst := p.Apply(cur)
+		val, err := encodeInstance(inst)
+		if err != nil {
+			return model.Instance{}, err
+		}
+		tx, err := d.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)).
+			Then(clientv3.OpPut(key, val, clientv3.WithIgnoreLease())).Commit()
+		if err != nil {
+			return model.Instance{}, mapErr(err)
+		}
+		if tx.Succeeded {
+			inst.Revision = tx.Header.Revision
+			return inst, nil
+		}
+		// Changed meanwhile: read again (a precondition now fails there).
+	}
+}
+
 // Deregister implements backends.Registry.
 func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
 	resp, err := d.cli.Delete(ctx, d.serviceDir(svc)+id)
@@ -527,7 +568,7 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what etcd provides.
 func (d *Driver) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: true, NativeRevisions: true, ResumableWatch: true,
-		LinearizableReads: true, NativeCAS: true}
+		LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true}
 }
 
 // Close closes the client.

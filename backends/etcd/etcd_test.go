@@ -21,7 +21,24 @@ type harness struct {
 }
 
 func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
-func (h *harness) HistoryWindow() int                    { return 0 }
+
+// Peer opens a second driver, with a client of its own, on the same server.
+func (h *harness) Peer(t *testing.T) backends.Backend {
+	u, _ := url.Parse("etcd://" + h.srv.Clients[0].Addr().String() + "?prefix=/jtest")
+	cfg, err := etcd.ConfigFromURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := etcd.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+func (h *harness) HistoryWindow() int { return 0 }
 
 // Compact discards etcd's history up to rev (conformance.Compactor).
 func (h *harness) Compact(ctx context.Context, t *testing.T, rev int64) {

@@ -158,6 +158,9 @@ type Driver struct {
 	sessions *heldsessions.Table[instKey, owned]
 	stop     chan struct{}
 	done     sync.WaitGroup
+	// writes serializes this driver's writes of one instance (striped), so
+	// that a patch's read and write see no registration in between.
+	writes [64]sync.Mutex
 
 	mu      sync.Mutex
 	closed  bool

@@ -24,10 +24,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type harness struct{ d *nacos.Driver }
+type harness struct {
+	d           *nacos.Driver
+	addr, query string
+}
 
 func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
-func (h *harness) HistoryWindow() int                    { return historyWindow }
+
+// Peer opens a second driver, with connections of its own.
+func (h *harness) Peer(t *testing.T) backends.Backend { return open(t, h.addr, h.query) }
+func (h *harness) HistoryWindow() int                 { return historyWindow }
 
 const historyWindow = 50
 
@@ -55,7 +61,7 @@ func open(t testing.TB, addr, query string) *nacos.Driver {
 func TestConformance(t *testing.T) {
 	p := servers.NeedPolaris(t)
 	t.Logf("server: Nacos protocol served by Polaris %s", servers.PolarisVersion)
-	conformance.Run(t, &harness{d: open(t, p.Addr, "watch-history=50&cas=check")})
+	conformance.Run(t, &harness{d: open(t, p.Addr, "watch-history=50&cas=check"), addr: p.Addr, query: "watch-history=50&cas=check"})
 }
 
 func nacosURL(addr string) (*url.URL, error) { return url.Parse("nacos://" + addr) }

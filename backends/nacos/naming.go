@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -22,7 +23,12 @@ import (
 // prefix of those a Nacos-protocol server adds itself (Polaris); both are
 // hidden from Junction's view.
 const (
-	metaID         = "junction-id"
+	metaID = "junction-id"
+	// metaSession names the Junction session of an ephemeral instance, so
+	// that every driver tells an instance another driver's session holds
+	// from a persistent one (Polaris lists persistent instances as
+	// ephemeral).
+	metaSession    = "junction-session"
 	internalPrefix = "internal-nacos-"
 )
 
@@ -50,12 +56,20 @@ func fromNacos(h nm.Instance) model.Instance {
 	for k, v := range h.Metadata {
 		if k == metaID {
 			i.ID = v
+		} else if k == metaSession {
+			i.Session = v
 		} else if !strings.HasPrefix(k, internalPrefix) {
 			i.Metadata[k] = v
 		}
 	}
 	if len(i.Metadata) == 0 {
 		i.Metadata = nil
+	}
+	if _, ours := h.Metadata[metaID]; ours {
+		// Registered through Junction: ephemeral exactly when a session
+		// owns it, whatever the server says (Polaris lists persistent
+		// instances as ephemeral).
+		i.Ephemeral = i.Session != ""
 	}
 	if i.ID == "" { // registered by a plain Nacos client
 		i.ID = model.DefaultInstanceID(i.IP, i.Port)
@@ -236,7 +250,13 @@ func (v *view) recompute() {
 		got, there := next[id]
 		revs[id] = p.rev
 		switch {
-		case p.inst != nil && there && sameWrite(got, *p.inst):
+		case p.inst != nil && there && sameWrite(got, *p.inst) && got.Healthy == p.inst.Healthy && now.After(p.settle):
+			// A snapshot older than a change of health alone looks like
+			// the write in every other field, and one older than the
+			// write may even match it (health flipped twice): only a
+			// matching snapshot past the settle time confirms it (or,
+			// should the server decide health itself, the deadline below
+			// ends the wait). Until then the view shows the write.
 			delete(v.pending, id)
 			quiet[id] = true
 		case p.inst == nil && !there && (p.seen || now.After(p.settle)):
@@ -274,7 +294,7 @@ func (v *view) recompute() {
 	} else {
 		for _, id := range slices.Sorted(maps.Keys(v.insts)) {
 			if _, ok := next[id]; !ok {
-				last := v.insts[id]
+				last := v.withSession(v.insts[id])
 				delete(v.insts, id)
 				if quiet[id] {
 					continue
@@ -300,6 +320,7 @@ func (v *view) recompute() {
 				i.Revision = v.d.clock.tick(0)
 			}
 			v.insts[id] = i
+			i = v.withSession(i)
 			events = append(events, model.Event{Type: model.EventPut, Revision: i.Revision, Service: v.svc, Instance: &i})
 		}
 	}
@@ -328,15 +349,20 @@ func (v *view) recompute() {
 func (v *view) list() []model.Instance {
 	out := make([]model.Instance, 0, len(v.insts))
 	for _, id := range slices.Sorted(maps.Keys(v.insts)) {
-		i := v.insts[id].Clone()
-		if i.Ephemeral {
-			if s, ok := v.d.sessions.Owner(instKey{v.svc, id}); ok {
-				i.Session = s
-			}
-		}
-		out = append(out, i)
+		out = append(out, v.withSession(v.insts[id].Clone()))
 	}
 	return out
+}
+
+// withSession returns i with the session that owns it, when a session of
+// this driver does (the server knows connections, not sessions).
+func (v *view) withSession(i model.Instance) model.Instance {
+	if i.Ephemeral {
+		if s, ok := v.d.sessions.Owner(instKey{v.svc, i.ID}); ok {
+			i.Session = s
+		}
+	}
+	return i
 }
 
 func (v *view) close() {
@@ -353,6 +379,9 @@ func toParam(svc model.ServiceKey, inst model.Instance) vo.RegisterInstanceParam
 		md = map[string]string{}
 	}
 	md[metaID] = inst.ID
+	if inst.Ephemeral {
+		md[metaSession] = inst.Session
+	}
 	return vo.RegisterInstanceParam{Ip: inst.IP, Port: uint64(inst.Port), Weight: inst.Weight, Enable: inst.Enabled,
 		Healthy: inst.Healthy, Metadata: md, ClusterName: inst.Cluster, ServiceName: svc.Service, GroupName: svc.Group,
 		Ephemeral: inst.Ephemeral}
@@ -362,6 +391,20 @@ func toParam(svc model.ServiceKey, inst model.Instance) vo.RegisterInstanceParam
 // A persistent instance goes through the shared client of its namespace;
 // an ephemeral one through its session's own connection.
 func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
+	defer d.lockInstance(svc, inst.ID)()
+	return d.register(ctx, svc, inst)
+}
+
+// lockInstance takes the write lock of an instance and returns its unlock.
+func (d *Driver) lockInstance(svc model.ServiceKey, id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(svc.String() + "\x00" + id))
+	mu := &d.writes[h.Sum32()%uint32(len(d.writes))]
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (d *Driver) register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
 	if err := checkMetadata(inst.Metadata); err != nil {
 		return 0, err
 	}
@@ -435,7 +478,7 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 // checkMetadata refuses the metadata keys the driver or the server owns.
 func checkMetadata(md map[string]string) error {
 	for k := range md {
-		if k == metaID || strings.HasPrefix(k, internalPrefix) {
+		if k == metaID || k == metaSession || strings.HasPrefix(k, internalPrefix) {
 			return model.Invalid("metadata", "key %q is reserved by the nacos backend", k)
 		}
 	}
@@ -483,6 +526,34 @@ func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string
 		return 0, err
 	}
 	return v.acknowledged(id, nil), nil
+}
+
+// PatchInstance implements backends.Registry by registering the instance
+// again with the patch applied, through the connection that holds it.
+// Nacos ties an ephemeral instance to the connection that registered it,
+// so one whose session another driver holds is ErrNotOwner. Nacos has no
+// conditional registration: the precondition is checked against the
+// driver's view just before the write.
+func (d *Driver) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error) {
+	defer d.lockInstance(svc, id)()
+	insts, _, err := d.Instances(ctx, svc, backends.ReadOptions{})
+	if err != nil {
+		return model.Instance{}, err
+	}
+	i := slices.IndexFunc(insts, func(i model.Instance) bool { return i.ID == id })
+	if i < 0 {
+		return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+	}
+	cur := insts[i]
+	if !p.Cond.Holds(cur.Revision) {
+		return model.Instance{}, model.PatchConflict(p, cur.Revision)
+	}
+	if cur.Ephemeral && !d.sessions.Live(cur.Session) {
+		return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, backends.ErrNotOwner)
+	}
+	inst := p.Apply(cur)
+	inst.Revision, err = d.register(ctx, svc, inst)
+	return inst, err
 }
 
 // Instances lists a service's instances as the driver's view holds them:

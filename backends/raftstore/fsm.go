@@ -23,6 +23,7 @@ const (
 	opSessionExpire = "session.expire"
 	opRegister      = "instance.register"
 	opDeregister    = "instance.deregister"
+	opPatch         = "instance.patch"
 	opConfigPut     = "config.put"
 	opConfigDelete  = "config.delete"
 	opRestore       = "state.restore"
@@ -31,24 +32,26 @@ const (
 // command is one entry of the replicated log. Everything the state machine
 // needs is in it (ids, timestamps), so applying it is deterministic.
 type command struct {
-	Op       string             `json:"op"`
-	Session  *model.Session     `json:"session,omitempty"`
-	Service  model.ServiceKey   `json:"service,omitzero"`
-	Instance *model.Instance    `json:"instance,omitempty"`
-	ID       string             `json:"id,omitempty"`
-	Config   *model.Config      `json:"config,omitempty"`
-	Key      model.ConfigKey    `json:"key,omitzero"`
-	Cond     model.Precondition `json:"cond,omitzero"`
-	Now      time.Time          `json:"now,omitzero"`
+	Op       string               `json:"op"`
+	Session  *model.Session       `json:"session,omitempty"`
+	Service  model.ServiceKey     `json:"service,omitzero"`
+	Instance *model.Instance      `json:"instance,omitempty"`
+	Patch    *model.InstancePatch `json:"patch,omitempty"`
+	ID       string               `json:"id,omitempty"`
+	Config   *model.Config        `json:"config,omitempty"`
+	Key      model.ConfigKey      `json:"key,omitzero"`
+	Cond     model.Precondition   `json:"cond,omitzero"`
+	Now      time.Time            `json:"now,omitzero"`
 	// State replaces the whole state (opRestore).
 	State *snapshotData `json:"state,omitempty"`
 }
 
 // result is what applying a command returns to the proposer.
 type result struct {
-	rev    int64
-	config model.Config
-	err    error
+	rev      int64
+	config   model.Config
+	instance model.Instance
+	err      error
 }
 
 type instanceRef struct {
@@ -138,6 +141,20 @@ func (f *fsm) Apply(l *raft.Log) any {
 			f.owned[inst.Session][instanceRef{c.Service, inst.ID}] = struct{}{}
 		}
 		evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, Service: c.Service, Instance: &inst})
+	case opPatch:
+		cur, ok := f.services[c.Service][c.ID]
+		switch {
+		case !ok:
+			res.err = fmt.Errorf("instance %q of %s: %w", c.ID, c.Service, model.ErrNotFound)
+		case !c.Patch.Cond.Holds(cur.Revision):
+			res.err = model.PatchConflict(*c.Patch, cur.Revision)
+		default: // the session, and so the owner, stay
+			inst := c.Patch.Apply(cur)
+			inst.Revision = rev
+			f.services[c.Service][c.ID] = inst
+			res.instance = inst
+			evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, Service: c.Service, Instance: &inst})
+		}
 	case opDeregister:
 		inst, ok := f.services[c.Service][c.ID]
 		if !ok {

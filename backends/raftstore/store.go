@@ -759,6 +759,19 @@ func (s *Store) Register(ctx context.Context, svc model.ServiceKey, inst model.I
 	return res.rev, err
 }
 
+// PatchInstance implements backends.Registry with a command of its own,
+// applied to the instance as the log holds it.
+func (s *Store) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error) {
+	if b, err := s.forward(ctx); b != nil || err != nil {
+		if err != nil {
+			return model.Instance{}, err
+		}
+		return b.PatchInstance(ctx, svc, id, p)
+	}
+	res, err := s.propose(ctx, command{Op: opPatch, Service: svc, ID: id, Patch: &p})
+	return res.instance, err
+}
+
 // Deregister implements backends.Registry.
 func (s *Store) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
 	if b, err := s.forward(ctx); b != nil || err != nil {
@@ -896,7 +909,7 @@ func (s *Store) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what the built-in store provides.
 func (s *Store) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: true, NativeRevisions: true, ResumableWatch: true,
-		WatchHistory: s.cfg.History, LinearizableReads: true, NativeCAS: true}
+		WatchHistory: s.cfg.History, LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true}
 }
 
 // Close stops the store. Acknowledged writes are already on disk.

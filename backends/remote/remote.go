@@ -76,6 +76,23 @@ func (b *Backend) Register(ctx context.Context, svc model.ServiceKey, i model.In
 	return r.Revision, nil
 }
 
+// PatchInstance implements backends.Registry with SetInstanceState.
+func (b *Backend) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error) {
+	req := &pb.SetInstanceStateRequest{Namespace: svc.Namespace, Group: svc.Group, Service: svc.Service, Id: id,
+		Healthy: p.Healthy, Enabled: p.Enabled, Weight: p.Weight}
+	if p.Metadata != nil {
+		req.Metadata = &pb.MetadataPatch{Entries: p.Metadata}
+	}
+	if p.Cond.Check {
+		req.IfRevision = &p.Cond.Revision
+	}
+	r, err := b.reg.SetInstanceState(ctx, req)
+	if err != nil {
+		return model.Instance{}, pb.Error(err)
+	}
+	return r.Instance.Model(), nil
+}
+
 // Deregister implements backends.Registry.
 func (b *Backend) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
 	r, err := b.reg.DeregisterInstance(ctx, &pb.DeregisterInstanceRequest{Namespace: svc.Namespace, Group: svc.Group,

@@ -25,10 +25,16 @@ type harness struct {
 	b       backends.Backend
 	window  int
 	compact func(ctx context.Context, t *testing.T, rev int64)
+	// peer serves the same store through a second gateway (and, for
+	// stores whose sessions a driver holds, a second driver).
+	peer func(t *testing.T) backends.Backend
 }
 
 func (h *harness) Backend(*testing.T) backends.Backend { return h.b }
 func (h *harness) HistoryWindow() int                  { return h.window }
+
+// Peer implements conformance.Peers.
+func (h *harness) Peer(t *testing.T) backends.Backend { return h.peer(t) }
 
 type compacting struct{ *harness }
 
@@ -71,18 +77,22 @@ func TestConformanceThroughGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		conformance.Run(t, &harness{b: serve(t, s), window: 64})
+		conformance.Run(t, &harness{b: serve(t, s), window: 64, peer: func(t *testing.T) backends.Backend { return serve(t, s) }})
 	})
 	t.Run("etcd", func(t *testing.T) {
 		ep, _ := servers.Etcd(t)
 		u, _ := url.Parse("etcd://" + ep + "?prefix=/e2e")
 		cfg, _ := etcd.ConfigFromURL(u)
-		d, err := etcd.Open(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
+		open := func(t *testing.T) *etcd.Driver {
+			d, err := etcd.Open(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			return d
 		}
-		t.Cleanup(func() { d.Close() })
-		h := &harness{b: serve(t, d), compact: func(ctx context.Context, t *testing.T, rev int64) {
+		d := open(t)
+		h := &harness{b: serve(t, d), peer: func(t *testing.T) backends.Backend { return serve(t, open(t)) }, compact: func(ctx context.Context, t *testing.T, rev int64) {
 			if _, err := d.Client().Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
 				t.Fatal(err)
 			}
@@ -93,13 +103,16 @@ func TestConformanceThroughGateway(t *testing.T) {
 		z := servers.ZooKeeper(t)
 		u, _ := url.Parse("zk://" + z.Addr)
 		cfg, _ := zookeeper.ConfigFromURL(u)
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		d, err := zookeeper.Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
+		open := func(t *testing.T) *zookeeper.Driver {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			d, err := zookeeper.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			return d
 		}
-		t.Cleanup(func() { d.Close() })
-		conformance.Run(t, &harness{b: serve(t, d)})
+		conformance.Run(t, &harness{b: serve(t, open(t)), peer: func(t *testing.T) backends.Backend { return serve(t, open(t)) }})
 	})
 }

@@ -361,6 +361,54 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	return st.Mzxid, nil
 }
 
+// PatchInstance implements backends.Registry with a versioned Set, which
+// keeps an ephemeral node's owner: the instance stays with the ZooKeeper
+// session (and so the Junction session) of whichever driver created it.
+// A concurrent write makes it start over on the new data (where a
+// precondition then fails).
+func (d *Driver) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, patch model.InstancePatch) (model.Instance, error) {
+	p := d.serviceDir(svc) + "/" + id
+	for attempt := 0; attempt < 10 && ctx.Err() == nil; attempt++ {
+		data, st, err := d.conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+		}
+		if err != nil {
+			return model.Instance{}, mapErr(err)
+		}
+		cur := decodeInstance(id, data, st)
+		if !patch.Cond.Holds(cur.Revision) {
+			return model.Instance{}, model.PatchConflict(patch, cur.Revision)
+		}
+		inst := patch.Apply(cur)
+		next, err := encodeInstance(svc.Service, inst)
+		if err != nil {
+			return model.Instance{}, err
+		}
+		st, err = d.conn.Set(p, next, st.Version)
+		if errors.Is(err, zk.ErrBadVersion) {
+			continue
+		}
+		if errors.Is(err, zk.ErrNoNode) {
+			return model.Instance{}, fmt.Errorf("instance %q of %s: %w", id, svc, model.ErrNotFound)
+		}
+		if err != nil {
+			return model.Instance{}, mapErr(err)
+		}
+		// The holder re-creates its nodes from what it keeps should its
+		// ZooKeeper session be replaced: keep the patched data there.
+		if sid, ok := d.sessions.Owner(p); ok {
+			d.sessions.Own(sid, p, next)
+		}
+		inst.Revision = st.Mzxid
+		return inst, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return model.Instance{}, err
+	}
+	return model.Instance{}, fmt.Errorf("zookeeper: %s keeps changing under us: %w", p, model.ErrUnavailable)
+}
+
 // Deregister implements backends.Registry.
 func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
 	p := d.serviceDir(svc) + "/" + id
@@ -849,7 +897,7 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what the driver provides on ZooKeeper.
 func (d *Driver) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: false, NativeRevisions: true, ResumableWatch: false,
-		LinearizableReads: true, NativeCAS: true}
+		LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true}
 }
 
 // Close removes this gateway's sessions and closes the connection (closing

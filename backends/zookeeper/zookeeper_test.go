@@ -16,10 +16,16 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-type harness struct{ d *zookeeper.Driver }
+type harness struct {
+	d    *zookeeper.Driver
+	addr string
+}
 
 func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
-func (h *harness) HistoryWindow() int                    { return 0 } // ZooKeeper keeps no history
+
+// Peer opens a second driver: another ZooKeeper connection and session.
+func (h *harness) Peer(t *testing.T) backends.Backend { return open(t, h.addr) }
+func (h *harness) HistoryWindow() int                 { return 0 } // ZooKeeper keeps no history
 
 func open(t *testing.T, addr string) *zookeeper.Driver {
 	t.Helper()
@@ -40,7 +46,7 @@ func open(t *testing.T, addr string) *zookeeper.Driver {
 
 func TestConformance(t *testing.T) {
 	z := servers.ZooKeeper(t)
-	conformance.Run(t, &harness{d: open(t, z.Addr)})
+	conformance.Run(t, &harness{d: open(t, z.Addr), addr: z.Addr})
 }
 
 // A session that expires while ZooKeeper cannot be reached still has its

@@ -95,5 +95,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(clusterOpts["election-timeout"], "election-timeout", "500ms", "cluster mode: how long a candidate waits for votes")
 	f.StringVar(&cfg.GatewayID, "gateway-id", "", "this gateway's name among those over the same store (default host/pid/random)")
 	f.DurationVar(&cfg.HealthLease, "health-lease", cfg.HealthLease, "how long the gateway running the health checks holds its lease; another takes over after it is unchanged this long")
+	f.DurationVar(&cfg.HealthScan, "health-scan", cfg.HealthScan, "how often the health checks, and the instance patches another gateway asks this one to apply, are looked for")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "how long a REST request body may go without sending a byte")
 	return cmd
 }

@@ -797,7 +797,13 @@ type SetInstanceStateRequest struct {
 	// Set by hand; an instance with a health check gets its checks' verdict.
 	Healthy *bool `protobuf:"varint,6,opt,name=healthy,proto3,oneof" json:"healthy,omitempty"`
 	// Stop checking the instance (its health check is removed).
-	RemoveCheck   bool `protobuf:"varint,7,opt,name=remove_check,json=removeCheck,proto3" json:"remove_check,omitempty"`
+	RemoveCheck bool `protobuf:"varint,7,opt,name=remove_check,json=removeCheck,proto3" json:"remove_check,omitempty"`
+	// 0 to 10000.
+	Weight *float64 `protobuf:"fixed64,8,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	// Replaces the instance's metadata (an empty map clears it).
+	Metadata *MetadataPatch `protobuf:"bytes,9,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// Only when the instance is at this revision (ABORTED/409 otherwise).
+	IfRevision    *int64 `protobuf:"varint,10,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,6 +887,72 @@ func (x *SetInstanceStateRequest) GetRemoveCheck() bool {
 	return false
 }
 
+func (x *SetInstanceStateRequest) GetWeight() float64 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+func (x *SetInstanceStateRequest) GetMetadata() *MetadataPatch {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *SetInstanceStateRequest) GetIfRevision() int64 {
+	if x != nil && x.IfRevision != nil {
+		return *x.IfRevision
+	}
+	return 0
+}
+
+// MetadataPatch is an instance's new metadata.
+type MetadataPatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       map[string]string      `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetadataPatch) Reset() {
+	*x = MetadataPatch{}
+	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetadataPatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetadataPatch) ProtoMessage() {}
+
+func (x *MetadataPatch) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetadataPatch.ProtoReflect.Descriptor instead.
+func (*MetadataPatch) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *MetadataPatch) GetEntries() map[string]string {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type GetInstanceHealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -893,7 +965,7 @@ type GetInstanceHealthRequest struct {
 
 func (x *GetInstanceHealthRequest) Reset() {
 	*x = GetInstanceHealthRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	mi := &file_junction_v1_junction_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +977,7 @@ func (x *GetInstanceHealthRequest) String() string {
 func (*GetInstanceHealthRequest) ProtoMessage() {}
 
 func (x *GetInstanceHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[10]
+	mi := &file_junction_v1_junction_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +990,7 @@ func (x *GetInstanceHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInstanceHealthRequest.ProtoReflect.Descriptor instead.
 func (*GetInstanceHealthRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{10}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetInstanceHealthRequest) GetNamespace() string {
@@ -966,7 +1038,7 @@ type InstanceHealth struct {
 
 func (x *InstanceHealth) Reset() {
 	*x = InstanceHealth{}
-	mi := &file_junction_v1_junction_proto_msgTypes[11]
+	mi := &file_junction_v1_junction_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1050,7 @@ func (x *InstanceHealth) String() string {
 func (*InstanceHealth) ProtoMessage() {}
 
 func (x *InstanceHealth) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[11]
+	mi := &file_junction_v1_junction_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1063,7 @@ func (x *InstanceHealth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceHealth.ProtoReflect.Descriptor instead.
 func (*InstanceHealth) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{11}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InstanceHealth) GetInstance() *Instance {
@@ -1040,7 +1112,7 @@ type GetServiceSettingsRequest struct {
 
 func (x *GetServiceSettingsRequest) Reset() {
 	*x = GetServiceSettingsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[12]
+	mi := &file_junction_v1_junction_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1124,7 @@ func (x *GetServiceSettingsRequest) String() string {
 func (*GetServiceSettingsRequest) ProtoMessage() {}
 
 func (x *GetServiceSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[12]
+	mi := &file_junction_v1_junction_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1137,7 @@ func (x *GetServiceSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServiceSettingsRequest.ProtoReflect.Descriptor instead.
 func (*GetServiceSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{12}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetServiceSettingsRequest) GetNamespace() string {
@@ -1101,7 +1173,7 @@ type PutServiceSettingsRequest struct {
 
 func (x *PutServiceSettingsRequest) Reset() {
 	*x = PutServiceSettingsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[13]
+	mi := &file_junction_v1_junction_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1185,7 @@ func (x *PutServiceSettingsRequest) String() string {
 func (*PutServiceSettingsRequest) ProtoMessage() {}
 
 func (x *PutServiceSettingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[13]
+	mi := &file_junction_v1_junction_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1198,7 @@ func (x *PutServiceSettingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutServiceSettingsRequest.ProtoReflect.Descriptor instead.
 func (*PutServiceSettingsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{13}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutServiceSettingsRequest) GetNamespace() string {
@@ -1170,7 +1242,7 @@ type ServiceSettings struct {
 
 func (x *ServiceSettings) Reset() {
 	*x = ServiceSettings{}
-	mi := &file_junction_v1_junction_proto_msgTypes[14]
+	mi := &file_junction_v1_junction_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1254,7 @@ func (x *ServiceSettings) String() string {
 func (*ServiceSettings) ProtoMessage() {}
 
 func (x *ServiceSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[14]
+	mi := &file_junction_v1_junction_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1267,7 @@ func (x *ServiceSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSettings.ProtoReflect.Descriptor instead.
 func (*ServiceSettings) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{14}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ServiceSettings) GetProtectThreshold() float64 {
@@ -1215,7 +1287,7 @@ type RegisterInstanceResponse struct {
 
 func (x *RegisterInstanceResponse) Reset() {
 	*x = RegisterInstanceResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[15]
+	mi := &file_junction_v1_junction_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1299,7 @@ func (x *RegisterInstanceResponse) String() string {
 func (*RegisterInstanceResponse) ProtoMessage() {}
 
 func (x *RegisterInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[15]
+	mi := &file_junction_v1_junction_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1312,7 @@ func (x *RegisterInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterInstanceResponse.ProtoReflect.Descriptor instead.
 func (*RegisterInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{15}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RegisterInstanceResponse) GetInstance() *Instance {
@@ -1269,7 +1341,7 @@ type DeregisterInstanceRequest struct {
 
 func (x *DeregisterInstanceRequest) Reset() {
 	*x = DeregisterInstanceRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[16]
+	mi := &file_junction_v1_junction_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1353,7 @@ func (x *DeregisterInstanceRequest) String() string {
 func (*DeregisterInstanceRequest) ProtoMessage() {}
 
 func (x *DeregisterInstanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[16]
+	mi := &file_junction_v1_junction_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1366,7 @@ func (x *DeregisterInstanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterInstanceRequest.ProtoReflect.Descriptor instead.
 func (*DeregisterInstanceRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{16}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeregisterInstanceRequest) GetNamespace() string {
@@ -1334,7 +1406,7 @@ type DeregisterInstanceResponse struct {
 
 func (x *DeregisterInstanceResponse) Reset() {
 	*x = DeregisterInstanceResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[17]
+	mi := &file_junction_v1_junction_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1418,7 @@ func (x *DeregisterInstanceResponse) String() string {
 func (*DeregisterInstanceResponse) ProtoMessage() {}
 
 func (x *DeregisterInstanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[17]
+	mi := &file_junction_v1_junction_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1431,7 @@ func (x *DeregisterInstanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterInstanceResponse.ProtoReflect.Descriptor instead.
 func (*DeregisterInstanceResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{17}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeregisterInstanceResponse) GetRevision() int64 {
@@ -1386,7 +1458,7 @@ type ListInstancesRequest struct {
 
 func (x *ListInstancesRequest) Reset() {
 	*x = ListInstancesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[18]
+	mi := &file_junction_v1_junction_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1470,7 @@ func (x *ListInstancesRequest) String() string {
 func (*ListInstancesRequest) ProtoMessage() {}
 
 func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[18]
+	mi := &file_junction_v1_junction_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1483,7 @@ func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesRequest.ProtoReflect.Descriptor instead.
 func (*ListInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{18}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListInstancesRequest) GetNamespace() string {
@@ -1476,7 +1548,7 @@ type ListInstancesResponse struct {
 
 func (x *ListInstancesResponse) Reset() {
 	*x = ListInstancesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[19]
+	mi := &file_junction_v1_junction_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1560,7 @@ func (x *ListInstancesResponse) String() string {
 func (*ListInstancesResponse) ProtoMessage() {}
 
 func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[19]
+	mi := &file_junction_v1_junction_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1573,7 @@ func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesResponse.ProtoReflect.Descriptor instead.
 func (*ListInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{19}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListInstancesResponse) GetInstances() []*Instance {
@@ -1552,7 +1624,7 @@ type WatchInstancesRequest struct {
 
 func (x *WatchInstancesRequest) Reset() {
 	*x = WatchInstancesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[20]
+	mi := &file_junction_v1_junction_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1636,7 @@ func (x *WatchInstancesRequest) String() string {
 func (*WatchInstancesRequest) ProtoMessage() {}
 
 func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[20]
+	mi := &file_junction_v1_junction_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1649,7 @@ func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInstancesRequest.ProtoReflect.Descriptor instead.
 func (*WatchInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{20}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchInstancesRequest) GetNamespace() string {
@@ -1622,7 +1694,7 @@ type InstanceEvent struct {
 
 func (x *InstanceEvent) Reset() {
 	*x = InstanceEvent{}
-	mi := &file_junction_v1_junction_proto_msgTypes[21]
+	mi := &file_junction_v1_junction_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1634,7 +1706,7 @@ func (x *InstanceEvent) String() string {
 func (*InstanceEvent) ProtoMessage() {}
 
 func (x *InstanceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[21]
+	mi := &file_junction_v1_junction_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1647,7 +1719,7 @@ func (x *InstanceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceEvent.ProtoReflect.Descriptor instead.
 func (*InstanceEvent) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{21}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *InstanceEvent) GetType() EventType {
@@ -1694,7 +1766,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[22]
+	mi := &file_junction_v1_junction_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1778,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[22]
+	mi := &file_junction_v1_junction_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1791,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{22}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListServicesRequest) GetNamespace() string {
@@ -1770,7 +1842,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[23]
+	mi := &file_junction_v1_junction_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1854,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[23]
+	mi := &file_junction_v1_junction_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1867,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{23}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServiceSummary) GetNamespace() string {
@@ -1845,7 +1917,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	mi := &file_junction_v1_junction_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1929,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	mi := &file_junction_v1_junction_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1942,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{24}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -1918,7 +1990,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_junction_v1_junction_proto_msgTypes[25]
+	mi := &file_junction_v1_junction_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2002,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[25]
+	mi := &file_junction_v1_junction_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2015,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{25}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Config) GetNamespace() string {
@@ -2035,7 +2107,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[26]
+	mi := &file_junction_v1_junction_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2119,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[26]
+	mi := &file_junction_v1_junction_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2132,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{26}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetConfigRequest) GetNamespace() string {
@@ -2105,7 +2177,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[27]
+	mi := &file_junction_v1_junction_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2189,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[27]
+	mi := &file_junction_v1_junction_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2202,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{27}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -2177,7 +2249,7 @@ type PutConfigRequest struct {
 
 func (x *PutConfigRequest) Reset() {
 	*x = PutConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[28]
+	mi := &file_junction_v1_junction_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2261,7 @@ func (x *PutConfigRequest) String() string {
 func (*PutConfigRequest) ProtoMessage() {}
 
 func (x *PutConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[28]
+	mi := &file_junction_v1_junction_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2274,7 @@ func (x *PutConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigRequest.ProtoReflect.Descriptor instead.
 func (*PutConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{28}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PutConfigRequest) GetNamespace() string {
@@ -2256,7 +2328,7 @@ type PutConfigResponse struct {
 
 func (x *PutConfigResponse) Reset() {
 	*x = PutConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[29]
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2340,7 @@ func (x *PutConfigResponse) String() string {
 func (*PutConfigResponse) ProtoMessage() {}
 
 func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[29]
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2353,7 @@ func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigResponse.ProtoReflect.Descriptor instead.
 func (*PutConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{29}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PutConfigResponse) GetConfig() *Config {
@@ -2304,7 +2376,7 @@ type DeleteConfigRequest struct {
 
 func (x *DeleteConfigRequest) Reset() {
 	*x = DeleteConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2388,7 @@ func (x *DeleteConfigRequest) String() string {
 func (*DeleteConfigRequest) ProtoMessage() {}
 
 func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2401,7 @@ func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteConfigRequest) GetNamespace() string {
@@ -2369,7 +2441,7 @@ type DeleteConfigResponse struct {
 
 func (x *DeleteConfigResponse) Reset() {
 	*x = DeleteConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2381,7 +2453,7 @@ func (x *DeleteConfigResponse) String() string {
 func (*DeleteConfigResponse) ProtoMessage() {}
 
 func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2394,7 +2466,7 @@ func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteConfigResponse) GetRevision() int64 {
@@ -2416,7 +2488,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2500,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2513,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListConfigsRequest) GetNamespace() string {
@@ -2482,7 +2554,7 @@ type ConfigSummary struct {
 
 func (x *ConfigSummary) Reset() {
 	*x = ConfigSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2566,7 @@ func (x *ConfigSummary) String() string {
 func (*ConfigSummary) ProtoMessage() {}
 
 func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2579,7 @@ func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
 func (*ConfigSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConfigSummary) GetNamespace() string {
@@ -2583,7 +2655,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2667,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2680,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
@@ -2638,7 +2710,7 @@ type WatchConfigRequest struct {
 
 func (x *WatchConfigRequest) Reset() {
 	*x = WatchConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +2722,7 @@ func (x *WatchConfigRequest) String() string {
 func (*WatchConfigRequest) ProtoMessage() {}
 
 func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +2735,7 @@ func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchConfigRequest) GetNamespace() string {
@@ -2710,7 +2782,7 @@ type ConfigEvent struct {
 
 func (x *ConfigEvent) Reset() {
 	*x = ConfigEvent{}
-	mi := &file_junction_v1_junction_proto_msgTypes[36]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2794,7 @@ func (x *ConfigEvent) String() string {
 func (*ConfigEvent) ProtoMessage() {}
 
 func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[36]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2807,7 @@ func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEvent.ProtoReflect.Descriptor instead.
 func (*ConfigEvent) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ConfigEvent) GetType() EventType {
@@ -2788,7 +2860,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[37]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +2872,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[37]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +2885,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
 }
 
 type Capabilities struct {
@@ -2831,7 +2903,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +2915,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +2928,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -2921,7 +2993,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3005,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3018,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -2992,7 +3064,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3076,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3089,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
 }
 
 // Member is one server of a built-in store cluster.
@@ -3037,7 +3109,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3121,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3134,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Member) GetId() string {
@@ -3104,7 +3176,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3188,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3201,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -3158,7 +3230,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3242,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3255,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -3209,7 +3281,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3221,7 +3293,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3234,7 +3306,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -3316,7 +3388,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
 	"\x04pass\x18\x02 \x01(\bR\x04pass\x12\x16\n" +
 	"\x06output\x18\x03 \x01(\tR\x06output\x123\n" +
-	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\xf0\x01\n" +
+	"\alatency\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\alatency\"\x86\x03\n" +
 	"\x17SetInstanceStateRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -3324,11 +3396,23 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12\x1d\n" +
 	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\x1d\n" +
 	"\ahealthy\x18\x06 \x01(\bH\x01R\ahealthy\x88\x01\x01\x12!\n" +
-	"\fremove_check\x18\a \x01(\bR\vremoveCheckB\n" +
+	"\fremove_check\x18\a \x01(\bR\vremoveCheck\x12\x1b\n" +
+	"\x06weight\x18\b \x01(\x01H\x02R\x06weight\x88\x01\x01\x126\n" +
+	"\bmetadata\x18\t \x01(\v2\x1a.junction.v1.MetadataPatchR\bmetadata\x12$\n" +
+	"\vif_revision\x18\n" +
+	" \x01(\x03H\x03R\n" +
+	"ifRevision\x88\x01\x01B\n" +
 	"\n" +
 	"\b_enabledB\n" +
 	"\n" +
-	"\b_healthy\"x\n" +
+	"\b_healthyB\t\n" +
+	"\a_weightB\x0e\n" +
+	"\f_if_revision\"\x8e\x01\n" +
+	"\rMetadataPatch\x12A\n" +
+	"\aentries\x18\x01 \x03(\v2'.junction.v1.MetadataPatch.EntriesEntryR\aentries\x1a:\n" +
+	"\fEntriesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +
 	"\x18GetInstanceHealthRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -3548,7 +3632,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                     // 0: junction.v1.EventType
 	(*Session)(nil),                    // 1: junction.v1.Session
@@ -3561,126 +3645,130 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*HealthCheck)(nil),                // 8: junction.v1.HealthCheck
 	(*CheckResult)(nil),                // 9: junction.v1.CheckResult
 	(*SetInstanceStateRequest)(nil),    // 10: junction.v1.SetInstanceStateRequest
-	(*GetInstanceHealthRequest)(nil),   // 11: junction.v1.GetInstanceHealthRequest
-	(*InstanceHealth)(nil),             // 12: junction.v1.InstanceHealth
-	(*GetServiceSettingsRequest)(nil),  // 13: junction.v1.GetServiceSettingsRequest
-	(*PutServiceSettingsRequest)(nil),  // 14: junction.v1.PutServiceSettingsRequest
-	(*ServiceSettings)(nil),            // 15: junction.v1.ServiceSettings
-	(*RegisterInstanceResponse)(nil),   // 16: junction.v1.RegisterInstanceResponse
-	(*DeregisterInstanceRequest)(nil),  // 17: junction.v1.DeregisterInstanceRequest
-	(*DeregisterInstanceResponse)(nil), // 18: junction.v1.DeregisterInstanceResponse
-	(*ListInstancesRequest)(nil),       // 19: junction.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),      // 20: junction.v1.ListInstancesResponse
-	(*WatchInstancesRequest)(nil),      // 21: junction.v1.WatchInstancesRequest
-	(*InstanceEvent)(nil),              // 22: junction.v1.InstanceEvent
-	(*ListServicesRequest)(nil),        // 23: junction.v1.ListServicesRequest
-	(*ServiceSummary)(nil),             // 24: junction.v1.ServiceSummary
-	(*ListServicesResponse)(nil),       // 25: junction.v1.ListServicesResponse
-	(*Config)(nil),                     // 26: junction.v1.Config
-	(*GetConfigRequest)(nil),           // 27: junction.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 28: junction.v1.GetConfigResponse
-	(*PutConfigRequest)(nil),           // 29: junction.v1.PutConfigRequest
-	(*PutConfigResponse)(nil),          // 30: junction.v1.PutConfigResponse
-	(*DeleteConfigRequest)(nil),        // 31: junction.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),       // 32: junction.v1.DeleteConfigResponse
-	(*ListConfigsRequest)(nil),         // 33: junction.v1.ListConfigsRequest
-	(*ConfigSummary)(nil),              // 34: junction.v1.ConfigSummary
-	(*ListConfigsResponse)(nil),        // 35: junction.v1.ListConfigsResponse
-	(*WatchConfigRequest)(nil),         // 36: junction.v1.WatchConfigRequest
-	(*ConfigEvent)(nil),                // 37: junction.v1.ConfigEvent
-	(*GetStatusRequest)(nil),           // 38: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),               // 39: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),          // 40: junction.v1.GetStatusResponse
-	(*ListMembersRequest)(nil),         // 41: junction.v1.ListMembersRequest
-	(*Member)(nil),                     // 42: junction.v1.Member
-	(*ListMembersResponse)(nil),        // 43: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),           // 44: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),        // 45: junction.v1.RemoveMemberRequest
-	nil,                                // 46: junction.v1.Instance.MetadataEntry
-	nil,                                // 47: junction.v1.RegisterInstanceRequest.MetadataEntry
-	(*durationpb.Duration)(nil),        // 48: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 49: google.protobuf.Timestamp
+	(*MetadataPatch)(nil),              // 11: junction.v1.MetadataPatch
+	(*GetInstanceHealthRequest)(nil),   // 12: junction.v1.GetInstanceHealthRequest
+	(*InstanceHealth)(nil),             // 13: junction.v1.InstanceHealth
+	(*GetServiceSettingsRequest)(nil),  // 14: junction.v1.GetServiceSettingsRequest
+	(*PutServiceSettingsRequest)(nil),  // 15: junction.v1.PutServiceSettingsRequest
+	(*ServiceSettings)(nil),            // 16: junction.v1.ServiceSettings
+	(*RegisterInstanceResponse)(nil),   // 17: junction.v1.RegisterInstanceResponse
+	(*DeregisterInstanceRequest)(nil),  // 18: junction.v1.DeregisterInstanceRequest
+	(*DeregisterInstanceResponse)(nil), // 19: junction.v1.DeregisterInstanceResponse
+	(*ListInstancesRequest)(nil),       // 20: junction.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),      // 21: junction.v1.ListInstancesResponse
+	(*WatchInstancesRequest)(nil),      // 22: junction.v1.WatchInstancesRequest
+	(*InstanceEvent)(nil),              // 23: junction.v1.InstanceEvent
+	(*ListServicesRequest)(nil),        // 24: junction.v1.ListServicesRequest
+	(*ServiceSummary)(nil),             // 25: junction.v1.ServiceSummary
+	(*ListServicesResponse)(nil),       // 26: junction.v1.ListServicesResponse
+	(*Config)(nil),                     // 27: junction.v1.Config
+	(*GetConfigRequest)(nil),           // 28: junction.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 29: junction.v1.GetConfigResponse
+	(*PutConfigRequest)(nil),           // 30: junction.v1.PutConfigRequest
+	(*PutConfigResponse)(nil),          // 31: junction.v1.PutConfigResponse
+	(*DeleteConfigRequest)(nil),        // 32: junction.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),       // 33: junction.v1.DeleteConfigResponse
+	(*ListConfigsRequest)(nil),         // 34: junction.v1.ListConfigsRequest
+	(*ConfigSummary)(nil),              // 35: junction.v1.ConfigSummary
+	(*ListConfigsResponse)(nil),        // 36: junction.v1.ListConfigsResponse
+	(*WatchConfigRequest)(nil),         // 37: junction.v1.WatchConfigRequest
+	(*ConfigEvent)(nil),                // 38: junction.v1.ConfigEvent
+	(*GetStatusRequest)(nil),           // 39: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),               // 40: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),          // 41: junction.v1.GetStatusResponse
+	(*ListMembersRequest)(nil),         // 42: junction.v1.ListMembersRequest
+	(*Member)(nil),                     // 43: junction.v1.Member
+	(*ListMembersResponse)(nil),        // 44: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),           // 45: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),        // 46: junction.v1.RemoveMemberRequest
+	nil,                                // 47: junction.v1.Instance.MetadataEntry
+	nil,                                // 48: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                // 49: junction.v1.MetadataPatch.EntriesEntry
+	(*durationpb.Duration)(nil),        // 50: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 51: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	48, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	48, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	46, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	47, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	50, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	50, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	47, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	48, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	8,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	48, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	48, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	49, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	48, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
-	6,  // 9: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
-	8,  // 10: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
-	9,  // 11: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
-	9,  // 12: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
-	15, // 13: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
-	6,  // 14: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
-	6,  // 15: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	48, // 16: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
-	0,  // 17: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
-	6,  // 18: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
-	6,  // 19: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
-	24, // 20: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	49, // 21: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	49, // 22: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
-	26, // 23: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	48, // 24: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
-	26, // 25: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	49, // 26: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	34, // 27: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
-	0,  // 28: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	26, // 29: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	39, // 30: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	42, // 31: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	2,  // 32: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 33: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 34: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 35: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	17, // 36: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	19, // 37: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	21, // 38: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	23, // 39: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	10, // 40: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	11, // 41: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	13, // 42: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	14, // 43: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	27, // 44: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	29, // 45: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	31, // 46: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	33, // 47: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	36, // 48: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	38, // 49: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	41, // 50: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	44, // 51: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	45, // 52: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	1,  // 53: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 54: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 55: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	16, // 56: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	18, // 57: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	20, // 58: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	22, // 59: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	25, // 60: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	16, // 61: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	12, // 62: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	15, // 63: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	15, // 64: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	28, // 65: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	30, // 66: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	32, // 67: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	35, // 68: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	37, // 69: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	40, // 70: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	43, // 71: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	43, // 72: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	43, // 73: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	53, // [53:74] is the sub-list for method output_type
-	32, // [32:53] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	50, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	50, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	51, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	50, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	11, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
+	49, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	6,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
+	8,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
+	9,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
+	9,  // 14: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
+	16, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
+	6,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
+	6,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
+	50, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
+	6,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
+	6,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
+	25, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
+	51, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	51, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	27, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
+	50, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	27, // 27: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	51, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	35, // 29: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	0,  // 30: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
+	27, // 31: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	40, // 32: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	43, // 33: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	2,  // 34: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	3,  // 35: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	4,  // 36: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	7,  // 37: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	18, // 38: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	20, // 39: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	22, // 40: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	24, // 41: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	10, // 42: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	12, // 43: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	14, // 44: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	15, // 45: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	28, // 46: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	30, // 47: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	32, // 48: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	34, // 49: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	37, // 50: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	39, // 51: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	42, // 52: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	45, // 53: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	46, // 54: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	1,  // 55: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	1,  // 56: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	5,  // 57: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	17, // 58: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	19, // 59: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	21, // 60: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	23, // 61: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	26, // 62: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	17, // 63: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	13, // 64: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	16, // 65: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	16, // 66: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	29, // 67: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	31, // 68: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	33, // 69: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	36, // 70: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	38, // 71: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	41, // 72: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	44, // 73: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	44, // 74: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	44, // 75: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	55, // [55:76] is the sub-list for method output_type
+	34, // [34:55] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -3690,15 +3778,15 @@ func file_junction_v1_junction_proto_init() {
 	}
 	file_junction_v1_junction_proto_msgTypes[6].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[9].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[28].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[30].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[29].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

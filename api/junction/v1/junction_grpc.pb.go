@@ -61,8 +61,10 @@ type RegistryServiceClient interface {
 	WatchInstances(ctx context.Context, in *WatchInstancesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InstanceEvent], error)
 	// ListServices lists the services of a namespace, a page at a time.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
-	// SetInstanceState puts an instance in or out of maintenance (enabled)
-	// or sets its health by hand, leaving the rest of it as it is.
+	// SetInstanceState changes some of an instance's fields in place:
+	// maintenance (enabled), health by hand, weight, metadata, optionally
+	// only at a given revision. The rest of it, and the session that owns it,
+	// stay as they are.
 	SetInstanceState(ctx context.Context, in *SetInstanceStateRequest, opts ...grpc.CallOption) (*RegisterInstanceResponse, error)
 	// GetInstanceHealth reports an instance's health check, its last
 	// transition and, from the gateway that runs the check, its recent results.
@@ -234,8 +236,10 @@ type RegistryServiceServer interface {
 	WatchInstances(*WatchInstancesRequest, grpc.ServerStreamingServer[InstanceEvent]) error
 	// ListServices lists the services of a namespace, a page at a time.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
-	// SetInstanceState puts an instance in or out of maintenance (enabled)
-	// or sets its health by hand, leaving the rest of it as it is.
+	// SetInstanceState changes some of an instance's fields in place:
+	// maintenance (enabled), health by hand, weight, metadata, optionally
+	// only at a given revision. The rest of it, and the session that owns it,
+	// stay as they are.
 	SetInstanceState(context.Context, *SetInstanceStateRequest) (*RegisterInstanceResponse, error)
 	// GetInstanceHealth reports an instance's health check, its last
 	// transition and, from the gateway that runs the check, its recent results.
