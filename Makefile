@@ -39,7 +39,7 @@ deps-apt:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -p 1 -timeout 20m ./...
-	$(GO) test -p 1 -run 'TestResetAfterReconnect|TestBoundedRunNacos' ./backends/nacos ./conformance/guarantees
+	$(GO) test -p 1 -run 'TestResetAfterReconnect|TestPolarisWedgesAfterPartition|TestBoundedRunNacos' ./backends/nacos ./conformance/guarantees
 	$(MAKE) fuzz
 
 # fuzz runs each native fuzz target for FUZZTIME (go test runs only one

@@ -86,6 +86,14 @@ func Run(ctx context.Context, targets []*Target, opts Options) (*Report, error) 
 	}
 	total, done := len(chosen)*len(targets), 0
 	for _, t := range targets {
+		if t.BeforeRun != nil {
+			bctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := t.BeforeRun(bctx)
+			cancel()
+			if err != nil {
+				return rep, fmt.Errorf("%s: before the run: %w", t.Name, err)
+			}
+		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		b, err := t.Open(octx)
 		cancel()
@@ -93,6 +101,9 @@ func Run(ctx context.Context, targets []*Target, opts Options) (*Report, error) 
 			return rep, fmt.Errorf("%s: %w", t.Name, err)
 		}
 		info := TargetInfo{Name: t.Name, Label: t.Label}
+		if t.BeforeRunIs != "" {
+			info.Label += "; " + t.BeforeRunIs
+		}
 		if st, err := b.Status(ctx); err == nil {
 			info.Declared = st.Capabilities
 		}

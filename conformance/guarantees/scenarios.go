@@ -12,7 +12,8 @@ import (
 	"github.com/junctionhq/junction/model"
 )
 
-// Scenarios returns every scenario, in report order.
+// Scenarios returns every scenario, in report order: those that inject
+// faults (a store restart in linearizability, and every one after it) last.
 func Scenarios() []Scenario {
 	return []Scenario{
 		{"list-then-watch", "2: a subscriber that lists at R and watches from R misses no change made by concurrent writers", listThenWatch},
@@ -23,12 +24,12 @@ func Scenarios() []Scenario {
 		{"resume-old-revision", "3: a watch from a revision older than the history starts with a RESET of the full state", resumeOld},
 		{"cas", "6: create-only, update-if-revision and delete-if-revision behave alike on every backend", casParity},
 		{"notify-latency", "2: config changes reach a watcher; the time from acknowledged write to event", notifyLatency},
+		{"health-check", "9: a failing HTTP check turns its instance unhealthy after fall × interval, back after rise × interval, each transition seen once", healthChecks},
 		{"linearizability", "7: concurrent config get/put/CAS histories are linearizable, also across a store restart", linearizability},
 		{"outage-recovery", "3: watchers attached through a store outage resume and see the changes made after it", outageRecovery},
 		{"start-while-down", "8: opening a backend whose store is down fails within a bound, with ErrUnavailable", startWhileDown},
 		{"partition-longer-than-ttl", "5: after a partition longer than the TTL, a client that keeps its registration sees it back", partition},
 		{"store-pause", "5: after the store froze (SIGSTOP) for longer than its session timeout, the registration comes back", storePause},
-		{"health-check", "9: a failing HTTP check turns its instance unhealthy after fall × interval, back after rise × interval, each transition seen once", healthChecks},
 	}
 }
 
