@@ -12,7 +12,7 @@ import (
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/zookeeper"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/gateway"
 )
 
@@ -23,7 +23,7 @@ func BenchmarkBackends(b *testing.B) {
 	open := map[string]func(b *testing.B) *env{
 		"raft": func(b *testing.B) *env { return start(b) },
 		"etcd": func(b *testing.B) *env {
-			ep, _ := servers.Etcd(b)
+			ep, _ := servertest.Etcd(b)
 			u, _ := url.Parse("etcd://" + ep)
 			cfg, _ := etcd.ConfigFromURL(u)
 			d, err := etcd.Open(context.Background(), cfg)
@@ -34,7 +34,7 @@ func BenchmarkBackends(b *testing.B) {
 			return startOn(b, d, gateway.DefaultConfig())
 		},
 		"consul": func(b *testing.B) *env {
-			c := servers.ConsulAgent(b)
+			c := servertest.ConsulAgent(b)
 			u, _ := url.Parse("consul://" + c.HTTPAddr)
 			cfg, _ := consul.ConfigFromURL(u)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -47,7 +47,7 @@ func BenchmarkBackends(b *testing.B) {
 			return startOn(b, d, gateway.DefaultConfig())
 		},
 		"zk": func(b *testing.B) *env {
-			z := servers.ZooKeeper(b)
+			z := servertest.ZooKeeper(b)
 			u, _ := url.Parse("zk://" + z.Addr)
 			cfg, _ := zookeeper.ConfigFromURL(u)
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

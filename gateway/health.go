@@ -365,7 +365,12 @@ func (r *healthRunner) reconcile(ctx context.Context) {
 		if len(rc.monitor.History()) == 0 {
 			continue
 		}
-		if err := r.setHealthy(ctx, rc, rc.monitor.Healthy()); err != nil && ctx.Err() == nil &&
+		// Bounded: reconciling runs on the goroutine that renews the lease,
+		// and a patch relayed to another gateway may wait.
+		rctx, cancel := context.WithTimeout(ctx, r.lease/4)
+		err := r.setHealthy(rctx, rc, rc.monitor.Healthy())
+		cancel()
+		if err != nil && ctx.Err() == nil && rctx.Err() == nil &&
 			!errors.Is(err, model.ErrNotFound) && !errors.Is(err, model.ErrSessionExpired) {
 			r.log.Warn("health checks: reconciling an instance failed", "service", rc.rec.Service.Service, "id", rc.rec.ID, "err", err)
 		}

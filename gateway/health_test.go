@@ -25,7 +25,7 @@ import (
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/zookeeper"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
 )
@@ -196,7 +196,7 @@ func healthScenario(t *testing.T, e *env) {
 func TestHealthChecksOnEveryBackend(t *testing.T) {
 	open := map[string]func(t *testing.T) backends.Backend{
 		"etcd": func(t *testing.T) backends.Backend {
-			ep, _ := servers.Etcd(t)
+			ep, _ := servertest.Etcd(t)
 			u, _ := url.Parse("etcd://" + ep)
 			cfg, _ := etcd.ConfigFromURL(u)
 			d, err := etcd.Open(context.Background(), cfg)
@@ -206,7 +206,7 @@ func TestHealthChecksOnEveryBackend(t *testing.T) {
 			return d
 		},
 		"zookeeper": func(t *testing.T) backends.Backend {
-			z := servers.ZooKeeper(t)
+			z := servertest.ZooKeeper(t)
 			u, _ := url.Parse("zk://" + z.Addr)
 			cfg, _ := zookeeper.ConfigFromURL(u)
 			d, err := zookeeper.Open(context.Background(), cfg)
@@ -216,7 +216,7 @@ func TestHealthChecksOnEveryBackend(t *testing.T) {
 			return d
 		},
 		"consul": func(t *testing.T) backends.Backend {
-			c := servers.ConsulAgent(t)
+			c := servertest.ConsulAgent(t)
 			u, _ := url.Parse("consul://" + c.HTTPAddr)
 			cfg, _ := consul.ConfigFromURL(u)
 			d, err := consul.Open(context.Background(), cfg)

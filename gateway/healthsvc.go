@@ -89,8 +89,14 @@ func (r *registryService) SetInstanceState(ctx context.Context, req *pb.SetInsta
 		return nil, err
 	}
 	if req.RemoveCheck {
-		if _, err := findInstance(ctx, r.s.b, key, req.Id); err != nil {
+		// The check goes first (so that its runner does not overwrite a
+		// health set here), but not from a request that will conflict.
+		cur, err := findInstance(ctx, r.s.b, key, req.Id)
+		if err != nil {
 			return nil, err
+		}
+		if !patch.Cond.Holds(cur.Revision) {
+			return nil, model.PatchConflict(patch, cur.Revision)
 		}
 		if err := r.s.checks.remove(ctx, checkKey(key, req.Id), model.Precondition{}); err != nil {
 			return nil, err

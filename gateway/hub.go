@@ -126,7 +126,7 @@ func (h *hub) run(ctx context.Context, t *topic) {
 			var events int
 			events, err = h.follow(ctx, t, w)
 			w.Close()
-			// A watch that delivered events, or held for as long as the
+			// A watch that delivered changes, or held for as long as the
 			// longest wait, worked: the next outage starts over.
 			if events > 0 || time.Since(opened) >= retry.max {
 				retry.reset()
@@ -172,9 +172,11 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // follow applies the watch's events to the topic until the watch fails; it
-// returns how many it applied.
+// returns how many changes (events other than RESETs, which some stores
+// send on every re-opened watch) it applied.
 func (h *hub) follow(ctx context.Context, t *topic, w backends.Watcher) (int, error) {
-	for n := 0; ; n++ {
+	n := 0
+	for {
 		e, err := w.Next(ctx)
 		if err != nil {
 			return n, err
@@ -182,6 +184,8 @@ func (h *hub) follow(ctx context.Context, t *topic, w backends.Watcher) (int, er
 		t.apply(e)
 		if e.Type == model.EventReset {
 			h.m.resets.Inc()
+		} else {
+			n++
 		}
 	}
 }

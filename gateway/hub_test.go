@@ -170,7 +170,9 @@ func TestHubSubscriberAheadOfTopic(t *testing.T) {
 
 // flakyWatches fails the store's watches on a schedule: attempt i (from 0)
 // fails to open when fail[i] is true, and otherwise opens a watch that fails
-// after its first event, except for the last attempt, which holds.
+// after a RESET and a change, except for the last attempt, which holds. A
+// watch that fails after a RESET alone does not count as working (some
+// stores send one on every re-opened watch).
 type flakyWatches struct {
 	backends.Backend
 	fail []bool
@@ -194,18 +196,22 @@ func (f *flakyWatches) Watch(ctx context.Context, req backends.WatchRequest) (ba
 	return &oneEvent{Watcher: w}, nil
 }
 
-// oneEvent delivers its watch's first event, then fails.
+// oneEvent delivers its watch's first event (a RESET) and a change, then
+// fails.
 type oneEvent struct {
 	backends.Watcher
-	done bool
+	n int
 }
 
 func (w *oneEvent) Next(ctx context.Context) (model.Event, error) {
-	if w.done {
-		return model.Event{}, fmt.Errorf("connection lost: %w", model.ErrUnavailable)
+	switch w.n++; w.n {
+	case 1:
+		return w.Watcher.Next(ctx)
+	case 2:
+		i := model.Instance{ID: "a", IP: "10.0.0.1", Port: 1}
+		return model.Event{Type: model.EventPut, Revision: 1 << 40, Instance: &i}, nil
 	}
-	w.done = true
-	return w.Watcher.Next(ctx)
+	return model.Event{}, fmt.Errorf("connection lost: %w", model.ErrUnavailable)
 }
 
 // The wait before re-opening a failed store watch grows with each failure

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,8 +21,15 @@ import (
 // applies it.
 const patchesGroup = "instance-patches"
 
+// patchKey names one request: of the instance, and unique, so that
+// concurrent requests (the runner's, SetInstanceState's, two gateways')
+// never overwrite each other.
 func patchKey(svc model.ServiceKey, id string) model.ConfigKey {
-	return recordKey(patchesGroup, "patch", svc, id)
+	k := recordKey(patchesGroup, "patch", svc, id)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	k.DataID += "-" + hex.EncodeToString(b[:])
+	return k
 }
 
 // patchRecord is a request to patch an instance.
@@ -51,6 +61,8 @@ type patcher struct {
 	log      *slog.Logger
 	scan     time.Duration // how often relayed requests are looked for
 	wait     time.Duration // how long a relayed request is waited for
+
+	seen map[string]time.Time // requests this gateway cannot apply: since when (run's goroutine)
 }
 
 // patch applies p to the instance and returns it as stored.
@@ -59,11 +71,32 @@ func (p *patcher) patch(ctx context.Context, svc model.ServiceKey, id string, pa
 	if !errors.Is(err, backends.ErrNotOwner) {
 		return inst, err
 	}
+	// The precondition is checked here, against this gateway's read: the
+	// holder's revisions need not be this gateway's (Nacos' are each
+	// driver's own), so the request carries none. A write between the two
+	// is not caught: the relay is not atomic.
+	if patch.Cond.Check {
+		cur, err := findInstance(ctx, p.b, svc, id)
+		if err != nil {
+			return model.Instance{}, err
+		}
+		if !patch.Cond.Holds(cur.Revision) {
+			return model.Instance{}, model.PatchConflict(patch, cur.Revision)
+		}
+		patch.Cond = model.Precondition{}
+	}
 	key := patchKey(svc, id)
 	p.log.Debug("instance patches: asking the gateway holding the session", "service", svc, "id", id)
 	if _, err := p.requests.put(ctx, key, patchRecord{Service: svc, ID: id, Patch: patch, At: time.Now()}, model.Precondition{}); err != nil {
 		return model.Instance{}, fmt.Errorf("asking the gateway holding the session of %s to patch it: %w", id, err)
 	}
+	// However this ends, the request goes: a holder must not apply it after
+	// the caller was told it failed.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = p.requests.remove(rctx, key, model.Precondition{})
+	}()
 	// Done once the instance shows the patch. A request that is gone while
 	// the instance does not show it, for longer than this gateway's reads
 	// may lag, was refused by the holder (or overwritten since).
@@ -79,9 +112,6 @@ func (p *patcher) patch(ctx context.Context, svc model.ServiceKey, id string, pa
 				goneSince = time.Now()
 			}
 		} else if time.Since(goneSince) > readLag {
-			if patch.Cond.Check {
-				return model.Instance{}, model.PatchConflict(patch, inst.Revision)
-			}
 			return model.Instance{}, fmt.Errorf("instance %s changed again before the patch showed: %w", id, model.ErrConflict)
 		}
 		if time.Now().After(deadline) {
@@ -116,6 +146,7 @@ func (p *patcher) runIfNeeded(ctx context.Context) {
 
 // run applies the requests of other gateways until ctx ends.
 func (p *patcher) run(ctx context.Context) {
+	p.seen = map[string]time.Time{}
 	t := time.NewTicker(p.scan)
 	defer t.Stop()
 	for {
@@ -135,15 +166,21 @@ func (p *patcher) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	live := map[string]bool{}
 	for _, c := range list {
-		var req patchRecord
-		rev, err := readRecord(ctx, p.b, c.Key, &req)
+		live[c.Key.DataID] = true
+		cfg, _, err := p.b.GetConfig(ctx, c.Key, backends.ReadOptions{})
 		if errors.Is(err, model.ErrNotFound) {
 			continue
 		}
-		if err != nil { // not a request a gateway wrote: drop it
+		if err != nil {
+			return err
+		}
+		rev := cfg.Revision
+		var req patchRecord
+		if err := json.Unmarshal(cfg.Content, &req); err != nil { // not a request a gateway wrote
 			p.log.Warn("instance patches: dropping a request that does not decode", "record", c.Key.DataID, "err", err)
-			_ = p.requests.remove(ctx, c.Key, model.IfRevision(c.Revision))
+			_ = p.requests.remove(ctx, c.Key, model.IfRevision(rev))
 			continue
 		}
 		_, err = p.b.PatchInstance(ctx, req.Service, req.ID, req.Patch)
@@ -152,8 +189,15 @@ func (p *patcher) serve(ctx context.Context) error {
 		}
 		switch {
 		case errors.Is(err, backends.ErrNotOwner):
-			if time.Since(req.At) < staleRequest {
-				continue // another gateway's session
+			// Another gateway's session, unless no gateway applied it for
+			// long (by this gateway's clock: the requester's may differ).
+			first, ok := p.seen[c.Key.DataID]
+			if !ok {
+				first = time.Now()
+				p.seen[c.Key.DataID] = first
+			}
+			if time.Since(first) < staleRequest {
+				continue
 			}
 		case err == nil, errors.Is(err, model.ErrNotFound), errors.Is(err, model.ErrConflict):
 		default:
@@ -161,6 +205,11 @@ func (p *patcher) serve(ctx context.Context) error {
 			continue
 		}
 		_ = p.requests.remove(ctx, c.Key, model.IfRevision(rev))
+	}
+	for k := range p.seen {
+		if !live[k] {
+			delete(p.seen, k)
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/model"
@@ -136,8 +137,26 @@ func (s *recordSet) put(ctx context.Context, key model.ConfigKey, v any, cond mo
 		if err := s.updateIndex(ctx, key.DataID, true); err != nil {
 			return 0, fmt.Errorf("indexing record %s: %w", key.DataID, err)
 		}
+		// A store whose compare-and-set is not atomic (Nacos without
+		// native CAS, whose reads also lag) can lose a key another
+		// gateway's update raced with: look again once reads have caught
+		// up, and index the record again if it is still there.
+		go s.recheck(key)
 	}
 	return writeRecord(ctx, s.b, key, v, cond)
+}
+
+func (s *recordSet) recheck(key model.ConfigKey) {
+	time.Sleep(readLag)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	keys, _, err := s.readIndex(ctx)
+	if err != nil || slices.Contains(keys, key.DataID) {
+		return
+	}
+	if _, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{}); err == nil {
+		_ = s.updateIndex(ctx, key.DataID, true)
+	}
 }
 
 // remove deletes a record if cond holds; an absent record is no error.

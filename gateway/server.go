@@ -105,7 +105,7 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, m: newMetrics()}
 	s.checks = newRecordSet(b, checksGroup)
 	s.patches = &patcher{b: b, requests: newRecordSet(b, patchesGroup), log: cfg.Logger.With("component", "patches"),
-		scan: cfg.HealthScan, wait: 10 * time.Second}
+		scan: cfg.HealthScan, wait: max(10*time.Second, 2*cfg.HealthScan+readLag)}
 	s.health = newHealthRunner(b, s.checks, s.patches, cfg, cfg.Logger, health.NewMetrics(s.m.reg))
 	s.settings = newSettingsCache(b, time.Second)
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)

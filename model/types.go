@@ -186,8 +186,9 @@ type InstancePatch struct {
 	Healthy *bool    `json:"healthy,omitempty"`
 	Enabled *bool    `json:"enabled,omitempty"`
 	Weight  *float64 `json:"weight,omitempty"`
-	// Metadata, when not nil, replaces the instance's metadata.
-	Metadata map[string]string `json:"metadata,omitempty"`
+	// Metadata, when not nil, replaces the instance's metadata (JSON: null
+	// leaves it, {} clears it).
+	Metadata map[string]string `json:"metadata"`
 	// Cond applies the patch only while the instance's Revision is
 	// Cond.Revision (model.ErrConflict otherwise).
 	Cond Precondition `json:"cond,omitzero"`

@@ -505,6 +505,7 @@ func deregisterWith(client naming_client.INamingClient, svc model.ServiceKey, a 
 // Deregister removes an instance and returns once the server no longer
 // lists it.
 func (d *Driver) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
+	defer d.lockInstance(svc, id)()
 	v, err := d.view(ctx, svc)
 	if err != nil {
 		return 0, err
