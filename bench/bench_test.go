@@ -16,7 +16,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	_ "github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/bench"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 func options(service string) bench.SuiteOptions {
@@ -118,7 +118,7 @@ func TestRaftGatewayAndDriver(t *testing.T) {
 }
 
 func TestEtcdSideBySide(t *testing.T) {
-	addr, _ := servers.Etcd(t)
+	addr, _ := servertest.Etcd(t)
 	s, err := bench.StoreFromURL("etcd://" + addr)
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestEtcdSideBySide(t *testing.T) {
 }
 
 func TestZooKeeperSideBySide(t *testing.T) {
-	z := servers.ZooKeeper(t)
+	z := servertest.ZooKeeper(t)
 	s, err := bench.StoreFromURL("zk://" + z.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestZooKeeperSideBySide(t *testing.T) {
 }
 
 func TestConsulSideBySide(t *testing.T) {
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	s, err := bench.StoreFromURL("consul://" + c.HTTPAddr)
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -19,7 +19,7 @@ import (
 // Consul's own client on the same agent, side by side in one run, so the
 // driver's overhead reads as a ratio. 16 concurrent callers.
 func BenchmarkDriverVsClient(b *testing.B) {
-	c := servers.ConsulAgent(b)
+	c := servertest.ConsulAgent(b)
 	d := open(b, c.HTTPAddr, "")
 	cfg := api.DefaultNonPooledConfig()
 	cfg.Address = c.HTTPAddr

@@ -11,7 +11,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -44,7 +44,7 @@ func open(t testing.TB, addr, query string) *consul.Driver {
 }
 
 func TestConformance(t *testing.T) {
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	conformance.Run(t, &harness{d: open(t, c.HTTPAddr, ""), addr: c.HTTPAddr})
 }
 
@@ -52,7 +52,7 @@ func TestConformance(t *testing.T) {
 // holds theirs or a later one: none waits for a write another replaced
 // before the agent synced it.
 func TestConcurrentRegistrationsOfOneInstance(t *testing.T) {
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	d := open(t, c.HTTPAddr, "")
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "same"}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

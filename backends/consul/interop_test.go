@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -47,7 +47,7 @@ func fmtPort(p int) string { return (&net.TCPAddr{Port: p}).String()[1:] }
 // the health API and DNS return it while it is healthy and enabled, and
 // drop it when Junction marks it unhealthy or disabled.
 func TestInteropJunctionToConsul(t *testing.T) {
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	d := open(t, c.HTTPAddr, "")
 	plain := plainClient(t, c.HTTPAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -116,7 +116,7 @@ func TestInteropJunctionToConsul(t *testing.T) {
 // A service registered directly in Consul, with its own check, is visible
 // through Junction in public/DEFAULT_GROUP, and its health follows the check.
 func TestInteropConsulToJunction(t *testing.T) {
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	d := open(t, c.HTTPAddr, "")
 	plain := plainClient(t, c.HTTPAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -171,7 +171,7 @@ func TestGatewayDeathBackstop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for Consul's reaper (over a minute)")
 	}
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	d := open(t, c.HTTPAddr, "check-ttl=2s")
 	plain := plainClient(t, c.HTTPAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

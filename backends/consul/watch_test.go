@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
 // The watcher polls only inside Next, so changes made between two Next
 // calls reach it as one blocking-query answer: the cases below are exact.
 func TestWatchProvesContinuityOrResets(t *testing.T) {
-	c := servers.ConsulAgent(t)
+	c := servertest.ConsulAgent(t)
 	d := open(t, c.HTTPAddr, "watch-wait=1s")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

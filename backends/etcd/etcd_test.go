@@ -12,7 +12,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 type harness struct {
@@ -49,7 +49,7 @@ func (h *harness) Compact(ctx context.Context, t *testing.T, rev int64) {
 
 func open(t *testing.T) (*etcd.Driver, *embed.Etcd) {
 	t.Helper()
-	ep, srv := servers.Etcd(t)
+	ep, srv := servertest.Etcd(t)
 	u, _ := url.Parse("etcd://" + ep + "?prefix=/jtest")
 	cfg, err := etcd.ConfigFromURL(u)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -23,7 +24,7 @@ import (
 // driver's overhead reads as a ratio. 16 concurrent callers (2 for config
 // puts).
 func BenchmarkDriverVsClient(b *testing.B) {
-	p := servers.NeedPolaris(b)
+	p := servertest.NeedPolaris(b)
 	d := open(b, p.Addr, "cas=check")
 	nc := native(b, p.Addr)
 	dir := b.TempDir()

@@ -20,6 +20,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/nacos"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -80,7 +81,7 @@ func ctx10(t *testing.T) context.Context {
 // An instance registered through Junction is what a plain Nacos client's
 // SelectInstances returns, and leaves it when deregistered.
 func TestInteropJunctionToNative(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	d := open(t, p.Addr, "")
 	c := native(t, p.Addr)
 	svc := model.ServiceKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, Service: "to-native"}
@@ -108,7 +109,7 @@ func TestInteropJunctionToNative(t *testing.T) {
 // An instance a plain Nacos client registers is visible through Junction,
 // reads and watches alike, with the id ip:port.
 func TestInteropNativeToJunction(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	d := open(t, p.Addr, "")
 	c := native(t, p.Addr)
 	svc := model.ServiceKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, Service: "from-native"}
@@ -177,7 +178,7 @@ func gatewayHelper() {
 // view, in the two ways a Junction session ends: the gateway expires it
 // (heartbeats stopped), or the gateway dies and its connection with it.
 func TestSessionTimeToDisappear(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	c := native(t, p.Addr)
 
 	t.Run("GatewayExpiresSession", func(t *testing.T) {
@@ -249,7 +250,7 @@ func TestSessionTimeToDisappear(t *testing.T) {
 // (create-only still works). This is why its tests run with cas=check; if
 // it ever passes, Polaris honours casMd5 and they should not.
 func TestPolarisDropsCasMd5(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	d := open(t, p.Addr, "cas=native")
 	key := model.ConfigKey{Namespace: model.DefaultNamespace, Group: "g", DataID: "cas.yaml"}
 	c1, err := d.PutConfig(ctx10(t), model.Config{Key: key, Content: []byte("a: 1")}, model.IfRevision(0))

@@ -11,6 +11,7 @@ import (
 	"github.com/junctionhq/junction/backends/nacos"
 	"github.com/junctionhq/junction/conformance"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -18,7 +19,7 @@ func TestMain(m *testing.M) {
 		gatewayHelper()
 		return
 	}
-	if code := servers.InPrivateNetwork(m); code >= 0 {
+	if code := servertest.InPrivateNetwork(m); code >= 0 {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
@@ -59,7 +60,7 @@ func open(t testing.TB, addr, query string) *nacos.Driver {
 
 // The shared contract, on the Nacos protocol served by Polaris 1.18.1.
 func TestConformance(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	t.Logf("server: Nacos protocol served by Polaris %s", servers.PolarisVersion)
 	conformance.Run(t, &harness{d: open(t, p.Addr, "watch-history=50&cas=check"), addr: p.Addr, query: "watch-history=50&cas=check"})
 }

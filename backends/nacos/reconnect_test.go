@@ -14,14 +14,14 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
 // When the connection breaks and comes back (the server restarted), pushes
 // may have been missed: a watcher gets a RESET with what the server lists.
 func TestResetAfterReconnect(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	d := open(t, p.Addr, "")
 	svc := model.ServiceKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, Service: "reconnect"}
 	if _, err := d.Register(ctx10(t), svc, model.Instance{ID: "p", IP: "10.5.0.1", Port: 5050, Weight: 1, Healthy: true, Enabled: true}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/conformance/faults"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -30,7 +31,7 @@ import (
 // next. The test fails should a Polaris release fix it, so that the
 // workaround can go.
 func TestPolarisWedgesAfterPartition(t *testing.T) {
-	p := servers.NeedPolaris(t)
+	p := servertest.NeedPolaris(t)
 	httpP, err := faults.NewProxy(p.Addr)
 	if err != nil {
 		t.Fatal(err)

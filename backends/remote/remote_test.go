@@ -17,7 +17,7 @@ import (
 	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/gateway"
 )
 
@@ -80,7 +80,7 @@ func TestConformanceThroughGateway(t *testing.T) {
 		conformance.Run(t, &harness{b: serve(t, s), window: 64, peer: func(t *testing.T) backends.Backend { return serve(t, s) }})
 	})
 	t.Run("etcd", func(t *testing.T) {
-		ep, _ := servers.Etcd(t)
+		ep, _ := servertest.Etcd(t)
 		u, _ := url.Parse("etcd://" + ep + "?prefix=/e2e")
 		cfg, _ := etcd.ConfigFromURL(u)
 		open := func(t *testing.T) *etcd.Driver {
@@ -100,7 +100,7 @@ func TestConformanceThroughGateway(t *testing.T) {
 		conformance.Run(t, compacting{h})
 	})
 	t.Run("zookeeper", func(t *testing.T) {
-		z := servers.ZooKeeper(t)
+		z := servertest.ZooKeeper(t)
 		u, _ := url.Parse("zk://" + z.Addr)
 		cfg, _ := zookeeper.ConfigFromURL(u)
 		open := func(t *testing.T) *zookeeper.Driver {

@@ -9,7 +9,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -27,7 +27,7 @@ func plainClient(t *testing.T, addr string) *zk.Conn {
 // record at /services/NAME/ID (what Spring Cloud Zookeeper reads), and a
 // record written there by another client is visible through Junction.
 func TestInteropCuratorLayout(t *testing.T) {
-	z := servers.ZooKeeper(t)
+	z := servertest.ZooKeeper(t)
 	d := open(t, z.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -95,7 +95,7 @@ func TestInteropCuratorLayout(t *testing.T) {
 // expired session leaves behind for a moment, the Curator/Dubbo "NodeExists"
 // trap — replaces it instead of failing or silently keeping the stale node.
 func TestRegisterReplacesNodeOfAnotherSession(t *testing.T) {
-	z := servers.ZooKeeper(t)
+	z := servertest.ZooKeeper(t)
 	d := open(t, z.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

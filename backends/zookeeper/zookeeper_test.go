@@ -12,7 +12,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -45,14 +45,14 @@ func open(t *testing.T, addr string) *zookeeper.Driver {
 }
 
 func TestConformance(t *testing.T) {
-	z := servers.ZooKeeper(t)
+	z := servertest.ZooKeeper(t)
 	conformance.Run(t, &harness{d: open(t, z.Addr), addr: z.Addr})
 }
 
 // A session that expires while ZooKeeper cannot be reached still has its
 // nodes removed once ZooKeeper answers again.
 func TestExpiryRetriedAfterOutage(t *testing.T) {
-	z := servers.ZooKeeper(t)
+	z := servertest.ZooKeeper(t)
 	d := open(t, z.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -92,7 +92,7 @@ func TestExpiryRetriedAfterOutage(t *testing.T) {
 // bounded wait, not the client library's ten receive timeouts (66s with the
 // default session timeout): it dials again and gets its session.
 func TestSilentHandshakeRedialed(t *testing.T) {
-	z := servers.ZooKeeper(t)
+	z := servertest.ZooKeeper(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 var (
@@ -237,8 +237,8 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 func TestCLI(t *testing.T) {
 	for name, backend := range map[string]func(*testing.T) string{
 		"raft": func(t *testing.T) string { return "raft://" + t.TempDir() },
-		"etcd": func(t *testing.T) string { ep, _ := servers.Etcd(t); return "etcd://" + ep + "?prefix=/cli" },
-		"zk":   func(t *testing.T) string { return "zk://" + servers.ZooKeeper(t).Addr },
+		"etcd": func(t *testing.T) string { ep, _ := servertest.Etcd(t); return "etcd://" + ep + "?prefix=/cli" },
+		"zk":   func(t *testing.T) string { return "zk://" + servertest.ZooKeeper(t).Addr },
 	} {
 		t.Run(name, func(t *testing.T) { testCLI(t, backend(t)) })
 	}
@@ -414,7 +414,7 @@ func TestBenchCommand(t *testing.T) {
 // running them is killed (SIGKILL: its lease is not released), the other
 // takes the checks over within the lease.
 func TestHealthCheckFailoverBetweenProcesses(t *testing.T) {
-	ep, _ := servers.Etcd(t)
+	ep, _ := servertest.Etcd(t)
 	addrs := map[string]string{"gw-a": freeAddr(t), "gw-b": freeAddr(t)}
 	procs := map[string]*server{}
 	for id, addr := range addrs {
@@ -504,7 +504,7 @@ func TestSnapshotCommands(t *testing.T) {
 		t.Fatalf("restoring garbage: %v %s", err, out)
 	}
 
-	ep, _ := servers.Etcd(t)
+	ep, _ := servertest.Etcd(t)
 	other := freeAddr(t)
 	startServerArgs(t, other, "--backend", "etcd://"+ep)
 	out, err := exec.Command(binary(t), "--addr", other, "snapshot", "save", file).CombinedOutput()

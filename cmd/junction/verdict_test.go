@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
-	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 // dial connects a gRPC client to a server.
@@ -40,10 +40,10 @@ func TestHealthVerdictFromAnotherGateway(t *testing.T) {
 		name    string
 		backend func(t *testing.T) string
 	}{
-		{"etcd", func(t *testing.T) string { ep, _ := servers.Etcd(t); return "etcd://" + ep + "?prefix=/verdict" }},
-		{"zookeeper", func(t *testing.T) string { return "zk://" + servers.ZooKeeper(t).Addr }},
-		{"consul", func(t *testing.T) string { return "consul://" + servers.ConsulAgent(t).HTTPAddr }},
-		{"nacos", func(t *testing.T) string { return "nacos://" + servers.NeedPolaris(t).Addr }},
+		{"etcd", func(t *testing.T) string { ep, _ := servertest.Etcd(t); return "etcd://" + ep + "?prefix=/verdict" }},
+		{"zookeeper", func(t *testing.T) string { return "zk://" + servertest.ZooKeeper(t).Addr }},
+		{"consul", func(t *testing.T) string { return "consul://" + servertest.ConsulAgent(t).HTTPAddr }},
+		{"nacos", func(t *testing.T) string { return "nacos://" + servertest.NeedPolaris(t).Addr }},
 	} {
 		t.Run(store.name, func(t *testing.T) { testVerdictFromAnotherGateway(t, store.backend(t)) })
 	}

@@ -9,12 +9,13 @@ import (
 
 	"github.com/junctionhq/junction/conformance/guarantees"
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 func TestMain(m *testing.M) {
 	// Polaris, the Nacos-protocol server, listens on fixed ports: the run
 	// happens in a private network namespace.
-	if code := servers.InPrivateNetwork(m); code >= 0 {
+	if code := servertest.InPrivateNetwork(m); code >= 0 {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())

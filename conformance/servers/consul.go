@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -78,24 +77,6 @@ func StartConsul(dir string) (*Consul, error) {
 		"-serf-wan-port", fmt.Sprint(ports[3]), "-server-port", fmt.Sprint(ports[4]),
 		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "warn")
 	return c, c.Start()
-}
-
-// ConsulAgent starts a dev-mode Consul agent for a test; it is stopped when the
-// test ends. Without a consul binary the test skips, or fails when
-// JUNCTION_REQUIRE_BACKENDS lists consul.
-func ConsulAgent(t testing.TB) *Consul {
-	t.Helper()
-	c, err := StartConsul("")
-	if err != nil {
-		unavailable(t, "consul", "%v", err)
-	}
-	t.Cleanup(func() {
-		c.Kill()
-		if t.Failed() {
-			t.Logf("consul %s output:\n%s", c.HTTPAddr, c.Output())
-		}
-	})
-	return c
 }
 
 // Start starts the agent (again: dev mode keeps no state) and waits until

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
-	"testing"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -20,17 +19,6 @@ type EtcdServer struct {
 	mu  sync.Mutex
 	cfg *embed.Config
 	e   *embed.Etcd
-}
-
-// Etcd starts an embedded etcd for a test; it stops when the test ends.
-func Etcd(t testing.TB) (string, *embed.Etcd) {
-	t.Helper()
-	s, err := StartEtcd(t.TempDir())
-	if err != nil {
-		unavailable(t, "etcd", "%v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s.Addr, s.Server()
 }
 
 // StartEtcd starts an etcd server on free loopback ports with its data in dir.

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -31,55 +30,9 @@ const (
 	NacosGRPCPort = 9848
 )
 
-// netnsEnv marks a process that InPrivateNetwork already moved into a
-// network namespace of its own.
-const netnsEnv = "JUNCTION_PRIVATE_NETNS"
-
-// InPrivateNetwork runs the tests of a package in a network namespace of
-// their own, with only a loopback interface: call it from TestMain. Polaris
-// listens on fixed ports and opens a UDP socket on every interface that no
-// setting removes; inside the namespace neither can collide with anything
-// or reach any network. The test binary re-executes itself under `unshare
-// --net` (root, or a kernel allowing unprivileged user namespaces), and
-// returns its exit code. When unshare is refused it returns -1 and the
-// caller runs the tests as they are (the nacos tests then fail or skip as
-// JUNCTION_REQUIRE_BACKENDS says).
-func InPrivateNetwork(m *testing.M) int {
-	if os.Getenv(netnsEnv) == "1" {
-		return m.Run()
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return -1
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return -1
-	}
-	var opts []string
-	if os.Geteuid() != 0 {
-		opts = []string{"--map-root-user"}
-	}
-	opts = append(opts, "--net", "--")
-	// Probe first, so that a refused unshare is told apart from failing tests.
-	if err := exec.Command(unshare, append(opts, "true")...).Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "cannot enter a private network namespace (%v); running in this one\n", err)
-		return -1
-	}
-	args := append(opts, "sh", "-c", `ip link set lo up && exec "$0" "$@"`, self)
-	cmd := exec.Command(unshare, append(args, os.Args[1:]...)...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), netnsEnv+"=1")
-	if err := cmd.Run(); err != nil {
-		var exit *exec.ExitError
-		if errors.As(err, &exit) && exit.ExitCode() > 0 {
-			return exit.ExitCode()
-		}
-		fmt.Fprintf(os.Stderr, "the tests in a private network namespace: %v\n", err)
-		return 2
-	}
-	return 0
-}
+// PrivateNetnsEnv marks a process already moved into a network namespace
+// of its own (by servertest.InPrivateNetwork, or `make guarantees`).
+const PrivateNetnsEnv = "JUNCTION_PRIVATE_NETNS"
 
 // PolarisBinary finds the polaris-server binary and the configuration tree
 // it ships: $JUNCTION_POLARIS (the binary, with conf/ beside it), or the
@@ -116,7 +69,7 @@ type Polaris struct {
 // waits until both Nacos ports accept connections. It must run in a
 // private network namespace (InPrivateNetwork): the ports are fixed.
 func StartPolaris(dir string) (*Polaris, error) {
-	if os.Getenv(netnsEnv) != "1" {
+	if os.Getenv(PrivateNetnsEnv) != "1" {
 		return nil, errors.New("Polaris listens on fixed ports and on UDP on every interface, so it runs only in a private network namespace: tests call servers.InPrivateNetwork, `make guarantees` runs the runner under unshare --net (as root)")
 	}
 	bin, conf, err := PolarisBinary()
@@ -207,16 +160,4 @@ func (p *Polaris) Log() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.String()
-}
-
-// NeedPolaris starts Polaris for a test, or fails it when nacos is a
-// required backend, or skips it.
-func NeedPolaris(t testing.TB) *Polaris {
-	t.Helper()
-	p, err := StartPolaris(t.TempDir())
-	if err != nil {
-		unavailable(t, "nacos", "%v", err)
-	}
-	t.Cleanup(p.Kill)
-	return p
 }

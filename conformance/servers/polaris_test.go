@@ -10,10 +10,11 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/junctionhq/junction/conformance/servers"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 func TestMain(m *testing.M) {
-	if code := servers.InPrivateNetwork(m); code >= 0 {
+	if code := servertest.InPrivateNetwork(m); code >= 0 {
 		os.Exit(code)
 	}
 	os.Exit(m.Run())
@@ -22,7 +23,7 @@ func TestMain(m *testing.M) {
 // The Nacos-protocol server the nacos:// tests use answers a plain
 // nacos-sdk-go v2 client: register, select, publish, get, deregister.
 func TestPolarisServesNacos(t *testing.T) {
-	servers.NeedPolaris(t)
+	servertest.NeedPolaris(t)
 	dir := t.TempDir()
 	cc := constant.NewClientConfig(constant.WithTimeoutMs(5000), constant.WithNotLoadCacheAtStart(true),
 		constant.WithLogDir(dir), constant.WithCacheDir(dir), constant.WithLogLevel("warn"))

@@ -9,12 +9,10 @@
 package servers
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"slices"
 	"strings"
-	"testing"
 )
 
 // RequireEnv names the environment variable listing required backends.
@@ -23,16 +21,6 @@ const RequireEnv = "JUNCTION_REQUIRE_BACKENDS"
 // Required reports whether JUNCTION_REQUIRE_BACKENDS lists name.
 func Required(name string) bool {
 	return slices.Contains(strings.Split(os.Getenv(RequireEnv), ","), name)
-}
-
-// unavailable skips the test, or fails it when the backend is required.
-func unavailable(t testing.TB, name, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf("%s server unavailable: %s", name, fmt.Sprintf(format, args...))
-	if Required(name) {
-		t.Fatalf("%s (required by %s)", msg, RequireEnv)
-	}
-	t.Skip(msg + " (set " + RequireEnv + "=" + name + " to make this a failure)")
 }
 
 func freePort() (int, error) {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -28,23 +27,6 @@ type ZK struct {
 	mu  sync.Mutex
 	cmd *exec.Cmd
 	log *bytes.Buffer
-}
-
-// ZooKeeper starts a standalone ZooKeeper for a test; it is killed when the
-// test ends.
-func ZooKeeper(t testing.TB) *ZK {
-	t.Helper()
-	z, err := StartZooKeeper(t.TempDir())
-	if err != nil {
-		unavailable(t, "zookeeper", "%v", err)
-	}
-	t.Cleanup(func() {
-		z.Kill()
-		if t.Failed() {
-			t.Logf("zookeeper %s output:\n%s", z.Addr, z.Output())
-		}
-	})
-	return z
 }
 
 // Output returns what the server printed since it was last started; call it
