@@ -74,3 +74,19 @@ func Kind(err error) error {
 	}
 	return nil
 }
+
+// ErrUnknownSession is the error of a write naming a session the store does
+// not know, or no longer: it belongs to ErrSessionExpired and names the
+// session field.
+var ErrUnknownSession error = &FieldError{Field: "session", Reason: "unknown or expired session", Kind: ErrSessionExpired}
+
+// ConfigConflict is the error of a configuration write whose precondition
+// does not hold on an item at revision cur (0: absent; negative: changed
+// since it was read, at a revision the store does not tell).
+func ConfigConflict(key ConfigKey, cond Precondition, cur int64) error {
+	reason := fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision)
+	if cur < 0 {
+		reason = fmt.Sprintf("config %s changed since it was read at revision %d", key, cond.Revision)
+	}
+	return &FieldError{Field: "ifRevision", Reason: reason, Kind: ErrConflict}
+}

@@ -99,11 +99,6 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 	return c, info, nil
 }
 
-func conflict(key model.ConfigKey, cond model.Precondition, cur int64) error {
-	return &model.FieldError{Field: "ifRevision",
-		Reason: fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision), Kind: model.ErrConflict}
-}
-
 // PutConfig implements backends.Configs: a transaction that compares the
 // value's ModifyIndex (0: create only) and writes value and meta together.
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
@@ -113,7 +108,7 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 			return model.Config{}, err
 		}
 		if !cond.Holds(cur.Revision) {
-			return model.Config{}, conflict(cfg.Key, cond, cur.Revision)
+			return model.Config{}, model.ConfigConflict(cfg.Key, cond, cur.Revision)
 		}
 		now := time.Now().UTC()
 		cm := configMeta{ContentType: cmp.Or(cfg.ContentType, cur.ContentType, model.ContentText), Created: now, Updated: now}
@@ -164,12 +159,12 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 		}
 		if !exists {
 			if cond.Check {
-				return 0, conflict(key, cond, 0)
+				return 0, model.ConfigConflict(key, cond, 0)
 			}
 			return 0, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
 		}
 		if !cond.Holds(cur.Revision) {
-			return 0, conflict(key, cond, cur.Revision)
+			return 0, model.ConfigConflict(key, cond, cur.Revision)
 		}
 		ops := api.TxnOps{
 			{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: d.valueKey(key), Index: uint64(cur.Revision)}},

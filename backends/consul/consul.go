@@ -242,8 +242,6 @@ func mapErr(err error) error {
 	return fmt.Errorf("consul: %w", err)
 }
 
-var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
-
 // CreateSession implements backends.Sessions. Sessions are held by the
 // driver with their exact TTLs (Consul's own sessions have a 10s floor).
 func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
@@ -260,21 +258,15 @@ func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Se
 }
 
 // KeepAlive implements backends.Sessions.
-func (d *Driver) KeepAlive(ctx context.Context, id string) (model.Session, error) {
-	ttl, ok := d.sessions.KeepAlive(id)
-	if !ok {
-		return model.Session{}, errSession
-	}
-	return model.Session{ID: id, TTL: ttl}, nil
+func (d *Driver) KeepAlive(_ context.Context, id string) (model.Session, error) {
+	return d.sessions.KeepAliveSession(id)
 }
 
 // CloseSession implements backends.Sessions.
 func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
-	services, ok := d.sessions.Close(id)
-	if !ok {
-		return 0, errSession
-	}
-	return d.removeSession(ctx, services)
+	return d.sessions.CloseSession(id, func(services map[string]string) (int64, error) {
+		return d.removeSession(ctx, services)
+	})
 }
 
 // removeSession deregisters a session's instances and returns the revision

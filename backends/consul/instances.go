@@ -177,7 +177,7 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 	}
 	sid := serviceID(svc, inst.ID)
 	if inst.Ephemeral && !d.sessions.Live(inst.Session) {
-		return 0, errSession
+		return 0, model.ErrUnknownSession
 	}
 	// Registrations of one service ID reach the agent in the order of their
 	// sequence numbers, so a higher number is a later write.
@@ -243,7 +243,7 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		d.sessions.Forget(sid)
 	} else if !d.sessions.Own(inst.Session, sid, svc.Service) { // expired while registering: take it back
 		_, _ = d.deregisterLocal(ctx, svc.Service, sid)
-		return 0, errSession
+		return 0, model.ErrUnknownSession
 	}
 	unlock()
 	// Done when the catalog holds this write, or a later one of this driver

@@ -134,15 +134,13 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 // Client returns the underlying etcd client (an escape hatch for tools).
 func (d *Driver) Client() *clientv3.Client { return d.cli }
 
-var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
-
 // mapErr turns etcd and gRPC errors into portable ones.
 func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
-		return errSession
+		return model.ErrUnknownSession
 	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("%w: %v", model.ErrCompacted, err)
 	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrInvalidAuthToken):
@@ -176,7 +174,7 @@ func sessionID(lease clientv3.LeaseID) string { return strconv.FormatInt(int64(l
 func parseSession(id string) (clientv3.LeaseID, error) {
 	n, err := strconv.ParseInt(id, 16, 64)
 	if err != nil || n <= 0 {
-		return 0, errSession
+		return 0, model.ErrUnknownSession
 	}
 	return clientv3.LeaseID(n), nil
 }
@@ -458,11 +456,6 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 	return decodeConfig(key, resp.Kvs[0]), info, nil
 }
 
-func conflict(key model.ConfigKey, cond model.Precondition, cur int64) error {
-	return &model.FieldError{Field: "ifRevision",
-		Reason: fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision), Kind: model.ErrConflict}
-}
-
 // PutConfig implements backends.Configs: read the current item, check the
 // precondition, and write only if the item is still at the revision read.
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
@@ -477,7 +470,7 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 			cur = decodeConfig(cfg.Key, resp.Kvs[0])
 		}
 		if !cond.Holds(cur.Revision) {
-			return model.Config{}, conflict(cfg.Key, cond, cur.Revision)
+			return model.Config{}, model.ConfigConflict(cfg.Key, cond, cur.Revision)
 		}
 		now := time.Now().UTC()
 		v := configValue{Content: string(cfg.Content), ContentType: cmp.Or(cfg.ContentType, cur.ContentType, model.ContentText),
@@ -525,7 +518,7 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 		if kvs := tr.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 			cur = kvs[0].ModRevision
 		}
-		return 0, conflict(key, cond, cur)
+		return 0, model.ConfigConflict(key, cond, cur)
 	}
 	return tr.Header.Revision, nil
 }

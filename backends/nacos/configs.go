@@ -319,6 +319,14 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, _ backends.
 
 // holds checks a precondition against the item as read: a revision names
 // a content, so it holds when the item still has the content it named.
+// revOf is the revision of an item as read (0: absent).
+func revOf(cur *model.Config) int64 {
+	if cur == nil {
+		return 0
+	}
+	return cur.Revision
+}
+
 func holds(cond model.Precondition, cur *model.Config) bool {
 	if !cond.Check {
 		return true
@@ -346,7 +354,7 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 			return model.Config{}, err
 		}
 		if !holds(cond, cur) {
-			return model.Config{}, fmt.Errorf("%w: config %s is not at revision %d", model.ErrConflict, cfg.Key, cond.Revision)
+			return model.Config{}, model.ConfigConflict(cfg.Key, cond, revOf(cur))
 		}
 	}
 	cas := ""
@@ -368,7 +376,7 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 		CasMd5: cas, Type: cfg.ContentType})
 	if err != nil || !ok {
 		if cas != "" && err != nil && isCASFailure(err) {
-			return model.Config{}, fmt.Errorf("%w: config %s changed since it was read", model.ErrConflict, cfg.Key)
+			return model.Config{}, model.ConfigConflict(cfg.Key, cond, -1)
 		}
 		return model.Config{}, sdkError("publish config", fmt.Errorf("publish of %s refused: %v", cfg.Key, err))
 	}
@@ -404,7 +412,7 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 		return 0, fmt.Errorf("%w: config %s", model.ErrNotFound, key)
 	}
 	if !holds(cond, cur) {
-		return 0, fmt.Errorf("%w: config %s is not at revision %d", model.ErrConflict, key, cond.Revision)
+		return 0, model.ConfigConflict(key, cond, revOf(cur))
 	}
 	v := d.cview(key)
 	rev := d.clock.tick(0)

@@ -104,24 +104,18 @@ func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Se
 
 // KeepAlive renews a session.
 func (d *Driver) KeepAlive(_ context.Context, id string) (model.Session, error) {
-	ttl, ok := d.sessions.KeepAlive(id)
-	if !ok {
-		return model.Session{}, fmt.Errorf("%w: session %s", model.ErrSessionExpired, id)
-	}
-	return model.Session{ID: id, TTL: ttl}, nil
+	return d.sessions.KeepAliveSession(id)
 }
 
 // CloseSession ends a session: its instances are deregistered and its
 // connections closed.
 func (d *Driver) CloseSession(_ context.Context, id string) (int64, error) {
-	owned, ok := d.sessions.Close(id)
-	if !ok {
-		return 0, fmt.Errorf("%w: session %s", model.ErrSessionExpired, id)
-	}
-	if err := d.expire(id, owned); err != nil {
-		return 0, err
-	}
-	return d.clock.tick(0), nil
+	return d.sessions.CloseSession(id, func(own map[instKey]owned) (int64, error) {
+		if err := d.expire(id, own); err != nil {
+			return 0, err
+		}
+		return d.clock.tick(0), nil
+	})
 }
 
 // expire removes an ended session's instances: each is deregistered

@@ -86,8 +86,6 @@ func (f *fsm) clear() {
 	f.owned = map[string]map[instanceRef]struct{}{}
 }
 
-var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
-
 // Apply implements raft.FSM.
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command
@@ -105,7 +103,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.sessions[c.Session.ID] = c.Session.TTL
 	case opSessionClose, opSessionExpire:
 		if _, ok := f.sessions[c.ID]; !ok {
-			res.err = errSession
+			res.err = model.ErrUnknownSession
 			break
 		}
 		delete(f.sessions, c.ID)
@@ -120,7 +118,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		inst := c.Instance.Clone()
 		if inst.Ephemeral {
 			if _, ok := f.sessions[inst.Session]; !ok {
-				res.err = errSession
+				res.err = model.ErrUnknownSession
 				break
 			}
 		}
@@ -168,7 +166,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	case opConfigPut:
 		cur, exists := f.configs[c.Config.Key]
 		if !c.Cond.Holds(cur.Revision) {
-			res.err = conflict(c.Config.Key, c.Cond, cur.Revision)
+			res.err = model.ConfigConflict(c.Config.Key, c.Cond, cur.Revision)
 			break
 		}
 		cfg := *c.Config
@@ -190,7 +188,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 			break
 		}
 		if !c.Cond.Holds(cur.Revision) || !exists {
-			res.err = conflict(c.Key, c.Cond, cur.Revision)
+			res.err = model.ConfigConflict(c.Key, c.Cond, cur.Revision)
 			break
 		}
 		delete(f.configs, c.Key)
@@ -211,11 +209,6 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.history.Append(evs...)
 	return res
-}
-
-func conflict(key model.ConfigKey, cond model.Precondition, cur int64) error {
-	return &model.FieldError{Field: "ifRevision",
-		Reason: fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision), Kind: model.ErrConflict}
 }
 
 // removeInstance deletes an instance and returns its delete event. The

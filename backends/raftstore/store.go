@@ -672,7 +672,7 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (model.Session, error)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !ok || s.expiring[id] {
-		return model.Session{}, errSession
+		return model.Session{}, model.ErrUnknownSession
 	}
 	s.deadlines[id] = time.Now().Add(ttl)
 	return model.Session{ID: id, TTL: ttl}, nil

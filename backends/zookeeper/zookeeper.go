@@ -136,8 +136,6 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-var errSession = &model.FieldError{Field: "session", Reason: "unknown or expired session", Kind: model.ErrSessionExpired}
-
 func mapErr(err error) error {
 	switch {
 	case err == nil:
@@ -274,21 +272,15 @@ func (d *Driver) CreateSession(ctx context.Context, ttl time.Duration) (model.Se
 }
 
 // KeepAlive implements backends.Sessions.
-func (d *Driver) KeepAlive(ctx context.Context, id string) (model.Session, error) {
-	ttl, ok := d.sessions.KeepAlive(id)
-	if !ok {
-		return model.Session{}, errSession
-	}
-	return model.Session{ID: id, TTL: ttl}, nil
+func (d *Driver) KeepAlive(_ context.Context, id string) (model.Session, error) {
+	return d.sessions.KeepAliveSession(id)
 }
 
 // CloseSession implements backends.Sessions.
 func (d *Driver) CloseSession(ctx context.Context, id string) (int64, error) {
-	nodes, ok := d.sessions.Close(id)
-	if !ok {
-		return 0, errSession
-	}
-	return d.removeSession(id, nodes)
+	return d.sessions.CloseSession(id, func(nodes map[string][]byte) (int64, error) {
+		return d.removeSession(id, nodes)
+	})
 }
 
 // removeSession deletes a session's nodes and returns the revision after.
@@ -350,7 +342,7 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 		return st.Mzxid, nil
 	}
 	if !d.sessions.Live(inst.Session) {
-		return 0, errSession
+		return 0, model.ErrUnknownSession
 	}
 	d.sessions.Forget(p)
 	st, err := d.putEphemeral(p, data)
@@ -752,11 +744,6 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 	return decodeConfig(key, data, st), backends.ReadInfo{Revision: st.Mzxid, Consistency: c}, nil
 }
 
-func conflict(key model.ConfigKey, cond model.Precondition, cur int64) error {
-	return &model.FieldError{Field: "ifRevision",
-		Reason: fmt.Sprintf("config %s is at revision %d, not %d", key, cur, cond.Revision), Kind: model.ErrConflict}
-}
-
 // PutConfig implements backends.Configs with version-checked writes.
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
 	p := d.configPath(cfg.Key)
@@ -774,7 +761,7 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 			cur = decodeConfig(cfg.Key, data, st)
 		}
 		if !cond.Holds(cur.Revision) {
-			return model.Config{}, conflict(cfg.Key, cond, cur.Revision)
+			return model.Config{}, model.ConfigConflict(cfg.Key, cond, cur.Revision)
 		}
 		now := time.Now().UTC()
 		v := configValue{Content: string(cfg.Content), ContentType: cmp.Or(cfg.ContentType, cur.ContentType, model.ContentText),
@@ -814,7 +801,7 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 		_, st, err := d.conn.Get(p)
 		if errors.Is(err, zk.ErrNoNode) {
 			if cond.Check {
-				return 0, conflict(key, cond, 0)
+				return 0, model.ConfigConflict(key, cond, 0)
 			}
 			return 0, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
 		}
@@ -822,7 +809,7 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 			return 0, mapErr(err)
 		}
 		if !cond.Holds(st.Mzxid) {
-			return 0, conflict(key, cond, st.Mzxid)
+			return 0, model.ConfigConflict(key, cond, st.Mzxid)
 		}
 		err = d.conn.Delete(p, st.Version)
 		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {

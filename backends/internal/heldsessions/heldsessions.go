@@ -14,6 +14,8 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/junctionhq/junction/model"
 )
 
 // NewID returns a random session ID (32 hex digits).
@@ -192,4 +194,26 @@ func (t *Table[K, V]) Run(stop <-chan struct{}, interval time.Duration, log *slo
 			t.Expire(log, remove)
 		}
 	}
+}
+
+// KeepAliveSession is backends.Sessions.KeepAlive over the table: the
+// session with its TTL, or model.ErrUnknownSession.
+func (t *Table[K, V]) KeepAliveSession(id string) (model.Session, error) {
+	ttl, ok := t.KeepAlive(id)
+	if !ok {
+		return model.Session{}, model.ErrUnknownSession
+	}
+	return model.Session{ID: id, TTL: ttl}, nil
+}
+
+// CloseSession is backends.Sessions.CloseSession over the table: it ends a
+// live session and hands what it owned to remove, which returns the store
+// revision after; model.ErrUnknownSession for an unknown or expired
+// session.
+func (t *Table[K, V]) CloseSession(id string, remove func(owned map[K]V) (int64, error)) (int64, error) {
+	owned, ok := t.Close(id)
+	if !ok {
+		return 0, model.ErrUnknownSession
+	}
+	return remove(owned)
 }
