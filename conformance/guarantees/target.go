@@ -214,7 +214,7 @@ func ConsulTarget(dir string) (*Target, error) {
 // NacosTarget starts Polaris, which serves the Nacos protocols, as a child
 // process keeping its data in dir, reached through a pair of fault proxies
 // (Nacos clients dial the gRPC port as the HTTP port + 1000). It must run in
-// a private network namespace (servers.InPrivateNetwork): Polaris' ports
+// a private network namespace (servertest.InPrivateNetwork): Polaris' ports
 // are fixed. The driver runs with cas=check: Polaris drops casMd5.
 func NacosTarget(dir string) (*Target, error) {
 	p, err := servers.StartPolaris(dir)

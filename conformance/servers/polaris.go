@@ -70,7 +70,7 @@ type Polaris struct {
 // private network namespace (InPrivateNetwork): the ports are fixed.
 func StartPolaris(dir string) (*Polaris, error) {
 	if os.Getenv(PrivateNetnsEnv) != "1" {
-		return nil, errors.New("Polaris listens on fixed ports and on UDP on every interface, so it runs only in a private network namespace: tests call servers.InPrivateNetwork, `make guarantees` runs the runner under unshare --net (as root)")
+		return nil, errors.New("Polaris listens on fixed ports and on UDP on every interface, so it runs only in a private network namespace: tests call servertest.InPrivateNetwork, `make guarantees` runs the runner under unshare --net (as root)")
 	}
 	bin, conf, err := PolarisBinary()
 	if err != nil {

@@ -1,11 +1,13 @@
-// Package servers starts real coordination stores on loopback for tests:
-// etcd embedded in the test process, ZooKeeper from Debian's package and
-// Consul (built by .ci/consul) as child processes. Each is stopped when the
-// test ends.
+// Package servers starts real coordination stores on loopback, for tests
+// and for the guarantee runner: etcd embedded in the process, ZooKeeper from
+// Debian's package, and Consul (built by .ci/consul) and Polaris (built by
+// .ci/polaris) as child processes. Package servertest wraps them for a
+// test; this package does not import testing, so the junction binary links
+// it.
 //
-// A store that cannot be started skips the test with a clear message,
-// unless its name is listed in JUNCTION_REQUIRE_BACKENDS (comma-separated,
-// as CI sets it), in which case the test fails: CI never passes by skipping.
+// JUNCTION_REQUIRE_BACKENDS (comma-separated, as CI sets it) lists the
+// stores that must start: servertest fails a test whose store is listed and
+// cannot start, instead of skipping it, so CI never passes by skipping.
 package servers
 
 import (
