@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,8 @@ type Config struct {
 	// ExpiryInterval is how often Junction session deadlines are checked.
 	ExpiryInterval time.Duration
 	TLS            api.TLSConfig
+	// Logger receives the driver's logs; nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // ConfigFromURL reads a consul:// (or consul+https://) URL.
@@ -160,7 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, model.Invalid("backend", "consul client: %v", err)
 	}
-	d := &Driver{cfg: cfg, client: client, transport: ac.Transport, log: slog.Default().With("backend", "consul"),
+	d := &Driver{cfg: cfg, client: client, transport: ac.Transport, log: cmp.Or(cfg.Logger, slog.Default()).With("backend", "consul"),
 		sessions: heldsessions.New[string, string](), stop: make(chan struct{}), writeID: heldsessions.NewID()[:12]}
 	for {
 		leader, err := d.leader(ctx)

@@ -1,6 +1,7 @@
 package nacos
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/binary"
@@ -62,6 +63,8 @@ type Config struct {
 	// CacheDir holds the SDK's logs and caches; empty: a temporary
 	// directory removed on Close.
 	CacheDir string
+	// Logger receives the driver's logs; nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // ConfigFromURL reads a nacos:// URL:
@@ -186,7 +189,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	if _, set := os.LookupEnv(keepAliveEnv); !set {
 		_ = os.Setenv(keepAliveEnv, "360000")
 	}
-	d := &Driver{cfg: cfg, log: slog.Default().With("backend", "nacos"), dir: cfg.CacheDir,
+	d := &Driver{cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default()).With("backend", "nacos"), dir: cfg.CacheDir,
 		sessions: heldsessions.New[instKey, owned](), stop: make(chan struct{}),
 		naming: map[string]naming_client.INamingClient{}, configs: map[string]config_client.IConfigClient{},
 		views: map[model.ServiceKey]*view{}, cviews: map[model.ConfigKey]*configView{}, conns: map[string]*sessionConn{}}

@@ -35,6 +35,8 @@ type Config struct {
 	Username       string
 	Password       string
 	ExpiryInterval time.Duration
+	// Logger receives the driver's logs; nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // ConfigFromURL reads a zk:// URL.
@@ -105,7 +107,7 @@ func (l zkLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(f
 
 // Open connects and waits for a ZooKeeper session before ctx ends.
 func Open(ctx context.Context, cfg Config) (*Driver, error) {
-	log := slog.Default().With("backend", "zk")
+	log := cmp.Or(cfg.Logger, slog.Default()).With("backend", "zk")
 	conn, events, err := zk.Connect(cfg.Servers, cfg.SessionTimeout, zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false),
 		zk.WithDialer(dialer(handshakeLimit(cfg.SessionTimeout))))
 	if err != nil {
