@@ -24,19 +24,7 @@ func (h *harness) Backend(t *testing.T) backends.Backend { return h.d }
 
 // Peer opens a second driver, with a client of its own, on the same server.
 func (h *harness) Peer(t *testing.T) backends.Backend {
-	u, _ := url.Parse("etcd://" + h.srv.Clients[0].Addr().String() + "?prefix=/jtest")
-	cfg, err := etcd.ConfigFromURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := etcd.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return openAt(t, h.srv.Clients[0].Addr().String())
 }
 func (h *harness) HistoryWindow() int { return 0 }
 
@@ -50,6 +38,12 @@ func (h *harness) Compact(ctx context.Context, t *testing.T, rev int64) {
 func open(t *testing.T) (*etcd.Driver, *embed.Etcd) {
 	t.Helper()
 	ep, srv := servertest.Etcd(t)
+	return openAt(t, ep), srv
+}
+
+// openAt opens a driver, with a client of its own, on the server at ep.
+func openAt(t *testing.T, ep string) *etcd.Driver {
+	t.Helper()
 	u, _ := url.Parse("etcd://" + ep + "?prefix=/jtest")
 	cfg, err := etcd.ConfigFromURL(u)
 	if err != nil {
@@ -62,7 +56,7 @@ func open(t *testing.T) (*etcd.Driver, *embed.Etcd) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return d, srv
+	return d
 }
 
 func TestConformance(t *testing.T) {
