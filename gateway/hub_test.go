@@ -20,11 +20,7 @@ import (
 func TestHubSlowSubscriber(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(ctx, t)
 	h := newHub(store, 8, slog.Default(), newMetrics())
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "hub"}
 	first := model.Instance{IP: "10.0.0.1", Port: 1, Weight: 1, Healthy: true, Enabled: true}
@@ -91,11 +87,7 @@ func TestHubSlowSubscriber(t *testing.T) {
 func TestHubFirstSubscriberGetsEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(ctx, t)
 	h := newHub(store, 64, slog.Default(), newMetrics())
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "exact"}
 	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "other"}
@@ -134,11 +126,7 @@ func TestHubFirstSubscriberGetsEvents(t *testing.T) {
 func TestHubSubscriberAheadOfTopic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(ctx, t)
 	h := newHub(store, 64, slog.Default(), newMetrics())
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "ahead"}
 	// A topic whose log stands still at revision 0: no backend events reach it.
@@ -220,11 +208,7 @@ func (w *oneEvent) Next(ctx context.Context) (model.Event, error) {
 func TestHubRetryBackoffResets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(ctx, t)
 	// Three failed opens, a watch that works and then breaks, three more
 	// failed opens, and a watch that holds.
 	flaky := &flakyWatches{Backend: store, fail: []bool{true, true, true, false, true, true, true}}
@@ -256,4 +240,15 @@ func TestHubRetryBackoffResets(t *testing.T) {
 		t.Fatalf("a watch that holds was retried after %v", d)
 	case <-time.After(300 * ms):
 	}
+}
+
+// openStore opens a built-in store for a test; it closes when the test ends.
+func openStore(ctx context.Context, t *testing.T) *raftstore.Store {
+	t.Helper()
+	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
 }
