@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,10 @@ import (
 func healthChecks(ctx context.Context, e *Env) Outcome {
 	const interval, fall, rise = 100 * time.Millisecond, 2, 2
 	var failing atomic.Bool
+	probed := make(chan struct{})
+	var once sync.Once
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		once.Do(func() { close(probed) })
 		if failing.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
@@ -86,7 +90,19 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 			}
 		}
 	}
-	time.Sleep(3 * interval) // the runner takes the lease and probes, passing
+	// The transitions are timed from the first probe: before it, the time
+	// is the runner lease's handover (a gateway that held it may have been
+	// killed by an earlier scenario and its lease must lapse first).
+	registered := time.Now()
+	select {
+	case <-probed:
+	case <-time.After(cfg.HealthLease + gateway.DefaultConfig().HealthLease + 5*time.Second):
+		return fail(nil, "no gateway probed the check within %v of its registration", time.Since(registered).Round(time.Millisecond))
+	case <-ctx.Done():
+		return errOutcome(ctx.Err())
+	}
+	firstProbe := time.Since(registered)
+	time.Sleep(rise * interval) // passing probes: the instance stays healthy
 	failing.Store(true)
 	down, downEvents, err := healthyAfter(false)
 	if err != nil {
@@ -108,7 +124,7 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 			extra++
 		}
 	}
-	figs := []Figure{fig("unhealthy after", down.Seconds()*1000, "ms"), fig("healthy again after", up.Seconds()*1000, "ms"),
+	figs := []Figure{fig("first probe after", firstProbe.Seconds()*1000, "ms"), fig("unhealthy after", down.Seconds()*1000, "ms"), fig("healthy again after", up.Seconds()*1000, "ms"),
 		fig("events per transition", float64(downEvents+upEvents+extra)/2, "")}
 	bound := time.Duration(max(fall, rise))*interval + time.Second
 	switch {
