@@ -166,29 +166,30 @@ type Snapshotter interface {
 	RestoreSnapshot(ctx context.Context, r io.Reader) (int64, error)
 }
 
-// ForwardedHeader is the gRPC metadata key that marks a request one node of
-// a cluster forwarded to another; such a request is not forwarded again.
-const ForwardedHeader = "junction-forwarded"
-
-type forwardedKey struct{}
-
-// WithForwarded marks ctx as carrying a forwarded request.
-func WithForwarded(ctx context.Context) context.Context {
-	return context.WithValue(ctx, forwardedKey{}, true)
-}
-
-// Forwarded reports whether ctx carries a forwarded request.
-func Forwarded(ctx context.Context) bool {
-	v, _ := ctx.Value(forwardedKey{}).(bool)
-	return v
+// Leadership is implemented by a store node that serves writes and
+// linearizable reads only while it leads, as a built-in store cluster's
+// nodes do; on a follower they fail with ErrUnavailable naming the leader.
+// The gateway over such a node forwards those calls to the leader's
+// gateway and serves stale reads and watches from the node's own replica.
+type Leadership interface {
+	// Leader returns the ID of the node that serves writes and
+	// linearizable reads, which is its Junction API address, and whether
+	// it is this node. The ID is "" while no node can serve them.
+	Leader() (id string, self bool)
+	// WaitApplied returns once this node's replica has applied every
+	// write up to revision rev, or ctx ends. A watch served by a follower
+	// starts after it, so that it begins at or after every write the
+	// leader had acknowledged.
+	WaitApplied(ctx context.Context, rev int64) error
 }
 
 // Member is one server of a replicated built-in store.
 type Member struct {
 	// ID is the node id, which is the node's Junction API address.
 	ID string
-	// RaftAddress is the address of the node's Raft transport.
-	RaftAddress string
+	// Address is the address the members replicate over (the built-in
+	// store's Raft transport).
+	Address string
 	// Voter says whether it votes and counts towards the quorum.
 	Voter bool
 	// Leader says whether it leads, as the answering node knows.
@@ -196,15 +197,15 @@ type Member struct {
 }
 
 // Cluster is implemented by backends whose membership Junction manages
-// (the built-in store in cluster mode). Changes are made by the leader; a
-// follower forwards them.
+// (the built-in store in cluster mode). Changes are made by the leader; on
+// a follower they fail as other writes do (see Leadership).
 type Cluster interface {
 	// Members lists the servers and returns the leader's id ("" while
 	// there is none).
 	Members(ctx context.Context) ([]Member, string, error)
 	// AddMember adds a voting server. Adding a member that is already
 	// there with the same address does nothing.
-	AddMember(ctx context.Context, id, raftAddress string) error
+	AddMember(ctx context.Context, id, address string) error
 	// RemoveMember removes a server; removing one that is not a member
 	// fails with ErrNotFound.
 	RemoveMember(ctx context.Context, id string) error

@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/model"
 )
 
 // clusterService serves the membership of a built-in store cluster.
@@ -16,10 +14,7 @@ type clusterService struct {
 }
 
 func (c *clusterService) cluster() (backends.Cluster, error) {
-	if cl, ok := c.s.b.(backends.Cluster); ok {
-		return cl, nil
-	}
-	return nil, fmt.Errorf("this backend's servers are not managed through Junction; use the store's own tools: %w", model.ErrUnsupported)
+	return cluster(c.s.b)
 }
 
 func (c *clusterService) list(ctx context.Context, cl backends.Cluster) (*pb.ListMembersResponse, error) {
@@ -29,7 +24,7 @@ func (c *clusterService) list(ctx context.Context, cl backends.Cluster) (*pb.Lis
 	}
 	resp := &pb.ListMembersResponse{Leader: leader}
 	for _, m := range ms {
-		resp.Members = append(resp.Members, &pb.Member{Id: m.ID, RaftAddress: m.RaftAddress, Voter: m.Voter, Leader: m.Leader})
+		resp.Members = append(resp.Members, &pb.Member{Id: m.ID, RaftAddress: m.Address, Voter: m.Voter, Leader: m.Leader})
 	}
 	return resp, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
@@ -102,6 +101,9 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	if cfg.GatewayID == "" {
 		cfg.GatewayID = newGatewayID()
 	}
+	// Every call on the store, the API's and the gateway's own (health
+	// checks, patches, watches), is routed to the leader where it must be.
+	b = Forwarding(b, cfg.Logger)
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger, m: newMetrics()}
 	s.checks = newRecordSet(b, checksGroup)
 	s.patches = &patcher{b: b, requests: newRecordSet(b, patchesGroup), log: cfg.Logger.With("component", "patches"),
@@ -112,7 +114,7 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	maxMsg := cfg.MaxContentSize + 1<<20
 	utf8 := newUTF8Guard()
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), grpc.ForceServerCodecV2(utf8),
-		grpc.ChainUnaryInterceptor(s.m.unary, utf8.unary, forwardedUnary), grpc.ChainStreamInterceptor(s.m.stream, utf8.stream))
+		grpc.ChainUnaryInterceptor(s.m.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, utf8.stream))
 	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
 	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
@@ -189,19 +191,14 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, lis)
 }
 
-// Close stops the gRPC services and the in-process connection.
+// Close stops the gRPC services and the in-process connection, and closes
+// the connections to a cluster's leader; the backend stays open.
 func (s *Server) Close() error {
 	s.grpc.Stop()
-	return s.conn.Close()
-}
-
-// forwardedUnary marks requests another cluster node forwarded here, so
-// that the backend does not forward them again.
-func forwardedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(backends.ForwardedHeader)) > 0 {
-		ctx = backends.WithForwarded(ctx)
+	if f, ok := s.b.(*forwarding); ok {
+		f.release()
 	}
-	return handler(ctx, req)
+	return s.conn.Close()
 }
 
 // Loopback is a gateway served in process on a free loopback port, for

@@ -7,17 +7,12 @@ import (
 	"strconv"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/model"
 )
 
 // snapshotter returns the backend's Snapshotter, or an UNSUPPORTED error
 // that says what to use instead.
 func (s *Server) snapshotter() (backends.Snapshotter, error) {
-	if sn, ok := s.b.(backends.Snapshotter); ok {
-		return sn, nil
-	}
-	return nil, fmt.Errorf("snapshots are taken of the built-in store; back this store up with its own tool "+
-		"(etcdctl snapshot save, consul snapshot save, a copy of ZooKeeper's data directory): %w", model.ErrUnsupported)
+	return snapshotter(s.b)
 }
 
 // saveSnapshot serves GET /v1/snapshot: the whole state of the built-in

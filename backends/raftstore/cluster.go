@@ -8,11 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -28,7 +25,7 @@ func (s *Store) Members(ctx context.Context) ([]backends.Member, string, error) 
 	_, leader := s.raft.LeaderWithID()
 	var out []backends.Member
 	for _, srv := range f.Configuration().Servers {
-		out = append(out, backends.Member{ID: string(srv.ID), RaftAddress: string(srv.Address),
+		out = append(out, backends.Member{ID: string(srv.ID), Address: string(srv.Address),
 			Voter: srv.Suffrage == raft.Voter, Leader: srv.ID == leader})
 	}
 	return out, string(leader), nil
@@ -42,7 +39,7 @@ func (s *Store) clustered() error {
 	return nil
 }
 
-// AddMember implements backends.Cluster. A follower forwards to the leader.
+// AddMember implements backends.Cluster; only the leader adds members.
 func (s *Store) AddMember(ctx context.Context, id, raftAddress string) error {
 	if err := s.clustered(); err != nil {
 		return err
@@ -53,11 +50,8 @@ func (s *Store) AddMember(ctx context.Context, id, raftAddress string) error {
 	if _, _, err := net.SplitHostPort(raftAddress); err != nil {
 		return model.Invalid("raft_address", "%q is not HOST:PORT", raftAddress)
 	}
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return err
-		}
-		return b.AddMember(ctx, id, raftAddress)
+	if !s.ready.Load() {
+		return s.leaderErr()
 	}
 	members, _, err := s.Members(ctx)
 	if err != nil {
@@ -65,9 +59,9 @@ func (s *Store) AddMember(ctx context.Context, id, raftAddress string) error {
 	}
 	for _, m := range members {
 		switch {
-		case m.ID == id && m.RaftAddress == raftAddress && m.Voter:
+		case m.ID == id && m.Address == raftAddress && m.Voter:
 			return nil // already a member: joining again after a restart
-		case m.ID != id && m.RaftAddress == raftAddress:
+		case m.ID != id && m.Address == raftAddress:
 			return model.Invalid("raft_address", "%s is the Raft address of member %s", raftAddress, m.ID)
 		}
 	}
@@ -78,17 +72,14 @@ func (s *Store) AddMember(ctx context.Context, id, raftAddress string) error {
 	return nil
 }
 
-// RemoveMember implements backends.Cluster. A follower forwards to the
-// leader. The removed node stops taking part; stop its process.
+// RemoveMember implements backends.Cluster; only the leader removes
+// members. The removed node stops taking part; stop its process.
 func (s *Store) RemoveMember(ctx context.Context, id string) error {
 	if err := s.clustered(); err != nil {
 		return err
 	}
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return err
-		}
-		return b.RemoveMember(ctx, id)
+	if !s.ready.Load() {
+		return s.leaderErr()
 	}
 	members, _, err := s.Members(ctx)
 	if err != nil {
@@ -124,18 +115,20 @@ func raftErr(err error) error {
 	return fmt.Errorf("%w: %v", model.ErrUnavailable, err)
 }
 
-// join asks a member of a running cluster, at the API address cfg.Join, to
-// add this node, retrying while the cluster cannot answer (no leader yet,
-// the member not up) until ctx ends.
+// Joiner asks a member of a running cluster, at its Junction API address,
+// to add the node id whose Raft transport listens on raftAddress. The
+// gateway provides one (gateway.JoinCluster); the store itself speaks only
+// Raft.
+type Joiner func(ctx context.Context, member, id, raftAddress string) error
+
+// join asks the member at cfg.Join to add this node, retrying while the
+// cluster cannot answer (no leader yet, the member not up) until ctx ends.
 func (s *Store) join(ctx context.Context, self raft.ServerAddress) error {
-	conn, err := grpc.NewClient(s.cfg.Join, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return model.Invalid("join", "%v", err)
+	if s.cfg.Joiner == nil {
+		return model.Invalid("join", "joining a cluster needs a Joiner to reach %s (the server sets gateway.JoinCluster)", s.cfg.Join)
 	}
-	defer conn.Close()
-	b := remote.New(conn)
 	for {
-		err := b.AddMember(ctx, s.nodeID, string(self))
+		err := s.cfg.Joiner(ctx, s.cfg.Join, s.nodeID, string(self))
 		if err == nil {
 			s.log.Info("joined the cluster", "through", s.cfg.Join, "id", s.nodeID, "raft_address", self)
 			return nil

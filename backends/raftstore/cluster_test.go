@@ -14,8 +14,6 @@ import (
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
-	"github.com/junctionhq/junction/backends/raftstore/localcluster"
-	"github.com/junctionhq/junction/conformance"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -27,9 +25,8 @@ type node struct {
 	s            *raftstore.Store
 }
 
-// startInmem starts n nodes as one cluster. Their ids are loopback
-// addresses nothing listens on, so a follower cannot forward anywhere: a
-// node cut off from the leader is cut off for its clients too.
+// startInmem starts n nodes as one cluster, without gateways: each store
+// serves writes and linearizable reads only while it leads.
 func startInmem(t *testing.T, n int) []*node {
 	t.Helper()
 	peers := map[string]string{}
@@ -277,29 +274,6 @@ func TestMinorityPartition(t *testing.T) {
 	}
 }
 
-// clusterHarness runs the conformance suite against a follower of a
-// three-node cluster on TCP, each node behind a gateway: writes and
-// linearizable reads are forwarded to the leader, watches and stale reads
-// served by the follower.
-type clusterHarness struct{ b backends.Backend }
-
-func (h *clusterHarness) Backend(t *testing.T) backends.Backend { return h.b }
-func (h *clusterHarness) HistoryWindow() int                    { return 64 }
-
-func TestConformanceOnThreeNodes(t *testing.T) {
-	ctx := context.Background()
-	c, err := localcluster.Start(ctx, t.TempDir(), 3, func(cfg *raftstore.Config) { cfg.History = 64 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	follower, err := c.Follower(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conformance.Run(t, &clusterHarness{b: follower.Store})
-}
-
 // Cluster options are read from the URL, and bad ones are named.
 func TestClusterOptions(t *testing.T) {
 	u, _ := url.Parse("raft:///data?raft-addr=127.0.0.1:7490&node-id=127.0.0.1:7480&join=10.0.0.1:7480&heartbeat-timeout=1s&election-timeout=2s&trailing-logs=100")
@@ -337,5 +311,69 @@ func TestClusterOptions(t *testing.T) {
 	}
 	if err := s.AddMember(context.Background(), "127.0.0.1:7481", "127.0.0.1:7491"); !errors.Is(err, model.ErrInvalidArgument) {
 		t.Errorf("adding a member to a node running alone: %v", err)
+	}
+}
+
+// A follower's store does not forward: writes, linearizable reads,
+// keepalives and membership changes fail as UNAVAILABLE naming the leader,
+// which Leader reports, so that the gateway above forwards them; stale
+// reads are served, and WaitApplied returns once the follower has applied
+// the leader's writes.
+func TestFollowerNamesTheLeader(t *testing.T) {
+	nodes := startInmem(t, 3)
+	leader := leaderOf(t, nodes...)
+	if id, self := leader.s.Leader(); id != leader.id || !self {
+		t.Fatalf("the leader's Leader() = %q, %v", id, self)
+	}
+	var follower *node
+	for _, nd := range nodes {
+		if nd != leader {
+			follower = nd
+		}
+	}
+	if id, self := follower.s.Leader(); id != leader.id || self {
+		t.Fatalf("a follower's Leader() = %q, %v, want %q, false", id, self, leader.id)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}
+	inst := model.Instance{ID: "a", IP: "10.0.0.1", Port: 80, Weight: 1, Healthy: true, Enabled: true}
+	rev, err := leader.s.Register(ctx, svc, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := leader.s.CreateSession(ctx, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]error{}
+	_, refused["Register"] = follower.s.Register(ctx, svc, inst)
+	_, refused["PatchInstance"] = follower.s.PatchInstance(ctx, svc, "a", model.InstancePatch{Weight: new(100.0)})
+	_, refused["Deregister"] = follower.s.Deregister(ctx, svc, "a")
+	_, _, refused["CreateSession"] = follower.s.CreateSession(ctx, time.Second)
+	_, refused["KeepAlive"] = follower.s.KeepAlive(ctx, sess.ID)
+	_, refused["CloseSession"] = follower.s.CloseSession(ctx, sess.ID)
+	_, refused["PutConfig"] = follower.s.PutConfig(ctx, model.Config{Key: model.ConfigKey{Namespace: "public", Group: "g", DataID: "d"}, Content: []byte("x")}, model.Precondition{})
+	_, refused["DeleteConfig"] = follower.s.DeleteConfig(ctx, model.ConfigKey{Namespace: "public", Group: "g", DataID: "d"}, model.Precondition{})
+	_, _, refused["Instances"] = follower.s.Instances(ctx, svc, backends.ReadOptions{})
+	_, _, refused["ListConfigs"] = follower.s.ListConfigs(ctx, "public", "", backends.ReadOptions{})
+	refused["AddMember"] = follower.s.AddMember(ctx, "127.0.0.1:9", "127.0.0.1:10")
+	refused["RemoveMember"] = follower.s.RemoveMember(ctx, leader.id)
+	for call, err := range refused {
+		if !errors.Is(err, model.ErrUnavailable) || !strings.Contains(fmt.Sprint(err), leader.id) {
+			t.Errorf("%s on a follower: %v, want UNAVAILABLE naming the leader %s", call, err, leader.id)
+		}
+	}
+	if err := follower.s.WaitApplied(ctx, rev); err != nil {
+		t.Fatalf("WaitApplied(%d) on a follower: %v", rev, err)
+	}
+	got, info, err := follower.s.Instances(ctx, svc, backends.ReadOptions{Stale: true})
+	if err != nil || ids(got) != "a" || info.Revision < rev {
+		t.Fatalf("a stale read on the follower after WaitApplied(%d): %s %+v %v", rev, ids(got), info, err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	if err := follower.s.WaitApplied(short, rev+1000); !errors.Is(err, model.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitApplied for a revision never written: %v, want UNAVAILABLE after the deadline", err)
 	}
 }

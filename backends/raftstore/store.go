@@ -26,16 +26,8 @@ import (
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/junctionhq/junction/backends"
-	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -74,13 +66,15 @@ type Config struct {
 	RaftAddr string
 	// Peers are the members a new cluster starts with, node ID → Raft
 	// address, this node included. A node ID is the node's Junction API
-	// address (HOST:PORT): followers forward writes and linearizable reads
-	// to the leader's API. A node with existing state ignores Peers.
+	// address (HOST:PORT): the gateway over a follower forwards writes and
+	// linearizable reads to the leader's (see backends.Leadership). A node with existing state ignores Peers.
 	Peers map[string]string
 	// Join is the API address of any member of a running cluster, which
-	// this new node asks to add it. A node with existing state ignores it:
-	// it is already a member.
+	// this new node asks, through Joiner, to add it. A node with existing
+	// state ignores it: it is already a member.
 	Join string
+	// Joiner reaches the member at Join; a node that joins needs one.
+	Joiner Joiner
 
 	// transport replaces the TCP transport on RaftAddr: tests run a
 	// cluster in one process on raft's in-memory transport and cut it.
@@ -216,9 +210,6 @@ type Store struct {
 	deadlines map[string]time.Time // session → expiry, kept by the leader
 	expiring  map[string]bool      // expiry proposed, not yet applied
 
-	fwdMu sync.Mutex
-	fwd   map[string]*grpc.ClientConn // leader id (its API address) → connection
-
 	appends, entries atomic.Uint64 // log writes (one fsync each) and the entries they carried
 	logBytes         atomic.Uint64 // bytes of log entries written
 
@@ -251,78 +242,41 @@ func (m walMetrics) SetGauge(string, uint64) {}
 
 var _ backends.Backend = (*Store)(nil)
 
-// forwardWait is how long a forwarded call waits for a connection to the
-// leader before it fails as UNAVAILABLE.
-const forwardWait = 2 * time.Second
+var _ backends.Leadership = (*Store)(nil)
 
-// awaitReady waits up to limit (and ctx) until cc is connected.
-func awaitReady(ctx context.Context, cc *grpc.ClientConn, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for {
-		st := cc.GetState()
-		switch st {
-		case connectivity.Ready:
-			return nil
-		case connectivity.Idle:
-			cc.Connect()
-		}
-		if !cc.WaitForStateChange(ctx, st) {
-			return fmt.Errorf("not connected (%s): %w", st, ctx.Err())
-		}
-	}
-}
-
-// forwardRead forwards a linearizable read as forward does; a stale read
-// is served locally.
-func (s *Store) forwardRead(ctx context.Context, opts backends.ReadOptions) (*remote.Backend, error) {
-	if opts.Stale {
-		return nil, nil
-	}
-	return s.forward(ctx)
-}
-
-// forward returns the leader's Junction API as a backend when this node is
-// a follower of a cluster (writes and linearizable reads go to the leader),
-// and nil when this node serves the request itself.
-func (s *Store) forward(ctx context.Context) (*remote.Backend, error) {
+// Leader implements backends.Leadership. A single node always serves; a
+// cluster node serves while it leads and has applied everything committed
+// before its term.
+func (s *Store) Leader() (string, bool) {
 	if s.ready.Load() || s.cfg.RaftAddr == "" {
-		return nil, nil
+		return s.nodeID, true
 	}
 	_, id := s.raft.LeaderWithID()
-	if id == "" || string(id) == s.nodeID || backends.Forwarded(ctx) {
-		return nil, s.leaderErr()
+	if string(id) == s.nodeID { // elected, not serving yet
+		return "", false
 	}
-	s.fwdMu.Lock()
-	defer s.fwdMu.Unlock()
-	conn, ok := s.fwd[string(id)]
-	if !ok {
-		mark := func(ctx context.Context) context.Context {
-			return metadata.AppendToOutgoingContext(ctx, backends.ForwardedHeader, "1")
+	return string(id), false
+}
+
+// WaitApplied implements backends.Leadership.
+func (s *Store) WaitApplied(ctx context.Context, rev int64) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		s.fsm.mu.RLock()
+		applied := s.fsm.applied
+		s.fsm.mu.RUnlock()
+		if applied >= rev {
+			return nil
 		}
-		var err error
-		// The leader may have just (re)started: a forwarded call waits a
-		// moment for its connection rather than failing at once, and
-		// reconnection attempts stay frequent however long it was away
-		// (gRPC's default backoff grows to two minutes).
-		conn, err = grpc.NewClient(string(id), grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
-				Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond}}),
-			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-				if err := awaitReady(ctx, cc, forwardWait); err != nil {
-					return status.Errorf(codes.Unavailable, "the leader %s is unreachable: %v", id, err)
-				}
-				return invoker(mark(ctx), method, req, reply, cc, opts...)
-			}))
-		if err != nil {
-			return nil, fmt.Errorf("forward to the leader %s: %w: %v", id, model.ErrUnavailable, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("catch up to revision %d (at %d): %w: %w", rev, applied, model.ErrUnavailable, ctx.Err())
+		case <-s.stop:
+			return fmt.Errorf("raft store is closed: %w", model.ErrUnavailable)
+		case <-t.C:
 		}
-		if s.fwd == nil {
-			s.fwd = map[string]*grpc.ClientConn{}
-		}
-		s.fwd[string(id)] = conn
 	}
-	return remote.New(conn), nil
 }
 
 // Open opens (or creates) a single-node store in cfg.Dir and waits until it
@@ -634,12 +588,6 @@ func (s *Store) read(opts backends.ReadOptions, fn func()) (backends.ReadInfo, e
 
 // CreateSession implements backends.Sessions.
 func (s *Store) CreateSession(ctx context.Context, ttl time.Duration) (model.Session, int64, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return model.Session{}, 0, err
-		}
-		return b.CreateSession(ctx, ttl)
-	}
 	if err := model.ValidateTTL(ttl); err != nil {
 		return model.Session{}, 0, err
 	}
@@ -656,12 +604,6 @@ func (s *Store) CreateSession(ctx context.Context, ttl time.Duration) (model.Ses
 
 // KeepAlive implements backends.Sessions.
 func (s *Store) KeepAlive(ctx context.Context, id string) (model.Session, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return model.Session{}, err
-		}
-		return b.KeepAlive(ctx, id)
-	}
 	if !s.ready.Load() {
 		return model.Session{}, s.leaderErr()
 	}
@@ -679,12 +621,6 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (model.Session, error)
 
 // CloseSession implements backends.Sessions.
 func (s *Store) CloseSession(ctx context.Context, id string) (int64, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		return b.CloseSession(ctx, id)
-	}
 	res, err := s.propose(ctx, command{Op: opSessionClose, ID: id})
 	return res.rev, err
 }
@@ -748,12 +684,6 @@ func (s *Store) expire(id string) {
 
 // Register implements backends.Registry.
 func (s *Store) Register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		return b.Register(ctx, svc, inst)
-	}
 	res, err := s.propose(ctx, command{Op: opRegister, Service: svc, Instance: &inst})
 	return res.rev, err
 }
@@ -761,36 +691,18 @@ func (s *Store) Register(ctx context.Context, svc model.ServiceKey, inst model.I
 // PatchInstance implements backends.Registry with a command of its own,
 // applied to the instance as the log holds it.
 func (s *Store) PatchInstance(ctx context.Context, svc model.ServiceKey, id string, p model.InstancePatch) (model.Instance, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return model.Instance{}, err
-		}
-		return b.PatchInstance(ctx, svc, id, p)
-	}
 	res, err := s.propose(ctx, command{Op: opPatch, Service: svc, ID: id, Patch: &p})
 	return res.instance, err
 }
 
 // Deregister implements backends.Registry.
 func (s *Store) Deregister(ctx context.Context, svc model.ServiceKey, id string) (int64, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		return b.Deregister(ctx, svc, id)
-	}
 	res, err := s.propose(ctx, command{Op: opDeregister, Service: svc, ID: id})
 	return res.rev, err
 }
 
 // Instances implements backends.Registry.
 func (s *Store) Instances(ctx context.Context, svc model.ServiceKey, opts backends.ReadOptions) ([]model.Instance, backends.ReadInfo, error) {
-	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
-		if err != nil {
-			return nil, backends.ReadInfo{}, err
-		}
-		return b.Instances(ctx, svc, opts)
-	}
 	var out []model.Instance
 	info, err := s.read(opts, func() { out = s.fsm.instances(svc) })
 	return out, info, err
@@ -798,12 +710,6 @@ func (s *Store) Instances(ctx context.Context, svc model.ServiceKey, opts backen
 
 // Services implements backends.Registry.
 func (s *Store) Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, opts backends.ReadOptions) ([]model.ServiceSummary, backends.ReadInfo, error) {
-	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
-		if err != nil {
-			return nil, backends.ReadInfo{}, err
-		}
-		return b.Services(ctx, namespace, group, after, limit, opts)
-	}
 	var out []model.ServiceSummary
 	info, err := s.read(opts, func() {
 		for k, insts := range s.fsm.services {
@@ -832,12 +738,6 @@ func compareService(a, b model.ServiceKey) int {
 
 // GetConfig implements backends.Configs.
 func (s *Store) GetConfig(ctx context.Context, key model.ConfigKey, opts backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
-	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
-		if err != nil {
-			return model.Config{}, backends.ReadInfo{}, err
-		}
-		return b.GetConfig(ctx, key, opts)
-	}
 	var (
 		cfg model.Config
 		ok  bool
@@ -851,12 +751,6 @@ func (s *Store) GetConfig(ctx context.Context, key model.ConfigKey, opts backend
 
 // PutConfig implements backends.Configs.
 func (s *Store) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return model.Config{}, err
-		}
-		return b.PutConfig(ctx, cfg, cond)
-	}
 	cfg.MD5 = model.ContentMD5(cfg.Content)
 	res, err := s.propose(ctx, command{Op: opConfigPut, Config: &cfg, Cond: cond, Now: time.Now().UTC()})
 	return res.config, err
@@ -864,24 +758,12 @@ func (s *Store) PutConfig(ctx context.Context, cfg model.Config, cond model.Prec
 
 // DeleteConfig implements backends.Configs.
 func (s *Store) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
-	if b, err := s.forward(ctx); b != nil || err != nil {
-		if err != nil {
-			return 0, err
-		}
-		return b.DeleteConfig(ctx, key, cond)
-	}
 	res, err := s.propose(ctx, command{Op: opConfigDelete, Key: key, Cond: cond})
 	return res.rev, err
 }
 
 // ListConfigs implements backends.Configs.
 func (s *Store) ListConfigs(ctx context.Context, namespace, group string, opts backends.ReadOptions) ([]model.ConfigSummary, backends.ReadInfo, error) {
-	if b, err := s.forwardRead(ctx, opts); b != nil || err != nil {
-		if err != nil {
-			return nil, backends.ReadInfo{}, err
-		}
-		return b.ListConfigs(ctx, namespace, group, opts)
-	}
 	var out []model.ConfigSummary
 	info, err := s.read(opts, func() {
 		for k, c := range s.fsm.configs {
@@ -920,11 +802,6 @@ func (s *Store) Close() error {
 	}
 	s.ready.Store(false)
 	close(s.stop)
-	s.fwdMu.Lock()
-	for _, c := range s.fwd {
-		c.Close()
-	}
-	s.fwdMu.Unlock()
 	err := s.raft.Shutdown().Error()
 	s.wg.Wait()
 	return errors.Join(err, s.closeLog())

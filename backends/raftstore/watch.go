@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/eventlog"
@@ -44,9 +43,6 @@ func (s *Store) Watch(ctx context.Context, req backends.WatchRequest) (backends.
 		}
 	default:
 		return nil, model.Invalid("watch", "exactly one of service and config must be set")
-	}
-	if err := s.catchUp(ctx); err != nil {
-		return nil, err
 	}
 	if req.FromRevision <= 0 {
 		w.reset = true
@@ -116,41 +112,4 @@ func (w *watcher) snapshot() model.Event {
 func (w *watcher) Close() error {
 	w.cancel()
 	return nil
-}
-
-// readIndexGroup is a config group that never exists: listing it is the
-// cheapest linearizable read a follower can ask the leader for.
-const readIndexGroup = "junction-read-index"
-
-// catchUp waits until a follower has applied every write acknowledged
-// before the call: it asks the leader for its revision with a linearizable
-// read (a read index) and waits for this replica to apply it. A watch it
-// then serves starts at or after everything the client has seen, as a
-// watch on the leader would. The leader and single nodes return at once.
-func (s *Store) catchUp(ctx context.Context) error {
-	b, err := s.forward(ctx)
-	if b == nil || err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, info, err := b.ListConfigs(ctx, model.DefaultNamespace, readIndexGroup, backends.ReadOptions{})
-	if err != nil {
-		return fmt.Errorf("read index from the leader: %w", err)
-	}
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	for {
-		s.fsm.mu.RLock()
-		applied := s.fsm.applied
-		s.fsm.mu.RUnlock()
-		if applied >= info.Revision {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("catch up to revision %d (at %d): %w: %w", info.Revision, applied, model.ErrUnavailable, ctx.Err())
-		case <-t.C:
-		}
-	}
 }

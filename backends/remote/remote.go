@@ -319,7 +319,7 @@ func (b *Backend) Close() error { return nil }
 func members(r *pb.ListMembersResponse) ([]backends.Member, string) {
 	out := make([]backends.Member, 0, len(r.Members))
 	for _, m := range r.Members {
-		out = append(out, backends.Member{ID: m.Id, RaftAddress: m.RaftAddress, Voter: m.Voter, Leader: m.Leader})
+		out = append(out, backends.Member{ID: m.Id, Address: m.RaftAddress, Voter: m.Voter, Leader: m.Leader})
 	}
 	return out, r.Leader
 }

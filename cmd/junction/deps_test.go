@@ -35,3 +35,30 @@ func TestBinaryLinksNoTestHarness(t *testing.T) {
 		}
 	}
 }
+
+// The layers stay apart: no driver under backends/ imports the gateway
+// (forwarding and everything else cross-cutting lives above the driver),
+// and the built-in store speaks only Raft: it imports neither the API nor
+// gRPC.
+func TestDriversStayBelowTheGateway(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}`, "../../backends/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for pkg := range strings.Lines(string(out)) {
+		if strings.TrimSpace(pkg) == "github.com/junctionhq/junction/gateway" {
+			t.Error("a package under backends/ depends on the gateway")
+		}
+	}
+	out, err = exec.Command("go", "list", "-deps", "-f", `{{.ImportPath}}`, "../../backends/raftstore").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for pkg := range strings.Lines(string(out)) {
+		pkg = strings.TrimSpace(pkg)
+		if strings.HasPrefix(pkg, "google.golang.org/grpc") || strings.HasPrefix(pkg, "github.com/junctionhq/junction/api/") ||
+			pkg == "github.com/junctionhq/junction/backends/remote" {
+			t.Errorf("backends/raftstore depends on %s", pkg)
+		}
+	}
+}

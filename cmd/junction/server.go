@@ -11,10 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/junctionhq/junction/backends"
-	_ "github.com/junctionhq/junction/backends/consul"    // consul:// driver
-	_ "github.com/junctionhq/junction/backends/etcd"      // etcd:// driver
-	_ "github.com/junctionhq/junction/backends/nacos"     // nacos:// driver
-	_ "github.com/junctionhq/junction/backends/raftstore" // raft:// driver
+	_ "github.com/junctionhq/junction/backends/consul" // consul:// driver
+	_ "github.com/junctionhq/junction/backends/etcd"   // etcd:// driver
+	_ "github.com/junctionhq/junction/backends/nacos"  // nacos:// driver
+	"github.com/junctionhq/junction/backends/raftstore"
 	_ "github.com/junctionhq/junction/backends/zookeeper" // zk:// driver
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
@@ -63,7 +63,7 @@ func newServerCmd() *cobra.Command {
 			ctx := cmd.Context()
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			b, err := backends.Open(openCtx, backendURL)
+			b, err := openBackend(openCtx, backendURL)
 			if err != nil {
 				return err
 			}
@@ -98,4 +98,24 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.HealthScan, "health-scan", cfg.HealthScan, "how often the health checks, and the instance patches another gateway asks this one to apply, are looked for")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "how long a REST request body may go without sending a byte")
 	return cmd
+}
+
+// openBackend opens the backend rawURL names. A built-in store node that
+// joins a cluster reaches the member it joins through the gateway's API
+// client: the store itself speaks only Raft.
+func openBackend(ctx context.Context, rawURL string) (backends.Backend, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "raft" {
+		return backends.Open(ctx, rawURL)
+	}
+	rc, err := raftstore.ConfigFromURL(u)
+	if err != nil {
+		return nil, err
+	}
+	rc.Joiner = gateway.JoinCluster
+	s, err := raftstore.Open(ctx, rc)
+	if err != nil {
+		return nil, fmt.Errorf("open raft backend: %w", err)
+	}
+	return s, nil
 }

@@ -18,12 +18,12 @@ import (
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/nacos"
 	"github.com/junctionhq/junction/backends/raftstore"
-	"github.com/junctionhq/junction/backends/raftstore/localcluster"
 	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/faults"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/internal/localcluster"
 )
 
 // Target is a backend under measurement and the faults the runner may
@@ -98,7 +98,7 @@ func RaftClusterTarget(dir string) (*Target, error) {
 		return nil, err
 	}
 	return &Target{Name: "raft-3", Label: "built-in Raft store, three nodes in process over loopback TCP, through one node (a follower when the run starts)",
-		Open: func(context.Context) (backends.Backend, error) { return shared{follower.Store}, nil },
+		Open: func(context.Context) (backends.Backend, error) { return follower.Routed(), nil },
 		Restart: func(ctx context.Context) error {
 			l, err := c.Leader(ctx)
 			if err != nil {

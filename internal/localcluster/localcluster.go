@@ -1,6 +1,7 @@
 // Package localcluster runs a built-in store cluster inside one process:
 // nodes on loopback TCP transports, each behind its own gateway at its node
-// id, so followers forward to the leader exactly as separate servers do.
+// id, so that a follower's gateway forwards to the leader's exactly as
+// separate servers do.
 // Tests and benchmarks use it; production clusters are `junction server
 // --raft-addr --peers` processes.
 package localcluster
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/gateway"
 )
@@ -31,6 +33,18 @@ type Node struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// Routed returns the node's store as its gateway uses it: calls that need
+// the leader are forwarded to the leader's gateway (gateway.Forwarding).
+// Closing it leaves the node running; a Restart makes it stale.
+func (nd *Node) Routed() backends.Backend {
+	return gateway.Forwarding(noClose{nd.Store}, nil)
+}
+
+// noClose is a node's store that its node closes, not its user.
+type noClose struct{ *raftstore.Store }
+
+func (noClose) Close() error { return nil }
 
 // Cluster is a running local cluster.
 type Cluster struct {

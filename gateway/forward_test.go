@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/model"
+)
+
+// leaderRecorder is a gRPC server standing where a cluster's leader
+// gateway would: it records the calls forwarded to it and their metadata.
+type leaderRecorder struct {
+	pb.UnimplementedRegistryServiceServer
+	mu    sync.Mutex
+	calls []metadata.MD
+}
+
+func (l *leaderRecorder) RegisterInstance(ctx context.Context, _ *pb.RegisterInstanceRequest) (*pb.RegisterInstanceResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	l.mu.Lock()
+	l.calls = append(l.calls, md)
+	l.mu.Unlock()
+	return &pb.RegisterInstanceResponse{Revision: 4242}, nil
+}
+
+func (l *leaderRecorder) ListInstances(ctx context.Context, _ *pb.ListInstancesRequest) (*pb.ListInstancesResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	l.mu.Lock()
+	l.calls = append(l.calls, md)
+	l.mu.Unlock()
+	return &pb.ListInstancesResponse{Revision: 4242, Consistency: string(model.Linearizable)}, nil
+}
+
+func (l *leaderRecorder) seen() []metadata.MD {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]metadata.MD(nil), l.calls...)
+}
+
+// followerOf is a store node whose leader is at leader: a built-in store
+// (which serves what reaches it) that reports another node as leading.
+type followerOf struct {
+	*raftstore.Store
+	leader string
+}
+
+func (f followerOf) Leader() (string, bool) { return f.leader, false }
+
+// The gateway over a follower forwards writes and linearizable reads to
+// the leader's gateway, from gRPC and REST alike, carrying the caller's
+// identity; it serves stale reads itself; a call another gateway forwarded
+// is never forwarded again; an unreachable leader is UNAVAILABLE naming
+// it, not a hang.
+func TestForwardingRoutesAndCarriesTheCaller(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &leaderRecorder{}
+	leaderSrv := grpc.NewServer()
+	pb.RegisterRegistryServiceServer(leaderSrv, rec)
+	go func() { _ = leaderSrv.Serve(lis) }()
+	defer leaderSrv.Stop()
+
+	cfg := DefaultConfig()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	gw, err := ServeLoopback(followerOf{openStore(ctx, t), lis.Addr().String()}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	reg := pb.NewRegistryServiceClient(gw.Conn)
+	register := &pb.RegisterInstanceRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders", Ip: "10.0.0.1", Port: 80}
+
+	// gRPC: forwarded with the caller's credentials.
+	resp, err := reg.RegisterInstance(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer grpc-caller"), register)
+	if err != nil || resp.GetRevision() != 4242 {
+		t.Fatalf("a write on the follower's gateway: %v %v, want the leader's answer", resp, err)
+	}
+	// REST: the same, through the in-process gRPC connection.
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+gw.Addr+"/v1/namespaces/public/groups/DEFAULT_GROUP/services/orders/instances",
+		strings.NewReader(`{"ip":"10.0.0.2","port":80}`))
+	req.Header.Set("Authorization", "Bearer rest-caller")
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(hr.Body)
+	hr.Body.Close()
+	if hr.StatusCode != 200 || !strings.Contains(string(body), "4242") {
+		t.Fatalf("a REST write on the follower's gateway: %d %s, want the leader's answer", hr.StatusCode, body)
+	}
+	// A linearizable read is the leader's too; a stale one is not.
+	if r, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}); err != nil || r.GetRevision() != 4242 {
+		t.Fatalf("a linearizable read on the follower's gateway: %v %v, want the leader's answer", r, err)
+	}
+	if r, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders", Stale: true}); err != nil || r.GetRevision() == 4242 {
+		t.Fatalf("a stale read on the follower's gateway: %v %v, want this node's answer", r, err)
+	}
+	// A call marked as forwarded is served here (by this node's store,
+	// which here happens to accept it), not sent on again.
+	if r, err := reg.RegisterInstance(metadata.AppendToOutgoingContext(ctx, forwardedHeader, "1"), register); err != nil || r.GetRevision() == 4242 {
+		t.Fatalf("a forwarded write: %v %v, want this node's answer", r, err)
+	}
+
+	seen := rec.seen()
+	if len(seen) != 3 {
+		t.Fatalf("the leader got %d calls, want 3 (two writes, one linearizable read): %v", len(seen), seen)
+	}
+	for i, want := range []string{"Bearer grpc-caller", "Bearer rest-caller", ""} {
+		if got := strings.Join(seen[i].Get("authorization"), ","); got != want {
+			t.Errorf("forwarded call %d carried authorization %q, want %q", i, got, want)
+		}
+		if len(seen[i].Get(forwardedHeader)) != 1 {
+			t.Errorf("forwarded call %d is not marked as forwarded: %v", i, seen[i])
+		}
+	}
+
+	// The leader gone: UNAVAILABLE naming it, within the forward wait.
+	leaderSrv.Stop()
+	start := time.Now()
+	_, err = reg.RegisterInstance(ctx, register)
+	if !errors.Is(pb.Error(err), model.ErrUnavailable) || !strings.Contains(err.Error(), lis.Addr().String()) {
+		t.Fatalf("a write while the leader is unreachable: %v, want UNAVAILABLE naming %s", err, lis.Addr())
+	}
+	if d := time.Since(start); d > forwardWait+3*time.Second {
+		t.Errorf("the refusal took %v", d)
+	}
+}
+
+// Forwarding leaves a backend that does not lead by itself as it is.
+func TestForwardingOnlyWrapsLeadership(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(ctx, t)
+	if _, ok := Forwarding(s, nil).(*forwarding); !ok {
+		t.Error("the built-in store is not routed")
+	}
+	var plain backends.Backend = struct{ backends.Backend }{s}
+	if got := Forwarding(plain, nil); got != plain {
+		t.Errorf("a backend without Leadership came back as %T", got)
+	}
+}
