@@ -65,12 +65,11 @@ type topic struct {
 	started chan struct{} // closed once the backend watch is established
 	once    sync.Once
 
-	mu        sync.RWMutex // guards what follows; log appends happen under it
-	log       *eventlog.Log
-	hasState  bool
-	instances map[string]model.Instance
-	config    *model.Config
-	rev       int64 // the backend watch's position
+	mu       sync.RWMutex // guards what follows; log appends happen under it
+	log      *eventlog.Log
+	hasState bool
+	view     model.View // the watched service's instances or config item
+	rev      int64      // the backend watch's position
 }
 
 func newHub(b backends.Backend, history int, log *slog.Logger, m *metrics) *hub {
@@ -85,7 +84,7 @@ func (h *hub) subscribe(key topicKey, from int64) *subscriber {
 	if t == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		t = &topic{key: key, history: h.history, cancel: cancel, ready: make(chan struct{}), started: make(chan struct{}),
-			instances: map[string]model.Instance{}, rev: max(from, 0)}
+			rev: max(from, 0)}
 		if from > 0 {
 			t.log = eventlog.New(h.history, from)
 			close(t.ready)
@@ -195,14 +194,9 @@ func (t *topic) apply(e model.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.rev = max(t.rev, e.Revision)
-	switch e.Type {
-	case model.EventReset:
+	t.view.Apply(e)
+	if e.Type == model.EventReset {
 		t.hasState = true
-		clear(t.instances)
-		for _, i := range e.Instances {
-			t.instances[i.ID] = i
-		}
-		t.config = e.Config
 		if t.log == nil {
 			t.log = eventlog.New(t.history, e.Revision)
 			close(t.ready)
@@ -211,18 +205,6 @@ func (t *topic) apply(e model.Event) {
 		// and each subscriber sends its own RESET.
 		t.log.Reset(e.Revision)
 		return
-	case model.EventPut:
-		if e.Instance != nil {
-			t.instances[e.Instance.ID] = *e.Instance
-		} else {
-			t.config = e.Config
-		}
-	case model.EventDelete:
-		if e.Instance != nil {
-			delete(t.instances, e.Instance.ID)
-		} else {
-			t.config = nil
-		}
 	}
 	t.log.Append(e)
 }
@@ -306,7 +288,7 @@ func (s *subscriber) snapshot(ctx context.Context) (model.Event, error) {
 		e := model.Event{Type: model.EventReset, Revision: t.rev}
 		if t.key.svc.Service != "" {
 			e.Service = t.key.svc
-			e.Instances = slices.SortedFunc(maps.Values(t.instances), func(a, b model.Instance) int {
+			e.Instances = slices.SortedFunc(maps.Values(t.view.Instances), func(a, b model.Instance) int {
 				return cmp.Compare(a.ID, b.ID)
 			})
 			if e.Instances == nil {
@@ -314,7 +296,7 @@ func (s *subscriber) snapshot(ctx context.Context) (model.Event, error) {
 			}
 			return e, nil
 		}
-		e.ConfigKey, e.Config = t.key.cfg, t.config
+		e.ConfigKey, e.Config = t.key.cfg, t.view.Config
 		return e, nil
 	}
 	t.mu.RUnlock()

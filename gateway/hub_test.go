@@ -35,24 +35,16 @@ func TestHubSlowSubscriber(t *testing.T) {
 	defer fast.Close()
 
 	const n = 50
-	view := map[string]bool{first.ID: true}
+	view := model.View{Instances: map[string]model.Instance{first.ID: first}}
 	done := make(chan error, 1)
 	go func() {
-		for len(view) < n+1 {
+		for len(view.Instances) < n+1 {
 			e, err := fast.Next(ctx)
 			if err != nil {
 				done <- err
 				return
 			}
-			switch e.Type {
-			case model.EventReset:
-				clear(view)
-				for _, i := range e.Instances {
-					view[i.ID] = true
-				}
-			case model.EventPut:
-				view[e.Instance.ID] = true
-			}
+			view.Apply(e)
 		}
 		done <- nil
 	}()
@@ -132,7 +124,7 @@ func TestHubSubscriberAheadOfTopic(t *testing.T) {
 	// A topic whose log stands still at revision 0: no backend events reach it.
 	key := topicKey{svc: svc}
 	tp := &topic{key: key, history: 64, cancel: func() {}, ready: make(chan struct{}), started: make(chan struct{}),
-		instances: map[string]model.Instance{}, log: eventlog.New(64, 0), hasState: true}
+		log: eventlog.New(64, 0), hasState: true}
 	close(tp.ready)
 	close(tp.started)
 	h.topics[key] = tp

@@ -48,3 +48,44 @@ type Event struct {
 	// Instances is the full instance set of a service RESET (possibly empty).
 	Instances []Instance
 }
+
+// View is a watcher's copy of what it watches, kept by applying the
+// watch's events in order: the instances of a service by id, or one config
+// item. The zero View is empty and ready to use.
+type View struct {
+	// Instances are a service's instances by id.
+	Instances map[string]Instance
+	// Config is a config item's value, nil while it is absent.
+	Config *Config
+	// Revision is the revision of the last event applied.
+	Revision int64
+}
+
+// Apply applies e: a RESET replaces the whole view, a PUT sets what it
+// carries, a DELETE removes it.
+func (v *View) Apply(e Event) {
+	if v.Instances == nil {
+		v.Instances = map[string]Instance{}
+	}
+	v.Revision = max(v.Revision, e.Revision)
+	switch e.Type {
+	case EventReset:
+		clear(v.Instances)
+		for _, i := range e.Instances {
+			v.Instances[i.ID] = i
+		}
+		v.Config = e.Config
+	case EventPut:
+		if e.Instance != nil {
+			v.Instances[e.Instance.ID] = *e.Instance
+		} else {
+			v.Config = e.Config
+		}
+	case EventDelete:
+		if e.Instance != nil {
+			delete(v.Instances, e.Instance.ID)
+		} else {
+			v.Config = nil
+		}
+	}
+}
