@@ -120,6 +120,11 @@ func (st *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) 
 		return nil, err
 	}
 	c := s.Capabilities
+	// A watch through the gateway resumes from its hub's history when the
+	// hub already follows the key: no further back than WatchHistory.
+	if c.ResumableWatch && (c.WatchHistory == 0 || c.WatchHistory > st.s.cfg.WatchHistory) {
+		c.WatchHistory = st.s.cfg.WatchHistory
+	}
 	return &pb.GetStatusResponse{Backend: s.Backend, Revision: s.Revision, Leader: s.Leader, Version: st.s.cfg.Version,
 		Capabilities: &pb.Capabilities{NativeSessions: c.NativeSessions, NativeRevisions: c.NativeRevisions,
 			ResumableWatch: c.ResumableWatch, WatchHistory: int64(c.WatchHistory), LinearizableReads: c.LinearizableReads,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,8 @@ type configView struct {
 	ctype     string
 	last      *model.Config // watched state; nil when absent
 	lastRev   int64         // the revision of that state
+	log       []model.Event // the changes delivered since created, within the driver's history
+	created   int64         // the revision from which log is complete
 	pending   *pendingConfig
 	listening bool
 	subs      map[*watcher]struct{}
@@ -139,7 +142,16 @@ func (v *configView) deliver(c *model.Config, rev int64, reset bool) {
 		v.last = nil
 	}
 	v.lastRev = rev
+	floor := v.d.hist.oldest()
 	v.d.hist.add(rev)
+	if reset {
+		v.log, v.created = nil, rev // what changed before it is unknown
+	} else {
+		v.log = append(v.log, e)
+		if i := slices.IndexFunc(v.log, func(e model.Event) bool { return e.Revision > floor }); i > 0 {
+			v.log = slices.Delete(v.log, 0, i)
+		}
+	}
 	for w := range v.subs {
 		w.push(e)
 	}
@@ -457,7 +469,10 @@ func (d *Driver) ListConfigs(_ context.Context, namespace, group string, _ backe
 }
 
 // watchConfig watches one item through the SDK's listener, which the
-// server notifies of changes.
+// server notifies of changes. A watch from a revision within what the
+// item's view delivered since it started listening (and within the
+// driver's history) replays the changes after it; any other begins with a
+// RESET of the current value.
 func (d *Driver) watchConfig(ctx context.Context, req backends.WatchRequest) (backends.Watcher, error) {
 	key := *req.Config
 	v := d.cview(key)
@@ -466,7 +481,14 @@ func (d *Driver) watchConfig(ctx context.Context, req backends.WatchRequest) (ba
 	}
 	w := newWatcher()
 	v.mu.Lock()
-	if req.FromRevision == 0 || req.FromRevision < v.lastRev || req.FromRevision > d.clock.current() {
+	floor := max(v.created, d.hist.oldest())
+	if req.FromRevision > 0 && req.FromRevision >= floor && req.FromRevision <= d.clock.current() {
+		for _, e := range v.log {
+			if e.Revision > req.FromRevision {
+				w.push(e)
+			}
+		}
+	} else {
 		e := model.Event{Type: model.EventReset, Revision: d.clock.current(), ConfigKey: key}
 		if v.last != nil {
 			c := *v.last
@@ -504,6 +526,7 @@ func (v *configView) listen() error {
 	if cur != nil {
 		v.lastRev = cur.Revision
 	}
+	v.created = v.lastRev
 	err = c.ListenConfig(vo.ConfigParam{DataId: v.key.DataID, Group: v.key.Group, OnChange: func(_, _, _, data string) {
 		v.changed(data)
 	}})

@@ -5,10 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/conformance/contract"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -27,11 +27,7 @@ const (
 )
 
 // Figure is one measured value.
-type Figure struct {
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit,omitempty"`
-}
+type Figure = contract.Figure
 
 // Outcome is what a scenario measured on one target.
 type Outcome struct {
@@ -116,14 +112,3 @@ func nextEvent(ctx context.Context, w backends.Watcher, d time.Duration) (model.
 	defer cancel()
 	return w.Next(ctx)
 }
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[min(len(s)-1, int(float64(len(s))*p))]
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
