@@ -10,6 +10,7 @@ import (
 
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/internal/ports"
 	"github.com/junctionhq/junction/sdk"
 )
 
@@ -135,11 +136,9 @@ type netListenClosed struct{}
 
 // addr returns a loopback address nobody listens on.
 func (netListenClosed) addr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := ports.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := l.Addr().String()
-	l.Close()
 	return a
 }

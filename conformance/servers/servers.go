@@ -11,10 +11,11 @@
 package servers
 
 import (
-	"net"
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/junctionhq/junction/internal/ports"
 )
 
 // RequireEnv names the environment variable listing required backends.
@@ -25,11 +26,5 @@ func Required(name string) bool {
 	return slices.Contains(strings.Split(os.Getenv(RequireEnv), ","), name)
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a loopback port for a server to listen on: see package ports.
+func freePort() (int, error) { return ports.Free() }

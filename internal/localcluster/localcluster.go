@@ -19,6 +19,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/internal/ports"
 )
 
 // Node is one member of a Cluster.
@@ -69,13 +70,12 @@ func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config))
 			return nil, err
 		}
 		apis = append(apis, api)
-		r, err := net.Listen("tcp", "127.0.0.1:0")
+		raftAddr, err := ports.Addr() // the node's Raft transport listens here
 		if err != nil {
 			closeAll()
 			return nil, err
 		}
-		r.Close() // the node's Raft transport listens here
-		peers[api.Addr().String()] = r.Addr().String()
+		peers[api.Addr().String()] = raftAddr
 	}
 	c := &Cluster{Nodes: make([]*Node, n)}
 	errs := make([]error, n)
