@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,7 +12,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
+	"github.com/junctionhq/junction/sdk"
 )
 
 func newServiceCmd(g *globals) *cobra.Command {
@@ -51,16 +52,25 @@ func newRegisterCmd(g *globals) *cobra.Command {
 		Short: "Register an instance; with --ttl, hold it with a session until interrupted",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Namespace, req.Group, req.Service = g.namespace, g.group, args[0]
+			var err error
+			if req.Metadata, err = parseMeta(meta); err != nil {
+				return err
+			}
+			if ttl != 0 {
+				inst := model.Instance{ID: req.Id, IP: req.Ip, Port: int(req.Port), Cluster: req.Cluster, Weight: weight, Metadata: req.Metadata}
+				var ck *health.Check
+				if check.Kind != "" {
+					ck = &health.Check{Kind: health.Kind(check.Kind), Target: check.Target, ExpectStatus: int(check.ExpectStatus),
+						GRPCService: check.GrpcService, Interval: interval, Timeout: timeout, Rise: int(check.Rise), Fall: int(check.Fall)}
+				}
+				return holdRegistration(cmd, g, args[0], inst, ck, disabled, ttl)
+			}
 			c, done, err := g.dial()
 			if err != nil {
 				return err
 			}
 			defer done()
-			reg := c.reg
-			req.Namespace, req.Group, req.Service = g.namespace, g.group, args[0]
-			if req.Metadata, err = parseMeta(meta); err != nil {
-				return err
-			}
 			if cmd.Flags().Changed("weight") {
 				req.Weight = &weight
 			}
@@ -75,17 +85,13 @@ func newRegisterCmd(g *globals) *cobra.Command {
 				}
 				req.Check = check
 			}
-			ctx := cmd.Context()
-			if ttl == 0 {
-				resp, err := reg.RegisterInstance(ctx, req)
-				if err != nil {
-					return err
-				}
-				return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
-					fmt.Fprintf(w, "registered %s of %s at revision %d (persistent)\n", resp.Instance.Id, args[0], resp.Revision)
-				})
+			resp, err := c.reg.RegisterInstance(cmd.Context(), req)
+			if err != nil {
+				return err
 			}
-			return holdRegistration(ctx, cmd, g, reg, req, ttl)
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "registered %s of %s at revision %d (persistent)\n", resp.Instance.Id, args[0], resp.Revision)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -110,58 +116,42 @@ func newRegisterCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// holdRegistration keeps an ephemeral instance registered: it heartbeats the
-// session, re-creates it and re-registers if the session is lost, and
-// removes the instance when interrupted.
-func holdRegistration(ctx context.Context, cmd *cobra.Command, g *globals, reg pb.RegistryServiceClient, req *pb.RegisterInstanceRequest, ttl time.Duration) error {
-	register := func() (*pb.Session, error) {
-		sess, err := reg.CreateSession(ctx, &pb.CreateSessionRequest{Ttl: durationpb.New(ttl)})
-		if err != nil {
-			return nil, err
-		}
-		req.Session = sess.Id
-		resp, err := reg.RegisterInstance(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "registered %s of %s at revision %d (session %s, ttl %v); Ctrl-C to deregister\n",
-			resp.Instance.Id, req.Service, resp.Revision, sess.Id, ttl)
-		return sess, nil
-	}
-	sess, err := register()
+// holdRegistration keeps an ephemeral instance registered through the SDK,
+// which heartbeats its session and, when the session is lost, creates
+// another and registers the instance again, until the command is
+// interrupted; then it deregisters the instance.
+func holdRegistration(cmd *cobra.Command, g *globals, service string, inst model.Instance, ck *health.Check, disabled bool, ttl time.Duration) error {
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	c, err := sdk.New(ctx, sdk.WithAddrs(g.addr), sdk.WithNamespace(g.namespace), sdk.WithGroup(g.group), sdk.WithSessionTTL(ttl),
+		sdk.WithStateListener(func(s sdk.State, err error) {
+			if s == sdk.StateSessionLost || s == sdk.StateDisconnected {
+				slog.Warn("registration "+s.String()+"; the client keeps trying", "err", err)
+			}
+		}))
 	if err != nil {
 		return err
 	}
-	tick := time.NewTicker(ttl / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if _, err := reg.DeleteSession(closeCtx, &pb.DeleteSessionRequest{Id: sess.Id}); err != nil {
-				return fmt.Errorf("deregister on exit: %w", err)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), "deregistered")
-			return nil
-		case <-tick.C:
-		}
-		_, err := reg.KeepAliveSession(ctx, &pb.KeepAliveSessionRequest{Id: sess.Id})
-		switch {
-		case err == nil:
-		case errors.Is(pb.Error(err), model.ErrSessionExpired):
-			slog.Warn("session lost; registering again", "session", sess.Id)
-			if s, err := register(); err == nil {
-				sess = s
-			} else {
-				slog.Warn("re-registration failed; will retry", "err", pb.Error(err))
-			}
-		default:
-			if ctx.Err() == nil {
-				slog.Warn("keepalive failed; will retry", "err", pb.Error(err))
-			}
-		}
+	defer c.Close()
+	var opts []sdk.CallOption
+	if disabled {
+		opts = append(opts, sdk.Disabled())
 	}
+	if ck != nil {
+		opts = append(opts, sdk.WithHealthCheck(*ck))
+	}
+	reg, err := c.Register(ctx, service, inst, opts...)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "registered %s of %s (ephemeral, session TTL %v); Ctrl-C to deregister\n", reg.Instance().ID, service, ttl)
+	<-ctx.Done()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := reg.Deregister(dctx); err != nil {
+		return fmt.Errorf("deregister on exit: %w", err)
+	}
+	fmt.Fprintln(out, "deregistered")
+	return nil
 }
 
 func newDeregisterCmd(g *globals) *cobra.Command {
