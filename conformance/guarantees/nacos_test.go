@@ -14,18 +14,20 @@ import (
 )
 
 // TestBoundedRunNacos measures the nacos driver (the Nacos protocol served
-// by Polaris, in this package's private network namespace) and fails on
-// any violation. Only the driver: through the gateway, after the driver's
-// fault scenarios on the same server, new subscriptions time out (open;
-// make guarantees-nacos reproduces it).
+// by Polaris, in this package's private network namespace), alone and
+// through the gateway, and fails on any violation. Polaris is restarted
+// before each of the two (Target.BeforeRun): the driver's fault scenarios
+// leave it wedged (TestPolarisWedgesAfterPartition).
 func TestBoundedRunNacos(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the bounded guarantee run takes about a minute")
+		t.Skip("the bounded guarantee run takes about two minutes")
 	}
 	ts, err := guarantees.LocalTargets(t.TempDir(), "nacos")
 	if err != nil {
 		t.Fatalf("nacos: %v", err) // required: CI builds Polaris
 	}
 	defer ts[0].Close()
-	boundedRun(t, ts)
+	gw := guarantees.ThroughGateway(ts[0])
+	defer gw.Close()
+	boundedRun(t, []*guarantees.Target{ts[0], gw})
 }
