@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,9 @@ import (
 // forwardedHeader marks a call that one gateway forwarded to the leader's.
 // The receiving gateway serves it from its own store, never forwards it
 // again: when it has lost the lead meanwhile, the store's error says so.
+// Any client can send it; it only keeps the call from being forwarded, so
+// that a client who sets it gets this node's store's answer (a refusal,
+// on a follower), and it must never be taken as proof of anything.
 const forwardedHeader = "junction-forwarded"
 
 // callerHeaders are the incoming metadata a forwarded call carries on to
@@ -34,6 +38,10 @@ var callerHeaders = []string{"authorization"}
 // readIndexGroup is a config group that never exists: listing it is the
 // cheapest linearizable read a follower can ask the leader for.
 const readIndexGroup = "junction-read-index"
+
+// errForwardingClosed is what a call to the leader gets once the gateway
+// released its connections.
+var errForwardingClosed = fmt.Errorf("forward to the leader: the gateway is closed: %w", model.ErrUnavailable)
 
 // forwardWait is how long a forwarded call waits for a connection to the
 // leader before it fails as UNAVAILABLE.
@@ -71,8 +79,9 @@ type forwarding struct {
 	lead             backends.Leadership
 	log              *slog.Logger
 
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn // leader id (its API address) → connection
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn // leader id (its API address) → connection
+	closed bool                        // released: no new connections
 }
 
 var (
@@ -90,7 +99,9 @@ func (f *forwarding) to(ctx context.Context) backends.Backend {
 	}
 	conn, err := f.conn(id)
 	if err != nil {
-		f.log.Warn("cannot reach the leader; answering from this node", "leader", id, "err", err)
+		if !errors.Is(err, errForwardingClosed) {
+			f.log.Warn("cannot reach the leader; answering from this node", "leader", id, "err", err)
+		}
 		return f.Backend
 	}
 	return remote.New(conn)
@@ -118,6 +129,9 @@ func forwarded(ctx context.Context) bool {
 func (f *forwarding) conn(id string) (*grpc.ClientConn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.closed {
+		return nil, errForwardingClosed
+	}
 	if c, ok := f.conns[id]; ok {
 		return c, nil
 	}
@@ -234,16 +248,27 @@ func (f *forwarding) ListConfigs(ctx context.Context, namespace, group string, o
 // revision with a linearizable read (a read index) and waits until its
 // replica has applied it, so that the watch starts at or after everything
 // the client has seen, as a watch on the leader would.
+//
+// Without a leader to ask, the watch is refused as UNAVAILABLE rather than
+// started from a replica that may be behind.
 func (f *forwarding) Watch(ctx context.Context, req backends.WatchRequest) (backends.Watcher, error) {
-	if l := f.to(ctx); l != f.Backend {
+	id, self := f.lead.Leader()
+	if !self {
+		if id == "" {
+			return nil, fmt.Errorf("watch on a follower: no leader to catch up with: %w", model.ErrUnavailable)
+		}
+		conn, err := f.conn(id)
+		if err != nil {
+			return nil, err
+		}
 		cctx, cancel := context.WithTimeout(ctx, catchUpWait)
 		defer cancel()
-		_, info, err := l.ListConfigs(cctx, model.DefaultNamespace, readIndexGroup, backends.ReadOptions{})
+		_, info, err := remote.New(conn).ListConfigs(cctx, model.DefaultNamespace, readIndexGroup, backends.ReadOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("read index from the leader: %w", err)
+			return nil, fmt.Errorf("watch on a follower: read index from the leader %s: %w", id, err)
 		}
 		if err := f.lead.WaitApplied(cctx, info.Revision); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("watch on a follower: %w", err)
 		}
 	}
 	return f.Backend.Watch(ctx, req)
@@ -306,6 +331,7 @@ func (f *forwarding) Close() error {
 func (f *forwarding) release() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.closed = true
 	for id, c := range f.conns {
 		c.Close()
 		delete(f.conns, id)

@@ -18,6 +18,7 @@ import (
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/internal/ports"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -155,4 +156,39 @@ func TestForwardingOnlyWrapsLeadership(t *testing.T) {
 	if got := Forwarding(plain, nil); got != plain {
 		t.Errorf("a backend without Leadership came back as %T", got)
 	}
+}
+
+// A follower's watch starts only once its replica has caught up with the
+// leader: with no leader known, or the leader unreachable, it is refused
+// as UNAVAILABLE rather than started from a replica that may be behind.
+func TestForwardingWatchNeedsTheLeader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := openStore(ctx, t)
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}
+	nowhere, err := ports.Addr() // reserved, and nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, leader := range map[string]string{"no leader": "", "unreachable leader": nowhere} {
+		f := Forwarding(followerOf{store, leader}, slog.New(slog.DiscardHandler))
+		start := time.Now()
+		w, err := f.Watch(ctx, backends.WatchRequest{Service: &svc})
+		if err == nil {
+			w.Close()
+			t.Errorf("%s: the watch started", name)
+		} else if !errors.Is(err, model.ErrUnavailable) || (leader != "" && !strings.Contains(err.Error(), leader)) {
+			t.Errorf("%s: %v, want UNAVAILABLE naming the leader", name, err)
+		}
+		if d := time.Since(start); d > forwardWait+3*time.Second {
+			t.Errorf("%s: the refusal took %v", name, d)
+		}
+		f.(*forwarding).release()
+	}
+	// The node that leads serves its watch at once.
+	w, err := Forwarding(store, nil).Watch(ctx, backends.WatchRequest{Service: &svc})
+	if err != nil {
+		t.Fatalf("a watch on the leader: %v", err)
+	}
+	w.Close()
 }

@@ -109,7 +109,7 @@ func (v *configView) resettle(p *pendingConfig) {
 	if md5Of(cur) != md5Of(v.last) {
 		rev := v.d.clock.tick(0)
 		if cur != nil {
-			rev = cur.Revision
+			rev = v.stateRev(cur)
 		}
 		v.deliver(cur, rev, true)
 	}
@@ -151,6 +151,7 @@ func (v *configView) deliver(c *model.Config, rev int64, reset bool) {
 		if i := slices.IndexFunc(v.log, func(e model.Event) bool { return e.Revision > floor }); i > 0 {
 			v.log = slices.Delete(v.log, 0, i)
 		}
+		v.boundLog()
 	}
 	for w := range v.subs {
 		w.push(e)
@@ -172,6 +173,45 @@ func (d *Driver) cview(key model.ConfigKey) *configView {
 		d.cviews[key] = v
 	}
 	return v
+}
+
+// maxLogBytes bounds the content one item's replay log holds: beyond it
+// the oldest changes are forgotten, and a watch from before them begins
+// with a RESET.
+const maxLogBytes = 1 << 20
+
+// boundLog forgets the oldest changes of the log while it holds more than
+// maxLogBytes of content. v.mu is held.
+func (v *configView) boundLog() {
+	size := 0
+	for _, e := range v.log {
+		if e.Config != nil {
+			size += len(e.Config.Content)
+		}
+	}
+	for len(v.log) > 1 && size > maxLogBytes {
+		if c := v.log[0].Config; c != nil {
+			size -= len(c.Content)
+		}
+		v.created = max(v.created, v.log[0].Revision)
+		v.log = v.log[1:]
+	}
+}
+
+// stateRev is the revision of cur, a content just read from the server:
+// its own, unless the driver handed out a newer revision for this item
+// since (the content came back after another: a new write of an old
+// content), in which case it gets a new one, so that a state read now is
+// never older than a change a client was told of. v.mu is held.
+func (v *configView) stateRev(cur *model.Config) int64 {
+	issued := v.lastRev
+	for _, r := range v.revs {
+		issued = max(issued, r.rev)
+	}
+	if cur.Revision < issued {
+		cur.Revision = v.setRev(cur.MD5, v.d.clock.tick(fingerprint(cur.MD5)))
+	}
+	return cur.Revision
 }
 
 // revFor returns the revision of a content: the one the driver gave it
@@ -522,11 +562,14 @@ func (v *configView) listen() error {
 	if v.listening {
 		return nil
 	}
-	v.last, v.lastRev = cur, v.d.clock.current()
+	lastRev := v.d.clock.current() // cur shows a write the server does not serve yet (read overlays it)
 	if cur != nil {
-		v.lastRev = cur.Revision
+		lastRev = v.stateRev(cur)
 	}
-	v.created = v.lastRev
+	// What was delivered before listening is not a continuous history:
+	// other clients' writes went unseen. Replays start from this read.
+	v.last, v.lastRev = cur, lastRev
+	v.log, v.created = nil, lastRev
 	err = c.ListenConfig(vo.ConfigParam{DataId: v.key.DataID, Group: v.key.Group, OnChange: func(_, _, _, data string) {
 		v.changed(data)
 	}})

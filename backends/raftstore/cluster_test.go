@@ -331,8 +331,15 @@ func TestFollowerNamesTheLeader(t *testing.T) {
 			follower = nd
 		}
 	}
-	if id, self := follower.s.Leader(); id != leader.id || self {
-		t.Fatalf("a follower's Leader() = %q, %v, want %q, false", id, self, leader.id)
+	// A follower learns the leader from its first heartbeat.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		id, self := follower.s.Leader()
+		if id == leader.id && !self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a follower's Leader() = %q, %v, want %q, false", id, self, leader.id)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

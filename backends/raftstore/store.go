@@ -67,7 +67,8 @@ type Config struct {
 	// Peers are the members a new cluster starts with, node ID → Raft
 	// address, this node included. A node ID is the node's Junction API
 	// address (HOST:PORT): the gateway over a follower forwards writes and
-	// linearizable reads to the leader's (see backends.Leadership). A node with existing state ignores Peers.
+	// linearizable reads to the leader's (see backends.Leadership). A node
+	// with existing state ignores Peers.
 	Peers map[string]string
 	// Join is the API address of any member of a running cluster, which
 	// this new node asks, through Joiner, to add it. A node with existing

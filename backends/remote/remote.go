@@ -1,8 +1,9 @@
 // Package remote implements the driver contract over Junction's gRPC API:
 // a backend that is another Junction gateway. The conformance suite and the
 // guarantee runner use it to measure a whole deployment — API, fan-out
-// hub, driver and store — exactly as clients reach it, and a follower of a
-// built-in store cluster uses it to forward to the leader.
+// hub, driver and store — exactly as clients reach it, and the gateway over
+// a built-in store cluster's follower forwards to the leader's through it
+// (gateway.Forwarding).
 package remote
 
 import (

@@ -110,7 +110,7 @@ func openBackend(ctx context.Context, rawURL string) (backends.Backend, error) {
 	}
 	rc, err := raftstore.ConfigFromURL(u)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("open raft backend: %w", err)
 	}
 	rc.Joiner = gateway.JoinCluster
 	s, err := raftstore.Open(ctx, rc)

@@ -58,6 +58,10 @@ func newRegisterCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if ttl != 0 {
+				if weight == 0 {
+					return model.Invalid("weight", "an ephemeral registration (--ttl) takes a weight above 0; "+
+						"take the instance out of rotation with `junction service maintenance`")
+				}
 				inst := model.Instance{ID: req.Id, IP: req.Ip, Port: int(req.Port), Cluster: req.Cluster, Weight: weight, Metadata: req.Metadata}
 				var ck *health.Check
 				if check.Kind != "" {
@@ -139,9 +143,13 @@ func holdRegistration(cmd *cobra.Command, g *globals, service string, inst model
 	if ck != nil {
 		opts = append(opts, sdk.WithHealthCheck(*ck))
 	}
-	reg, err := c.Register(ctx, service, inst, opts...)
+	// The SDK retries an unreachable gateway for as long as it is given:
+	// the first registration fails rather than waits.
+	rctx, cancel := context.WithTimeout(ctx, max(10*time.Second, 2*ttl))
+	reg, err := c.Register(rctx, service, inst, opts...)
+	cancel()
 	if err != nil {
-		return err
+		return fmt.Errorf("register %s at %s: %w", service, g.addr, err)
 	}
 	fmt.Fprintf(out, "registered %s of %s (ephemeral, session TTL %v); Ctrl-C to deregister\n", reg.Instance().ID, service, ttl)
 	<-ctx.Done()

@@ -269,7 +269,7 @@ func burst(ctx context.Context, e *Env) Result {
 	}
 	n := e.n(300, 100)
 	if caps.ResumableWatch && caps.WatchHistory > 0 {
-		n = min(n, caps.WatchHistory/2)
+		n = max(1, min(n, caps.WatchHistory/2))
 	}
 	c0, err := b.PutConfig(ctx, model.Config{Key: key, Content: []byte("0")}, model.Precondition{})
 	if err != nil {

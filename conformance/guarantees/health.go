@@ -45,6 +45,7 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 	defer gw.Close()
 	reg := pb.NewRegistryServiceClient(gw.Conn)
 	svc := svcKey("health")
+	registered := time.Now()
 	resp, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: svc.Namespace, Group: svc.Group, Service: svc.Service,
 		Ip: "10.0.0.1", Port: 80, Check: &pb.HealthCheck{Kind: "http", Target: target.URL,
 			Interval: durationpb.New(interval), Rise: rise, Fall: fall}})
@@ -93,7 +94,6 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 	// The transitions are timed from the first probe: before it, the time
 	// is the runner lease's handover (a gateway that held it may have been
 	// killed by an earlier scenario and its lease must lapse first).
-	registered := time.Now()
 	select {
 	case <-probed:
 	case <-time.After(cfg.HealthLease + gateway.DefaultConfig().HealthLease + 5*time.Second):

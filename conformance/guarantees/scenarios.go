@@ -32,9 +32,10 @@ func Scenarios() []Scenario {
 }
 
 // fromContract measures a contract scenario on a target: the second
-// driver it may ask for is another one the target opens (through another
-// gateway, for a +gateway target), and the history is pushed out by the
-// target's compaction where it has one.
+// driver it may ask for is another one the target opens (a new driver on
+// the same store; through a new gateway, for a +gateway target; on
+// raft-3, a second router over the same node), and the history is pushed
+// out by the target's compaction where it has one.
 func fromContract(s contract.Scenario) Scenario {
 	return Scenario{Name: s.Name, Rule: s.Rule, Run: func(ctx context.Context, e *Env) Outcome {
 		ce := &contract.Env{B: e.B, Peer: e.Target.Open, HistoryWindow: e.n(400, 300), Quick: e.Quick}

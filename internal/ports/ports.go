@@ -29,9 +29,13 @@ var (
 // other process using this package holds. The caller binds it; the port
 // stays reserved for this process, across restarts of what listens on it.
 func Free() (int, error) {
-	dir := filepath.Join(os.TempDir(), "junction-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
+	// One directory per user: another user's locks could not be opened.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("junction-ports-%d", os.Getuid()))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return 0, fmt.Errorf("ports: %w", err)
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return 0, fmt.Errorf("ports: %s is not a directory", dir)
 	}
 	low, high := span()
 	for range 1000 {
@@ -42,9 +46,9 @@ func Free() (int, error) {
 		if mine {
 			continue
 		}
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDONLY, 0o600)
 		if err != nil {
-			return 0, fmt.Errorf("ports: %w", err)
+			continue
 		}
 		if !lock(f) {
 			f.Close()
