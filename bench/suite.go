@@ -14,9 +14,9 @@ import (
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
 	"github.com/junctionhq/junction/backends/zookeeper"
+	"github.com/junctionhq/junction/conformance/localcluster"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
-	"github.com/junctionhq/junction/internal/localcluster"
 )
 
 // Paths are the ways a workload can reach a store.

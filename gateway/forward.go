@@ -142,7 +142,14 @@ func (f *forwarding) conn(id string) (*grpc.ClientConn, error) {
 			if err := awaitReady(ctx, cc, forwardWait); err != nil {
 				return status.Errorf(codes.Unavailable, "the leader %s is unreachable: %v", id, err)
 			}
-			return invoker(outgoing(ctx), method, req, reply, cc, opts...)
+			err := invoker(outgoing(ctx), method, req, reply, cc, opts...)
+			if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+				// Say where: the leader, not this node, is unavailable.
+				p := st.Proto()
+				p.Message = fmt.Sprintf("forwarded to the leader %s: %s", id, p.Message)
+				return status.FromProto(p).Err()
+			}
+			return err
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("forward to the leader %s: %w: %v", id, model.ErrUnavailable, err)

@@ -18,7 +18,7 @@ import (
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
-	"github.com/junctionhq/junction/internal/ports"
+	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/model"
 )
 

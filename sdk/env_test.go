@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/gateway"
-	"github.com/junctionhq/junction/internal/ports"
 	"github.com/junctionhq/junction/sdk"
 )
 

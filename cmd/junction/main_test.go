@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/conformance/servertest"
-	"github.com/junctionhq/junction/internal/ports"
 )
 
 var (

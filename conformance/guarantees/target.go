@@ -21,9 +21,9 @@ import (
 	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/faults"
+	"github.com/junctionhq/junction/conformance/localcluster"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
-	"github.com/junctionhq/junction/internal/localcluster"
 )
 
 // Target is a backend under measurement and the faults the runner may

@@ -15,7 +15,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/junctionhq/junction/internal/ports"
+	"github.com/junctionhq/junction/conformance/ports"
 )
 
 // RequireEnv names the environment variable listing required backends.

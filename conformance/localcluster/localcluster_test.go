@@ -11,7 +11,7 @@ import (
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/backends/remote"
 	"github.com/junctionhq/junction/conformance"
-	"github.com/junctionhq/junction/internal/localcluster"
+	"github.com/junctionhq/junction/conformance/localcluster"
 )
 
 // clusterHarness runs the conformance suite against a follower's gateway

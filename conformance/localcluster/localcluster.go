@@ -18,8 +18,8 @@ import (
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/gateway"
-	"github.com/junctionhq/junction/internal/ports"
 )
 
 // Node is one member of a Cluster.
