@@ -192,3 +192,34 @@ func TestForwardingWatchNeedsTheLeader(t *testing.T) {
 	}
 	w.Close()
 }
+
+// A gateway releases the connections of the router it put over its store,
+// and only those: a gateway over a backend that is already routed (the
+// guarantee runner's raft-3+gateway) leaves that router working when it
+// closes.
+func TestGatewayReleasesOnlyItsOwnRouter(t *testing.T) {
+	ctx := context.Background()
+	routed := Forwarding(followerOf{openStore(ctx, t), "127.0.0.1:9"}, slog.New(slog.DiscardHandler))
+	defer routed.(*forwarding).release()
+	cfg := DefaultConfig()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	srv, err := New(routed, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.fwd != nil {
+		t.Fatal("a gateway over a routed backend routed it again")
+	}
+	srv.Close()
+	if _, err := routed.(*forwarding).conn("127.0.0.1:9"); err != nil {
+		t.Fatalf("the router outlived by its user is released: %v", err)
+	}
+	own, err := New(followerOf{openStore(ctx, t), "127.0.0.1:9"}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own.Close()
+	if _, err := own.fwd.conn("127.0.0.1:9"); !errors.Is(err, errForwardingClosed) {
+		t.Fatalf("a closed gateway's own router still connects: %v", err)
+	}
+}

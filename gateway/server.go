@@ -84,6 +84,7 @@ type Server struct {
 	conn *grpc.ClientConn
 	rest http.Handler
 
+	fwd      *forwarding // the router New put over the backend, if it did
 	health   *healthRunner
 	patches  *patcher
 	checks   *recordSet // the health checks' records
@@ -103,8 +104,12 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	}
 	// Every call on the store, the API's and the gateway's own (health
 	// checks, patches, watches), is routed to the leader where it must be.
-	b = Forwarding(b, cfg.Logger)
-	s := &Server{b: b, cfg: cfg, log: cfg.Logger, m: newMetrics()}
+	routed := Forwarding(b, cfg.Logger)
+	s := &Server{b: routed, cfg: cfg, log: cfg.Logger, m: newMetrics()}
+	if f, ok := routed.(*forwarding); ok && routed != b {
+		s.fwd = f // this server's own: released with it
+	}
+	b = routed
 	s.checks = newRecordSet(b, checksGroup)
 	s.patches = &patcher{b: b, requests: newRecordSet(b, patchesGroup), log: cfg.Logger.With("component", "patches"),
 		scan: cfg.HealthScan, wait: max(10*time.Second, 2*cfg.HealthScan+readLag)}
@@ -195,8 +200,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // the connections to a cluster's leader; the backend stays open.
 func (s *Server) Close() error {
 	s.grpc.Stop()
-	if f, ok := s.b.(*forwarding); ok {
-		f.release()
+	if s.fwd != nil {
+		s.fwd.release()
 	}
 	return s.conn.Close()
 }
