@@ -521,14 +521,7 @@ func (d *Driver) watchConfig(ctx context.Context, req backends.WatchRequest) (ba
 	}
 	w := newWatcher()
 	v.mu.Lock()
-	floor := max(v.created, d.hist.oldest())
-	if req.FromRevision > 0 && req.FromRevision >= floor && req.FromRevision <= d.clock.current() {
-		for _, e := range v.log {
-			if e.Revision > req.FromRevision {
-				w.push(e)
-			}
-		}
-	} else {
+	if !d.replay(w, v.log, max(v.created, d.hist.oldest()), req.FromRevision) {
 		e := model.Event{Type: model.EventReset, Revision: d.clock.current(), ConfigKey: key}
 		if v.last != nil {
 			c := *v.last

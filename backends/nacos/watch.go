@@ -88,6 +88,21 @@ func (w *watcher) Close() error {
 	return nil
 }
 
+// replay pushes to w the events of log after from, when from is a
+// revision this driver issued at or after floor (where log begins); it
+// reports whether it could, and otherwise the watch begins with a RESET.
+func (d *Driver) replay(w *watcher, log []model.Event, floor, from int64) bool {
+	if from <= 0 || from < floor || from > d.clock.current() {
+		return false
+	}
+	for _, e := range log {
+		if e.Revision > from {
+			w.push(e)
+		}
+	}
+	return true
+}
+
 // Watch starts a watch. A watch from a revision this driver issued within
 // its history window replays the changes after it; any other begins with
 // a RESET of the current state.
@@ -101,14 +116,7 @@ func (d *Driver) Watch(ctx context.Context, req backends.WatchRequest) (backends
 	}
 	w := newWatcher()
 	v.mu.Lock()
-	floor := max(v.created, d.hist.oldest())
-	if req.FromRevision > 0 && req.FromRevision >= floor && req.FromRevision <= d.clock.current() {
-		for _, e := range v.log {
-			if e.Revision > req.FromRevision {
-				w.push(e)
-			}
-		}
-	} else {
+	if !d.replay(w, v.log, max(v.created, d.hist.oldest()), req.FromRevision) {
 		w.push(model.Event{Type: model.EventReset, Revision: v.rev, Service: v.svc, Instances: v.list()})
 	}
 	w.join(ctx, &v.mu, v.subs)

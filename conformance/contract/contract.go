@@ -114,16 +114,19 @@ func unique(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-func service(name string) model.ServiceKey {
+// Service is a service named name in a namespace of its own, so that
+// scenarios sharing a store never see each other's writes.
+func Service(name string) model.ServiceKey {
 	return model.ServiceKey{Namespace: unique("conf"), Group: model.DefaultGroup, Service: name}
 }
 
-func configKey(name string) model.ConfigKey {
+// ConfigKey is a config item named name in a namespace of its own.
+func ConfigKey(name string) model.ConfigKey {
 	return model.ConfigKey{Namespace: unique("conf"), Group: model.DefaultGroup, DataID: name}
 }
 
-// instance is a normalized instance on port, with metadata m=meta.
-func instance(port int, meta string) model.Instance {
+// Instance is a normalized instance on 10.0.0.1:port with metadata m=meta.
+func Instance(port int, meta string) model.Instance {
 	i := model.Instance{IP: "10.0.0.1", Port: port, Weight: 1, Healthy: true, Enabled: true,
 		Metadata: map[string]string{"m": meta}}
 	if err := i.Normalize(); err != nil {
@@ -137,8 +140,8 @@ func within(ctx context.Context, d time.Duration) (context.Context, context.Canc
 	return context.WithTimeout(ctx, d)
 }
 
-// nextEvent waits up to d for a watch event.
-func nextEvent(ctx context.Context, w backends.Watcher, d time.Duration) (model.Event, error) {
+// NextEvent waits up to d for a watch event.
+func NextEvent(ctx context.Context, w backends.Watcher, d time.Duration) (model.Event, error) {
 	ctx, cancel := within(ctx, d)
 	defer cancel()
 	return w.Next(ctx)

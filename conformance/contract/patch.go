@@ -34,7 +34,7 @@ func instancePatch(ctx context.Context, e *Env) Result {
 	if err != nil {
 		return c.fatal("%v", err)
 	}
-	svc := service("patch")
+	svc := Service("patch")
 	sess, _, err := owner.CreateSession(ctx, time.Second)
 	if err != nil {
 		return c.fatal("create session: %v", err)
@@ -78,7 +78,7 @@ func instancePatch(ctx context.Context, e *Env) Result {
 		beats.Wait()
 	}
 	defer stopBeats()
-	i := instance(7, "a")
+	i := Instance(7, "a")
 	i.Ephemeral, i.Session = true, sess.ID
 	if _, err := register(ctx, owner, svc, i); err != nil {
 		return c.fatal("%v", err)

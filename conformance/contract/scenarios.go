@@ -44,10 +44,10 @@ func register(ctx context.Context, b backends.Backend, svc model.ServiceKey, i m
 
 func revisions(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("rev")
+	b, svc := e.B, Service("rev")
 	var last int64
 	for port := 1; port <= 5; port++ {
-		rev, err := register(ctx, b, svc, instance(port, "x"))
+		rev, err := register(ctx, b, svc, Instance(port, "x"))
 		if err != nil {
 			return c.fatal("%v", err)
 		}
@@ -80,11 +80,11 @@ func revisions(ctx context.Context, e *Env) Result {
 // landed after it proves nothing and is a failure.
 func listThenWatch(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("ltw")
+	b, svc := e.B, Service("ltw")
 	const writers = 4
 	before, after := e.n(25, 10), e.n(25, 10)
 	for w := range writers {
-		if _, err := register(ctx, b, svc, instance(100+w, "0")); err != nil {
+		if _, err := register(ctx, b, svc, Instance(100+w, "0")); err != nil {
 			return c.fatal("%v", err)
 		}
 	}
@@ -101,7 +101,7 @@ func listThenWatch(ctx context.Context, e *Env) Result {
 			n := 0
 			write := func() bool {
 				n++
-				rev, err := register(ctx, b, svc, instance(100+w, fmt.Sprint(n)))
+				rev, err := register(ctx, b, svc, Instance(100+w, fmt.Sprint(n)))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -163,7 +163,7 @@ func listThenWatch(ctx context.Context, e *Env) Result {
 	}
 	var events, resets int
 	for view.Revision < finfo.Revision {
-		ev, err := nextEvent(ctx, w, 10*time.Second)
+		ev, err := NextEvent(ctx, w, 10*time.Second)
 		if err != nil {
 			c.fig("events", float64(events), "")
 			return c.fatal("the watch stopped at revision %d before %d: %v", view.Revision, finfo.Revision, err)
@@ -246,7 +246,7 @@ func collect(ctx context.Context, w backends.Watcher, last int64, d time.Duratio
 	var cur int64
 	deadline := time.Now().Add(d)
 	for cur < last && time.Now().Before(deadline) {
-		ev, err := nextEvent(ctx, w, time.Until(deadline))
+		ev, err := NextEvent(ctx, w, time.Until(deadline))
 		if err != nil {
 			break
 		}
@@ -262,7 +262,7 @@ func collect(ctx context.Context, w backends.Watcher, last int64, d time.Duratio
 // burst fits in the history it declares.
 func burst(ctx context.Context, e *Env) Result {
 	var c check
-	b, key := e.B, configKey("burst")
+	b, key := e.B, ConfigKey("burst")
 	caps, err := capabilities(ctx, b)
 	if err != nil {
 		return c.fatal("%v", err)
@@ -360,20 +360,20 @@ func burst(ctx context.Context, e *Env) Result {
 // watches from it.
 func resumeOld(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("resume")
+	b, svc := e.B, Service("resume")
 	caps, err := capabilities(ctx, b)
 	if err != nil {
 		return c.fatal("%v", err)
 	}
-	old, err := register(ctx, b, svc, instance(1, "a"))
+	old, err := register(ctx, b, svc, Instance(1, "a"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
-	recent, err := register(ctx, b, svc, instance(2, "b"))
+	recent, err := register(ctx, b, svc, Instance(2, "b"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
-	third, err := register(ctx, b, svc, instance(3, "c"))
+	third, err := register(ctx, b, svc, Instance(3, "c"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
@@ -381,7 +381,7 @@ func resumeOld(ctx context.Context, e *Env) Result {
 	if err != nil {
 		return c.fatal("watch from %d: %v", recent, err)
 	}
-	ev, err := nextEvent(ctx, w, 10*time.Second)
+	ev, err := NextEvent(ctx, w, 10*time.Second)
 	w.Close()
 	if err != nil {
 		return c.fatal("watch from the recent revision %d: %v", recent, err)
@@ -403,9 +403,9 @@ func resumeOld(ctx context.Context, e *Env) Result {
 			return c.fatal("compact: %v", err)
 		}
 	} else {
-		filler := service("filler")
+		filler := Service("filler")
 		for n := range e.HistoryWindow + 10 {
-			if _, err := register(ctx, b, filler, instance(1, fmt.Sprint(n))); err != nil {
+			if _, err := register(ctx, b, filler, Instance(1, fmt.Sprint(n))); err != nil {
 				return c.fatal("%v", err)
 			}
 		}
@@ -415,7 +415,7 @@ func resumeOld(ctx context.Context, e *Env) Result {
 		return c.fatal("watch from the old revision %d: %v", old, err)
 	}
 	defer w.Close()
-	ev, err = nextEvent(ctx, w, 10*time.Second)
+	ev, err = NextEvent(ctx, w, 10*time.Second)
 	if err != nil {
 		return c.fatal("watch from the old revision %d: %v", old, err)
 	}
@@ -431,11 +431,11 @@ func resumeOld(ctx context.Context, e *Env) Result {
 		return c.fatal("a watch from the old revision %d began with %v at %d (%d instances), want a RESET of the full state of 3",
 			old, ev.Type, ev.Revision, len(ev.Instances))
 	}
-	rev4, err := register(ctx, b, svc, instance(4, "d"))
+	rev4, err := register(ctx, b, svc, Instance(4, "d"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
-	if ev, err := nextEvent(ctx, w, 10*time.Second); err != nil || ev.Type != model.EventPut || ev.Instance == nil || ev.Instance.Port != 4 {
+	if ev, err := NextEvent(ctx, w, 10*time.Second); err != nil || ev.Type != model.EventPut || ev.Instance == nil || ev.Instance.Port != 4 {
 		c.problem("after the RESET: %v %+v (%v), want the PUT of port 4 at %d", ev.Type, ev.Instance, err, rev4)
 	}
 	return c.done()
@@ -450,8 +450,8 @@ func b2f(b bool) float64 {
 
 func deleteCarriesValue(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc, key := e.B, service("del"), configKey("del")
-	rev, err := register(ctx, b, svc, instance(1, "last-value"))
+	b, svc, key := e.B, Service("del"), ConfigKey("del")
+	rev, err := register(ctx, b, svc, Instance(1, "last-value"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
@@ -469,18 +469,18 @@ func deleteCarriesValue(ctx context.Context, e *Env) Result {
 		return c.fatal("watch: %v", err)
 	}
 	defer wc.Close()
-	drev, err := b.Deregister(ctx, svc, instance(1, "").ID)
+	drev, err := b.Deregister(ctx, svc, Instance(1, "").ID)
 	if err != nil {
 		return c.fatal("deregister: %v", err)
 	}
 	if _, err := b.DeleteConfig(ctx, key, model.Precondition{}); err != nil {
 		return c.fatal("delete config: %v", err)
 	}
-	ev, err := nextEvent(ctx, ws, 10*time.Second)
+	ev, err := NextEvent(ctx, ws, 10*time.Second)
 	if err != nil || ev.Type != model.EventDelete || ev.Instance == nil || ev.Instance.Metadata["m"] != "last-value" || ev.Revision != drev {
 		c.problem("instance delete event %v at %d carries %+v (%v): want DELETE at %d with the last value", ev.Type, ev.Revision, ev.Instance, err, drev)
 	}
-	ev, err = nextEvent(ctx, wc, 10*time.Second)
+	ev, err = NextEvent(ctx, wc, 10*time.Second)
 	if err != nil || ev.Type != model.EventDelete || ev.Config == nil || string(ev.Config.Content) != "last-value" {
 		c.problem("config delete event %v (%v): want DELETE with the last value", ev.Type, err)
 	}
@@ -492,17 +492,17 @@ func deleteCarriesValue(ctx context.Context, e *Env) Result {
 
 func emptySet(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("empty")
+	b, svc := e.B, Service("empty")
 	w0, err := b.Watch(ctx, backends.WatchRequest{Service: &svc})
 	if err != nil {
 		return c.fatal("watch: %v", err)
 	}
 	defer w0.Close()
-	ev, err := nextEvent(ctx, w0, 10*time.Second)
+	ev, err := NextEvent(ctx, w0, 10*time.Second)
 	if err != nil || ev.Type != model.EventReset || len(ev.Instances) != 0 {
 		c.problem("a watch of an empty service began with %v (%d instances, %v), want an empty RESET", ev.Type, len(ev.Instances), err)
 	}
-	rev, err := register(ctx, b, svc, instance(1, "x"))
+	rev, err := register(ctx, b, svc, Instance(1, "x"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
@@ -511,10 +511,10 @@ func emptySet(ctx context.Context, e *Env) Result {
 		return c.fatal("watch: %v", err)
 	}
 	defer w.Close()
-	if _, err := b.Deregister(ctx, svc, instance(1, "").ID); err != nil {
+	if _, err := b.Deregister(ctx, svc, Instance(1, "").ID); err != nil {
 		return c.fatal("deregister: %v", err)
 	}
-	ev, err = nextEvent(ctx, w, 10*time.Second)
+	ev, err = NextEvent(ctx, w, 10*time.Second)
 	switch {
 	case err != nil:
 		c.problem("the last instance leaving was not delivered: %v", err)
@@ -527,7 +527,7 @@ func emptySet(ctx context.Context, e *Env) Result {
 
 func notifyLatency(ctx context.Context, e *Env) Result {
 	var c check
-	b, key := e.B, configKey("latency")
+	b, key := e.B, ConfigKey("latency")
 	caps, err := capabilities(ctx, b)
 	if err != nil {
 		return c.fatal("%v", err)
@@ -537,7 +537,7 @@ func notifyLatency(ctx context.Context, e *Env) Result {
 		return c.fatal("watch: %v", err)
 	}
 	defer w.Close()
-	if ev, err := nextEvent(ctx, w, 10*time.Second); err != nil || ev.Type != model.EventReset || ev.Config != nil {
+	if ev, err := NextEvent(ctx, w, 10*time.Second); err != nil || ev.Type != model.EventReset || ev.Config != nil {
 		return c.fatal("a watch of an absent config began with %v %+v (%v), want a RESET with no value", ev.Type, ev.Config, err)
 	}
 	var lat []time.Duration
@@ -550,7 +550,7 @@ func notifyLatency(ctx context.Context, e *Env) Result {
 		if err != nil {
 			return c.fatal("put %d: %v", i, err)
 		}
-		ev, err := nextEvent(ctx, w, 10*time.Second)
+		ev, err := NextEvent(ctx, w, 10*time.Second)
 		if err != nil {
 			return c.fatal("update %d not delivered: %v", i, err)
 		}
@@ -569,7 +569,7 @@ func notifyLatency(ctx context.Context, e *Env) Result {
 	if _, err := b.DeleteConfig(ctx, key, model.Precondition{}); err != nil {
 		return c.fatal("delete: %v", err)
 	}
-	ev, err := nextEvent(ctx, w, 10*time.Second)
+	ev, err := NextEvent(ctx, w, 10*time.Second)
 	del := time.Since(start)
 	switch {
 	case err != nil:
@@ -594,7 +594,7 @@ func notifyLatency(ctx context.Context, e *Env) Result {
 // store granted, no later than one second after it.
 func ownerCrash(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("crash")
+	b, svc := e.B, Service("crash")
 	asked := time.Duration(e.n(2, 1)) * time.Second
 	sess, _, err := b.CreateSession(ctx, asked)
 	if err != nil {
@@ -603,7 +603,7 @@ func ownerCrash(ctx context.Context, e *Env) Result {
 	if sess.TTL < asked {
 		c.problem("asked for a %v session, granted %v", asked, sess.TTL)
 	}
-	i := instance(1, "x")
+	i := Instance(1, "x")
 	i.Ephemeral, i.Session = true, sess.ID
 	rev, err := register(ctx, b, svc, i)
 	if err != nil {
@@ -620,7 +620,7 @@ func ownerCrash(ctx context.Context, e *Env) Result {
 	}
 	c.fig("granted TTL", sess.TTL.Seconds(), "s")
 	for {
-		ev, err := nextEvent(ctx, w, sess.TTL+15*time.Second)
+		ev, err := NextEvent(ctx, w, sess.TTL+15*time.Second)
 		if err != nil {
 			return c.fatal("the instance never disappeared: %v", err)
 		}
@@ -649,12 +649,12 @@ func ownerCrash(ctx context.Context, e *Env) Result {
 
 func sessionKeepAlive(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("keep")
+	b, svc := e.B, Service("keep")
 	sess, _, err := b.CreateSession(ctx, time.Second)
 	if err != nil {
 		return c.fatal("create session: %v", err)
 	}
-	i := instance(1, "x")
+	i := Instance(1, "x")
 	i.Ephemeral, i.Session = true, sess.ID
 	if _, err := register(ctx, b, svc, i); err != nil {
 		return c.fatal("%v", err)
@@ -685,7 +685,7 @@ func sessionKeepAlive(ctx context.Context, e *Env) Result {
 
 func cas(ctx context.Context, e *Env) Result {
 	var c check
-	b, key := e.B, configKey("app.yaml")
+	b, key := e.B, ConfigKey("app.yaml")
 	caps, err := capabilities(ctx, b)
 	if err != nil {
 		return c.fatal("%v", err)
@@ -740,12 +740,12 @@ func cas(ctx context.Context, e *Env) Result {
 
 func consistency(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("cons")
+	b, svc := e.B, Service("cons")
 	caps, err := capabilities(ctx, b)
 	if err != nil {
 		return c.fatal("%v", err)
 	}
-	rev, err := register(ctx, b, svc, instance(1, "x"))
+	rev, err := register(ctx, b, svc, Instance(1, "x"))
 	if err != nil {
 		return c.fatal("%v", err)
 	}
@@ -778,7 +778,7 @@ func consistency(ctx context.Context, e *Env) Result {
 
 func portableErrors(ctx context.Context, e *Env) Result {
 	var c check
-	b, svc := e.B, service("errs")
+	b, svc := e.B, Service("errs")
 	if _, err := b.Deregister(ctx, svc, "10.9.9.9:1"); !errors.Is(err, model.ErrNotFound) {
 		c.problem("deregister an absent instance: %v, want ErrNotFound", err)
 	}
@@ -788,7 +788,7 @@ func portableErrors(ctx context.Context, e *Env) Result {
 	if _, err := b.KeepAlive(ctx, "no-such-session"); !errors.Is(err, model.ErrSessionExpired) {
 		c.problem("keepalive of an unknown session: %v, want ErrSessionExpired", err)
 	}
-	i := instance(1, "x")
+	i := Instance(1, "x")
 	i.Ephemeral, i.Session = true, "no-such-session"
 	if _, err := b.Register(ctx, svc, i); !errors.Is(err, model.ErrSessionExpired) {
 		c.problem("register with an unknown session: %v, want ErrSessionExpired", err)

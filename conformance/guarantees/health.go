@@ -15,6 +15,7 @@ import (
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/conformance/contract"
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
 )
@@ -44,7 +45,7 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 	}
 	defer gw.Close()
 	reg := pb.NewRegistryServiceClient(gw.Conn)
-	svc := svcKey("health")
+	svc := contract.Service("health")
 	registered := time.Now()
 	resp, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: svc.Namespace, Group: svc.Group, Service: svc.Service,
 		Ip: "10.0.0.1", Port: 80, Check: &pb.HealthCheck{Kind: "http", Target: target.URL,
@@ -70,7 +71,7 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 		start, changes := time.Now(), 0
 		last := !want
 		for {
-			ev, err := nextEvent(ctx, w, 15*time.Second)
+			ev, err := contract.NextEvent(ctx, w, 15*time.Second)
 			if err != nil {
 				return 0, changes, fmt.Errorf("no healthy=%v within 15s: %w", want, err)
 			}
@@ -116,7 +117,7 @@ func healthChecks(ctx context.Context, e *Env) Outcome {
 	// Nothing more may come: a transition is delivered once.
 	extra := 0
 	for {
-		ev, err := nextEvent(ctx, w, 5*interval)
+		ev, err := contract.NextEvent(ctx, w, 5*interval)
 		if err != nil {
 			break
 		}

@@ -14,12 +14,13 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/conformance/contract"
 	"github.com/junctionhq/junction/conformance/linear"
 	"github.com/junctionhq/junction/model"
 )
 
 func linearizability(ctx context.Context, e *Env) Outcome {
-	b, key := e.B, cfgKey("linear")
+	b, key := e.B, contract.ConfigKey("linear")
 	duration := time.Duration(e.n(6, 3)) * time.Second
 	const clients = 3
 	var history linear.History

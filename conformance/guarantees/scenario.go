@@ -2,14 +2,10 @@ package guarantees
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"time"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/conformance/contract"
-	"github.com/junctionhq/junction/model"
 )
 
 // Verdict is a scenario's outcome on one target.
@@ -84,31 +80,3 @@ func na(why string) Outcome { return Outcome{Verdict: NA, Detail: why} }
 func errOutcome(err error) Outcome { return Outcome{Verdict: Fail, Detail: err.Error()} }
 
 func fig(name string, v float64, unit string) Figure { return Figure{Name: name, Value: v, Unit: unit} }
-
-func unique(prefix string) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return prefix + "-" + hex.EncodeToString(b)
-}
-
-func svcKey(name string) model.ServiceKey {
-	return model.ServiceKey{Namespace: unique("g"), Group: model.DefaultGroup, Service: name}
-}
-
-func cfgKey(name string) model.ConfigKey {
-	return model.ConfigKey{Namespace: unique("g"), Group: model.DefaultGroup, DataID: name}
-}
-
-func instance(port int, meta string) model.Instance {
-	i := model.Instance{IP: "10.0.0.1", Port: port, Weight: 1, Healthy: true, Enabled: true,
-		Metadata: map[string]string{"m": meta}}
-	_ = i.Normalize()
-	return i
-}
-
-// nextEvent waits up to d for a watch event.
-func nextEvent(ctx context.Context, w backends.Watcher, d time.Duration) (model.Event, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	return w.Next(ctx)
-}

@@ -55,8 +55,8 @@ func outageRecovery(ctx context.Context, e *Env) Outcome {
 	if t.Stop == nil || t.Start == nil {
 		return na(t.NoProcessFaults)
 	}
-	b, svc := e.B, svcKey("outage")
-	rev, err := b.Register(ctx, svc, instance(1, "before"))
+	b, svc := e.B, contract.Service("outage")
+	rev, err := b.Register(ctx, svc, contract.Instance(1, "before"))
 	if err != nil {
 		return errOutcome(err)
 	}
@@ -76,7 +76,7 @@ func outageRecovery(ctx context.Context, e *Env) Outcome {
 	deadline := back.Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = b.Register(wctx, svc, instance(2, "after"))
+		_, err = b.Register(wctx, svc, contract.Instance(2, "after"))
 		cancel()
 		if err == nil {
 			break
@@ -87,10 +87,10 @@ func outageRecovery(ctx context.Context, e *Env) Outcome {
 		return fail(nil, "no write accepted within 60s of the store's return: %v", err)
 	}
 	writable := time.Since(back)
-	view := model.View{Instances: map[string]model.Instance{instance(1, "").ID: instance(1, "before")}}
+	view := model.View{Instances: map[string]model.Instance{contract.Instance(1, "").ID: contract.Instance(1, "before")}}
 	resets := 0
-	for _, ok := view.Instances[instance(2, "").ID]; !ok; _, ok = view.Instances[instance(2, "").ID] {
-		ev, err := nextEvent(ctx, w, 30*time.Second)
+	for _, ok := view.Instances[contract.Instance(2, "").ID]; !ok; _, ok = view.Instances[contract.Instance(2, "").ID] {
+		ev, err := contract.NextEvent(ctx, w, 30*time.Second)
 		if err != nil {
 			return fail([]Figure{fig("writable after", writable.Seconds(), "s")}, "the watcher did not see the change made after the outage: %v", err)
 		}
@@ -99,7 +99,7 @@ func outageRecovery(ctx context.Context, e *Env) Outcome {
 		}
 		view.Apply(ev)
 	}
-	if _, ok := view.Instances[instance(1, "").ID]; !ok {
+	if _, ok := view.Instances[contract.Instance(1, "").ID]; !ok {
 		return fail(nil, "after the outage the watcher lost the instance registered before it")
 	}
 	return pass(fig("writable after", writable.Seconds(), "s"), fig("watcher caught up after", time.Since(back).Seconds(), "s"),
@@ -155,9 +155,9 @@ func storePause(ctx context.Context, e *Env) Outcome {
 // the path with fault for longer than the TTL and any store session
 // timeout, repairs it, and measures how long until the registration is back.
 func keepThrough(ctx context.Context, e *Env, what string, fault, repair func()) Outcome {
-	b, svc := e.B, svcKey(what)
+	b, svc := e.B, contract.Service(what)
 	const ttl = 2 * time.Second
-	i := instance(1, "x")
+	i := contract.Instance(1, "x")
 	var (
 		mu         sync.Mutex
 		lost, redo int
