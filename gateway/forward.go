@@ -69,7 +69,7 @@ func Forwarding(b backends.Backend, log *slog.Logger) backends.Backend {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &forwarding{Backend: b, lead: l, log: log.With("component", "forwarding"), conns: map[string]*grpc.ClientConn{}}
+	return &forwarding{Backend: b, lead: l, log: log.With("component", "forwarding"), conns: map[string]leaderConn{}}
 }
 
 // forwarding is the decorator Forwarding returns. Each method names where
@@ -80,14 +80,20 @@ type forwarding struct {
 	log              *slog.Logger
 
 	mu     sync.Mutex
-	conns  map[string]*grpc.ClientConn // leader id (its API address) → connection
-	closed bool                        // released: no new connections
+	conns  map[string]leaderConn // leader id (its API address) → its connection
+	closed bool                  // released: no new connections
 }
 
 var (
 	_ backends.Cluster     = (*forwarding)(nil)
 	_ backends.Snapshotter = (*forwarding)(nil)
 )
+
+// leaderConn is a connection to a leader's gateway and the backend over it.
+type leaderConn struct {
+	cc *grpc.ClientConn
+	b  *remote.Backend
+}
 
 // to returns where a call that needs the leader goes: this node's store
 // when it leads, when no node leads (its error says so), or when the call
@@ -97,14 +103,14 @@ func (f *forwarding) to(ctx context.Context) backends.Backend {
 	if self || id == "" || forwarded(ctx) {
 		return f.Backend
 	}
-	conn, err := f.conn(id)
+	l, err := f.leader(id)
 	if err != nil {
 		if !errors.Is(err, errForwardingClosed) {
 			f.log.Warn("cannot reach the leader; answering from this node", "leader", id, "err", err)
 		}
 		return f.Backend
 	}
-	return remote.New(conn)
+	return l
 }
 
 // toRead routes a read: a stale one is served here.
@@ -121,19 +127,20 @@ func forwarded(ctx context.Context) bool {
 	return ok && len(md.Get(forwardedHeader)) > 0
 }
 
-// conn returns the connection to the leader id, made on first use. The
+// leader returns the leader id's gateway as a backend, connected on first
+// use. The
 // leader may have just (re)started: a forwarded call waits a moment for
 // its connection rather than failing at once, and reconnection attempts
 // stay frequent however long it was away (gRPC's default backoff grows to
 // two minutes).
-func (f *forwarding) conn(id string) (*grpc.ClientConn, error) {
+func (f *forwarding) leader(id string) (*remote.Backend, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil, errForwardingClosed
 	}
 	if c, ok := f.conns[id]; ok {
-		return c, nil
+		return c.b, nil
 	}
 	c, err := grpc.NewClient(id, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
@@ -154,8 +161,8 @@ func (f *forwarding) conn(id string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forward to the leader %s: %w: %v", id, model.ErrUnavailable, err)
 	}
-	f.conns[id] = c
-	return c, nil
+	f.conns[id] = leaderConn{c, remote.New(c)}
+	return f.conns[id].b, nil
 }
 
 // outgoing marks ctx's call as forwarded and carries the caller's
@@ -264,13 +271,13 @@ func (f *forwarding) Watch(ctx context.Context, req backends.WatchRequest) (back
 		if id == "" {
 			return nil, fmt.Errorf("watch on a follower: no leader to catch up with: %w", model.ErrUnavailable)
 		}
-		conn, err := f.conn(id)
+		l, err := f.leader(id)
 		if err != nil {
 			return nil, err
 		}
 		cctx, cancel := context.WithTimeout(ctx, catchUpWait)
 		defer cancel()
-		_, info, err := remote.New(conn).ListConfigs(cctx, model.DefaultNamespace, readIndexGroup, backends.ReadOptions{})
+		_, info, err := l.ListConfigs(cctx, model.DefaultNamespace, readIndexGroup, backends.ReadOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("watch on a follower: read index from the leader %s: %w", id, err)
 		}
@@ -340,7 +347,7 @@ func (f *forwarding) release() {
 	defer f.mu.Unlock()
 	f.closed = true
 	for id, c := range f.conns {
-		c.Close()
+		c.cc.Close()
 		delete(f.conns, id)
 	}
 }

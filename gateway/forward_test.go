@@ -211,7 +211,7 @@ func TestGatewayReleasesOnlyItsOwnRouter(t *testing.T) {
 		t.Fatal("a gateway over a routed backend routed it again")
 	}
 	srv.Close()
-	if _, err := routed.(*forwarding).conn("127.0.0.1:9"); err != nil {
+	if _, err := routed.(*forwarding).leader("127.0.0.1:9"); err != nil {
 		t.Fatalf("the router outlived by its user is released: %v", err)
 	}
 	own, err := New(followerOf{openStore(ctx, t), "127.0.0.1:9"}, cfg)
@@ -219,7 +219,7 @@ func TestGatewayReleasesOnlyItsOwnRouter(t *testing.T) {
 		t.Fatal(err)
 	}
 	own.Close()
-	if _, err := own.fwd.conn("127.0.0.1:9"); !errors.Is(err, errForwardingClosed) {
+	if _, err := own.fwd.leader("127.0.0.1:9"); !errors.Is(err, errForwardingClosed) {
 		t.Fatalf("a closed gateway's own router still connects: %v", err)
 	}
 }
