@@ -30,11 +30,6 @@ import (
 // on a follower), and it must never be taken as proof of anything.
 const forwardedHeader = "junction-forwarded"
 
-// callerHeaders are the incoming metadata a forwarded call carries on to
-// the leader's gateway: who the caller is, so that the caller's identity
-// (not the forwarding gateway's) is what the leader's gateway sees.
-var callerHeaders = []string{"authorization"}
-
 // readIndexGroup is a config group that never exists: listing it is the
 // cheapest linearizable read a follower can ask the leader for.
 const readIndexGroup = "junction-read-index"
@@ -78,6 +73,11 @@ type forwarding struct {
 	backends.Backend // this node's store
 	lead             backends.Leadership
 	log              *slog.Logger
+
+	// peer returns the store's peer secret, with which a forwarded call
+	// proves it comes from a gateway over the same store ("" until the
+	// ACL exists).
+	peer func() string
 
 	mu     sync.Mutex
 	conns  map[string]leaderConn // leader id (its API address) → its connection
@@ -149,7 +149,7 @@ func (f *forwarding) leader(id string) (*remote.Backend, error) {
 			if err := awaitReady(ctx, cc, forwardWait); err != nil {
 				return status.Errorf(codes.Unavailable, "the leader %s is unreachable: %v", id, err)
 			}
-			err := invoker(outgoing(ctx), method, req, reply, cc, opts...)
+			err := invoker(f.outgoing(ctx), method, req, reply, cc, opts...)
 			if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
 				// Say where: the leader, not this node, is unavailable.
 				p := st.Proto()
@@ -165,17 +165,23 @@ func (f *forwarding) leader(id string) (*remote.Backend, error) {
 	return f.conns[id].b, nil
 }
 
-// outgoing marks ctx's call as forwarded and carries the caller's
-// identity from the incoming call, if any, on to the leader.
-func outgoing(ctx context.Context) context.Context {
+// outgoing marks ctx's call as forwarded. The leader's gateway serves it
+// as a peer's: this gateway has authorized it already, with the same ACL.
+// The call proves it comes from a peer with the store's peer secret, and
+// names the caller it serves for the leader's audit log; the caller's own
+// secret does not travel between nodes.
+func (f *forwarding) outgoing(ctx context.Context) context.Context {
 	kv := []string{forwardedHeader, "1"}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		for _, k := range callerHeaders {
-			for _, v := range md.Get(k) {
-				kv = append(kv, k, v)
-			}
+	if f.peer != nil {
+		if secret := f.peer(); secret != "" {
+			kv = append(kv, "authorization", "Bearer "+secret)
 		}
 	}
+	if c, ok := callerOf(ctx); ok && c.p.AccessorID != "" {
+		kv = append(kv, callerHeader, c.p.AccessorID)
+	}
+	// A call's incoming metadata never goes on as outgoing metadata (gRPC
+	// keeps them apart), so nothing the caller sent is carried but this.
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
@@ -369,6 +375,18 @@ func snapshotter(b backends.Backend) (backends.Snapshotter, error) {
 	}
 	return nil, fmt.Errorf("snapshots are taken of the built-in store; back this store up with its own tool "+
 		"(etcdctl snapshot save, consul snapshot save, a copy of ZooKeeper's data directory): %w", model.ErrUnsupported)
+}
+
+// Joiner returns the raftstore.Joiner of a node that joins with token (a
+// token that may write the cluster, needed when access control is on; ""
+// for none).
+func Joiner(token string) func(ctx context.Context, member, id, address string) error {
+	return func(ctx context.Context, member, id, address string) error {
+		if token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		}
+		return JoinCluster(ctx, member, id, address)
+	}
 }
 
 // JoinCluster asks the member of a built-in store cluster at the Junction

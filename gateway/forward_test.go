@@ -13,12 +13,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/conformance/ports"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -62,10 +65,11 @@ type followerOf struct {
 func (f followerOf) Leader() (string, bool) { return f.leader, false }
 
 // The gateway over a follower forwards writes and linearizable reads to
-// the leader's gateway, from gRPC and REST alike, carrying the caller's
-// identity; it serves stale reads itself; a call another gateway forwarded
-// is never forwarded again; an unreachable leader is UNAVAILABLE naming
-// it, not a hang.
+// the leader's gateway, from gRPC and REST alike, as a peer: proven with
+// the store's peer secret and naming the caller's accessor, never with
+// the caller's own secret; it serves stale reads itself; a call another
+// gateway forwarded is never forwarded again; an unreachable leader is
+// UNAVAILABLE naming it, not a hang.
 func TestForwardingRoutesAndCarriesTheCaller(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -79,25 +83,44 @@ func TestForwardingRoutesAndCarriesTheCaller(t *testing.T) {
 	go func() { _ = leaderSrv.Serve(lis) }()
 	defer leaderSrv.Stop()
 
+	// The follower's store holds an ACL with one token that may write.
+	store := openStore(ctx, t)
+	st, err := acl.NewState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutPolicy("name: w\nrules:\n  - service: \"*\"\n    access: write\n", "", true); err != nil {
+		t.Fatal(err)
+	}
+	tok, secret, err := st.AddToken("caller", []string{"w"}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, _ := st.Encode()
+	if _, err := store.PutConfig(ctx, model.Config{Key: aclKey, Content: content, ContentType: model.ContentJSON}, model.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	gw, err := ServeLoopback(followerOf{openStore(ctx, t), lis.Addr().String()}, cfg)
+	cfg.Auth = true
+	gw, err := ServeLoopback(followerOf{store, lis.Addr().String()}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gw.Close()
 	reg := pb.NewRegistryServiceClient(gw.Conn)
 	register := &pb.RegisterInstanceRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders", Ip: "10.0.0.1", Port: 80}
+	as := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secret)
 
-	// gRPC: forwarded with the caller's credentials.
-	resp, err := reg.RegisterInstance(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer grpc-caller"), register)
+	// gRPC: forwarded as the peer, naming the caller.
+	resp, err := reg.RegisterInstance(as, register)
 	if err != nil || resp.GetRevision() != 4242 {
 		t.Fatalf("a write on the follower's gateway: %v %v, want the leader's answer", resp, err)
 	}
 	// REST: the same, through the in-process gRPC connection.
 	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+gw.Addr+"/v1/namespaces/public/groups/DEFAULT_GROUP/services/orders/instances",
 		strings.NewReader(`{"ip":"10.0.0.2","port":80}`))
-	req.Header.Set("Authorization", "Bearer rest-caller")
+	req.Header.Set("Authorization", "Bearer "+secret)
 	hr, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -108,15 +131,19 @@ func TestForwardingRoutesAndCarriesTheCaller(t *testing.T) {
 		t.Fatalf("a REST write on the follower's gateway: %d %s, want the leader's answer", hr.StatusCode, body)
 	}
 	// A linearizable read is the leader's too; a stale one is not.
-	if r, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}); err != nil || r.GetRevision() != 4242 {
+	if r, err := reg.ListInstances(as, &pb.ListInstancesRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders"}); err != nil || r.GetRevision() != 4242 {
 		t.Fatalf("a linearizable read on the follower's gateway: %v %v, want the leader's answer", r, err)
 	}
-	if r, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders", Stale: true}); err != nil || r.GetRevision() == 4242 {
+	if r, err := reg.ListInstances(as, &pb.ListInstancesRequest{Namespace: "public", Group: "DEFAULT_GROUP", Service: "orders", Stale: true}); err != nil || r.GetRevision() == 4242 {
 		t.Fatalf("a stale read on the follower's gateway: %v %v, want this node's answer", r, err)
 	}
 	// A call marked as forwarded is served here (by this node's store,
-	// which here happens to accept it), not sent on again.
-	if r, err := reg.RegisterInstance(metadata.AppendToOutgoingContext(ctx, forwardedHeader, "1"), register); err != nil || r.GetRevision() == 4242 {
+	// which here happens to accept it), not sent on again; the mark proves
+	// nothing: the call still needs the caller's token.
+	if _, err := reg.RegisterInstance(metadata.AppendToOutgoingContext(ctx, forwardedHeader, "1"), register); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("a forwarded-marked write without a token: %v, want UNAUTHENTICATED", err)
+	}
+	if r, err := reg.RegisterInstance(metadata.AppendToOutgoingContext(as, forwardedHeader, "1"), register); err != nil || r.GetRevision() == 4242 {
 		t.Fatalf("a forwarded write: %v %v, want this node's answer", r, err)
 	}
 
@@ -124,19 +151,27 @@ func TestForwardingRoutesAndCarriesTheCaller(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("the leader got %d calls, want 3 (two writes, one linearizable read): %v", len(seen), seen)
 	}
-	for i, want := range []string{"Bearer grpc-caller", "Bearer rest-caller", ""} {
-		if got := strings.Join(seen[i].Get("authorization"), ","); got != want {
-			t.Errorf("forwarded call %d carried authorization %q, want %q", i, got, want)
+	for i, md := range seen {
+		if got, want := strings.Join(md.Get("authorization"), ","), "Bearer "+st.PeerSecret; got != want {
+			t.Errorf("forwarded call %d carried authorization %q, want the peer secret", i, got)
 		}
-		if len(seen[i].Get(forwardedHeader)) != 1 {
-			t.Errorf("forwarded call %d is not marked as forwarded: %v", i, seen[i])
+		if got := strings.Join(md.Get(callerHeader), ","); got != tok.AccessorID {
+			t.Errorf("forwarded call %d named the caller %q, want %s", i, got, tok.AccessorID)
+		}
+		if len(md.Get(forwardedHeader)) != 1 {
+			t.Errorf("forwarded call %d is not marked as forwarded: %v", i, md)
+		}
+		for k, v := range md {
+			if strings.Contains(strings.Join(v, ","), secret) {
+				t.Errorf("forwarded call %d carried the caller's secret in %s", i, k)
+			}
 		}
 	}
 
 	// The leader gone: UNAVAILABLE naming it, within the forward wait.
 	leaderSrv.Stop()
 	start := time.Now()
-	_, err = reg.RegisterInstance(ctx, register)
+	_, err = reg.RegisterInstance(as, register)
 	if !errors.Is(pb.Error(err), model.ErrUnavailable) || !strings.Contains(err.Error(), lis.Addr().String()) {
 		t.Fatalf("a write while the leader is unreachable: %v, want UNAVAILABLE naming %s", err, lis.Addr())
 	}

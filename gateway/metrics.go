@@ -21,6 +21,8 @@ type metrics struct {
 	subscribers      prometheus.Gauge
 	resets           prometheus.Counter
 	subscriberResets prometheus.Counter
+	authFailures     prometheus.Counter
+	auditEvents      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -38,8 +40,12 @@ func newMetrics() *metrics {
 			Help: "RESET events received from the backend."}),
 		subscriberResets: prometheus.NewCounter(prometheus.CounterOpts{Name: "junction_watch_resets_sent_total",
 			Help: "RESET events sent to subscribers (initial state, lag or backend gap)."}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "junction_auth_failures_total",
+			Help: "Requests refused because their token was missing, malformed, unknown or expired."}),
+		auditEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "junction_audit_events_total",
+			Help: "Audited writes and denials, by outcome."}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.topics, m.subscribers, m.resets, m.subscriberResets,
+	m.reg.MustRegister(m.requests, m.latency, m.topics, m.subscribers, m.resets, m.subscriberResets, m.authFailures, m.auditEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

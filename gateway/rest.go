@@ -14,12 +14,14 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -34,6 +36,11 @@ func (s *Server) restHandler() (http.Handler, error) {
 		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, err)
 		}),
+		// Only the Authorization header (and the client's address, which the
+		// REST gateway adds itself) reaches the gRPC services: no other
+		// header becomes metadata, so a client cannot smuggle any in
+		// (Grpc-Metadata-Junction-Caller and the like).
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 			writeJSONError(w, code, http.StatusText(code), "no route for "+r.Method+" "+r.URL.Path, "")
 		}),
@@ -51,6 +58,9 @@ func (s *Server) restHandler() (http.Handler, error) {
 		},
 		func(ctx context.Context, mux *runtime.ServeMux) error {
 			return pb.RegisterClusterServiceHandler(ctx, mux, s.conn)
+		},
+		func(ctx context.Context, mux *runtime.ServeMux) error {
+			return pb.RegisterAclServiceHandler(ctx, mux, s.conn)
 		},
 	} {
 		if err := register(ctx, gw); err != nil {
@@ -72,11 +82,16 @@ func (s *Server) restHandler() (http.Handler, error) {
 		s.getConfigRaw(w, r, configs)
 	})
 	mux.HandleFunc("PUT "+configPath, func(w http.ResponseWriter, r *http.Request) { s.putConfigRaw(w, r, configs) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	metricsHandler := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}).ServeHTTP
+	if !s.cfg.MetricsPublic {
+		metricsHandler = s.auth.guardHTTP(acl.ActRead, acl.Resource{Kind: acl.KindCluster, Name: "metrics"}, metricsHandler)
+	}
+	mux.HandleFunc("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /v1/snapshot", s.saveSnapshot)
-	mux.HandleFunc("PUT /v1/snapshot", s.restoreSnapshot)
+	snapshot := acl.Resource{Kind: acl.KindSnapshot, Name: "snapshot"}
+	mux.HandleFunc("GET /v1/snapshot", s.auth.guardHTTP(acl.ActRead, snapshot, s.saveSnapshot))
+	mux.HandleFunc("PUT /v1/snapshot", s.auth.guardHTTP(acl.ActWrite, snapshot, s.restoreSnapshot))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(pb.OpenAPI)
@@ -219,7 +234,7 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 		return
 	}
 	req.Content = string(body)
-	resp, err := c.PutConfig(r.Context(), req)
+	resp, err := c.PutConfig(restCall(r), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -233,7 +248,7 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
 	q := r.URL.Query()
 	stale, _ := strconv.ParseBool(q.Get("stale"))
-	resp, err := c.GetConfig(r.Context(), &pb.GetConfigRequest{Namespace: r.PathValue("namespace"),
+	resp, err := c.GetConfig(restCall(r), &pb.GetConfigRequest{Namespace: r.PathValue("namespace"),
 		Group: r.PathValue("group"), DataId: r.PathValue("dataId"), Stale: stale})
 	if err != nil {
 		writeError(w, err)
@@ -259,6 +274,18 @@ func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 	w.Header().Set("X-Junction-Content-Type", cfg.ContentType)
 	w.Header().Set("X-Junction-Md5", cfg.Md5)
 	_, _ = io.WriteString(w, cfg.Content)
+}
+
+// restCall is the context of a gRPC call a REST handler makes for its
+// request: it carries the request's credentials and client address, as the
+// REST gateway's own calls do, so that the authorizer sees the same caller.
+func restCall(r *http.Request) context.Context {
+	var kv []string
+	for _, v := range r.Header.Values("Authorization") {
+		kv = append(kv, "authorization", v)
+	}
+	kv = append(kv, "x-forwarded-for", hostOf(r.RemoteAddr))
+	return metadata.AppendToOutgoingContext(r.Context(), kv...)
 }
 
 func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -47,12 +48,30 @@ type Config struct {
 	// BodyTimeout is how long a REST request body may go without sending a
 	// byte; then the request fails and its connection is closed.
 	BodyTimeout time.Duration
+	// Auth turns access control on: every request needs a token its
+	// policies allow (see package acl); only /healthz, /readyz and, with
+	// MetricsPublic, /metrics stay open. Every gateway over one store must
+	// agree on it.
+	Auth bool
+	// MetricsPublic leaves /metrics open with Auth on; otherwise it needs
+	// a token that may read the cluster.
+	MetricsPublic bool
+	// ACLBootstrapReset, when it is the current bootstrap's reset code
+	// (which a second bootstrap's error names), allows one more bootstrap.
+	ACLBootstrapReset string
+	// Audit configures the audit log of writes and denials.
+	Audit AuditConfig
+	// AuthFailureRate is how many failed authentications a second one
+	// client address may make (after a burst of four times as many)
+	// before its requests are refused as RATE_LIMITED unlooked at.
+	AuthFailureRate float64
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev",
-		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second}
+		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second,
+		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -68,6 +87,10 @@ func (c Config) Validate() error {
 		return model.Invalid("health-scan", "%v is out of range 10ms..1m", c.HealthScan)
 	case c.BodyTimeout < 100*time.Millisecond || c.BodyTimeout > 10*time.Minute:
 		return model.Invalid("body-timeout", "%v is out of range 100ms..10m", c.BodyTimeout)
+	case c.AuthFailureRate <= 0:
+		return model.Invalid("auth-failure-rate", "must be positive")
+	case c.Audit.File != "" && (c.Audit.MaxSizeMB < 1 || c.Audit.MaxBackups < 1):
+		return model.Invalid("audit-log-max-size", "the audit log's size and backups must be at least 1")
 	}
 	return nil
 }
@@ -85,6 +108,8 @@ type Server struct {
 	rest http.Handler
 
 	fwd      *forwarding // the router New put over the backend, if it did
+	acl      *aclCache
+	auth     *authorizer
 	health   *healthRunner
 	patches  *patcher
 	checks   *recordSet // the health checks' records
@@ -106,9 +131,13 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	// checks, patches, watches), is routed to the leader where it must be.
 	routed := Forwarding(b, cfg.Logger)
 	s := &Server{b: routed, cfg: cfg, log: cfg.Logger, m: newMetrics()}
+	lead, _ := b.(backends.Leadership)
+	s.acl = newACLCache(routed, lead, cfg.Logger)
 	if f, ok := routed.(*forwarding); ok && routed != b {
 		s.fwd = f // this server's own: released with it
+		f.peer = s.acl.peerSecret
 	}
+	s.auth = &authorizer{on: cfg.Auth, acl: s.acl, audit: newAuditLog(cfg.Audit, s.m), fails: newFailLimiter(cfg.AuthFailureRate), m: s.m}
 	b = routed
 	s.checks = newRecordSet(b, checksGroup)
 	s.patches = &patcher{b: b, requests: newRecordSet(b, patchesGroup), log: cfg.Logger.With("component", "patches"),
@@ -119,11 +148,12 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	maxMsg := cfg.MaxContentSize + 1<<20
 	utf8 := newUTF8Guard()
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), grpc.ForceServerCodecV2(utf8),
-		grpc.ChainUnaryInterceptor(s.m.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, utf8.stream))
+		grpc.ChainUnaryInterceptor(s.m.unary, s.auth.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, s.auth.stream, utf8.stream))
 	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
 	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
 	pb.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
+	pb.RegisterAclServiceServer(s.grpc, &aclService{s: s})
 
 	// The REST mapping reaches the gRPC services through an in-memory
 	// connection, so both surfaces share interceptors, metrics and errors.
@@ -165,7 +195,12 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	go func() { defer close(hdone); s.health.run(hctx) }()
 	pdone := make(chan struct{})
 	go func() { defer close(pdone); s.patches.runIfNeeded(hctx) }()
-	defer func() { hcancel(); <-hdone; <-pdone }()
+	adone := make(chan struct{})
+	go func() { defer close(adone); s.acl.run(hctx, s.cfg.Auth) }()
+	defer func() { hcancel(); <-hdone; <-pdone; <-adone }()
+	if s.cfg.ACLBootstrapReset != "" {
+		go s.resetBootstrap(hctx)
+	}
 	go func() { errc <- s.grpc.Serve(grpcL) }()
 	go func() { errc <- srv.Serve(httpL) }()
 	go func() { errc <- m.Serve() }()
@@ -186,13 +221,36 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	return err
 }
 
+// resetBootstrap allows one more bootstrap (ACLBootstrapReset), as soon as
+// the store takes the write.
+func (s *Server) resetBootstrap(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.acl.resetBootstrap(ctx, s.cfg.ACLBootstrapReset)
+		switch {
+		case err == nil:
+			s.log.Warn("ACL bootstrap reset: the next `junction acl bootstrap` creates a new management token; remove --acl-bootstrap-reset")
+			return
+		case errors.Is(err, model.ErrInvalidArgument):
+			s.log.Warn("ACL bootstrap reset ignored", "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // ListenAndServe listens on cfg.Listen and serves until ctx ends.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	lis, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.log.Info("junction serving", "addr", lis.Addr().String())
+	s.log.Info("junction serving", "addr", lis.Addr().String(), "auth", s.cfg.Auth)
+	if !s.cfg.Auth {
+		s.log.Warn("access control is off: anyone who reaches " + lis.Addr().String() + " may do anything (--auth turns it on)")
+	}
 	return s.Serve(ctx, lis)
 }
 
@@ -203,6 +261,7 @@ func (s *Server) Close() error {
 	if s.fwd != nil {
 		s.fwd.release()
 	}
+	s.auth.audit.Close()
 	return s.conn.Close()
 }
 

@@ -26,6 +26,12 @@ var (
 	ErrSessionExpired = errors.New("session expired")
 	// ErrPermissionDenied: the caller may not perform this operation.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrUnauthenticated: the request carries no valid credential (none,
+	// malformed, unknown, expired or revoked).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrRateLimited: the caller sent too many requests of a kind (failed
+	// authentications) and must wait.
+	ErrRateLimited = errors.New("rate limited")
 	// ErrUnsupported: the backend cannot perform this operation at all.
 	ErrUnsupported = errors.New("unsupported")
 )
@@ -67,7 +73,7 @@ func FieldOf(err error) string {
 // to none of them.
 func Kind(err error) error {
 	for _, k := range []error{ErrInvalidArgument, ErrTooLarge, ErrNotFound, ErrConflict, ErrSessionExpired,
-		ErrCompacted, ErrPermissionDenied, ErrUnsupported, ErrUnavailable} {
+		ErrCompacted, ErrPermissionDenied, ErrUnauthenticated, ErrRateLimited, ErrUnsupported, ErrUnavailable} {
 		if errors.Is(err, k) {
 			return k
 		}

@@ -51,6 +51,7 @@ type options struct {
 	cacheDir   string
 	rpcTimeout time.Duration
 	dial       []grpc.DialOption
+	token      string
 }
 
 // Option configures a Client.
@@ -59,6 +60,27 @@ type Option func(*options)
 // WithAddrs sets the gateway addresses (HOST:PORT). The client uses the
 // first that answers and fails over to the others. Default 127.0.0.1:7480.
 func WithAddrs(addrs ...string) Option { return func(o *options) { o.addrs = addrs } }
+
+// WithToken sends token, the secret of a Junction ACL token, with every
+// call ("authorization: Bearer TOKEN"). Without TLS (WithTLS) it travels
+// in clear: use that only over loopback or a network you trust.
+func WithToken(token string) Option { return func(o *options) { o.token = token } }
+
+// BearerToken returns the per-call credentials that send token as
+// "authorization: Bearer TOKEN", for a connection made without New
+// (grpc.WithPerRPCCredentials). They are allowed without TLS.
+func BearerToken(token string) credentials.PerRPCCredentials { return bearerToken(token) }
+
+type bearerToken string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials: a
+// token may go over a plaintext loopback connection.
+func (bearerToken) RequireTransportSecurity() bool { return false }
 
 // WithTLS connects with TLS.
 func WithTLS(c *tls.Config) Option { return func(o *options) { o.tls = c } }
@@ -139,6 +161,9 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: 2 * time.Second,
 			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxBackoff}}),
 	}, o.dial...)
+	if o.token != "" {
+		dial = append(dial, grpc.WithPerRPCCredentials(bearerToken(o.token)))
+	}
 	conn, err := grpc.NewClient(r.Scheme()+":///gateways", dial...)
 	if err != nil {
 		return nil, fmt.Errorf("junction sdk: %w", err)

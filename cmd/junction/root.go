@@ -17,6 +17,7 @@ import (
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
+	"github.com/junctionhq/junction/sdk"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +29,7 @@ type globals struct {
 	output    string
 	namespace string
 	group     string
+	token     string
 }
 
 func newRootCmd() *cobra.Command {
@@ -48,7 +50,8 @@ func newRootCmd() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.StringVarP(&g.namespace, "namespace", "n", model.DefaultNamespace, "namespace")
 	pf.StringVarP(&g.group, "group", "g", model.DefaultGroup, "group")
-	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g))
+	pf.StringVar(&g.token, "token", os.Getenv("JUNCTION_TOKEN"), "the secret of an ACL token, when access control is on (env JUNCTION_TOKEN)")
+	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g), newACLCmd(g))
 	return root
 }
 
@@ -57,7 +60,11 @@ func (g *globals) conn() (*grpc.ClientConn, error) {
 	if g.output != "table" && g.output != "json" {
 		return nil, model.Invalid("output", "%q is not table or json", g.output)
 	}
-	return grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if g.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(sdk.BearerToken(g.token)))
+	}
+	return grpc.NewClient(g.addr, opts...)
 }
 
 var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}

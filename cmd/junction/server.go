@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"time"
@@ -22,7 +23,8 @@ import (
 
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var backendURL, dataDir, logLevel string
+	var backendURL, dataDir, logLevel, joinToken string
+	var insecureNoAuth bool
 	// Cluster flags, passed to the built-in store as raft:// options.
 	clusterOpts := map[string]*string{"raft-addr": new(string), "peers": new(string), "join": new(string),
 		"heartbeat-timeout": new(string), "election-timeout": new(string)}
@@ -59,11 +61,14 @@ func newServerCmd() *cobra.Command {
 				u.RawQuery = q.Encode()
 				backendURL = u.String()
 			}
+			if err := checkExposure(cfg.Listen, cfg.Auth, insecureNoAuth); err != nil {
+				return err
+			}
 			cfg.Version, cfg.Logger = version, log
 			ctx := cmd.Context()
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			b, err := openBackend(openCtx, backendURL)
+			b, err := openBackend(openCtx, backendURL, joinToken)
 			if err != nil {
 				return err
 			}
@@ -97,13 +102,22 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.HealthLease, "health-lease", cfg.HealthLease, "how long the gateway running the health checks holds its lease; another takes over after it is unchanged this long")
 	f.DurationVar(&cfg.HealthScan, "health-scan", cfg.HealthScan, "how often the health checks, and the instance patches another gateway asks this one to apply, are looked for")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "how long a REST request body may go without sending a byte")
+	f.BoolVar(&cfg.Auth, "auth", false, "turn access control on: every request needs a token (bootstrap the first with `junction acl bootstrap`)")
+	f.BoolVar(&insecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address with access control off")
+	f.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "with --auth, leave /metrics open (otherwise it needs a token that may read the cluster)")
+	f.StringVar(&cfg.ACLBootstrapReset, "acl-bootstrap-reset", "", "allow one more `junction acl bootstrap`: the reset code a second bootstrap's error names")
+	f.StringVar(&cfg.Audit.File, "audit-log", "", "write every write and every denial to this file, one JSON object a line")
+	f.Float64Var(&cfg.AuthFailureRate, "auth-failure-rate", cfg.AuthFailureRate, "failed authentications a second allowed per client address (after a burst of 4×), then RATE_LIMITED")
+	f.IntVar(&cfg.Audit.MaxSizeMB, "audit-log-max-size", cfg.Audit.MaxSizeMB, "rotate the audit log at this size, in MB")
+	f.IntVar(&cfg.Audit.MaxBackups, "audit-log-backups", cfg.Audit.MaxBackups, "rotated audit logs kept")
+	f.StringVar(&joinToken, "join-token", os.Getenv("JUNCTION_TOKEN"), "cluster mode with --auth: a token that may write the cluster, for --join (env JUNCTION_TOKEN)")
 	return cmd
 }
 
 // openBackend opens the backend rawURL names. A built-in store node that
 // joins a cluster reaches the member it joins through the gateway's API
 // client: the store itself speaks only Raft.
-func openBackend(ctx context.Context, rawURL string) (backends.Backend, error) {
+func openBackend(ctx context.Context, rawURL, joinToken string) (backends.Backend, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "raft" {
 		return backends.Open(ctx, rawURL)
@@ -112,10 +126,30 @@ func openBackend(ctx context.Context, rawURL string) (backends.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft backend: %w", err)
 	}
-	rc.Joiner = gateway.JoinCluster
+	rc.Joiner = gateway.Joiner(joinToken)
 	s, err := raftstore.Open(ctx, rc)
 	if err != nil {
 		return nil, fmt.Errorf("open raft backend: %w", err)
 	}
 	return s, nil
+}
+
+// checkExposure refuses to serve an address other hosts can reach with
+// access control off, unless the operator says so.
+func checkExposure(listen string, auth, insecure bool) error {
+	if auth || insecure {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return model.Invalid("listen", "%q is not HOST:PORT", listen)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return model.Invalid("listen", "%s is reachable from other hosts and access control is off: "+
+		"pass --auth (and bootstrap a token with `junction acl bootstrap`), or --insecure-no-auth to serve it open anyway", listen)
 }

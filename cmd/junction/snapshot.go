@@ -83,6 +83,9 @@ func snapshotCall(ctx context.Context, g *globals, method string, body io.Reader
 	if err != nil {
 		return nil, err
 	}
+	if g.token != "" {
+		req.Header.Set("Authorization", "Bearer "+g.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

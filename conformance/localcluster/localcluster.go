@@ -30,6 +30,7 @@ type Node struct {
 	Store *raftstore.Store
 
 	cfg    raftstore.Config
+	gw     func(*gateway.Config)
 	srv    *gateway.Server
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -53,9 +54,16 @@ type Cluster struct {
 	Nodes []*Node
 }
 
+// Option adjusts a cluster Start makes.
+type Option func(*Node)
+
+// WithGateway adjusts the configuration of every node's gateway (access
+// control, for instance).
+func WithGateway(tune func(*gateway.Config)) Option { return func(nd *Node) { nd.gw = tune } }
+
 // Start starts n nodes with data under dir and waits until they have a
 // leader; tune, if not nil, adjusts each node's configuration.
-func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config)) (*Cluster, error) {
+func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config), opts ...Option) (*Cluster, error) {
 	peers := map[string]string{}
 	var apis []net.Listener
 	closeAll := func() {
@@ -89,7 +97,11 @@ func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config))
 		}
 		wg.Go(func() {
 			s, err := raftstore.Open(ctx, cfg)
-			c.Nodes[i], errs[i] = &Node{ID: cfg.NodeID, Store: s, cfg: cfg}, err
+			nd := &Node{ID: cfg.NodeID, Store: s, cfg: cfg}
+			for _, o := range opts {
+				o(nd)
+			}
+			c.Nodes[i], errs[i] = nd, err
 		})
 	}
 	wg.Wait()
@@ -116,6 +128,9 @@ func Start(ctx context.Context, dir string, n int, tune func(*raftstore.Config))
 func (nd *Node) serve(lis net.Listener) error {
 	cfg := gateway.DefaultConfig()
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	if nd.gw != nil {
+		nd.gw(&cfg)
+	}
 	srv, err := gateway.New(nd.Store, cfg)
 	if err != nil {
 		return err

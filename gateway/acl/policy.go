@@ -23,9 +23,9 @@ import (
 // Kind is the kind of resource a rule covers.
 type Kind string
 
-// Resource kinds. Services, configs and sessions live in a namespace (and
-// services and configs in a group); the cluster's membership, snapshots
-// and the ACL itself are global.
+// Resource kinds. Services and configs live in a namespace and a group;
+// sessions (named by their ID), the cluster's membership, snapshots and the
+// ACL itself are global.
 const (
 	KindService  Kind = "service"
 	KindConfig   Kind = "config"
@@ -39,7 +39,7 @@ const (
 var Kinds = []Kind{KindService, KindConfig, KindSession, KindCluster, KindACL, KindSnapshot}
 
 // scoped reports whether resources of the kind live in a namespace.
-func (k Kind) scoped() bool { return k == KindService || k == KindConfig || k == KindSession }
+func (k Kind) scoped() bool { return k == KindService || k == KindConfig }
 
 // grouped reports whether resources of the kind live in a group.
 func (k Kind) grouped() bool { return k == KindService || k == KindConfig }
@@ -81,7 +81,7 @@ type Rule struct {
 	Kind Kind
 	// Namespace, Group and Name are patterns: exact, or with * standing
 	// for any run of characters ("pay*", "*"). Global kinds have no
-	// namespace or group; a session has no group.
+	// namespace or group.
 	Namespace, Group, Name Pattern
 	Access                 Access
 	// Line is where the rule starts in its policy's text (0: not parsed).
@@ -184,8 +184,8 @@ type policyText struct {
 //
 // Each rule names one kind (service, config, session, cluster, acl or
 // snapshot) with the pattern of the names it covers, and its access (read,
-// write or deny). Services and configs take a namespace and a group,
-// sessions a namespace; a namespace or group left out means "*". An
+// write or deny). Services and configs take a namespace and a group; a
+// namespace or group left out means "*". An
 // invalid policy is refused with an error that names the line.
 func ParsePolicy(text []byte) (Policy, error) {
 	var pt policyText
@@ -265,8 +265,6 @@ func parseRule(n *yaml.Node) (Rule, error) {
 	switch {
 	case !r.Kind.scoped() && (rt.Namespace != "" || rt.Group != ""):
 		return Rule{}, fmt.Errorf("%s is not in a namespace or group: leave them out", r.Kind)
-	case r.Kind == KindSession && rt.Group != "":
-		return Rule{}, errors.New("sessions are not in a group: leave it out")
 	}
 	if r.Kind.scoped() && r.Namespace == "" {
 		r.Namespace = "*"

@@ -94,7 +94,12 @@ type Principal struct {
 	// AccessorID names the token (never its secret).
 	AccessorID string
 	Management bool
-	rules      []Rule
+	// Peer marks another gateway over the same store (a follower that
+	// forwards a call it has authorized already).
+	Peer bool
+	// Expires is when the token stops working (zero: never).
+	Expires time.Time
+	rules   []Rule
 }
 
 // NewPrincipal is the principal of token t, holding policies (the ones

@@ -30,6 +30,8 @@ var errorTable = []struct {
 	{model.ErrSessionExpired, "SESSION_EXPIRED", codes.NotFound, http.StatusNotFound},
 	{model.ErrCompacted, "COMPACTED", codes.OutOfRange, http.StatusGone},
 	{model.ErrPermissionDenied, "PERMISSION_DENIED", codes.PermissionDenied, http.StatusForbidden},
+	{model.ErrUnauthenticated, "UNAUTHENTICATED", codes.Unauthenticated, http.StatusUnauthorized},
+	{model.ErrRateLimited, "RATE_LIMITED", codes.ResourceExhausted, http.StatusTooManyRequests},
 	{model.ErrUnsupported, "UNSUPPORTED", codes.Unimplemented, http.StatusNotImplemented},
 	{model.ErrUnavailable, "UNAVAILABLE", codes.Unavailable, http.StatusServiceUnavailable},
 }

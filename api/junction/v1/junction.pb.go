@@ -3316,6 +3316,852 @@ func (x *RemoveMemberRequest) GetId() string {
 	return ""
 }
 
+// Token is a credential as the ACL keeps it: never its secret.
+type Token struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's public name, a UUID: what lists and the audit log show.
+	AccessorId  string `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// The names of the policies it holds.
+	Policies []string `protobuf:"bytes,3,rep,name=policies,proto3" json:"policies,omitempty"`
+	// A management token may do anything, the ACL itself included.
+	Management bool `protobuf:"varint,4,opt,name=management,proto3" json:"management,omitempty"`
+	// When it stops working; unset: never.
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires,proto3" json:"expires,omitempty"`
+	Created       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Token) Reset() {
+	*x = Token{}
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Token) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Token) ProtoMessage() {}
+
+func (x *Token) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Token.ProtoReflect.Descriptor instead.
+func (*Token) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *Token) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+func (x *Token) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Token) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *Token) GetManagement() bool {
+	if x != nil {
+		return x.Management
+	}
+	return false
+}
+
+func (x *Token) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+func (x *Token) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+// TokenSecret is a new token and its secret, shown this once.
+type TokenSecret struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The secret, to send as "authorization: Bearer SECRET". Junction keeps
+	// only its hash: it cannot be shown again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenSecret) Reset() {
+	*x = TokenSecret{}
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenSecret) ProtoMessage() {}
+
+func (x *TokenSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
+func (*TokenSecret) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *TokenSecret) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *TokenSecret) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type BootstrapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BootstrapRequest) Reset() {
+	*x = BootstrapRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BootstrapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BootstrapRequest) ProtoMessage() {}
+
+func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
+func (*BootstrapRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+}
+
+type CreateTokenRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Description string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	// The names of existing policies the token holds.
+	Policies []string `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
+	// How long the token works; unset: until revoked.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *CreateTokenRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetPolicies() []string {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *CreateTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type ListTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+}
+
+type ListTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*Token               `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListTokensResponse) GetTokens() []*Token {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type ReadTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadTokenRequest) Reset() {
+	*x = ReadTokenRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadTokenRequest) ProtoMessage() {}
+
+func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
+func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ReadTokenRequest) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccessorId    string                 `protobuf:"bytes,1,opt,name=accessor_id,json=accessorId,proto3" json:"accessor_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *RevokeTokenRequest) GetAccessorId() string {
+	if x != nil {
+		return x.AccessorId
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
+}
+
+// Policy is a named set of rules, kept as the YAML it was written in.
+type Policy struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// The policy's YAML (name, description and rules), as written.
+	Rules         string `protobuf:"bytes,3,opt,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *Policy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Policy) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Policy) GetRules() string {
+	if x != nil {
+		return x.Rules
+	}
+	return ""
+}
+
+type CreatePolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy in YAML: name, description and rules.
+	Rules         string `protobuf:"bytes,1,opt,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePolicyRequest) Reset() {
+	*x = CreatePolicyRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePolicyRequest) ProtoMessage() {}
+
+func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *CreatePolicyRequest) GetRules() string {
+	if x != nil {
+		return x.Rules
+	}
+	return ""
+}
+
+type UpdatePolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy to replace; the YAML must carry the same name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Rules         string `protobuf:"bytes,2,opt,name=rules,proto3" json:"rules,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePolicyRequest) Reset() {
+	*x = UpdatePolicyRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePolicyRequest) ProtoMessage() {}
+
+func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *UpdatePolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdatePolicyRequest) GetRules() string {
+	if x != nil {
+		return x.Rules
+	}
+	return ""
+}
+
+type ListPoliciesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoliciesRequest) Reset() {
+	*x = ListPoliciesRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoliciesRequest) ProtoMessage() {}
+
+func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+}
+
+type ListPoliciesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policies      []*Policy              `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPoliciesResponse) Reset() {
+	*x = ListPoliciesResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPoliciesResponse) ProtoMessage() {}
+
+func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListPoliciesResponse) GetPolicies() []*Policy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+type ReadPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadPolicyRequest) Reset() {
+	*x = ReadPolicyRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadPolicyRequest) ProtoMessage() {}
+
+func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
+func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ReadPolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeletePolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePolicyRequest) Reset() {
+	*x = DeletePolicyRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePolicyRequest) ProtoMessage() {}
+
+func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
+func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DeletePolicyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeletePolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePolicyResponse) Reset() {
+	*x = DeletePolicyResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePolicyResponse) ProtoMessage() {}
+
+func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
+func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
+}
+
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+}
+
 var File_junction_v1_junction_proto protoreflect.FileDescriptor
 
 const file_junction_v1_junction_proto_rawDesc = "" +
@@ -3586,7 +4432,53 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"%\n" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*G\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xf2\x01\n" +
+	"\x05Token\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bpolicies\x18\x03 \x03(\tR\bpolicies\x12\x1e\n" +
+	"\n" +
+	"management\x18\x04 \x01(\bR\n" +
+	"management\x124\n" +
+	"\aexpires\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x124\n" +
+	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\"O\n" +
+	"\vTokenSecret\x12(\n" +
+	"\x05token\x18\x01 \x01(\v2\x12.junction.v1.TokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x12\n" +
+	"\x10BootstrapRequest\"\x7f\n" +
+	"\x12CreateTokenRequest\x12 \n" +
+	"\vdescription\x18\x01 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bpolicies\x18\x02 \x03(\tR\bpolicies\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x13\n" +
+	"\x11ListTokensRequest\"@\n" +
+	"\x12ListTokensResponse\x12*\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x12.junction.v1.TokenR\x06tokens\"3\n" +
+	"\x10ReadTokenRequest\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\"5\n" +
+	"\x12RevokeTokenRequest\x12\x1f\n" +
+	"\vaccessor_id\x18\x01 \x01(\tR\n" +
+	"accessorId\"\x15\n" +
+	"\x13RevokeTokenResponse\"T\n" +
+	"\x06Policy\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05rules\x18\x03 \x01(\tR\x05rules\"+\n" +
+	"\x13CreatePolicyRequest\x12\x14\n" +
+	"\x05rules\x18\x01 \x01(\tR\x05rules\"?\n" +
+	"\x13UpdatePolicyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05rules\x18\x02 \x01(\tR\x05rules\"\x15\n" +
+	"\x13ListPoliciesRequest\"G\n" +
+	"\x14ListPoliciesResponse\x12/\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x13.junction.v1.PolicyR\bpolicies\"'\n" +
+	"\x11ReadPolicyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\")\n" +
+	"\x13DeletePolicyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
+	"\x14DeletePolicyResponse\"\x0f\n" +
+	"\rWhoAmIRequest*G\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\n" +
@@ -3617,7 +4509,22 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x0eClusterService\x12P\n" +
 	"\vListMembers\x12\x1f.junction.v1.ListMembersRequest\x1a .junction.v1.ListMembersResponse\x12L\n" +
 	"\tAddMember\x12\x1d.junction.v1.AddMemberRequest\x1a .junction.v1.ListMembersResponse\x12R\n" +
-	"\fRemoveMember\x12 .junction.v1.RemoveMemberRequest\x1a .junction.v1.ListMembersResponseB;Z9github.com/junctionhq/junction/api/junction/v1;junctionv1b\x06proto3"
+	"\fRemoveMember\x12 .junction.v1.RemoveMemberRequest\x1a .junction.v1.ListMembersResponse2\xb2\x06\n" +
+	"\n" +
+	"AclService\x12D\n" +
+	"\tBootstrap\x12\x1d.junction.v1.BootstrapRequest\x1a\x18.junction.v1.TokenSecret\x12H\n" +
+	"\vCreateToken\x12\x1f.junction.v1.CreateTokenRequest\x1a\x18.junction.v1.TokenSecret\x12M\n" +
+	"\n" +
+	"ListTokens\x12\x1e.junction.v1.ListTokensRequest\x1a\x1f.junction.v1.ListTokensResponse\x12>\n" +
+	"\tReadToken\x12\x1d.junction.v1.ReadTokenRequest\x1a\x12.junction.v1.Token\x12P\n" +
+	"\vRevokeToken\x12\x1f.junction.v1.RevokeTokenRequest\x1a .junction.v1.RevokeTokenResponse\x12E\n" +
+	"\fCreatePolicy\x12 .junction.v1.CreatePolicyRequest\x1a\x13.junction.v1.Policy\x12E\n" +
+	"\fUpdatePolicy\x12 .junction.v1.UpdatePolicyRequest\x1a\x13.junction.v1.Policy\x12S\n" +
+	"\fListPolicies\x12 .junction.v1.ListPoliciesRequest\x1a!.junction.v1.ListPoliciesResponse\x12A\n" +
+	"\n" +
+	"ReadPolicy\x12\x1e.junction.v1.ReadPolicyRequest\x1a\x13.junction.v1.Policy\x12S\n" +
+	"\fDeletePolicy\x12 .junction.v1.DeletePolicyRequest\x1a!.junction.v1.DeletePolicyResponse\x128\n" +
+	"\x06WhoAmI\x12\x1a.junction.v1.WhoAmIRequest\x1a\x12.junction.v1.TokenB;Z9github.com/junctionhq/junction/api/junction/v1;junctionv1b\x06proto3"
 
 var (
 	file_junction_v1_junction_proto_rawDescOnce sync.Once
@@ -3632,7 +4539,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                     // 0: junction.v1.EventType
 	(*Session)(nil),                    // 1: junction.v1.Session
@@ -3681,24 +4588,42 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*ListMembersResponse)(nil),        // 44: junction.v1.ListMembersResponse
 	(*AddMemberRequest)(nil),           // 45: junction.v1.AddMemberRequest
 	(*RemoveMemberRequest)(nil),        // 46: junction.v1.RemoveMemberRequest
-	nil,                                // 47: junction.v1.Instance.MetadataEntry
-	nil,                                // 48: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                // 49: junction.v1.MetadataPatch.EntriesEntry
-	(*durationpb.Duration)(nil),        // 50: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 51: google.protobuf.Timestamp
+	(*Token)(nil),                      // 47: junction.v1.Token
+	(*TokenSecret)(nil),                // 48: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),           // 49: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),         // 50: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),          // 51: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 52: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),           // 53: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),         // 54: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),        // 55: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                     // 56: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),        // 57: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),        // 58: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),        // 59: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),       // 60: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),          // 61: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),        // 62: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),       // 63: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),              // 64: junction.v1.WhoAmIRequest
+	nil,                                // 65: junction.v1.Instance.MetadataEntry
+	nil,                                // 66: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                // 67: junction.v1.MetadataPatch.EntriesEntry
+	(*durationpb.Duration)(nil),        // 68: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 69: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	50, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	50, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	47, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	48, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	68, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	68, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	65, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	66, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	8,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	50, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	50, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	51, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	50, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	68, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	68, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	69, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	68, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	11, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	49, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	67, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	6,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	8,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	9,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -3706,69 +4631,97 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	16, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	6,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	6,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	50, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	68, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	6,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	6,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	25, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	51, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	51, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	69, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	69, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	27, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	50, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	68, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
 	27, // 27: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	51, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	69, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
 	35, // 29: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,  // 30: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
 	27, // 31: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
 	40, // 32: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
 	43, // 33: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	2,  // 34: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 35: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 36: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 37: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	18, // 38: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	20, // 39: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	22, // 40: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	24, // 41: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	10, // 42: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	12, // 43: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	14, // 44: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	15, // 45: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	28, // 46: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	30, // 47: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	32, // 48: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	34, // 49: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	37, // 50: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	39, // 51: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	42, // 52: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	45, // 53: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	46, // 54: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	1,  // 55: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 56: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 57: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	17, // 58: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	19, // 59: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	21, // 60: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	23, // 61: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	26, // 62: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	17, // 63: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	13, // 64: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	16, // 65: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	16, // 66: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	29, // 67: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	31, // 68: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	33, // 69: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	36, // 70: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	38, // 71: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	41, // 72: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	44, // 73: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	44, // 74: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	44, // 75: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	55, // [55:76] is the sub-list for method output_type
-	34, // [34:55] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	69, // 34: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	69, // 35: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	47, // 36: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	68, // 37: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	47, // 38: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	56, // 39: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	2,  // 40: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	3,  // 41: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	4,  // 42: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	7,  // 43: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	18, // 44: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	20, // 45: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	22, // 46: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	24, // 47: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	10, // 48: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	12, // 49: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	14, // 50: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	15, // 51: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	28, // 52: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	30, // 53: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	32, // 54: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	34, // 55: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	37, // 56: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	39, // 57: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	42, // 58: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	45, // 59: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	46, // 60: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	49, // 61: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	50, // 62: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	51, // 63: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	53, // 64: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	54, // 65: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	57, // 66: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	58, // 67: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	59, // 68: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	61, // 69: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	62, // 70: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	64, // 71: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	1,  // 72: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	1,  // 73: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	5,  // 74: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	17, // 75: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	19, // 76: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	21, // 77: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	23, // 78: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	26, // 79: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	17, // 80: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	13, // 81: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	16, // 82: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	16, // 83: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	29, // 84: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	31, // 85: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	33, // 86: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	36, // 87: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	38, // 88: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	41, // 89: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	44, // 90: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	44, // 91: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	44, // 92: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	48, // 93: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	48, // 94: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	52, // 95: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	47, // 96: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	55, // 97: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	56, // 98: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	56, // 99: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	60, // 100: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	56, // 101: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	63, // 102: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	47, // 103: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	72, // [72:104] is the sub-list for method output_type
+	40, // [40:72] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -3786,9 +4739,9 @@ func file_junction_v1_junction_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   49,
+			NumMessages:   67,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_junction_v1_junction_proto_goTypes,
 		DependencyIndexes: file_junction_v1_junction_proto_depIdxs,

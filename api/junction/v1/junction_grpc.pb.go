@@ -1159,3 +1159,527 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "junction/v1/junction.proto",
 }
+
+const (
+	AclService_Bootstrap_FullMethodName    = "/junction.v1.AclService/Bootstrap"
+	AclService_CreateToken_FullMethodName  = "/junction.v1.AclService/CreateToken"
+	AclService_ListTokens_FullMethodName   = "/junction.v1.AclService/ListTokens"
+	AclService_ReadToken_FullMethodName    = "/junction.v1.AclService/ReadToken"
+	AclService_RevokeToken_FullMethodName  = "/junction.v1.AclService/RevokeToken"
+	AclService_CreatePolicy_FullMethodName = "/junction.v1.AclService/CreatePolicy"
+	AclService_UpdatePolicy_FullMethodName = "/junction.v1.AclService/UpdatePolicy"
+	AclService_ListPolicies_FullMethodName = "/junction.v1.AclService/ListPolicies"
+	AclService_ReadPolicy_FullMethodName   = "/junction.v1.AclService/ReadPolicy"
+	AclService_DeletePolicy_FullMethodName = "/junction.v1.AclService/DeletePolicy"
+	AclService_WhoAmI_FullMethodName       = "/junction.v1.AclService/WhoAmI"
+)
+
+// AclServiceClient is the client API for AclService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AclService manages access control: tokens, and the policies they hold.
+// Everything but Bootstrap needs a token that may read (list, read) or
+// write (create, update, revoke, delete) the ACL: a management token, or
+// one whose policies grant the acl kind.
+type AclServiceClient interface {
+	// Bootstrap creates the first management token, once: a second call
+	// fails with FAILED_PRECONDITION (reason ALREADY_BOOTSTRAPPED). The
+	// secret is in this response only.
+	Bootstrap(ctx context.Context, in *BootstrapRequest, opts ...grpc.CallOption) (*TokenSecret, error)
+	// CreateToken creates a token holding policies; its secret is in this
+	// response only.
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*TokenSecret, error)
+	// ListTokens lists the tokens, without secrets.
+	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// ReadToken reads one token by its accessor ID.
+	ReadToken(ctx context.Context, in *ReadTokenRequest, opts ...grpc.CallOption) (*Token, error)
+	// RevokeToken deletes a token: every gateway over the store refuses it
+	// within a second, and ends the watches it opened.
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// CreatePolicy stores a new policy, written in YAML.
+	CreatePolicy(ctx context.Context, in *CreatePolicyRequest, opts ...grpc.CallOption) (*Policy, error)
+	// UpdatePolicy replaces a policy's rules; tokens holding it get the new
+	// rules at once.
+	UpdatePolicy(ctx context.Context, in *UpdatePolicyRequest, opts ...grpc.CallOption) (*Policy, error)
+	// ListPolicies lists the policies.
+	ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error)
+	// ReadPolicy reads one policy.
+	ReadPolicy(ctx context.Context, in *ReadPolicyRequest, opts ...grpc.CallOption) (*Policy, error)
+	// DeletePolicy deletes a policy; tokens holding it lose what it granted.
+	DeletePolicy(ctx context.Context, in *DeletePolicyRequest, opts ...grpc.CallOption) (*DeletePolicyResponse, error)
+	// WhoAmI describes the caller's own token.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*Token, error)
+}
+
+type aclServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAclServiceClient(cc grpc.ClientConnInterface) AclServiceClient {
+	return &aclServiceClient{cc}
+}
+
+func (c *aclServiceClient) Bootstrap(ctx context.Context, in *BootstrapRequest, opts ...grpc.CallOption) (*TokenSecret, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenSecret)
+	err := c.cc.Invoke(ctx, AclService_Bootstrap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*TokenSecret, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TokenSecret)
+	err := c.cc.Invoke(ctx, AclService_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTokensResponse)
+	err := c.cc.Invoke(ctx, AclService_ListTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) ReadToken(ctx context.Context, in *ReadTokenRequest, opts ...grpc.CallOption) (*Token, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Token)
+	err := c.cc.Invoke(ctx, AclService_ReadToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, AclService_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) CreatePolicy(ctx context.Context, in *CreatePolicyRequest, opts ...grpc.CallOption) (*Policy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Policy)
+	err := c.cc.Invoke(ctx, AclService_CreatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) UpdatePolicy(ctx context.Context, in *UpdatePolicyRequest, opts ...grpc.CallOption) (*Policy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Policy)
+	err := c.cc.Invoke(ctx, AclService_UpdatePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) ListPolicies(ctx context.Context, in *ListPoliciesRequest, opts ...grpc.CallOption) (*ListPoliciesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPoliciesResponse)
+	err := c.cc.Invoke(ctx, AclService_ListPolicies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) ReadPolicy(ctx context.Context, in *ReadPolicyRequest, opts ...grpc.CallOption) (*Policy, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Policy)
+	err := c.cc.Invoke(ctx, AclService_ReadPolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) DeletePolicy(ctx context.Context, in *DeletePolicyRequest, opts ...grpc.CallOption) (*DeletePolicyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeletePolicyResponse)
+	err := c.cc.Invoke(ctx, AclService_DeletePolicy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *aclServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*Token, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Token)
+	err := c.cc.Invoke(ctx, AclService_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AclServiceServer is the server API for AclService service.
+// All implementations must embed UnimplementedAclServiceServer
+// for forward compatibility.
+//
+// AclService manages access control: tokens, and the policies they hold.
+// Everything but Bootstrap needs a token that may read (list, read) or
+// write (create, update, revoke, delete) the ACL: a management token, or
+// one whose policies grant the acl kind.
+type AclServiceServer interface {
+	// Bootstrap creates the first management token, once: a second call
+	// fails with FAILED_PRECONDITION (reason ALREADY_BOOTSTRAPPED). The
+	// secret is in this response only.
+	Bootstrap(context.Context, *BootstrapRequest) (*TokenSecret, error)
+	// CreateToken creates a token holding policies; its secret is in this
+	// response only.
+	CreateToken(context.Context, *CreateTokenRequest) (*TokenSecret, error)
+	// ListTokens lists the tokens, without secrets.
+	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// ReadToken reads one token by its accessor ID.
+	ReadToken(context.Context, *ReadTokenRequest) (*Token, error)
+	// RevokeToken deletes a token: every gateway over the store refuses it
+	// within a second, and ends the watches it opened.
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// CreatePolicy stores a new policy, written in YAML.
+	CreatePolicy(context.Context, *CreatePolicyRequest) (*Policy, error)
+	// UpdatePolicy replaces a policy's rules; tokens holding it get the new
+	// rules at once.
+	UpdatePolicy(context.Context, *UpdatePolicyRequest) (*Policy, error)
+	// ListPolicies lists the policies.
+	ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error)
+	// ReadPolicy reads one policy.
+	ReadPolicy(context.Context, *ReadPolicyRequest) (*Policy, error)
+	// DeletePolicy deletes a policy; tokens holding it lose what it granted.
+	DeletePolicy(context.Context, *DeletePolicyRequest) (*DeletePolicyResponse, error)
+	// WhoAmI describes the caller's own token.
+	WhoAmI(context.Context, *WhoAmIRequest) (*Token, error)
+	mustEmbedUnimplementedAclServiceServer()
+}
+
+// UnimplementedAclServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAclServiceServer struct{}
+
+func (UnimplementedAclServiceServer) Bootstrap(context.Context, *BootstrapRequest) (*TokenSecret, error) {
+	return nil, status.Error(codes.Unimplemented, "method Bootstrap not implemented")
+}
+func (UnimplementedAclServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*TokenSecret, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
+}
+func (UnimplementedAclServiceServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedAclServiceServer) ReadToken(context.Context, *ReadTokenRequest) (*Token, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadToken not implemented")
+}
+func (UnimplementedAclServiceServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedAclServiceServer) CreatePolicy(context.Context, *CreatePolicyRequest) (*Policy, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePolicy not implemented")
+}
+func (UnimplementedAclServiceServer) UpdatePolicy(context.Context, *UpdatePolicyRequest) (*Policy, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdatePolicy not implemented")
+}
+func (UnimplementedAclServiceServer) ListPolicies(context.Context, *ListPoliciesRequest) (*ListPoliciesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPolicies not implemented")
+}
+func (UnimplementedAclServiceServer) ReadPolicy(context.Context, *ReadPolicyRequest) (*Policy, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadPolicy not implemented")
+}
+func (UnimplementedAclServiceServer) DeletePolicy(context.Context, *DeletePolicyRequest) (*DeletePolicyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePolicy not implemented")
+}
+func (UnimplementedAclServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*Token, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
+}
+func (UnimplementedAclServiceServer) mustEmbedUnimplementedAclServiceServer() {}
+func (UnimplementedAclServiceServer) testEmbeddedByValue()                    {}
+
+// UnsafeAclServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AclServiceServer will
+// result in compilation errors.
+type UnsafeAclServiceServer interface {
+	mustEmbedUnimplementedAclServiceServer()
+}
+
+func RegisterAclServiceServer(s grpc.ServiceRegistrar, srv AclServiceServer) {
+	// If the following call panics, it indicates UnimplementedAclServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AclService_ServiceDesc, srv)
+}
+
+func _AclService_Bootstrap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BootstrapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).Bootstrap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_Bootstrap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).Bootstrap(ctx, req.(*BootstrapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).CreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_CreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_ListTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).ListTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_ListTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).ListTokens(ctx, req.(*ListTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_ReadToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).ReadToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_ReadToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).ReadToken(ctx, req.(*ReadTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_CreatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).CreatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_CreatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).CreatePolicy(ctx, req.(*CreatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_UpdatePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).UpdatePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_UpdatePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).UpdatePolicy(ctx, req.(*UpdatePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_ListPolicies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPoliciesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).ListPolicies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_ListPolicies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).ListPolicies(ctx, req.(*ListPoliciesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_ReadPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadPolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).ReadPolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_ReadPolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).ReadPolicy(ctx, req.(*ReadPolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_DeletePolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).DeletePolicy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_DeletePolicy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).DeletePolicy(ctx, req.(*DeletePolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AclService_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AclService_ServiceDesc is the grpc.ServiceDesc for AclService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AclService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "junction.v1.AclService",
+	HandlerType: (*AclServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Bootstrap",
+			Handler:    _AclService_Bootstrap_Handler,
+		},
+		{
+			MethodName: "CreateToken",
+			Handler:    _AclService_CreateToken_Handler,
+		},
+		{
+			MethodName: "ListTokens",
+			Handler:    _AclService_ListTokens_Handler,
+		},
+		{
+			MethodName: "ReadToken",
+			Handler:    _AclService_ReadToken_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _AclService_RevokeToken_Handler,
+		},
+		{
+			MethodName: "CreatePolicy",
+			Handler:    _AclService_CreatePolicy_Handler,
+		},
+		{
+			MethodName: "UpdatePolicy",
+			Handler:    _AclService_UpdatePolicy_Handler,
+		},
+		{
+			MethodName: "ListPolicies",
+			Handler:    _AclService_ListPolicies_Handler,
+		},
+		{
+			MethodName: "ReadPolicy",
+			Handler:    _AclService_ReadPolicy_Handler,
+		},
+		{
+			MethodName: "DeletePolicy",
+			Handler:    _AclService_DeletePolicy_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _AclService_WhoAmI_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "junction/v1/junction.proto",
+}

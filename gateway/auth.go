@@ -1,0 +1,461 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/gateway/acl"
+	"github.com/junctionhq/junction/model"
+)
+
+// callerHeader carries, on a call one gateway forwards to another, the
+// accessor ID of the caller the first gateway authorized: for the audit
+// log only. It is believed only from a peer (a call proven with the
+// store's peer secret); from anyone else it is ignored.
+const callerHeader = "junction-caller"
+
+// rule says what a method needs.
+type rule struct {
+	// open: no token needed (Bootstrap).
+	open bool
+	// any: any valid token (status, whoami; lists, which are filtered).
+	any bool
+	act acl.Action
+	// res names the resource the request touches.
+	res func(req any) acl.Resource
+	// filter drops from a response what the principal may not read.
+	filter func(p acl.Principal, resp any)
+}
+
+type serviceRequest interface {
+	GetNamespace() string
+	GetGroup() string
+	GetService() string
+}
+
+type configRequest interface {
+	GetNamespace() string
+	GetGroup() string
+	GetDataId() string
+}
+
+func serviceResource(req any) acl.Resource {
+	r := req.(serviceRequest)
+	k := model.ServiceKey{Namespace: r.GetNamespace(), Group: r.GetGroup(), Service: r.GetService()}.WithDefaults()
+	return acl.Resource{Kind: acl.KindService, Namespace: k.Namespace, Group: k.Group, Name: k.Service}
+}
+
+func configResource(req any) acl.Resource {
+	r := req.(configRequest)
+	k := model.ConfigKey{Namespace: r.GetNamespace(), Group: r.GetGroup(), DataID: r.GetDataId()}.WithDefaults()
+	return acl.Resource{Kind: acl.KindConfig, Namespace: k.Namespace, Group: k.Group, Name: k.DataID}
+}
+
+func global(kind acl.Kind, name string) func(any) acl.Resource {
+	return func(any) acl.Resource { return acl.Resource{Kind: kind, Name: name} }
+}
+
+func sessionResource(req any) acl.Resource {
+	r := req.(interface{ GetId() string })
+	return acl.Resource{Kind: acl.KindSession, Name: r.GetId()}
+}
+
+func read(res func(any) acl.Resource) rule  { return rule{act: acl.ActRead, res: res} }
+func write(res func(any) acl.Resource) rule { return rule{act: acl.ActWrite, res: res} }
+
+// rules is the one table of what every RPC needs. A method missing from it
+// is refused to everyone (TestEveryMethodHasARule).
+var rules = map[string]rule{
+	pb.RegistryService_CreateSession_FullMethodName:      write(global(acl.KindSession, "")),
+	pb.RegistryService_KeepAliveSession_FullMethodName:   write(sessionResource),
+	pb.RegistryService_DeleteSession_FullMethodName:      write(sessionResource),
+	pb.RegistryService_RegisterInstance_FullMethodName:   write(serviceResource),
+	pb.RegistryService_DeregisterInstance_FullMethodName: write(serviceResource),
+	pb.RegistryService_ListInstances_FullMethodName:      read(serviceResource),
+	pb.RegistryService_WatchInstances_FullMethodName:     read(serviceResource),
+	pb.RegistryService_ListServices_FullMethodName:       {any: true, filter: filterServices},
+	pb.RegistryService_SetInstanceState_FullMethodName:   write(serviceResource),
+	pb.RegistryService_GetInstanceHealth_FullMethodName:  read(serviceResource),
+	pb.RegistryService_GetServiceSettings_FullMethodName: read(serviceResource),
+	pb.RegistryService_PutServiceSettings_FullMethodName: write(serviceResource),
+
+	pb.ConfigService_GetConfig_FullMethodName:    read(configResource),
+	pb.ConfigService_PutConfig_FullMethodName:    write(configResource),
+	pb.ConfigService_DeleteConfig_FullMethodName: write(configResource),
+	pb.ConfigService_ListConfigs_FullMethodName:  {any: true, filter: filterConfigs},
+	pb.ConfigService_WatchConfig_FullMethodName:  read(configResource),
+
+	pb.StatusService_GetStatus_FullMethodName: {any: true},
+
+	pb.ClusterService_ListMembers_FullMethodName:  read(global(acl.KindCluster, "members")),
+	pb.ClusterService_AddMember_FullMethodName:    write(global(acl.KindCluster, "members")),
+	pb.ClusterService_RemoveMember_FullMethodName: write(global(acl.KindCluster, "members")),
+
+	pb.AclService_Bootstrap_FullMethodName:    {open: true, act: acl.ActWrite},
+	pb.AclService_CreateToken_FullMethodName:  write(global(acl.KindACL, "tokens")),
+	pb.AclService_ListTokens_FullMethodName:   read(global(acl.KindACL, "tokens")),
+	pb.AclService_ReadToken_FullMethodName:    read(global(acl.KindACL, "tokens")),
+	pb.AclService_RevokeToken_FullMethodName:  write(global(acl.KindACL, "tokens")),
+	pb.AclService_CreatePolicy_FullMethodName: write(global(acl.KindACL, "policies")),
+	pb.AclService_UpdatePolicy_FullMethodName: write(global(acl.KindACL, "policies")),
+	pb.AclService_ListPolicies_FullMethodName: read(global(acl.KindACL, "policies")),
+	pb.AclService_ReadPolicy_FullMethodName:   read(global(acl.KindACL, "policies")),
+	pb.AclService_DeletePolicy_FullMethodName: write(global(acl.KindACL, "policies")),
+	pb.AclService_WhoAmI_FullMethodName:       {any: true},
+}
+
+func filterServices(p acl.Principal, resp any) {
+	r := resp.(*pb.ListServicesResponse)
+	kept := r.Services[:0]
+	for _, s := range r.Services {
+		if mayRead(p, acl.Resource{Kind: acl.KindService, Namespace: s.Namespace, Group: s.Group, Name: s.Service}) {
+			kept = append(kept, s)
+		}
+	}
+	r.Services = kept
+}
+
+func filterConfigs(p acl.Principal, resp any) {
+	r := resp.(*pb.ListConfigsResponse)
+	kept := r.Configs[:0]
+	for _, c := range r.Configs {
+		if mayRead(p, acl.Resource{Kind: acl.KindConfig, Namespace: c.Namespace, Group: c.Group, Name: c.DataId}) {
+			kept = append(kept, c)
+		}
+	}
+	r.Configs = kept
+}
+
+func mayRead(p acl.Principal, r acl.Resource) bool { return authorize(p, acl.ActRead, r) == nil }
+
+// authorize decides: the principal's policies, except that the gateways'
+// own namespace is the management's alone (no pattern reaches it).
+func authorize(p acl.Principal, a acl.Action, r acl.Resource) error {
+	if r.Namespace == SystemNamespace && !p.Management {
+		return fmt.Errorf("token %s may not %s %s: the %s namespace is the gateways' own: %w",
+			p.AccessorID, a, r, SystemNamespace, model.ErrPermissionDenied)
+	}
+	return p.Authorize(a, r)
+}
+
+// caller is who a request comes from, as the authorizer found.
+type caller struct {
+	p      acl.Principal
+	secret string // to check the principal again while its watch runs
+	addr   string // the client's address
+}
+
+type callerKey struct{}
+
+// callerOf returns the caller the authorizer put in ctx.
+func callerOf(ctx context.Context) (caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(caller)
+	return c, ok
+}
+
+// authorizer is the one enforcement point: every gRPC call (and so every
+// REST call, which reaches the gRPC services in process) and the HTTP
+// endpoints outside gRPC (snapshots, metrics) pass through it. It
+// authenticates the caller's token, authorizes the request by the rules
+// table, filters lists, ends watches whose right is gone, and writes the
+// audit log.
+type authorizer struct {
+	on    bool
+	acl   *aclCache
+	audit *auditLog
+	fails *failLimiter
+	m     *metrics
+}
+
+// clientAddr is the address a call comes from: its peer's, or for a REST
+// call served in process, the one the HTTP server saw (x-forwarded-for,
+// whose last entry the REST gateway sets from the connection itself).
+func clientAddr(ctx context.Context, md metadata.MD) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if p.Addr.Network() != "bufconn" {
+		return hostOf(p.Addr.String())
+	}
+	if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
+		parts := strings.Split(xff[len(xff)-1], ",")
+		return hostOf(strings.TrimSpace(parts[len(parts)-1]))
+	}
+	return "in-process"
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// bearer returns the secret of an authorization value "Bearer SECRET".
+func bearer(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", fmt.Errorf("no token: send one as \"authorization: Bearer SECRET\": %w", model.ErrUnauthenticated)
+	case 1:
+	default:
+		return "", fmt.Errorf("more than one authorization value: %w", model.ErrUnauthenticated)
+	}
+	scheme, secret, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || secret == "" {
+		return "", fmt.Errorf("the authorization value is not \"Bearer SECRET\": %w", model.ErrUnauthenticated)
+	}
+	return strings.TrimSpace(secret), nil
+}
+
+// authenticate finds who the call comes from. With access control off
+// everyone is the anonymous caller.
+func (a *authorizer) authenticate(ctx context.Context, auth []string, addr string) (caller, error) {
+	c := caller{addr: addr}
+	if !a.on {
+		return c, nil
+	}
+	if !a.fails.ok(addr) {
+		return c, fmt.Errorf("too many failed authentications from %s: wait a moment: %w", addr, model.ErrRateLimited)
+	}
+	secret, err := bearer(auth)
+	if err == nil {
+		c.secret = secret
+		c.p, err = a.principal(ctx, secret)
+	}
+	if err != nil {
+		a.fails.failed(addr)
+		a.m.authFailures.Inc()
+		return c, err
+	}
+	return c, nil
+}
+
+// principal authenticates secret against the cache, and once against the
+// store itself when the cache does not know it (a token just created at
+// another gateway).
+func (a *authorizer) principal(ctx context.Context, secret string) (acl.Principal, error) {
+	v, _ := a.acl.current()
+	p, err := v.Authenticate(secret, time.Now())
+	if err != nil && acl.WellFormed(secret) {
+		p, err = a.acl.refresh(ctx).Authenticate(secret, time.Now())
+	}
+	return p, err
+}
+
+// check authenticates and authorizes a call of method with req (nil for a
+// stream, whose request comes later).
+func (a *authorizer) check(ctx context.Context, method string, req any) (caller, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	c, err := a.authenticate(ctx, md.Get("authorization"), clientAddr(ctx, md))
+	if !a.on {
+		return c, nil
+	}
+	r, known := rules[method]
+	switch {
+	case !known:
+		return c, fmt.Errorf("%s is not served: %w", method, model.ErrPermissionDenied)
+	case r.open && errors.Is(err, model.ErrUnauthenticated) && len(md.Get("authorization")) == 0:
+		return c, nil // bootstrap without a token
+	case err != nil:
+		return c, err
+	}
+	if c.p.Peer {
+		if v := md.Get(callerHeader); len(v) == 1 {
+			c.p.AccessorID = v[0] // whom the peer serves, for the audit log
+		}
+	}
+	if req != nil {
+		err = a.authorizeReq(c, r, req)
+	}
+	return c, err
+}
+
+func (a *authorizer) authorizeReq(c caller, r rule, req any) error {
+	if !a.on || r.open || r.any || r.res == nil {
+		return nil
+	}
+	return authorize(c.p, r.act, r.res(req))
+}
+
+func resourceOf(method string, req any) string {
+	if r, ok := rules[method]; ok && r.res != nil && req != nil {
+		return r.res(req).String()
+	}
+	return ""
+}
+
+// unary guards unary calls.
+func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	c, err := a.check(ctx, info.FullMethod, req)
+	r := rules[info.FullMethod]
+	if err != nil {
+		a.audit.denied(c, info.FullMethod, resourceOf(info.FullMethod, req), err)
+		return nil, err
+	}
+	resp, err := handler(context.WithValue(ctx, callerKey{}, c), req)
+	if err == nil && a.on && r.filter != nil && !c.p.Management {
+		r.filter(c.p, resp)
+	}
+	if r.act == acl.ActWrite && !c.p.Peer {
+		a.audit.wrote(c, info.FullMethod, resourceOf(info.FullMethod, req), resp, err)
+	}
+	return resp, err
+}
+
+// stream guards streaming calls (the watches): authorized when the request
+// arrives, and ended with the denial once the token or its right is gone.
+func (a *authorizer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	c, err := a.check(ss.Context(), info.FullMethod, nil)
+	if err != nil {
+		a.audit.denied(c, info.FullMethod, "", err)
+		return err
+	}
+	if !a.on {
+		return handler(srv, ss)
+	}
+	ctx, cancel := context.WithCancelCause(context.WithValue(ss.Context(), callerKey{}, c))
+	defer cancel(nil)
+	gs := &guardedStream{ServerStream: ss, ctx: ctx, a: a, c: c, method: info.FullMethod, cancel: cancel}
+	err = handler(srv, gs)
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && ss.Context().Err() == nil {
+		return cause // cut: the right is gone
+	}
+	return err
+}
+
+// guardedStream authorizes a stream's request as it is received, then
+// watches the ACL for the loss of the right.
+type guardedStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	a      *authorizer
+	c      caller
+	method string
+	once   bool
+}
+
+func (g *guardedStream) Context() context.Context { return g.ctx }
+
+func (g *guardedStream) RecvMsg(m any) error {
+	if err := g.ServerStream.RecvMsg(m); err != nil || g.once {
+		return err
+	}
+	g.once = true
+	r := rules[g.method]
+	if err := g.a.authorizeReq(g.c, r, m); err != nil {
+		g.a.audit.denied(g.c, g.method, resourceOf(g.method, m), err)
+		return err
+	}
+	go g.a.hold(g.ctx, g.cancel, g.c, g.method, r, m)
+	return nil
+}
+
+// hold ends ctx with the denial once c's token is revoked or expires, or
+// its policies lose the right to r's resource.
+func (a *authorizer) hold(ctx context.Context, cancel context.CancelCauseFunc, c caller, method string, r rule, req any) {
+	if c.p.Peer || c.secret == "" {
+		return
+	}
+	var expiry <-chan time.Time
+	if !c.p.Expires.IsZero() {
+		t := time.NewTimer(time.Until(c.p.Expires))
+		defer t.Stop()
+		expiry = t.C
+	}
+	for {
+		v, changed := a.acl.current()
+		p, err := v.Authenticate(c.secret, time.Now())
+		if err == nil {
+			err = a.authorizeReq(caller{p: p}, r, req)
+		}
+		if err != nil {
+			c.p = p
+			a.audit.denied(c, method, resourceOf(method, req), err)
+			cancel(pb.Status(err).Err())
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-expiry:
+			expiry = nil
+		}
+	}
+}
+
+// guardHTTP guards an endpoint served outside gRPC (snapshots, metrics)
+// with the same authentication, authorization and audit.
+func (a *authorizer) guardHTTP(act acl.Action, res acl.Resource, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := a.authenticate(r.Context(), r.Header.Values("Authorization"), hostOf(r.RemoteAddr))
+		if err == nil && a.on {
+			err = authorize(c.p, act, res)
+		}
+		if err != nil {
+			a.audit.denied(c, r.Method+" "+r.URL.Path, res.String(), err)
+			writeError(w, err)
+			return
+		}
+		if act == acl.ActWrite {
+			a.audit.wrote(c, r.Method+" "+r.URL.Path, res.String(), nil, nil)
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+	}
+}
+
+// failLimiter rate-limits failed authentications per client address: a
+// client that keeps guessing is refused (RATE_LIMITED) before its
+// guesses are looked at.
+type failLimiter struct {
+	rate  rate.Limit
+	burst int
+
+	mu  sync.Mutex
+	per map[string]*rate.Limiter
+}
+
+// newFailLimiter allows perSecond failures a second per address, after a
+// burst of four times as many.
+func newFailLimiter(perSecond float64) *failLimiter {
+	return &failLimiter{rate: rate.Limit(perSecond), burst: max(1, int(4*perSecond)), per: map[string]*rate.Limiter{}}
+}
+
+func (f *failLimiter) ok(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, found := f.per[addr]
+	return !found || l.Tokens() >= 1
+}
+
+func (f *failLimiter) failed(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, found := f.per[addr]
+	if !found {
+		if len(f.per) > 10000 { // forget the ones that have recovered
+			for a, l := range f.per {
+				if l.Tokens() >= float64(f.burst) {
+					delete(f.per, a)
+				}
+			}
+		}
+		l = rate.NewLimiter(f.rate, f.burst)
+		f.per[addr] = l
+	}
+	l.Allow()
+}
