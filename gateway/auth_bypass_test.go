@@ -1,0 +1,278 @@
+package gateway_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/gateway"
+)
+
+// authOn serves a new built-in store through a gateway with access
+// control on and returns its address and management secret.
+func authOn(t *testing.T, tune ...func(*gateway.Config)) (addr, mgmt string) {
+	t.Helper()
+	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := authConfig(t, &syncBuffer{}, "")
+	for _, f := range tune {
+		f(&cfg)
+	}
+	l, err := gateway.ServeLoopback(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	boot, err := pb.NewAclServiceClient(withToken(t, l.Addr, "")).Bootstrap(context.Background(), &pb.BootstrapRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Addr, boot.Secret
+}
+
+// Each of the ways around authentication that Nacos' CVEs and the usual
+// suspects suggest fails closed: forged headers, path tricks, a token in
+// the query string, other schemes, a token of another cluster, and the
+// ACL's own record read through the config API.
+func TestBypassesFailClosed(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx := context.Background()
+	m := withToken(t, addr, mgmt)
+	if _, err := pb.NewConfigServiceClient(m).PutConfig(ctx, &pb.PutConfigRequest{Namespace: "public", Group: "DEFAULT_GROUP",
+		DataId: "secret.yaml", Content: "password: hunter2\n"}); err != nil {
+		t.Fatal(err)
+	}
+	who, err := pb.NewAclServiceClient(m).WhoAmI(ctx, &pb.WhoAmIRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string, header ...string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Add(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req) // follows redirects, as a browser would
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b := make([]byte, 4096)
+		n, _ := resp.Body.Read(b)
+		return resp.StatusCode, string(b[:n])
+	}
+	const cfg = "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/secret.yaml"
+	refused := func(what string, code int, body string) {
+		t.Helper()
+		if code == http.StatusOK || strings.Contains(body, "hunter2") || strings.Contains(body, "revision") && code < 300 {
+			t.Errorf("%s: %d %q, want a refusal", what, code, body)
+		}
+	}
+
+	// Forged headers: the Nacos CVE-2021-29441 header, a loopback
+	// forwarded-for, the gateways' own marks, metadata smuggled through
+	// grpc-gateway's Grpc-Metadata- prefix.
+	for _, h := range [][]string{
+		{"User-Agent", "Nacos-Server"},
+		{"X-Forwarded-For", "127.0.0.1"},
+		{"Junction-Forwarded", "1"},
+		{"Junction-Caller", who.AccessorId},
+		{"Grpc-Metadata-Junction-Caller", who.AccessorId},
+		{"Grpc-Metadata-Junction-Forwarded", "1"},
+		{"Grpc-Metadata-Authorization", "Bearer " + strings.Repeat("x", 10)},
+		{"Authorization", "Basic " + "YWRtaW46YWRtaW4="},
+		{"Authorization", "Bearer"},
+		{"Authorization", "Bearer jct_" + strings.Repeat("A", 43)},
+		{"Authorization", mgmt}, // no scheme
+	} {
+		code, body := get(cfg, h...)
+		refused("header "+h[0]+": "+h[1], code, body)
+	}
+	// Two Authorization headers, the second a valid one.
+	code, body := get(cfg, "Authorization", "Bearer jct_"+strings.Repeat("B", 43), "Authorization", "Bearer "+mgmt)
+	refused("two Authorization headers", code, body)
+
+	// The same marks over gRPC.
+	anon := pb.NewConfigServiceClient(withToken(t, addr, ""))
+	mctx := metadata.AppendToOutgoingContext(ctx, "junction-forwarded", "1", "junction-caller", who.AccessorId, "user-agent", "Nacos-Server")
+	if _, err := anon.GetConfig(mctx, &pb.GetConfigRequest{DataId: "secret.yaml"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC with forged marks: %v, want UNAUTHENTICATED", err)
+	}
+
+	// Path tricks: whatever the mux cleans them to needs a token too.
+	for _, p := range []string{
+		"/" + cfg, "/v1/../" + cfg[1:], "/v1/%2e%2e/" + cfg[1:], "/./" + cfg[1:], "/healthz/.." + cfg,
+		"/v1/snapshot", "//v1/snapshot", "/v1/snapshot/", "/v1/%2e%2e/v1/snapshot", "/readyz/../v1/snapshot",
+		"/metrics", "//metrics", "/v1/acl/tokens", "//v1/acl/tokens", "/v1/acl/tokens/", "/V1/acl/tokens",
+		cfg + "?token=" + mgmt, cfg + "?access_token=" + mgmt, cfg + "?authorization=Bearer%20" + mgmt,
+		"/v1/acl/tokens?token=" + mgmt,
+	} {
+		code, body := get(p)
+		refused("path "+p, code, body)
+	}
+
+	// A token of another cluster: well formed, unknown here.
+	_, other := authOn(t)
+	code, body = get(cfg, "Authorization", "Bearer "+other)
+	if code != http.StatusUnauthorized {
+		t.Errorf("another cluster's management token: %d %s, want 401", code, body)
+	}
+
+	// The ACL's own record is not reached through the config API, even
+	// by the management token; a broad grant does not reach the gateways'
+	// namespace at all.
+	for _, ns := range []string{"junction-system"} {
+		_, err := pb.NewConfigServiceClient(m).GetConfig(ctx, &pb.GetConfigRequest{Namespace: ns, Group: "acl", DataId: "state"})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("management reads the ACL record through the config API: %v, want PERMISSION_DENIED", err)
+		}
+	}
+	a := pb.NewAclServiceClient(m)
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: everything\nrules:\n  - namespace: \"*\"\n    config: \"*\"\n    access: write\n"}); err != nil {
+		t.Fatal(err)
+	}
+	broad, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"everything"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := pb.NewConfigServiceClient(withToken(t, addr, broad.Secret))
+	for _, k := range [][2]string{{"acl", "state"}, {"health-runner", "lease"}} {
+		if _, err := bc.GetConfig(ctx, &pb.GetConfigRequest{Namespace: "junction-system", Group: k[0], DataId: k[1]}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("a namespace-* grant reads junction-system/%s/%s: %v, want PERMISSION_DENIED", k[0], k[1], err)
+		}
+		if _, err := bc.PutConfig(ctx, &pb.PutConfigRequest{Namespace: "junction-system", Group: k[0], DataId: k[1], Content: "{}"}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("a namespace-* grant writes junction-system/%s/%s: %v, want PERMISSION_DENIED", k[0], k[1], err)
+		}
+	}
+	list, err := bc.ListConfigs(ctx, &pb.ListConfigsRequest{Namespace: "junction-system"})
+	if err != nil || len(list.Configs) != 0 {
+		t.Errorf("a namespace-* grant lists junction-system: %v %v, want nothing", list, err)
+	}
+}
+
+// The ACL's own record stays out of the config API with access control
+// off as well: it holds the peer secret.
+func TestACLRecordIsNotAConfig(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	if _, err := pb.NewAclServiceClient(e.conn).Bootstrap(ctx, &pb.BootstrapRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cfg.GetConfig(ctx, &pb.GetConfigRequest{Namespace: "junction-system", Group: "acl", DataId: "state"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("reading the ACL record with access control off: %v, want PERMISSION_DENIED", err)
+	}
+	w, err := e.cfg.WatchConfig(ctx, &pb.WatchConfigRequest{Namespace: "junction-system", Group: "acl", DataId: "state"})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("watching the ACL record with access control off: %v, want PERMISSION_DENIED", err)
+	}
+}
+
+// A client that keeps failing to authenticate is refused as RATE_LIMITED
+// before its guesses are looked at, then let in again once it waits.
+func TestFailedAuthIsRateLimited(t *testing.T) {
+	addr, mgmt := authOn(t, func(c *gateway.Config) { c.AuthFailureRate = 5 })
+	ctx := context.Background()
+	bad := pb.NewStatusServiceClient(withToken(t, addr, "jct_"+strings.Repeat("C", 43)))
+	limited := 0
+	for range 40 {
+		_, err := bad.GetStatus(ctx, &pb.GetStatusRequest{})
+		switch status.Code(err) {
+		case codes.Unauthenticated:
+		case codes.ResourceExhausted:
+			limited++
+		default:
+			t.Fatalf("a bad token: %v", err)
+		}
+	}
+	if limited < 10 {
+		t.Fatalf("%d of 40 bad attempts were rate-limited, want most after the burst of 20", limited)
+	}
+	good := pb.NewStatusServiceClient(withToken(t, addr, mgmt))
+	if _, err := good.GetStatus(ctx, &pb.GetStatusRequest{}); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a good token from the same address during the limit: %v, want RATE_LIMITED", err)
+	}
+	time.Sleep(time.Second)
+	if _, err := good.GetStatus(ctx, &pb.GetStatusRequest{}); err != nil {
+		t.Errorf("a good token after a wait: %v", err)
+	}
+}
+
+// A watch ends with PERMISSION_DENIED within a second once its token's
+// policy loses the right, and with UNAUTHENTICATED once the token expires.
+func TestWatchEndsWhenTheRightGoes(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := pb.NewAclServiceClient(withToken(t, addr, mgmt))
+	const readAll = "name: r\nrules:\n  - config: \"*\"\n    access: read\n"
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: readAll}); err != nil {
+		t.Fatal(err)
+	}
+	watch := func(secret string) <-chan error {
+		w, err := pb.NewConfigServiceClient(withToken(t, addr, secret)).WatchConfig(ctx, &pb.WatchConfigRequest{DataId: "app.yaml"})
+		if err == nil {
+			_, err = w.Recv()
+		}
+		if err != nil {
+			t.Fatalf("watch: %v", err)
+		}
+		ended := make(chan error, 1)
+		go func() {
+			for {
+				if _, err := w.Recv(); err != nil {
+					ended <- err
+					return
+				}
+			}
+		}()
+		return ended
+	}
+	within := func(what string, ended <-chan error, from time.Time, want codes.Code) {
+		t.Helper()
+		select {
+		case err := <-ended:
+			took := time.Since(from)
+			t.Logf("%s: the watch ended %v later: %v", what, took.Round(time.Millisecond), err)
+			if status.Code(err) != want || took > time.Second {
+				t.Errorf("%s: the watch ended %v later with %v, want %v within 1s", what, took, err, want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: the watch still runs 3s later", what)
+		}
+	}
+
+	tok, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := watch(tok.Secret)
+	changed := time.Now()
+	if _, err := a.UpdatePolicy(ctx, &pb.UpdatePolicyRequest{Name: "r", Rules: "name: r\nrules:\n  - config: \"other*\"\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	within("the policy lost the right", ended, changed, codes.PermissionDenied)
+
+	if _, err := a.UpdatePolicy(ctx, &pb.UpdatePolicyRequest{Name: "r", Rules: readAll}); err != nil {
+		t.Fatal(err)
+	}
+	short, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}, Ttl: durationpb.New(1500 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended = watch(short.Secret)
+	within("the token expired", ended, short.Token.Expires.AsTime(), codes.Unauthenticated)
+}
