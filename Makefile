@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-go guarantees guarantees-nacos clean
+.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -71,6 +71,13 @@ bench-cluster: build
 	  ./bin/junction bench register config-put instances config-get --local raft,raft-3 -c $$c -d 4s \
 	    --report docs/benchmarks.md --report-section cluster-c$$c || exit 1; \
 	done
+
+# bench-auth measures access control on against off, side by side through
+# two gateways over each store, and rewrites that section of
+# docs/benchmarks.md (about 2 minutes).
+bench-auth: deps build
+	./bin/junction bench register config-get instances watch-fanout --local raft,etcd,consul --via gateway,auth \
+	  -d 5s --subscribers 1000 --updates 20 --report docs/benchmarks.md --report-section auth
 
 # bench-go runs the Go benchmarks of the gateway (and, with real stores,
 # of every backend through it).

@@ -133,7 +133,25 @@ func Markdown(w io.Writer, results []Result, m ReportMeta) error {
 		}
 	}
 
-	if len(o.Paths) > 1 {
+	if slices.Contains(o.Paths, "auth") && slices.Contains(o.Paths, "gateway") {
+		fmt.Fprint(b, "\n### Access control: on against off\n\n"+
+			"The same gateway code over the same store, side by side: off, and with --auth, called with a token "+
+			"whose policy has six rules (each request is authenticated, then decided over them). "+
+			"The goal is at most 10% lower throughput (on / off at least 0.90).\n\n")
+		fmt.Fprint(b, "| store | workload | auth off | auth on | on / off |\n|---|---|---|---|---|\n")
+		for _, n := range names {
+			for _, wl := range loads {
+				off, ok1 := find(n, "gateway", wl)
+				on, ok2 := find(n, "auth", wl)
+				if !ok1 || !ok2 {
+					continue
+				}
+				fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", n, wl, cell(off, ok1), cell(on, ok2), ratio(on, off))
+			}
+		}
+	}
+
+	if slices.ContainsFunc(o.Paths, func(p string) bool { return p == "driver" || p == "client" }) {
 		fmt.Fprint(b, "\n### What each layer costs: the gateway, the driver in process, the store's own client\n\n"+
 			"The driver column calls Junction's driver in process (no gRPC, no network to the gateway); the client column does "+
 			"the same work through the store's own Go client (for the built-in store the driver is its client). "+

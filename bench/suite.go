@@ -10,6 +10,13 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/consul"
 	"github.com/junctionhq/junction/backends/etcd"
@@ -17,10 +24,13 @@ import (
 	"github.com/junctionhq/junction/conformance/localcluster"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/sdk"
 )
 
-// Paths are the ways a workload can reach a store.
-var Paths = []string{"gateway", "driver", "client"}
+// Paths are the ways a workload can reach a store: gateway (Junction's
+// gRPC API), auth (the same with access control on, as a token holding a
+// policy), driver (in process) and client (the store's own).
+var Paths = []string{"gateway", "auth", "driver", "client"}
 
 // Store is a store under a run: the URL Junction opens it by, and how to
 // reach it with its own client.
@@ -37,6 +47,9 @@ type Store struct {
 	// Open, when set, opens the backend instead of URL.
 	Open  func(ctx context.Context) (backends.Backend, error)
 	close func()
+	// mgmt is the management token of the store's ACL, once the auth path
+	// bootstrapped it.
+	mgmt string
 }
 
 // Close stops the store if the run started it.
@@ -207,6 +220,22 @@ func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, .
 		defer l.Close()
 		clients["gateway"] = NewGateway(l.Conn, "", "")
 	}
+	if slices.Contains(o.Paths, "auth") {
+		cfg := gateway.DefaultConfig()
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Auth = true
+		l, err := gateway.ServeLoopback(b, cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		conn, err := tokenConn(octx, l, s, o.Service)
+		if err != nil {
+			return nil, fmt.Errorf("access control for the auth path: %w", err)
+		}
+		defer conn.Close()
+		clients["auth"] = NewGateway(conn, "", "")
+	}
 	if slices.Contains(o.Paths, "driver") {
 		clients["driver"] = NewDriver(b, "", "")
 	}
@@ -228,7 +257,7 @@ func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, .
 			po := o.Options
 			po.Service = o.Service + "-" + p
 			logf("%s via %s: %s", s.Name, p, w)
-			po.MeasureMemory = p == "gateway"
+			po.MeasureMemory = p == "gateway" || p == "auth"
 			ls, _ := b.(logStater)
 			var a0, e0 uint64
 			if ls != nil {
@@ -248,6 +277,66 @@ func runStore(ctx context.Context, s *Store, o SuiteOptions, logf func(string, .
 		}
 	}
 	return out, nil
+}
+
+// benchPolicy is what the auth path's token holds: the grants the
+// workloads on services and configs named after service need, among rules
+// that do not match them, so that each request is decided over a policy of
+// a realistic size.
+func benchPolicy(service string) string {
+	return `name: bench
+description: the benchmark's workloads
+rules:
+  - namespace: "*"
+    service: "` + service + `*"
+    access: write
+  - namespace: "*"
+    config: "` + service + `*"
+    access: write
+  - session: "*"
+    access: write
+  - namespace: prod
+    service: "*"
+    access: deny
+  - namespace: prod
+    config: "*"
+    access: deny
+  - namespace: public
+    group: internal
+    config: "secret*"
+    access: deny
+`
+}
+
+// tokenConn bootstraps the ACL of s behind l (the first time), and
+// connects to l with a token holding benchPolicy.
+func tokenConn(ctx context.Context, l *gateway.Loopback, s *Store, service string) (*grpc.ClientConn, error) {
+	a := pb.NewAclServiceClient(l.Conn)
+	for s.mgmt == "" && ctx.Err() == nil { // the gateway creates the ACL record as it starts
+		boot, err := a.Bootstrap(ctx, &pb.BootstrapRequest{})
+		if err == nil {
+			s.mgmt = boot.Secret
+			break
+		}
+		if status.Code(err) != codes.Unavailable {
+			return nil, fmt.Errorf("bootstrap (the auth path needs a store whose ACL it bootstraps): %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.mgmt)
+	_, err := a.CreatePolicy(mctx, &pb.CreatePolicyRequest{Rules: benchPolicy(service)})
+	if status.Code(err) == codes.Aborted { // a run before this one made it
+		_, err = a.UpdatePolicy(mctx, &pb.UpdatePolicyRequest{Name: "bench", Rules: benchPolicy(service)})
+	}
+	if err != nil {
+		return nil, err
+	}
+	ts, err := a.CreateToken(mctx, &pb.CreateTokenRequest{Description: "junction bench", Policies: []string{"bench"}})
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(l.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(sdk.BearerToken(ts.Secret)))
 }
 
 // logStater is the built-in store's count of log appends and entries.

@@ -177,12 +177,13 @@ type authorizer struct {
 	audit *auditLog
 	fails *failLimiter
 	m     *metrics
+	held  holds
 }
 
 // clientAddr is the address a call comes from: its peer's, or for a REST
 // call served in process, the one the HTTP server saw (x-forwarded-for,
 // whose last entry the REST gateway sets from the connection itself).
-func clientAddr(ctx context.Context, md metadata.MD) string {
+func clientAddr(ctx context.Context) string {
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {
 		return ""
@@ -190,7 +191,7 @@ func clientAddr(ctx context.Context, md metadata.MD) string {
 	if p.Addr.Network() != "bufconn" {
 		return hostOf(p.Addr.String())
 	}
-	if xff := md.Get("x-forwarded-for"); len(xff) > 0 {
+	if xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(xff) > 0 {
 		parts := strings.Split(xff[len(xff)-1], ",")
 		return hostOf(strings.TrimSpace(parts[len(parts)-1]))
 	}
@@ -258,8 +259,8 @@ func (a *authorizer) principal(ctx context.Context, secret string) (acl.Principa
 // check authenticates and authorizes a call of method with req (nil for a
 // stream, whose request comes later).
 func (a *authorizer) check(ctx context.Context, method string, req any) (caller, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	c, err := a.authenticate(ctx, md.Get("authorization"), clientAddr(ctx, md))
+	auth := metadata.ValueFromIncomingContext(ctx, "authorization")
+	c, err := a.authenticate(ctx, auth, clientAddr(ctx))
 	r, known := rules[method]
 	if !a.on {
 		if req != nil {
@@ -270,13 +271,13 @@ func (a *authorizer) check(ctx context.Context, method string, req any) (caller,
 	switch {
 	case !known:
 		return c, fmt.Errorf("%s is not served: %w", method, model.ErrPermissionDenied)
-	case r.open && errors.Is(err, model.ErrUnauthenticated) && len(md.Get("authorization")) == 0:
+	case r.open && errors.Is(err, model.ErrUnauthenticated) && len(auth) == 0:
 		return c, nil // bootstrap without a token
 	case err != nil:
 		return c, err
 	}
 	if c.p.Peer {
-		if v := md.Get(callerHeader); len(v) == 1 {
+		if v := metadata.ValueFromIncomingContext(ctx, callerHeader); len(v) == 1 {
 			c.p.AccessorID = v[0] // whom the peer serves, for the audit log
 		}
 	}
@@ -291,7 +292,7 @@ func (a *authorizer) authorizeReq(c caller, r rule, req any) error {
 		return nil
 	}
 	res := r.res(req)
-	if res.Namespace == SystemNamespace && res.Group == aclKey.Group {
+	if res.Namespace == SystemNamespace && res.Group == aclKey.Group && !c.p.Peer {
 		// Token hashes and the peer secret: reached through AclService
 		// only, by anyone, with access control on or off.
 		return fmt.Errorf("%s is the ACL's own record: use the ACL API: %w", res, model.ErrPermissionDenied)
@@ -311,8 +312,11 @@ func resourceOf(method string, req any) string {
 
 // unary guards unary calls.
 func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	c, err := a.check(ctx, info.FullMethod, req)
 	r := rules[info.FullMethod]
+	if !a.on {
+		return a.unaryOff(ctx, r, req, info, handler)
+	}
+	c, err := a.check(ctx, info.FullMethod, req)
 	if err != nil {
 		a.audit.denied(c, info.FullMethod, resourceOf(info.FullMethod, req), err)
 		return nil, err
@@ -325,6 +329,38 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 		a.audit.wrote(c, info.FullMethod, resourceOf(info.FullMethod, req), resp, err)
 	}
 	return resp, err
+}
+
+// unaryOff serves a call with access control off: only the ACL's own
+// record is guarded, and writes are audited with the client's address.
+func (a *authorizer) unaryOff(ctx context.Context, r rule, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := a.authorizeReq(caller{}, r, req); err != nil && !a.fromPeer(ctx) {
+		c := a.anonymous(ctx)
+		a.audit.denied(c, info.FullMethod, resourceOf(info.FullMethod, req), err)
+		return nil, err
+	}
+	resp, err := handler(ctx, req)
+	if r.act == acl.ActWrite && a.audit.w != nil {
+		a.audit.wrote(a.anonymous(ctx), info.FullMethod, resourceOf(info.FullMethod, req), resp, err)
+	}
+	return resp, err
+}
+
+// fromPeer reports whether the call carries the store's peer secret: a
+// follower's gateway forwarding its own ACL reads and writes.
+func (a *authorizer) fromPeer(ctx context.Context) bool {
+	secret, err := bearer(metadata.ValueFromIncomingContext(ctx, "authorization"))
+	if err != nil {
+		return false
+	}
+	v, _ := a.acl.current()
+	p, err := v.Authenticate(secret, time.Now())
+	return err == nil && p.Peer
+}
+
+// anonymous is the caller of a call with access control off.
+func (a *authorizer) anonymous(ctx context.Context) caller {
+	return caller{addr: clientAddr(ctx)}
 }
 
 // stream guards streaming calls (the watches): authorized when the request
@@ -370,41 +406,86 @@ func (g *guardedStream) RecvMsg(m any) error {
 		return err
 	}
 	if g.a.on {
-		go g.a.hold(g.ctx, g.cancel, g.c, g.method, r, m)
+		g.a.hold(g.ctx, &held{c: g.c, method: g.method, r: r, req: m, cancel: g.cancel})
 	}
 	return nil
 }
 
-// hold ends ctx with the denial once c's token is revoked or expires, or
-// its policies lose the right to r's resource.
-func (a *authorizer) hold(ctx context.Context, cancel context.CancelCauseFunc, c caller, method string, r rule, req any) {
-	if c.p.Peer || c.secret == "" {
+// held is a running watch the authorizer may end: when the ACL changes or
+// its token expires, it is checked again, and ended with the denial once
+// its token is revoked or expired or its policies lose the right.
+type held struct {
+	c      caller
+	method string
+	r      rule
+	req    any
+	cancel context.CancelCauseFunc
+	expiry *time.Timer // nil: the token does not expire
+}
+
+// holds are the running watches of one gateway. One goroutine (watchACL)
+// checks them all again at each change of the ACL: a watch costs no
+// goroutine of its own.
+type holds struct {
+	mu  sync.Mutex
+	set map[*held]struct{}
+}
+
+// hold keeps the watch under guard until ctx ends.
+func (a *authorizer) hold(ctx context.Context, h *held) {
+	if h.c.p.Peer || h.c.secret == "" {
 		return
 	}
-	var expiry <-chan time.Time
-	if !c.p.Expires.IsZero() {
-		t := time.NewTimer(time.Until(c.p.Expires))
-		defer t.Stop()
-		expiry = t.C
+	if !h.c.p.Expires.IsZero() {
+		h.expiry = time.AfterFunc(time.Until(h.c.p.Expires), func() { a.recheck(h) })
 	}
+	a.held.mu.Lock()
+	if a.held.set == nil {
+		a.held.set = map[*held]struct{}{}
+	}
+	a.held.set[h] = struct{}{}
+	a.held.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		a.held.mu.Lock()
+		delete(a.held.set, h)
+		a.held.mu.Unlock()
+		if h.expiry != nil {
+			h.expiry.Stop()
+		}
+	})
+}
+
+// recheck ends h's watch if its right is gone.
+func (a *authorizer) recheck(h *held) {
+	v, _ := a.acl.current()
+	p, err := v.Authenticate(h.c.secret, time.Now())
+	if err == nil {
+		err = a.authorizeReq(caller{p: p}, h.r, h.req)
+	}
+	if err != nil {
+		a.audit.denied(h.c, h.method, resourceOf(h.method, h.req), err)
+		h.cancel(pb.Status(err).Err())
+	}
+}
+
+// watchACL checks every running watch again at each change of the ACL,
+// until ctx ends.
+func (a *authorizer) watchACL(ctx context.Context) {
 	for {
-		v, changed := a.acl.current()
-		p, err := v.Authenticate(c.secret, time.Now())
-		if err == nil {
-			err = a.authorizeReq(caller{p: p}, r, req)
-		}
-		if err != nil {
-			c.p = p
-			a.audit.denied(c, method, resourceOf(method, req), err)
-			cancel(pb.Status(err).Err())
-			return
-		}
+		_, changed := a.acl.current()
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
-		case <-expiry:
-			expiry = nil
+		}
+		a.held.mu.Lock()
+		all := make([]*held, 0, len(a.held.set))
+		for h := range a.held.set {
+			all = append(all, h)
+		}
+		a.held.mu.Unlock()
+		for _, h := range all {
+			a.recheck(h)
 		}
 	}
 }

@@ -197,7 +197,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	go func() { defer close(pdone); s.patches.runIfNeeded(hctx) }()
 	adone := make(chan struct{})
 	go func() { defer close(adone); s.acl.run(hctx, s.cfg.Auth) }()
-	defer func() { hcancel(); <-hdone; <-pdone; <-adone }()
+	wdone := make(chan struct{})
+	go func() { defer close(wdone); s.auth.watchACL(hctx) }()
+	defer func() { hcancel(); <-hdone; <-pdone; <-adone; <-wdone }()
 	if s.cfg.ACLBootstrapReset != "" {
 		go s.resetBootstrap(hctx)
 	}

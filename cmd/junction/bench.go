@@ -38,7 +38,8 @@ for a store you run (etcd://10.0.0.1:2379). Several stores run one after the oth
 by side in one report.
 
 --via chooses the paths a workload takes to each --local store: gateway (Junction's gRPC
-API), driver (Junction's driver called in process: the gateway's cost without gRPC), client
+API), auth (the same with access control on: a second gateway over the store, called with
+a token holding a policy; the ACL of a new store is bootstrapped for it), driver (Junction's driver called in process: the gateway's cost without gRPC), client
 (the store's own Go client doing the same work: clientv3, go-zookeeper, consul/api). Ratios
 between them show what each layer costs.
 
@@ -89,7 +90,7 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 				return model.Invalid("value-size", "%d is over the limit of %d", o.ValueSize, model.DefaultMaxContentSize)
 			}
 			if len(local) == 0 && (report != "" || !slices.Equal(o.Paths, []string{"gateway"})) {
-				return model.Invalid("local", "--report and --via driver/client need --local stores")
+				return model.Invalid("local", "--report and --via auth/driver/client need --local stores")
 			}
 			if cpuProfile != "" {
 				f, err := os.Create(cpuProfile)
@@ -174,7 +175,7 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&local, "local", nil, "stores to start gateways over in process, comma-separated: raft, raft-3, etcd, zookeeper, consul or backend URLs (instead of --addr)")
-	f.StringSliceVar(&o.Paths, "via", []string{"gateway"}, "paths to each --local store: gateway, driver, client (comma-separated)")
+	f.StringSliceVar(&o.Paths, "via", []string{"gateway"}, "paths to each --local store: gateway, auth (the gateway with access control on), driver, client (comma-separated)")
 	f.StringVar(&report, "report", "", "rewrite the generated section of this Markdown file with a side-by-side report (needs --local)")
 	f.StringVar(&section, "report-section", "", "name of the generated section --report rewrites, for documents holding several runs (default: the main one)")
 	f.IntVarP(&o.Concurrency, "concurrency", "c", 16, "concurrent callers")

@@ -101,23 +101,26 @@ type Pattern string
 
 // Match reports whether name matches p.
 func (p Pattern) Match(name string) bool {
-	parts := strings.Split(string(p), "*")
-	if len(parts) == 1 {
-		return name == string(p)
+	pat := string(p)
+	star := strings.IndexByte(pat, '*')
+	if star < 0 {
+		return name == pat
 	}
-	if !strings.HasPrefix(name, parts[0]) {
+	if !strings.HasPrefix(name, pat[:star]) {
 		return false
 	}
-	name = name[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, mid := range parts[1 : len(parts)-1] {
-		i := strings.Index(name, mid)
+	name, pat = name[star:], pat[star+1:]
+	for {
+		star = strings.IndexByte(pat, '*')
+		if star < 0 { // the last literal ends the name
+			return strings.HasSuffix(name, pat)
+		}
+		i := strings.Index(name, pat[:star])
 		if i < 0 {
 			return false
 		}
-		name = name[i+len(mid):]
+		name, pat = name[i+star:], pat[star+1:]
 	}
-	return strings.HasSuffix(name, last)
 }
 
 // specificity orders patterns: an exact one above any with a *, then more

@@ -2,6 +2,7 @@ package acl
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -238,9 +239,8 @@ func (s *State) DeletePolicy(name string) error {
 // View is a state compiled for authentication: tokens by the hash of their
 // secret, policies parsed.
 type View struct {
-	tokens   map[string]Token
-	policies map[string]Policy
-	peer     string // the peer secret's hash
+	tokens map[hashKey]held // by the SHA-256 of their secret
+	peer   string           // the peer secret's hash
 	// Bootstrapped reports whether the ACL was bootstrapped.
 	Bootstrapped bool
 }
@@ -248,23 +248,42 @@ type View struct {
 // Compile builds the view of s. A stored policy that no longer parses
 // (written by a newer version) grants nothing; it is reported in bad.
 func (s State) Compile() (v *View, bad []string) {
-	v = &View{tokens: make(map[string]Token, len(s.Tokens)), policies: make(map[string]Policy, len(s.Policies)),
-		Bootstrapped: s.Bootstrap != nil}
+	v = &View{tokens: make(map[hashKey]held, len(s.Tokens)), Bootstrapped: s.Bootstrap != nil}
 	if s.PeerSecret != "" {
 		v.peer = hashSecret(s.PeerSecret)
 	}
-	for _, t := range s.Tokens {
-		v.tokens[t.SecretHash] = t
-	}
+	policies := make(map[string]Policy, len(s.Policies))
 	for _, src := range s.Policies {
 		p, err := ParsePolicy([]byte(src.Text))
 		if err != nil {
 			bad = append(bad, src.Name+": "+err.Error())
 			continue
 		}
-		v.policies[src.Name] = p
+		policies[src.Name] = p
+	}
+	for _, t := range s.Tokens {
+		var k hashKey
+		if n, err := hex.Decode(k[:], []byte(t.SecretHash)); err != nil || n != len(k) {
+			bad = append(bad, "token "+t.AccessorID+": its secret's hash does not decode")
+			continue
+		}
+		var pols []Policy
+		for _, name := range t.Policies {
+			if p, ok := policies[name]; ok {
+				pols = append(pols, p)
+			}
+		}
+		p := NewPrincipal(t, pols)
+		p.Expires = t.Expires
+		v.tokens[k] = held{t, p}
 	}
 	return v, bad
+}
+
+// held is a token and its principal, compiled once.
+type held struct {
+	t Token
+	p Principal
 }
 
 // Authenticate returns the principal whose secret is secret at now:
@@ -273,24 +292,18 @@ func (v *View) Authenticate(secret string, now time.Time) (Principal, error) {
 	if !WellFormed(secret) && !strings.HasPrefix(secret, SecretPrefix+"peer_") {
 		return Principal{}, fmt.Errorf("the token is malformed (a secret starts with %q): %w", SecretPrefix, model.ErrUnauthenticated)
 	}
-	h := hashSecret(secret)
-	if v.peer != "" && (Token{SecretHash: v.peer}).Proves(secret) {
-		return Principal{AccessorID: PeerAccessor, Management: true, Peer: true}, nil
+	if strings.HasPrefix(secret, SecretPrefix+"peer_") {
+		if v.peer != "" && (Token{SecretHash: v.peer}).Proves(secret) {
+			return Principal{AccessorID: PeerAccessor, Management: true, Peer: true}, nil
+		}
+		return Principal{}, fmt.Errorf("unknown peer secret: %w", model.ErrUnauthenticated)
 	}
-	t, ok := v.tokens[h]
+	h, ok := v.tokens[sha256.Sum256([]byte(secret))]
 	if !ok {
 		return Principal{}, fmt.Errorf("unknown token (never issued here, or revoked): %w", model.ErrUnauthenticated)
 	}
-	if t.Expired(now) {
-		return Principal{}, fmt.Errorf("token %s expired at %s: %w", t.AccessorID, t.Expires.Format(time.RFC3339), model.ErrUnauthenticated)
+	if h.t.Expired(now) {
+		return Principal{}, fmt.Errorf("token %s expired at %s: %w", h.t.AccessorID, h.t.Expires.Format(time.RFC3339), model.ErrUnauthenticated)
 	}
-	var pols []Policy
-	for _, name := range t.Policies {
-		if p, ok := v.policies[name]; ok {
-			pols = append(pols, p)
-		}
-	}
-	p := NewPrincipal(t, pols)
-	p.Expires = t.Expires
-	return p, nil
+	return h.p, nil
 }
