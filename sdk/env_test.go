@@ -8,6 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/gateway"
@@ -16,6 +21,10 @@ import (
 
 // gatewayAddr is a gateway shared by the examples and the simple tests.
 var gatewayAddr string
+
+// authGatewayAddr is a gateway with access control on, and readerToken
+// a token whose policy reads the configs of namespace prod.
+var authGatewayAddr, readerToken string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "junction-sdk")
@@ -27,7 +36,16 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	gatewayAddr = g.addr
+	ag, err := startGateway(dir+"/auth", "127.0.0.1:0", func(c *gateway.Config) { c.Auth = true })
+	if err != nil {
+		panic(err)
+	}
+	authGatewayAddr = ag.addr
+	if readerToken, err = setUpReader(ag.addr); err != nil {
+		panic(err)
+	}
 	code := m.Run()
+	ag.stop()
 	g.stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -42,7 +60,36 @@ type server struct {
 	stop  func()
 }
 
-func startGateway(dir, addr string) (*server, error) {
+// setUpReader bootstraps the ACL at addr and returns a token that may
+// read the configs of namespace prod, one of which it writes.
+func setUpReader(addr string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	a := pb.NewAclServiceClient(conn)
+	boot, err := a.Bootstrap(ctx, &pb.BootstrapRequest{})
+	if err != nil {
+		return "", err
+	}
+	m := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+boot.Secret)
+	if _, err := a.CreatePolicy(m, &pb.CreatePolicyRequest{Rules: "name: prod-reader\nrules:\n  - namespace: prod\n    config: \"*\"\n    access: read\n"}); err != nil {
+		return "", err
+	}
+	if _, err := pb.NewConfigServiceClient(conn).PutConfig(m, &pb.PutConfigRequest{Namespace: "prod", DataId: "app.yaml", Content: "replicas: 3\n"}); err != nil {
+		return "", err
+	}
+	ts, err := a.CreateToken(m, &pb.CreateTokenRequest{Description: "example reader", Policies: []string{"prod-reader"}})
+	if err != nil {
+		return "", err
+	}
+	return ts.Secret, nil
+}
+
+func startGateway(dir, addr string, tune ...func(*gateway.Config)) (*server, error) {
 	cfg := raftstore.DefaultConfig(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -50,7 +97,11 @@ func startGateway(dir, addr string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := gateway.New(store, gateway.DefaultConfig())
+	gcfg := gateway.DefaultConfig()
+	for _, f := range tune {
+		f(&gcfg)
+	}
+	srv, err := gateway.New(store, gcfg)
 	if err != nil {
 		store.Close()
 		return nil, err

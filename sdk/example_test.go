@@ -111,3 +111,25 @@ func ExampleWithHealthCheck() {
 	}
 	// Output: 10.0.0.5:8080 healthy: false
 }
+
+// Connect with a token to a server run with --auth: the token's policies
+// decide, and a refusal is model.ErrPermissionDenied.
+func ExampleWithToken() {
+	ctx := context.Background()
+	c, err := sdk.New(ctx, sdk.WithAddrs(authGatewayAddr), sdk.WithToken(readerToken), sdk.WithNamespace("prod"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	cfg, err := c.GetConfig(ctx, "app.yaml")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Print("read: ", string(cfg.Content))
+	_, err = c.PublishConfig(ctx, "app.yaml", []byte("replicas: 30\n"))
+	fmt.Println("write refused:", errors.Is(err, model.ErrPermissionDenied))
+	// Output:
+	// read: replicas: 3
+	// write refused: true
+}
