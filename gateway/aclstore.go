@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ type aclCache struct {
 	view    *acl.View
 	peer    string // this store's peer secret, once known
 	rev     int64  // the record's revision (0: absent)
+	raw     []byte // the record's content, as read
 	loaded  bool
 	changed chan struct{} // closed at the next change
 	fresh   time.Time     // when the last linearizable read was made
@@ -67,46 +69,56 @@ func (c *aclCache) peerSecret() string {
 	return c.peer
 }
 
-// read returns the stored state and its revision (0 and an empty state
-// when there is none yet).
-func (c *aclCache) read(ctx context.Context, stale bool) (acl.State, int64, error) {
+// read returns the stored state, its revision and its encoding (0, an
+// empty state and nil when there is none yet).
+func (c *aclCache) read(ctx context.Context, stale bool) (acl.State, int64, []byte, error) {
 	cfg, _, err := c.b.GetConfig(ctx, aclKey, backends.ReadOptions{Stale: stale})
 	if errors.Is(err, model.ErrNotFound) {
-		return acl.State{}, 0, nil
+		return acl.State{}, 0, nil, nil
 	}
 	if err != nil {
-		return acl.State{}, 0, err
+		return acl.State{}, 0, nil, err
 	}
 	st, err := acl.Decode(cfg.Content)
-	return st, cfg.Revision, err
+	return st, cfg.Revision, cfg.Content, err
 }
 
-// load reads the record and, when it changed, installs it.
+// load reads the record and, when it changed, installs it. A stale read
+// that differs from what is installed without being newer (a replica
+// behind the one read before, or a store whose revisions went back with a
+// snapshot restore) is confirmed by a linearizable read, which is
+// installed whatever its revision.
 func (c *aclCache) load(ctx context.Context, stale bool) error {
-	st, rev, err := c.read(ctx, stale)
+	st, rev, raw, err := c.read(ctx, stale)
 	if err != nil {
 		return err
 	}
-	c.install(st, rev)
+	if !c.install(st, rev, raw, !stale) {
+		return c.load(ctx, false)
+	}
 	return nil
 }
 
-func (c *aclCache) install(st acl.State, rev int64) {
+// install installs st unless it is what is installed; it refuses (false)
+// a stale read that differs without being newer.
+func (c *aclCache) install(st acl.State, rev int64, raw []byte, fresh bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.loaded && rev == c.rev {
-		return
+	if c.loaded && bytes.Equal(raw, c.raw) {
+		c.rev = rev
+		return true
 	}
-	if c.loaded && rev < c.rev && rev != 0 {
-		return // a stale read from a replica behind the one read before
+	if c.loaded && !fresh && rev <= c.rev {
+		return false
 	}
 	v, bad := st.Compile()
 	for _, b := range bad {
 		c.log.Warn("a stored policy does not parse; it grants nothing", "policy", b)
 	}
-	c.view, c.peer, c.rev, c.loaded = v, st.PeerSecret, rev, true
+	c.view, c.peer, c.rev, c.raw, c.loaded = v, st.PeerSecret, rev, raw, true
 	close(c.changed)
 	c.changed = make(chan struct{})
+	return true
 }
 
 // refresh reads the record from the leader (a linearizable read), at most
@@ -133,7 +145,7 @@ func (c *aclCache) refresh(ctx context.Context) *acl.View {
 // another gateway changed it meanwhile, and installs the result.
 func (c *aclCache) update(ctx context.Context, fn func(*acl.State) error) error {
 	for {
-		st, rev, err := c.read(ctx, false)
+		st, rev, _, err := c.read(ctx, false)
 		if err != nil {
 			return err
 		}
@@ -159,7 +171,7 @@ func (c *aclCache) update(ctx context.Context, fn func(*acl.State) error) error 
 		if err != nil {
 			return fmt.Errorf("writing the ACL: %w", err)
 		}
-		c.install(st, cfg.Revision)
+		c.install(st, cfg.Revision, content, true)
 		return nil
 	}
 }

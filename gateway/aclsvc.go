@@ -40,7 +40,7 @@ func policyToPB(src acl.Source) *pb.Policy {
 
 // state reads the ACL as the leader has it.
 func (a *aclService) state(ctx context.Context) (acl.State, error) {
-	st, _, err := a.s.acl.read(ctx, false)
+	st, _, _, err := a.s.acl.read(ctx, false)
 	return st, err
 }
 

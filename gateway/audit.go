@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"path"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/gateway/acl"
 )
 
 // AuditConfig configures the audit log.
@@ -41,6 +43,9 @@ type auditEntry struct {
 	// Error explains a failure; it names accessors and resources, never a
 	// secret.
 	Error string `json:"error,omitempty"`
+	// Suppressed counts the RATE_LIMITED denials not written since the
+	// last one that was (at most one a second is).
+	Suppressed int64 `json:"suppressed,omitempty"`
 }
 
 // auditLog writes the audit log and counts its entries. A nil *auditLog
@@ -49,6 +54,9 @@ type auditLog struct {
 	mu     sync.Mutex
 	w      io.WriteCloser // nil: no file
 	events *prometheus.CounterVec
+
+	limitedAt  time.Time // when the last RATE_LIMITED line was written
+	suppressed int64     // RATE_LIMITED denials not written since
 }
 
 func newAuditLog(cfg AuditConfig, m *metrics) *auditLog {
@@ -73,6 +81,19 @@ func (a *auditLog) write(e auditEntry) {
 	_, _ = a.w.Write(append(b, '\n'))
 }
 
+// sample reports whether a RATE_LIMITED denial is written: one a second,
+// so that a guesser cannot rotate the real entries out of the log.
+func (a *auditLog) sample(e *auditEntry) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if time.Since(a.limitedAt) < time.Second {
+		a.suppressed++
+		return false
+	}
+	a.limitedAt, e.Suppressed, a.suppressed = time.Now(), a.suppressed, 0
+	return true
+}
+
 func (a *auditLog) entry(c caller, method, resource string) auditEntry {
 	return auditEntry{Time: time.Now().UTC(), Accessor: c.p.AccessorID, Client: c.addr, Method: methodName(method), Resource: resource}
 }
@@ -89,8 +110,21 @@ func methodName(m string) string {
 func (a *auditLog) denied(c caller, method, resource string, err error) {
 	e := a.entry(c, method, resource)
 	e.Outcome = reasonOf(pb.Status(err).Err())
-	e.Error = err.Error()
+	e.Error = auditMessage(err)
+	if e.Outcome == "RATE_LIMITED" && !a.sample(&e) {
+		a.events.WithLabelValues(e.Outcome).Inc()
+		return
+	}
 	a.write(e)
+}
+
+// auditMessage is an error as the audit log tells it: a second bootstrap's
+// error names the reset code, which stays out of the log.
+func auditMessage(err error) string {
+	if errors.Is(err, acl.ErrAlreadyBootstrapped) {
+		return "the ACL is already bootstrapped"
+	}
+	return pb.Status(err).Message()
 }
 
 // wrote records a write and its outcome.
@@ -98,7 +132,7 @@ func (a *auditLog) wrote(c caller, method, resource string, resp any, err error)
 	e := a.entry(c, method, resource)
 	e.Outcome = reasonOf(pb.Status(err).Err())
 	if err != nil {
-		e.Error = pb.Status(err).Message()
+		e.Error = auditMessage(err)
 	}
 	e.Revision = revisionOf(resp)
 	a.write(e)

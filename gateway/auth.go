@@ -32,11 +32,13 @@ type rule struct {
 	open bool
 	// any: any valid token (status, whoami; lists, which are filtered).
 	any bool
-	act acl.Action
+	// management: the management token only, whatever policies grant: the
+	// operation hands over the whole store, the ACL's record with it (a new
+	// member receives the replica).
+	management bool
+	act        acl.Action
 	// res names the resource the request touches.
 	res func(req any) acl.Resource
-	// filter drops from a response what the principal may not read.
-	filter func(p acl.Principal, resp any)
 }
 
 type serviceRequest interface {
@@ -73,6 +75,7 @@ func sessionResource(req any) acl.Resource {
 }
 
 func read(res func(any) acl.Resource) rule  { return rule{act: acl.ActRead, res: res} }
+func managementOnly(r rule) rule            { r.management = true; return r }
 func write(res func(any) acl.Resource) rule { return rule{act: acl.ActWrite, res: res} }
 
 // rules is the one table of what every RPC needs. A method missing from it
@@ -85,7 +88,7 @@ var rules = map[string]rule{
 	pb.RegistryService_DeregisterInstance_FullMethodName: write(serviceResource),
 	pb.RegistryService_ListInstances_FullMethodName:      read(serviceResource),
 	pb.RegistryService_WatchInstances_FullMethodName:     read(serviceResource),
-	pb.RegistryService_ListServices_FullMethodName:       {any: true, filter: filterServices},
+	pb.RegistryService_ListServices_FullMethodName:       {any: true}, // filtered by visible, as it pages
 	pb.RegistryService_SetInstanceState_FullMethodName:   write(serviceResource),
 	pb.RegistryService_GetInstanceHealth_FullMethodName:  read(serviceResource),
 	pb.RegistryService_GetServiceSettings_FullMethodName: read(serviceResource),
@@ -94,14 +97,14 @@ var rules = map[string]rule{
 	pb.ConfigService_GetConfig_FullMethodName:    read(configResource),
 	pb.ConfigService_PutConfig_FullMethodName:    write(configResource),
 	pb.ConfigService_DeleteConfig_FullMethodName: write(configResource),
-	pb.ConfigService_ListConfigs_FullMethodName:  {any: true, filter: filterConfigs},
+	pb.ConfigService_ListConfigs_FullMethodName:  {any: true}, // filtered by visible
 	pb.ConfigService_WatchConfig_FullMethodName:  read(configResource),
 
 	pb.StatusService_GetStatus_FullMethodName: {any: true},
 
 	pb.ClusterService_ListMembers_FullMethodName:  read(global(acl.KindCluster, "members")),
-	pb.ClusterService_AddMember_FullMethodName:    write(global(acl.KindCluster, "members")),
-	pb.ClusterService_RemoveMember_FullMethodName: write(global(acl.KindCluster, "members")),
+	pb.ClusterService_AddMember_FullMethodName:    managementOnly(write(global(acl.KindCluster, "members"))),
+	pb.ClusterService_RemoveMember_FullMethodName: managementOnly(write(global(acl.KindCluster, "members"))),
 
 	pb.AclService_Bootstrap_FullMethodName:    {open: true, act: acl.ActWrite},
 	pb.AclService_CreateToken_FullMethodName:  write(global(acl.KindACL, "tokens")),
@@ -116,26 +119,19 @@ var rules = map[string]rule{
 	pb.AclService_WhoAmI_FullMethodName:       {any: true},
 }
 
-func filterServices(p acl.Principal, resp any) {
-	r := resp.(*pb.ListServicesResponse)
-	kept := r.Services[:0]
-	for _, s := range r.Services {
-		if mayRead(p, acl.Resource{Kind: acl.KindService, Namespace: s.Namespace, Group: s.Group, Name: s.Service}) {
-			kept = append(kept, s)
+// visible returns what a list answered in ctx may show: what the caller
+// may read, never the ACL's own record, and nothing of the rest. The lists
+// apply it as they page (ListServices reads on until its page is full of
+// visible services), so that neither a page nor its page token says
+// anything of what is hidden.
+func visible(ctx context.Context) func(acl.Resource) bool {
+	c, ok := callerOf(ctx)
+	return func(r acl.Resource) bool {
+		if r.Namespace == SystemNamespace && r.Group == aclKey.Group {
+			return false
 		}
+		return !ok || !c.on || c.p.Management || mayRead(c.p, r)
 	}
-	r.Services = kept
-}
-
-func filterConfigs(p acl.Principal, resp any) {
-	r := resp.(*pb.ListConfigsResponse)
-	kept := r.Configs[:0]
-	for _, c := range r.Configs {
-		if mayRead(p, acl.Resource{Kind: acl.KindConfig, Namespace: c.Namespace, Group: c.Group, Name: c.DataId}) {
-			kept = append(kept, c)
-		}
-	}
-	r.Configs = kept
 }
 
 func mayRead(p acl.Principal, r acl.Resource) bool { return authorize(p, acl.ActRead, r) == nil }
@@ -152,6 +148,7 @@ func authorize(p acl.Principal, a acl.Action, r acl.Resource) error {
 
 // caller is who a request comes from, as the authorizer found.
 type caller struct {
+	on     bool // access control is on: p decides
 	p      acl.Principal
 	secret string // to check the principal again while its watch runs
 	addr   string // the client's address
@@ -224,21 +221,20 @@ func bearer(values []string) (string, error) {
 // authenticate finds who the call comes from. With access control off
 // everyone is the anonymous caller.
 func (a *authorizer) authenticate(ctx context.Context, auth []string, addr string) (caller, error) {
-	c := caller{addr: addr}
+	c := caller{addr: addr, on: a.on}
 	if !a.on {
 		return c, nil
-	}
-	if !a.fails.ok(addr) {
-		return c, fmt.Errorf("too many failed authentications from %s: wait a moment: %w", addr, model.ErrRateLimited)
 	}
 	secret, err := bearer(auth)
 	if err == nil {
 		c.secret = secret
-		c.p, err = a.principal(ctx, secret)
+		c.p, err = a.principal(ctx, secret, addr)
 	}
 	if err != nil {
-		a.fails.failed(addr)
 		a.m.authFailures.Inc()
+		if !a.fails.failed(addr) {
+			return c, fmt.Errorf("too many failed authentications from %s: wait a moment: %w", addr, model.ErrRateLimited)
+		}
 		return c, err
 	}
 	return c, nil
@@ -246,11 +242,12 @@ func (a *authorizer) authenticate(ctx context.Context, auth []string, addr strin
 
 // principal authenticates secret against the cache, and once against the
 // store itself when the cache does not know it (a token just created at
-// another gateway).
-func (a *authorizer) principal(ctx context.Context, secret string) (acl.Principal, error) {
+// another gateway) — unless addr has failed too often: its guesses cost
+// the store nothing.
+func (a *authorizer) principal(ctx context.Context, secret, addr string) (acl.Principal, error) {
 	v, _ := a.acl.current()
 	p, err := v.Authenticate(secret, time.Now())
-	if err != nil && acl.WellFormed(secret) {
+	if err != nil && acl.WellFormed(secret) && a.fails.ok(addr) {
 		p, err = a.acl.refresh(ctx).Authenticate(secret, time.Now())
 	}
 	return p, err
@@ -300,7 +297,16 @@ func (a *authorizer) authorizeReq(c caller, r rule, req any) error {
 	if !a.on || r.open || r.any {
 		return nil
 	}
-	return authorize(c.p, r.act, res)
+	return authorizeRule(c.p, r, res)
+}
+
+// authorizeRule decides r for p on res.
+func authorizeRule(p acl.Principal, r rule, res acl.Resource) error {
+	if r.management && !p.Management {
+		return fmt.Errorf("token %s may not %s %s: only the management token may (it reaches the whole store, the ACL with it): %w",
+			p.AccessorID, r.act, res, model.ErrPermissionDenied)
+	}
+	return authorize(p, r.act, res)
 }
 
 func resourceOf(method string, req any) string {
@@ -322,9 +328,6 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 		return nil, err
 	}
 	resp, err := handler(context.WithValue(ctx, callerKey{}, c), req)
-	if err == nil && a.on && r.filter != nil && !c.p.Management {
-		r.filter(c.p, resp)
-	}
 	if r.act == acl.ActWrite && !c.p.Peer {
 		a.audit.wrote(c, info.FullMethod, resourceOf(info.FullMethod, req), resp, err)
 	}
@@ -453,6 +456,10 @@ func (a *authorizer) hold(ctx context.Context, h *held) {
 			h.expiry.Stop()
 		}
 	})
+	// The token was authenticated when the stream opened, perhaps well
+	// before its request came: check it again now that the watch is held,
+	// against the ACL as it is.
+	a.recheck(h)
 }
 
 // recheck ends h's watch if its right is gone.
@@ -471,13 +478,16 @@ func (a *authorizer) recheck(h *held) {
 // watchACL checks every running watch again at each change of the ACL,
 // until ctx ends.
 func (a *authorizer) watchACL(ctx context.Context) {
+	_, changed := a.acl.current()
 	for {
-		_, changed := a.acl.current()
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
 		}
+		// The next change's channel first: a change during the pass
+		// below starts another pass.
+		_, changed = a.acl.current()
 		a.held.mu.Lock()
 		all := make([]*held, 0, len(a.held.set))
 		for h := range a.held.set {
@@ -491,28 +501,62 @@ func (a *authorizer) watchACL(ctx context.Context) {
 }
 
 // guardHTTP guards an endpoint served outside gRPC (snapshots, metrics)
-// with the same authentication, authorization and audit.
-func (a *authorizer) guardHTTP(act acl.Action, res acl.Resource, next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.authenticate(r.Context(), r.Header.Values("Authorization"), hostOf(r.RemoteAddr))
+// with the same authentication, authorization and audit as r says.
+func (a *authorizer) guardHTTP(r rule, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		res := r.res(nil)
+		c, err := a.authenticate(req.Context(), req.Header.Values("Authorization"), hostOf(req.RemoteAddr))
 		if err == nil && a.on {
-			err = authorize(c.p, act, res)
+			err = authorizeRule(c.p, r, res)
 		}
+		method := req.Method + " " + req.URL.Path
 		if err != nil {
-			a.audit.denied(c, r.Method+" "+r.URL.Path, res.String(), err)
+			a.audit.denied(c, method, res.String(), err)
 			writeError(w, err)
 			return
 		}
-		if act == acl.ActWrite {
-			a.audit.wrote(c, r.Method+" "+r.URL.Path, res.String(), nil, nil)
+		if r.act != acl.ActWrite {
+			next(w, req.WithContext(context.WithValue(req.Context(), callerKey{}, c)))
+			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next(sw, req.WithContext(context.WithValue(req.Context(), callerKey{}, c)))
+		var werr error
+		if sw.status >= 300 {
+			werr = fmt.Errorf("HTTP %d: %w", sw.status, httpKind(sw.status))
+		}
+		a.audit.wrote(c, method, res.String(), nil, werr)
 	}
 }
 
-// failLimiter rate-limits failed authentications per client address: a
-// client that keeps guessing is refused (RATE_LIMITED) before its
-// guesses are looked at.
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// httpKind is the portable error of an HTTP status, for the audit log.
+func httpKind(code int) error {
+	switch code {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return model.ErrInvalidArgument
+	case http.StatusNotImplemented:
+		return model.ErrUnsupported
+	case http.StatusServiceUnavailable:
+		return model.ErrUnavailable
+	}
+	return errors.New("failed")
+}
+
+// failLimiter rate-limits failed authentications per client address:
+// past a burst, a client's failures are answered RATE_LIMITED, and its
+// unknown tokens are no longer looked up in the store. A valid token from
+// the same address (behind one NAT or proxy) still works.
 type failLimiter struct {
 	rate  rate.Limit
 	burst int
@@ -534,7 +578,8 @@ func (f *failLimiter) ok(addr string) bool {
 	return !found || l.Tokens() >= 1
 }
 
-func (f *failLimiter) failed(addr string) {
+// failed counts a failure and reports whether it was within the limit.
+func (f *failLimiter) failed(addr string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	l, found := f.per[addr]
@@ -549,5 +594,5 @@ func (f *failLimiter) failed(addr string) {
 		l = rate.NewLimiter(f.rate, f.burst)
 		f.per[addr] = l
 	}
-	l.Allow()
+	return l.Allow()
 }

@@ -2,11 +2,17 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -181,36 +187,6 @@ func TestACLRecordIsNotAConfig(t *testing.T) {
 	}
 }
 
-// A client that keeps failing to authenticate is refused as RATE_LIMITED
-// before its guesses are looked at, then let in again once it waits.
-func TestFailedAuthIsRateLimited(t *testing.T) {
-	addr, mgmt := authOn(t, func(c *gateway.Config) { c.AuthFailureRate = 5 })
-	ctx := context.Background()
-	bad := pb.NewStatusServiceClient(withToken(t, addr, "jct_"+strings.Repeat("C", 43)))
-	limited := 0
-	for range 40 {
-		_, err := bad.GetStatus(ctx, &pb.GetStatusRequest{})
-		switch status.Code(err) {
-		case codes.Unauthenticated:
-		case codes.ResourceExhausted:
-			limited++
-		default:
-			t.Fatalf("a bad token: %v", err)
-		}
-	}
-	if limited < 10 {
-		t.Fatalf("%d of 40 bad attempts were rate-limited, want most after the burst of 20", limited)
-	}
-	good := pb.NewStatusServiceClient(withToken(t, addr, mgmt))
-	if _, err := good.GetStatus(ctx, &pb.GetStatusRequest{}); status.Code(err) != codes.ResourceExhausted {
-		t.Errorf("a good token from the same address during the limit: %v, want RATE_LIMITED", err)
-	}
-	time.Sleep(time.Second)
-	if _, err := good.GetStatus(ctx, &pb.GetStatusRequest{}); err != nil {
-		t.Errorf("a good token after a wait: %v", err)
-	}
-}
-
 // A watch ends with PERMISSION_DENIED within a second once its token's
 // policy loses the right, and with UNAUTHENTICATED once the token expires.
 func TestWatchEndsWhenTheRightGoes(t *testing.T) {
@@ -275,4 +251,214 @@ func TestWatchEndsWhenTheRightGoes(t *testing.T) {
 	}
 	ended = watch(short.Secret)
 	within("the token expired", ended, short.Token.Expires.AsTime(), codes.Unauthenticated)
+}
+
+// A list shows only what the token may read, and its page tokens say
+// nothing of the rest: paged one by one, every page holds one visible
+// service, and no token decodes to a hidden name.
+func TestListsSayNothingOfTheRest(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx := context.Background()
+	m := withToken(t, addr, mgmt)
+	for i := range 30 {
+		name := fmt.Sprintf("s%02d-pub", i)
+		if i%3 != 0 {
+			name = fmt.Sprintf("s%02d-priv", i)
+		}
+		if _, err := pb.NewRegistryServiceClient(m).RegisterInstance(ctx, &pb.RegisterInstanceRequest{Namespace: "a", Service: name, Ip: "10.0.0.1", Port: 80}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pb.NewConfigServiceClient(m).PutConfig(ctx, &pb.PutConfigRequest{Namespace: "a", DataId: "x", Content: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	a := pb.NewAclServiceClient(m)
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: pub\nrules:\n  - namespace: a\n    service: \"*-pub\"\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"pub"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := pb.NewRegistryServiceClient(withToken(t, addr, tok.Secret))
+	var seen []string
+	for page := ""; ; {
+		resp, err := reg.ListServices(ctx, &pb.ListServicesRequest{Namespace: "a", PageSize: 1, PageToken: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range resp.Services {
+			seen = append(seen, s.Service)
+		}
+		if resp.NextPageToken == "" {
+			break
+		}
+		if len(resp.Services) != 1 {
+			t.Errorf("a page of %d services before the end, want 1", len(resp.Services))
+		}
+		if !strings.HasPrefix(resp.NextPageToken, "s.") {
+			t.Errorf("page token %q is not sealed", resp.NextPageToken)
+		}
+		raw, _ := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(resp.NextPageToken, "s."))
+		if strings.Contains(string(raw), "priv") || strings.Contains(string(raw), "pub") {
+			t.Errorf("page token %q reads %q", resp.NextPageToken, raw)
+		}
+		page = resp.NextPageToken
+	}
+	if len(seen) != 10 || slices.ContainsFunc(seen, func(s string) bool { return strings.HasSuffix(s, "-priv") }) {
+		t.Errorf("paged through %v, want the 10 -pub services", seen)
+	}
+	// A page token forged in the clear is refused.
+	forged := base64.RawURLEncoding.EncodeToString([]byte("DEFAULT_GROUP/s00-pub"))
+	if _, err := reg.ListServices(ctx, &pb.ListServicesRequest{Namespace: "a", PageToken: forged}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a page token forged in the clear: %v, want INVALID_ARGUMENT", err)
+	}
+	// The management token sees every config but the ACL's own record.
+	list, err := pb.NewConfigServiceClient(m).ListConfigs(ctx, &pb.ListConfigsRequest{Namespace: "junction-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.Configs {
+		if c.Group == "acl" {
+			t.Errorf("management lists the ACL record %s/%s", c.Group, c.DataId)
+		}
+	}
+}
+
+// Snapshots and membership changes hand over the whole store, the ACL
+// with it: a policy that grants them is not enough, only the management
+// token is.
+func TestSnapshotsAndMembersNeedManagement(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx := context.Background()
+	a := pb.NewAclServiceClient(withToken(t, addr, mgmt))
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: ops\nrules:\n  - snapshot: \"*\"\n    access: write\n  - cluster: \"*\"\n    access: write\n"}); err != nil {
+		t.Fatal(err)
+	}
+	ops, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"ops"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := restCall(t, addr, ops.Secret, "GET", "/v1/snapshot", ""); code != http.StatusForbidden || !strings.Contains(body, "management") {
+		t.Errorf("a snapshot with a snapshot-write policy: %d %s, want 403", code, body)
+	}
+	if code, body := restCall(t, addr, ops.Secret, "PUT", "/v1/snapshot", "{}"); code != http.StatusForbidden {
+		t.Errorf("a restore with a snapshot-write policy: %d %s, want 403", code, body)
+	}
+	cl := pb.NewClusterServiceClient(withToken(t, addr, ops.Secret))
+	if _, err := cl.AddMember(ctx, &pb.AddMemberRequest{Id: "127.0.0.1:1", RaftAddress: "127.0.0.1:2"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("AddMember with a cluster-write policy: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := cl.ListMembers(ctx, &pb.ListMembersRequest{}); err != nil {
+		t.Errorf("ListMembers with a cluster-write policy: %v", err)
+	}
+}
+
+// A snapshot restore keeps the store's ACL as it is: a token revoked after
+// the snapshot was taken stays revoked, and one created since stays valid.
+func TestRestoreKeepsTheACL(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx := context.Background()
+	a := pb.NewAclServiceClient(withToken(t, addr, mgmt))
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: r\nrules:\n  - config: \"*\"\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, snap := restCall(t, addr, mgmt, "GET", "/v1/snapshot", "")
+	if code != 200 {
+		t.Fatalf("save: %d %s", code, snap)
+	}
+	if _, err := a.RevokeToken(ctx, &pb.RevokeTokenRequest{AccessorId: old.Token.AccessorId}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := restCall(t, addr, mgmt, "PUT", "/v1/snapshot", snap); code != 200 {
+		t.Fatalf("restore: %d %s", code, body)
+	}
+	time.Sleep(500 * time.Millisecond) // past the gateway's next poll of the ACL
+	st := func(secret string) error {
+		_, err := pb.NewStatusServiceClient(withToken(t, addr, secret)).GetStatus(ctx, &pb.GetStatusRequest{})
+		return err
+	}
+	if err := st(old.Secret); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("the token revoked after the snapshot, after the restore: %v, want UNAUTHENTICATED", err)
+	}
+	if err := st(fresh.Secret); err != nil {
+		t.Errorf("the token created after the snapshot, after the restore: %v", err)
+	}
+}
+
+// A stream whose request comes after its token was revoked is refused:
+// the token is checked again when the watch is held, not only when the
+// stream opened.
+func TestLateWatchRequestIsCheckedAgain(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := pb.NewAclServiceClient(withToken(t, addr, mgmt))
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: r\nrules:\n  - config: \"*\"\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := withToken(t, addr, tok.Secret)
+	s, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, pb.ConfigService_WatchConfig_FullMethodName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the server has the stream, not its request
+	if _, err := a.RevokeToken(ctx, &pb.RevokeTokenRequest{AccessorId: tok.Token.AccessorId}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendMsg(&pb.WatchConfigRequest{DataId: "app.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseSend()
+	var ev pb.ConfigEvent
+	for {
+		if err = s.RecvMsg(&ev); err != nil {
+			break
+		}
+	}
+	if !denied(err) {
+		t.Errorf("a watch whose request came after the revoke ended with %v, want a denial", err)
+	}
+}
+
+// Rate limiting holds back the guesser, not its neighbours: a valid token
+// from the same address works while the guesses are refused, and the
+// audit log records the refusals sampled, not one line each.
+func TestRateLimitSparesValidTokens(t *testing.T) {
+	audit := filepath.Join(t.TempDir(), "audit.log")
+	addr, mgmt := authOn(t, func(c *gateway.Config) { c.AuthFailureRate, c.Audit.File = 5, audit })
+	ctx := context.Background()
+	bad := pb.NewStatusServiceClient(withToken(t, addr, "jct_"+strings.Repeat("D", 43)))
+	good := pb.NewStatusServiceClient(withToken(t, addr, mgmt))
+	limited := 0
+	for range 200 {
+		if _, err := bad.GetStatus(ctx, &pb.GetStatusRequest{}); status.Code(err) == codes.ResourceExhausted {
+			limited++
+		}
+	}
+	if limited < 150 {
+		t.Fatalf("%d of 200 guesses rate-limited, want all but the burst", limited)
+	}
+	if _, err := good.GetStatus(ctx, &pb.GetStatusRequest{}); err != nil {
+		t.Errorf("a valid token from the guesser's address: %v", err)
+	}
+	b, _ := os.ReadFile(audit)
+	if n := strings.Count(string(b), `"RATE_LIMITED"`); n < 1 || n > 5 {
+		t.Errorf("%d RATE_LIMITED lines in the audit log for %d refusals, want a sample", n, limited)
+	}
+	if strings.Contains(string(b), "--acl-bootstrap-reset") {
+		t.Error("the audit log holds the bootstrap reset code")
+	}
 }

@@ -61,7 +61,8 @@ func BenchmarkAuthorizer(b *testing.B) {
 		b.Fatal(err)
 	}
 	cache := newACLCache(nil, nil, slog.New(slog.DiscardHandler))
-	cache.install(st, 1)
+	raw, _ := st.Encode()
+	cache.install(st, 1, raw, true)
 	req := &pb.GetConfigRequest{Namespace: "public", Group: "DEFAULT_GROUP", DataId: "bench-7"}
 	ctx := peer.NewContext(metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+secret)),
 		&peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})

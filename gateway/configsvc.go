@@ -9,6 +9,7 @@ import (
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -93,7 +94,11 @@ func (c *configService) ListConfigs(ctx context.Context, req *pb.ListConfigsRequ
 		return nil, err
 	}
 	resp := &pb.ListConfigsResponse{Revision: info.Revision}
+	keep := visible(ctx)
 	for _, s := range list {
+		if !keep(acl.Resource{Kind: acl.KindConfig, Namespace: s.Key.Namespace, Group: s.Key.Group, Name: s.Key.DataID}) {
+			continue
+		}
 		resp.Configs = append(resp.Configs, &pb.ConfigSummary{Namespace: s.Key.Namespace, Group: s.Key.Group,
 			DataId: s.Key.DataID, ContentType: s.ContentType, Md5: s.MD5, Size: int64(s.Size),
 			Revision: s.Revision, Version: s.Version, Updated: timestamppb.New(s.Updated)})

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/health"
 	"github.com/junctionhq/junction/model"
 )
@@ -219,26 +219,63 @@ func (r *registryService) ListServices(ctx context.Context, req *pb.ListServices
 	}
 	after := model.ServiceKey{Namespace: ns}
 	if req.PageToken != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(req.PageToken)
-		group, svc, ok := strings.Cut(string(raw), "/")
-		if err != nil || !ok {
+		cursor, err := r.s.openPage(req.PageToken)
+		if err != nil {
+			return nil, err
+		}
+		group, svc, ok := strings.Cut(cursor, "/")
+		if !ok {
 			return nil, model.Invalid("pageToken", "is not a token returned by a previous page")
 		}
 		after.Group, after.Service = group, svc
 	}
-	list, info, err := r.s.b.Services(ctx, ns, req.Group, after, size+1, backends.ReadOptions{Stale: req.Stale})
-	if err != nil {
-		return nil, err
+	// Read on until the page is full of services the caller may see (or
+	// maxScan are read): the page, and its token, show nothing else.
+	keep := visible(ctx)
+	var list []model.ServiceSummary
+	var rev int64
+	for scanned := 0; ; {
+		batch, info, err := r.s.b.Services(ctx, ns, req.Group, after, size+1, backends.ReadOptions{Stale: req.Stale})
+		if err != nil {
+			return nil, err
+		}
+		if rev == 0 {
+			rev = info.Revision
+		}
+		for _, s := range batch {
+			if keep(acl.Resource{Kind: acl.KindService, Namespace: s.Key.Namespace, Group: s.Key.Group, Name: s.Key.Service}) {
+				list = append(list, s)
+			}
+		}
+		scanned += len(batch)
+		if len(batch) < size+1 || len(list) > size {
+			break // the end, or a full page and one more
+		}
+		after = batch[len(batch)-1].Key
+		if scanned >= maxScan {
+			// A short page: the next one goes on from here.
+			resp := &pb.ListServicesResponse{Revision: rev, NextPageToken: r.s.sealPage(after.Group + "/" + after.Service)}
+			appendServices(resp, list)
+			return resp, nil
+		}
 	}
-	resp := &pb.ListServicesResponse{Revision: info.Revision}
+	resp := &pb.ListServicesResponse{Revision: rev}
 	if len(list) > size {
 		list = list[:size]
 		last := list[size-1].Key
-		resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.Group + "/" + last.Service))
+		resp.NextPageToken = r.s.sealPage(last.Group + "/" + last.Service)
 	}
+	appendServices(resp, list)
+	return resp, nil
+}
+
+// maxScan bounds the services one page reads to fill itself with visible
+// ones.
+const maxScan = 10 * maxPageSize
+
+func appendServices(resp *pb.ListServicesResponse, list []model.ServiceSummary) {
 	for _, s := range list {
 		resp.Services = append(resp.Services, &pb.ServiceSummary{Namespace: s.Key.Namespace, Group: s.Key.Group,
 			Service: s.Key.Service, Instances: int32(s.Instances), Healthy: int32(s.Healthy)})
 	}
-	return resp, nil
 }

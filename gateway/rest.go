@@ -84,14 +84,16 @@ func (s *Server) restHandler() (http.Handler, error) {
 	mux.HandleFunc("PUT "+configPath, func(w http.ResponseWriter, r *http.Request) { s.putConfigRaw(w, r, configs) })
 	metricsHandler := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}).ServeHTTP
 	if !s.cfg.MetricsPublic {
-		metricsHandler = s.auth.guardHTTP(acl.ActRead, acl.Resource{Kind: acl.KindCluster, Name: "metrics"}, metricsHandler)
+		metricsHandler = s.auth.guardHTTP(read(global(acl.KindCluster, "metrics")), metricsHandler)
 	}
 	mux.HandleFunc("GET /metrics", metricsHandler)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	snapshot := acl.Resource{Kind: acl.KindSnapshot, Name: "snapshot"}
-	mux.HandleFunc("GET /v1/snapshot", s.auth.guardHTTP(acl.ActRead, snapshot, s.saveSnapshot))
-	mux.HandleFunc("PUT /v1/snapshot", s.auth.guardHTTP(acl.ActWrite, snapshot, s.restoreSnapshot))
+	// A snapshot holds the whole store, the ACL's record with it: the
+	// management token's only.
+	snapshot := global(acl.KindSnapshot, "snapshot")
+	mux.HandleFunc("GET /v1/snapshot", s.auth.guardHTTP(managementOnly(read(snapshot)), s.saveSnapshot))
+	mux.HandleFunc("PUT /v1/snapshot", s.auth.guardHTTP(managementOnly(write(snapshot)), s.restoreSnapshot))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(pb.OpenAPI)

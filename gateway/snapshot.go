@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
 )
 
 // snapshotter returns the backend's Snapshotter, or an UNSUPPORTED error
@@ -37,17 +39,34 @@ func (s *Server) saveSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 // restoreSnapshot serves PUT /v1/snapshot: the body, a saved snapshot,
-// becomes the whole state.
+// becomes the whole state — but for the ACL: the store's ACL record, when
+// it has one, is kept as it was, so that a restore neither brings back
+// revoked tokens nor drops access control (a snapshot from before the
+// bootstrap would otherwise open the store to a new bootstrap by anyone).
 func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 	sn, err := s.snapshotter()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	keep, _, err := s.b.GetConfig(r.Context(), aclKey, backends.ReadOptions{})
+	if err != nil && !errors.Is(err, model.ErrNotFound) {
+		writeError(w, fmt.Errorf("reading the ACL to keep it across the restore: %w", err))
+		return
+	}
 	rev, err := sn.RestoreSnapshot(r.Context(), r.Body)
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if keep.Revision != 0 {
+		kept, err := s.b.PutConfig(r.Context(), model.Config{Key: aclKey, Content: keep.Content, ContentType: keep.ContentType}, model.Precondition{})
+		if err != nil {
+			writeError(w, fmt.Errorf("the snapshot is restored, but putting the ACL back failed (retry the restore): %w", err))
+			return
+		}
+		rev = kept.Revision
+		_ = s.acl.load(r.Context(), false)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = fmt.Fprintf(w, "{\"revision\":\"%d\"}\n", rev)

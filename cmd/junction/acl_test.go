@@ -119,6 +119,12 @@ func TestACLCommands(t *testing.T) {
 		t.Errorf("a stale reset code is not reported:\n%s", srv.log)
 	}
 
+	for _, args := range [][]string{{"--help"}, {"server", "--help"}, {"acl", "token", "list", "--help"}} {
+		if out := must(mgmt, "", args...); strings.Contains(out, mgmt) {
+			t.Errorf("junction %v prints the token from JUNCTION_TOKEN", args)
+		}
+	}
+
 	logs, _ := os.ReadFile(audit)
 	if !strings.Contains(string(logs), `"method":"PutConfig"`) || !strings.Contains(string(logs), `"outcome":"PERMISSION_DENIED"`) {
 		t.Errorf("the audit log lacks the write or the denial:\n%s", logs)

@@ -50,7 +50,8 @@ func newRootCmd() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.StringVarP(&g.namespace, "namespace", "n", model.DefaultNamespace, "namespace")
 	pf.StringVarP(&g.group, "group", "g", model.DefaultGroup, "group")
-	pf.StringVar(&g.token, "token", os.Getenv("JUNCTION_TOKEN"), "the secret of an ACL token, when access control is on (env JUNCTION_TOKEN)")
+	// Not the environment's value as the default: --help would print it.
+	pf.StringVar(&g.token, "token", "", "the secret of an ACL token, when access control is on (env JUNCTION_TOKEN)")
 	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g), newACLCmd(g))
 	return root
 }
@@ -61,10 +62,18 @@ func (g *globals) conn() (*grpc.ClientConn, error) {
 		return nil, model.Invalid("output", "%q is not table or json", g.output)
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if g.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(sdk.BearerToken(g.token)))
+	if t := g.secret(); t != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(sdk.BearerToken(t)))
 	}
 	return grpc.NewClient(g.addr, opts...)
+}
+
+// secret is the token to send: --token, else JUNCTION_TOKEN.
+func (g *globals) secret() string {
+	if g.token != "" {
+		return g.token
+	}
+	return os.Getenv("JUNCTION_TOKEN")
 }
 
 var jsonOut = protojson.MarshalOptions{EmitUnpopulated: true}

@@ -68,6 +68,9 @@ func newServerCmd() *cobra.Command {
 			ctx := cmd.Context()
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
+			if joinToken == "" {
+				joinToken = os.Getenv("JUNCTION_TOKEN")
+			}
 			b, err := openBackend(openCtx, backendURL, joinToken)
 			if err != nil {
 				return err
@@ -110,7 +113,7 @@ func newServerCmd() *cobra.Command {
 	f.Float64Var(&cfg.AuthFailureRate, "auth-failure-rate", cfg.AuthFailureRate, "failed authentications a second allowed per client address (after a burst of 4×), then RATE_LIMITED")
 	f.IntVar(&cfg.Audit.MaxSizeMB, "audit-log-max-size", cfg.Audit.MaxSizeMB, "rotate the audit log at this size, in MB")
 	f.IntVar(&cfg.Audit.MaxBackups, "audit-log-backups", cfg.Audit.MaxBackups, "rotated audit logs kept")
-	f.StringVar(&joinToken, "join-token", os.Getenv("JUNCTION_TOKEN"), "cluster mode with --auth: a token that may write the cluster, for --join (env JUNCTION_TOKEN)")
+	f.StringVar(&joinToken, "join-token", "", "cluster mode with --auth: the management token, for --join (env JUNCTION_TOKEN)")
 	return cmd
 }
 

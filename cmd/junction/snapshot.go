@@ -83,8 +83,8 @@ func snapshotCall(ctx context.Context, g *globals, method string, body io.Reader
 	if err != nil {
 		return nil, err
 	}
-	if g.token != "" {
-		req.Header.Set("Authorization", "Bearer "+g.token)
+	if t := g.secret(); t != "" {
+		req.Header.Set("Authorization", "Bearer "+t)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

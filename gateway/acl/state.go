@@ -3,6 +3,7 @@ package acl
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -130,8 +131,8 @@ func (s *State) ResetBootstrap(code string) error {
 	if s.Bootstrap == nil {
 		return model.Invalid("acl-bootstrap-reset", "the ACL is not bootstrapped: nothing to reset")
 	}
-	if code != s.Bootstrap.ResetCode {
-		return model.Invalid("acl-bootstrap-reset", "%q is not the current bootstrap's reset code (a second bootstrap's error names it)", code)
+	if subtle.ConstantTimeCompare([]byte(code), []byte(s.Bootstrap.ResetCode)) != 1 {
+		return model.Invalid("acl-bootstrap-reset", "it is not the current bootstrap's reset code (a second bootstrap's error names it)")
 	}
 	s.Bootstrap = nil
 	return nil
