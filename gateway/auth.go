@@ -39,6 +39,10 @@ type rule struct {
 	act        acl.Action
 	// res names the resource the request touches.
 	res func(req any) acl.Resource
+	// in and out translate what the caller holds to what the store holds,
+	// and back, for a caller under access control (session handles).
+	in  func(a *authorizer, c caller, req any) error
+	out func(a *authorizer, c caller, resp any) error
 }
 
 type serviceRequest interface {
@@ -74,17 +78,75 @@ func sessionResource(req any) acl.Resource {
 	return acl.Resource{Kind: acl.KindSession, Name: r.GetId()}
 }
 
-func read(res func(any) acl.Resource) rule  { return rule{act: acl.ActRead, res: res} }
-func managementOnly(r rule) rule            { r.management = true; return r }
+func read(res func(any) acl.Resource) rule { return rule{act: acl.ActRead, res: res} }
+func managementOnly(r rule) rule           { r.management = true; return r }
+
+func withIn(r rule, in func(*authorizer, caller, any) error) rule   { r.in = in; return r }
+func withOut(r rule, out func(*authorizer, caller, any) error) rule { r.out = out; return r }
+
+// Sessions under access control are handed out as handles: the session's
+// ID sealed with the accessor ID of the token that created it. A session
+// is kept alive, ended or given instances only by a call with a handle of
+// the caller's own (the management token may also name a session by its
+// ID), so that a token cannot end another's session, and its ephemeral
+// instances, though instance listings show the session's ID.
+
+// sealSession turns the session in a response into the caller's handle.
+func sealSession(a *authorizer, c caller, resp any) error {
+	s := resp.(*pb.Session)
+	h, ok := a.acl.seal(purposeSession, c.p.AccessorID+"\x00"+s.Id)
+	if !ok {
+		return fmt.Errorf("the ACL is not loaded yet: %w", model.ErrUnavailable)
+	}
+	s.Id = h
+	return nil
+}
+
+// openSession returns the session ID behind a handle of c's.
+func (a *authorizer) openSession(c caller, field, handle string) (string, error) {
+	if plain, ok := a.acl.open(purposeSession, handle); ok {
+		if accessor, id, _ := strings.Cut(plain, "\x00"); accessor == c.p.AccessorID {
+			return id, nil
+		}
+	} else if c.p.Management && !strings.HasPrefix(handle, sealedPrefix) {
+		return handle, nil
+	}
+	// Another token's session, or none: alike to the caller.
+	return "", &model.FieldError{Field: field, Reason: "unknown or expired session (or not this token's)", Kind: model.ErrSessionExpired}
+}
+
+func openSessionID(a *authorizer, c caller, req any) error {
+	switch r := req.(type) {
+	case *pb.KeepAliveSessionRequest:
+		id, err := a.openSession(c, "id", r.Id)
+		r.Id = id
+		return err
+	case *pb.DeleteSessionRequest:
+		id, err := a.openSession(c, "id", r.Id)
+		r.Id = id
+		return err
+	}
+	return nil
+}
+
+func openInstanceSession(a *authorizer, c caller, req any) error {
+	r := req.(*pb.RegisterInstanceRequest)
+	if r.Session == "" {
+		return nil
+	}
+	id, err := a.openSession(c, "session", r.Session)
+	r.Session = id
+	return err
+}
 func write(res func(any) acl.Resource) rule { return rule{act: acl.ActWrite, res: res} }
 
 // rules is the one table of what every RPC needs. A method missing from it
 // is refused to everyone (TestEveryMethodHasARule).
 var rules = map[string]rule{
-	pb.RegistryService_CreateSession_FullMethodName:      write(global(acl.KindSession, "")),
-	pb.RegistryService_KeepAliveSession_FullMethodName:   write(sessionResource),
-	pb.RegistryService_DeleteSession_FullMethodName:      write(sessionResource),
-	pb.RegistryService_RegisterInstance_FullMethodName:   write(serviceResource),
+	pb.RegistryService_CreateSession_FullMethodName:      withOut(write(global(acl.KindSession, "")), sealSession),
+	pb.RegistryService_KeepAliveSession_FullMethodName:   withIn(withOut(write(sessionResource), sealSession), openSessionID),
+	pb.RegistryService_DeleteSession_FullMethodName:      withIn(write(sessionResource), openSessionID),
+	pb.RegistryService_RegisterInstance_FullMethodName:   withIn(write(serviceResource), openInstanceSession),
 	pb.RegistryService_DeregisterInstance_FullMethodName: write(serviceResource),
 	pb.RegistryService_ListInstances_FullMethodName:      read(serviceResource),
 	pb.RegistryService_WatchInstances_FullMethodName:     read(serviceResource),
@@ -327,7 +389,17 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 		a.audit.denied(c, info.FullMethod, resourceOf(info.FullMethod, req), err)
 		return nil, err
 	}
+	translate := a.on && !c.p.Peer
+	if translate && r.in != nil {
+		if err := r.in(a, c, req); err != nil {
+			a.audit.wrote(c, info.FullMethod, resourceOf(info.FullMethod, req), nil, err)
+			return nil, err
+		}
+	}
 	resp, err := handler(context.WithValue(ctx, callerKey{}, c), req)
+	if err == nil && translate && r.out != nil {
+		err = r.out(a, c, resp)
+	}
 	if r.act == acl.ActWrite && !c.p.Peer {
 		a.audit.wrote(c, info.FullMethod, resourceOf(info.FullMethod, req), resp, err)
 	}

@@ -462,3 +462,59 @@ func TestRateLimitSparesValidTokens(t *testing.T) {
 		t.Error("the audit log holds the bootstrap reset code")
 	}
 }
+
+// A session belongs to the token that created it: another token with
+// session write cannot keep it alive, end it or give it instances, neither
+// with its handle nor with the session ID instance listings show.
+func TestSessionsBelongToTheirToken(t *testing.T) {
+	addr, mgmt := authOn(t)
+	ctx := context.Background()
+	a := pb.NewAclServiceClient(withToken(t, addr, mgmt))
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: team\nrules:\n  - service: \"*\"\n    access: write\n  - session: \"*\"\n    access: write\n"}); err != nil {
+		t.Fatal(err)
+	}
+	var teams [2]pb.RegistryServiceClient
+	for i := range teams {
+		tok, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"team"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		teams[i] = pb.NewRegistryServiceClient(withToken(t, addr, tok.Secret))
+	}
+	own, other := teams[0], teams[1]
+	sess, err := own.CreateSession(ctx, &pb.CreateSessionRequest{Ttl: durationpb.New(10 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "orders", Ip: "10.0.0.1", Port: 80, Session: sess.Id}); err != nil {
+		t.Fatalf("register under the token's own session: %v", err)
+	}
+	list, err := other.ListInstances(ctx, &pb.ListInstancesRequest{Service: "orders"})
+	if err != nil || len(list.Instances) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	rawID := list.Instances[0].Session
+	if rawID == "" || rawID == sess.Id {
+		t.Fatalf("the listing shows session %q, the handle is %q", rawID, sess.Id)
+	}
+	for _, id := range []string{sess.Id, rawID} {
+		if _, err := other.KeepAliveSession(ctx, &pb.KeepAliveSessionRequest{Id: id}); status.Code(err) != codes.NotFound {
+			t.Errorf("another token keeps %q alive: %v, want NOT_FOUND", id, err)
+		}
+		if _, err := other.DeleteSession(ctx, &pb.DeleteSessionRequest{Id: id}); status.Code(err) != codes.NotFound {
+			t.Errorf("another token ends %q: %v, want NOT_FOUND", id, err)
+		}
+		if _, err := other.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "orders", Ip: "10.0.0.2", Port: 80, Session: id}); status.Code(err) != codes.NotFound {
+			t.Errorf("another token registers under %q: %v, want NOT_FOUND", id, err)
+		}
+	}
+	if _, err := own.KeepAliveSession(ctx, &pb.KeepAliveSessionRequest{Id: sess.Id}); err != nil {
+		t.Errorf("the token keeps its own session alive: %v", err)
+	}
+	if _, err := own.DeleteSession(ctx, &pb.DeleteSessionRequest{Id: sess.Id}); err != nil {
+		t.Errorf("the token ends its own session: %v", err)
+	}
+	if list, _ := own.ListInstances(ctx, &pb.ListInstancesRequest{Service: "orders"}); len(list.GetInstances()) != 0 {
+		t.Errorf("the session's instance outlived it: %v", list)
+	}
+}

@@ -22,9 +22,10 @@ import (
 // gatewayAddr is a gateway shared by the examples and the simple tests.
 var gatewayAddr string
 
-// authGatewayAddr is a gateway with access control on, and readerToken
-// a token whose policy reads the configs of namespace prod.
-var authGatewayAddr, readerToken string
+// authGatewayAddr is a gateway with access control on, readerToken a
+// token whose policy reads the configs of namespace prod, writerToken one
+// that may register services there (with sessions).
+var authGatewayAddr, readerToken, writerToken string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "junction-sdk")
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	authGatewayAddr = ag.addr
-	if readerToken, err = setUpReader(ag.addr); err != nil {
+	if readerToken, writerToken, err = setUpTokens(ag.addr); err != nil {
 		panic(err)
 	}
 	code := m.Run()
@@ -60,33 +61,43 @@ type server struct {
 	stop  func()
 }
 
-// setUpReader bootstraps the ACL at addr and returns a token that may
-// read the configs of namespace prod, one of which it writes.
-func setUpReader(addr string) (string, error) {
+// setUpTokens bootstraps the ACL at addr and returns a token that may
+// read the configs of namespace prod (one of which it writes), and one
+// that may register services there.
+func setUpTokens(addr string) (reader, writer string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer conn.Close()
 	a := pb.NewAclServiceClient(conn)
 	boot, err := a.Bootstrap(ctx, &pb.BootstrapRequest{})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	m := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+boot.Secret)
-	if _, err := a.CreatePolicy(m, &pb.CreatePolicyRequest{Rules: "name: prod-reader\nrules:\n  - namespace: prod\n    config: \"*\"\n    access: read\n"}); err != nil {
-		return "", err
+	for _, p := range []string{
+		"name: prod-reader\nrules:\n  - namespace: prod\n    config: \"*\"\n    access: read\n",
+		"name: prod-services\nrules:\n  - namespace: prod\n    service: \"*\"\n    access: write\n  - session: \"*\"\n    access: write\n",
+	} {
+		if _, err := a.CreatePolicy(m, &pb.CreatePolicyRequest{Rules: p}); err != nil {
+			return "", "", err
+		}
 	}
 	if _, err := pb.NewConfigServiceClient(conn).PutConfig(m, &pb.PutConfigRequest{Namespace: "prod", DataId: "app.yaml", Content: "replicas: 3\n"}); err != nil {
-		return "", err
+		return "", "", err
 	}
-	ts, err := a.CreateToken(m, &pb.CreateTokenRequest{Description: "example reader", Policies: []string{"prod-reader"}})
-	if err != nil {
-		return "", err
+	var secrets [2]string
+	for i, pol := range []string{"prod-reader", "prod-services"} {
+		ts, err := a.CreateToken(m, &pb.CreateTokenRequest{Description: pol, Policies: []string{pol}})
+		if err != nil {
+			return "", "", err
+		}
+		secrets[i] = ts.Secret
 	}
-	return ts.Secret, nil
+	return secrets[0], secrets[1], nil
 }
 
 func startGateway(dir, addr string, tune ...func(*gateway.Config)) (*server, error) {

@@ -370,3 +370,46 @@ func TestFailoverAcrossAddrs(t *testing.T) {
 		t.Fatalf("instances: %v %v", got, err)
 	}
 }
+
+// Under access control, an ephemeral registration works with a token that
+// may write the service and sessions: the client's session handle keeps
+// it alive, and Close ends it; a reader sees it, and cannot register.
+func TestEphemeralRegistrationUnderAccessControl(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w, err := sdk.New(ctx, sdk.WithAddrs(authGatewayAddr), sdk.WithToken(writerToken), sdk.WithNamespace("prod"), sdk.WithSessionTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Register(ctx, "checkout", model.Instance{IP: "10.0.0.9", Port: 80}); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	time.Sleep(2 * time.Second) // past the TTL: the keepalives hold it
+	insts, _, err := w.Instances(ctx, "checkout")
+	if err != nil || len(insts) != 1 || !insts[0].Ephemeral {
+		t.Fatalf("instances after the TTL: %v %v", insts, err)
+	}
+	r, err := sdk.New(ctx, sdk.WithAddrs(authGatewayAddr), sdk.WithToken(readerToken), sdk.WithNamespace("prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Register(ctx, "checkout", model.Instance{IP: "10.0.0.10", Port: 80}, sdk.Persistent()); !errors.Is(err, model.ErrPermissionDenied) {
+		t.Errorf("a reader registers: %v, want PERMISSION_DENIED", err)
+	}
+	if _, _, err := r.Instances(ctx, "checkout"); !errors.Is(err, model.ErrPermissionDenied) {
+		t.Errorf("a reader of configs lists instances: %v, want PERMISSION_DENIED", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := sdk.New(ctx, sdk.WithAddrs(authGatewayAddr), sdk.WithToken(writerToken), sdk.WithNamespace("prod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if insts, _, err := w2.Instances(ctx, "checkout"); err != nil || len(insts) != 0 {
+		t.Errorf("after Close: %v %v, want no instance", insts, err)
+	}
+}
