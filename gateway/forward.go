@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -78,6 +80,8 @@ type forwarding struct {
 	// proves it comes from a gateway over the same store ("" until the
 	// ACL exists).
 	peer func() string
+	// tls, when set, is how the leader's gateway is dialed.
+	tls *tls.Config
 
 	mu     sync.Mutex
 	conns  map[string]leaderConn // leader id (its API address) → its connection
@@ -142,7 +146,11 @@ func (f *forwarding) leader(id string) (*remote.Backend, error) {
 	if c, ok := f.conns[id]; ok {
 		return c.b, nil
 	}
-	c, err := grpc.NewClient(id, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if f.tls != nil {
+		creds = credentials.NewTLS(f.tls)
+	}
+	c, err := grpc.NewClient(id, grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
 			Backoff: grpcbackoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond}}),
 		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -377,15 +385,19 @@ func snapshotter(b backends.Backend) (backends.Snapshotter, error) {
 		"(etcdctl snapshot save, consul snapshot save, a copy of ZooKeeper's data directory): %w", model.ErrUnsupported)
 }
 
-// Joiner returns the raftstore.Joiner of a node that joins with token (a
-// token that may write the cluster, needed when access control is on; ""
-// for none).
-func Joiner(token string) func(ctx context.Context, member, id, address string) error {
+// Joiner returns the raftstore.Joiner of a node that joins with token (the
+// management token, needed when access control is on; "" for none),
+// dialing the member over TLS when t is set.
+func Joiner(token string, t *TLS) func(ctx context.Context, member, id, address string) error {
 	return func(ctx context.Context, member, id, address string) error {
 		if token != "" {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 		}
-		return JoinCluster(ctx, member, id, address)
+		creds := insecure.NewCredentials()
+		if t != nil {
+			creds = credentials.NewTLS(t.ClientConfig())
+		}
+		return joinCluster(ctx, member, id, address, creds)
 	}
 }
 
@@ -394,7 +406,11 @@ func Joiner(token string) func(ctx context.Context, member, id, address string) 
 // address: the raftstore.Joiner of a node that joins. A follower's gateway
 // forwards the request to the leader.
 func JoinCluster(ctx context.Context, member, id, address string) error {
-	conn, err := grpc.NewClient(member, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return joinCluster(ctx, member, id, address, insecure.NewCredentials())
+}
+
+func joinCluster(ctx context.Context, member, id, address string, creds credentials.TransportCredentials) error {
+	conn, err := grpc.NewClient(member, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return model.Invalid("join", "%v", err)
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -61,6 +63,10 @@ type Config struct {
 	ACLBootstrapReset string
 	// Audit configures the audit log of writes and denials.
 	Audit AuditConfig
+	// TLS, when set, serves the API over TLS (and, with a client CA,
+	// mutual TLS), and makes a follower forward to the leader over TLS,
+	// presenting its own certificate.
+	TLS *TLS
 	// AuthFailureRate is how many failed authentications a second one
 	// client address may make (after a burst of four times as many)
 	// before its requests are refused as RATE_LIMITED unlooked at.
@@ -136,6 +142,9 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	if f, ok := routed.(*forwarding); ok && routed != b {
 		s.fwd = f // this server's own: released with it
 		f.peer = s.acl.peerSecret
+		if cfg.TLS != nil {
+			f.tls = cfg.TLS.ClientConfig()
+		}
 	}
 	s.auth = &authorizer{on: cfg.Auth, acl: s.acl, audit: newAuditLog(cfg.Audit, s.m), fails: newFailLimiter(cfg.AuthFailureRate), m: s.m}
 	b = routed
@@ -186,6 +195,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Handler: s.rest, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	if s.cfg.TLS != nil {
+		lis = tls.NewListener(lis, s.cfg.TLS.ServerConfig())
+	}
 	m := cmux.New(lis)
 	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
 	httpL := m.Match(cmux.Any())
@@ -197,6 +209,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	go func() { defer close(pdone); s.patches.runIfNeeded(hctx) }()
 	adone := make(chan struct{})
 	go func() { defer close(adone); s.acl.run(hctx, s.cfg.Auth) }()
+	if s.cfg.TLS != nil {
+		go s.cfg.TLS.Watch(hctx, 2*time.Second)
+	}
 	wdone := make(chan struct{})
 	go func() { defer close(wdone); s.auth.watchACL(hctx) }()
 	defer func() { hcancel(); <-hdone; <-pdone; <-adone; <-wdone }()
@@ -293,7 +308,11 @@ func ServeLoopback(b backends.Backend, cfg Config) (*Loopback, error) {
 		srv.Close()
 		return nil, err
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS.ClientConfig())
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		lis.Close()
 		srv.Close()

@@ -76,6 +76,8 @@ type Config struct {
 	Join string
 	// Joiner reaches the member at Join; a node that joins needs one.
 	Joiner Joiner
+	// PeerTLS, when set, runs the Raft transport over mutual TLS.
+	PeerTLS *PeerTLS
 
 	// transport replaces the TCP transport on RaftAddr: tests run a
 	// cluster in one process on raft's in-memory transport and cut it.
@@ -347,6 +349,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		addr, transport = raft.ServerAddress(cfg.RaftAddr), cfg.transport
 	case cfg.RaftAddr == "":
 		addr, transport = raft.NewInmemTransport(raft.ServerAddress(nodeID))
+	case cfg.PeerTLS != nil:
+		layer, err := newTLSLayer(cfg.RaftAddr, cfg.PeerTLS)
+		if err != nil {
+			s.closeLog()
+			return nil, err
+		}
+		nt := raft.NewNetworkTransportWithLogger(layer, 3, 5*time.Second, hlog)
+		addr, transport = nt.LocalAddr(), nt
 	default:
 		tcp, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 5*time.Second, hlog)
 		if err != nil {

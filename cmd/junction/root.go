@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +33,9 @@ type globals struct {
 	namespace string
 	group     string
 	token     string
+	// TLS to the server: the authority to verify it with, and a client
+	// certificate for mutual TLS.
+	caCert, cert, key string
 }
 
 func newRootCmd() *cobra.Command {
@@ -52,6 +58,9 @@ func newRootCmd() *cobra.Command {
 	pf.StringVarP(&g.group, "group", "g", model.DefaultGroup, "group")
 	// Not the environment's value as the default: --help would print it.
 	pf.StringVar(&g.token, "token", "", "the secret of an ACL token, when access control is on (env JUNCTION_TOKEN)")
+	pf.StringVar(&g.caCert, "cacert", os.Getenv("JUNCTION_CACERT"), "connect over TLS, verifying the server against this authority (PEM; env JUNCTION_CACERT)")
+	pf.StringVar(&g.cert, "cert", os.Getenv("JUNCTION_CERT"), "a client certificate for mutual TLS (PEM; env JUNCTION_CERT)")
+	pf.StringVar(&g.key, "key", os.Getenv("JUNCTION_KEY"), "the key of --cert (PEM; env JUNCTION_KEY)")
 	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g), newACLCmd(g))
 	return root
 }
@@ -61,11 +70,45 @@ func (g *globals) conn() (*grpc.ClientConn, error) {
 	if g.output != "table" && g.output != "json" {
 		return nil, model.Invalid("output", "%q is not table or json", g.output)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := insecure.NewCredentials()
+	tc, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if t := g.secret(); t != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(sdk.BearerToken(t)))
 	}
 	return grpc.NewClient(g.addr, opts...)
+}
+
+// tlsConfig is the TLS to the server, nil without --cacert or --cert.
+func (g *globals) tlsConfig() (*tls.Config, error) {
+	if g.caCert == "" && g.cert == "" && g.key == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caCert != "" {
+		pem, err := os.ReadFile(g.caCert)
+		if err != nil {
+			return nil, model.Invalid("cacert", "%v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, model.Invalid("cacert", "%s holds no PEM certificate", g.caCert)
+		}
+	}
+	if g.cert != "" || g.key != "" {
+		pair, err := tls.LoadX509KeyPair(g.cert, g.key)
+		if err != nil {
+			return nil, model.Invalid("cert", "--cert and --key: %v", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
 }
 
 // secret is the token to send: --token, else JUNCTION_TOKEN.

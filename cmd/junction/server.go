@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +27,7 @@ func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
 	var backendURL, dataDir, logLevel, joinToken string
 	var insecureNoAuth bool
+	var tlsFiles gateway.TLSFiles
 	// Cluster flags, passed to the built-in store as raft:// options.
 	clusterOpts := map[string]*string{"raft-addr": new(string), "peers": new(string), "join": new(string),
 		"heartbeat-timeout": new(string), "election-timeout": new(string)}
@@ -71,7 +74,24 @@ func newServerCmd() *cobra.Command {
 			if joinToken == "" {
 				joinToken = os.Getenv("JUNCTION_TOKEN")
 			}
-			b, err := openBackend(openCtx, backendURL, joinToken)
+			if tlsFiles.Enabled() || tlsFiles.Validate() != nil {
+				t, err := gateway.LoadTLS(tlsFiles, log)
+				if err != nil {
+					return err
+				}
+				cfg.TLS = t
+				hup := make(chan os.Signal, 1)
+				signal.Notify(hup, syscall.SIGHUP)
+				defer signal.Stop(hup)
+				go func() {
+					for range hup {
+						if err := t.Reload(); err != nil {
+							log.Error("SIGHUP: the TLS files do not load; serving the previous ones", "err", err)
+						}
+					}
+				}()
+			}
+			b, err := openBackend(openCtx, backendURL, joinToken, cfg.TLS)
 			if err != nil {
 				return err
 			}
@@ -105,6 +125,10 @@ func newServerCmd() *cobra.Command {
 	f.DurationVar(&cfg.HealthLease, "health-lease", cfg.HealthLease, "how long the gateway running the health checks holds its lease; another takes over after it is unchanged this long")
 	f.DurationVar(&cfg.HealthScan, "health-scan", cfg.HealthScan, "how often the health checks, and the instance patches another gateway asks this one to apply, are looked for")
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "how long a REST request body may go without sending a byte")
+	f.StringVar(&tlsFiles.CertFile, "tls-cert", "", "serve the API over TLS with this certificate (PEM); reloaded on SIGHUP or when the file changes")
+	f.StringVar(&tlsFiles.KeyFile, "tls-key", "", "the key of --tls-cert (PEM)")
+	f.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", "", "require API clients to present a certificate signed by this authority (mutual TLS)")
+	f.StringVar(&tlsFiles.CAFile, "tls-ca", "", "cluster mode: the authority of the nodes' certificates, for the Raft transport and forwarding (default: --tls-client-ca)")
 	f.BoolVar(&cfg.Auth, "auth", false, "turn access control on: every request needs a token (bootstrap the first with `junction acl bootstrap`)")
 	f.BoolVar(&insecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address with access control off")
 	f.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "with --auth, leave /metrics open (otherwise it needs a token that may read the cluster)")
@@ -120,7 +144,7 @@ func newServerCmd() *cobra.Command {
 // openBackend opens the backend rawURL names. A built-in store node that
 // joins a cluster reaches the member it joins through the gateway's API
 // client: the store itself speaks only Raft.
-func openBackend(ctx context.Context, rawURL, joinToken string) (backends.Backend, error) {
+func openBackend(ctx context.Context, rawURL, joinToken string, t *gateway.TLS) (backends.Backend, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "raft" {
 		return backends.Open(ctx, rawURL)
@@ -129,7 +153,14 @@ func openBackend(ctx context.Context, rawURL, joinToken string) (backends.Backen
 	if err != nil {
 		return nil, fmt.Errorf("open raft backend: %w", err)
 	}
-	rc.Joiner = gateway.Joiner(joinToken)
+	rc.Joiner = gateway.Joiner(joinToken, t)
+	if t != nil && rc.RaftAddr != "" {
+		server, err := t.PeerServerConfig()
+		if err != nil {
+			return nil, err
+		}
+		rc.PeerTLS = &raftstore.PeerTLS{Server: server, Client: t.ClientConfig()}
+	}
 	s, err := raftstore.Open(ctx, rc)
 	if err != nil {
 		return nil, fmt.Errorf("open raft backend: %w", err)

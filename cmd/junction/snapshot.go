@@ -79,14 +79,22 @@ snapshot get a fresh TTL; clients whose sessions are not in it register again.`,
 // snapshotCall makes a request of /v1/snapshot and returns the response
 // when it succeeded, or the server's error.
 func snapshotCall(ctx context.Context, g *globals, method string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+g.addr+"/v1/snapshot", body)
+	tc, err := g.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	scheme, client := "http://", http.DefaultClient
+	if tc != nil {
+		scheme, client = "https://", &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, scheme+g.addr+"/v1/snapshot", body)
 	if err != nil {
 		return nil, err
 	}
 	if t := g.secret(); t != "" {
 		req.Header.Set("Authorization", "Bearer "+t)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
