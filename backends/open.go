@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -42,12 +43,65 @@ func Schemes() []string {
 	return out
 }
 
+// secretOptions are the URL options that carry a store's credentials.
+var secretOptions = []string{"password", "token", "secret-key"}
+
+// Redact returns a backend URL with its credentials masked (the userinfo's
+// password and the password, token and secret-key options), for logs and
+// errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(a malformed URL)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	for _, k := range secretOptions {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// readSecretFiles replaces each NAME-file option of u (password-file,
+// token-file, secret-key-file) with NAME, read from that file, so that a
+// credential need not be written in the URL, a unit file or a process
+// listing.
+func readSecretFiles(u *url.URL) error {
+	q := u.Query()
+	for _, k := range secretOptions {
+		file := q.Get(k + "-file")
+		if file == "" {
+			continue
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return model.Invalid(k+"-file", "%v", err)
+		}
+		q.Del(k + "-file")
+		q.Set(k, strings.TrimRight(string(b), "\r\n"))
+	}
+	u.RawQuery = q.Encode()
+	return nil
+}
+
 // Open opens the backend a URL names, e.g. "raft://./junction-data". The
 // driver package must be linked in (imported for its side effect).
+// Credentials can come from files (password-file=, token-file=,
+// secret-key-file=).
 func Open(ctx context.Context, rawURL string) (Backend, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" {
-		return nil, model.Invalid("backend", "%q is not a URL like raft://DIR or etcd://HOST:PORT", rawURL)
+		return nil, model.Invalid("backend", "%q is not a URL like raft://DIR or etcd://HOST:PORT", Redact(rawURL))
+	}
+	if err := readSecretFiles(u); err != nil {
+		return nil, err
 	}
 	mu.RLock()
 	open, ok := drivers[u.Scheme]

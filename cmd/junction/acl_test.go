@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 // The access control commands against a real `junction server --auth`:
@@ -149,6 +151,35 @@ func TestServerRefusesOpenExposure(t *testing.T) {
 		out, err := exec.Command(binary(t), "server", "--data-dir", t.TempDir(), "--listen", listen).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "--insecure-no-auth") {
 			t.Errorf("server --listen %s with access control off: %v %s, want a refusal naming --insecure-no-auth", listen, err, out)
+		}
+	}
+}
+
+// A store's credentials reach the driver from the URL or a file, and never
+// the server's log: the logged URL is masked.
+func TestBackendCredentialsStayOutOfLogs(t *testing.T) {
+	z := servertest.ZooKeeper(t)
+	const secret = "zk-digest-secret-91"
+	file := filepath.Join(t.TempDir(), "zk-password")
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, backend := range []string{
+		"zk://" + z.Addr + "?username=junction&password=" + secret,
+		"zk://" + z.Addr + "?username=junction&password-file=" + file,
+	} {
+		addr := freeAddr(t)
+		srv := startServerArgs(t, addr, "--backend", backend, "--log-level", "debug")
+		out, err := exec.Command(binary(t), "--addr", addr, "service", "register", "orders", "--ip", "10.0.0.5", "--port", "80").CombinedOutput()
+		if err != nil {
+			t.Fatalf("register through a server on a secured ZooKeeper: %v %s", err, out)
+		}
+		srv.kill()
+		if strings.Contains(srv.log.String(), secret) {
+			t.Errorf("the server's log shows the store's password:\n%s", srv.log)
+		}
+		if !strings.Contains(srv.log.String(), "zk://") {
+			t.Errorf("the server's log does not name the backend:\n%s", srv.log)
 		}
 	}
 }

@@ -101,7 +101,7 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			st, _ := b.Status(ctx)
-			log.Info("backend ready", "backend", backendURL, "revision", st.Revision, "leader", st.Leader)
+			log.Info("backend ready", "backend", backends.Redact(backendURL), "revision", st.Revision, "leader", st.Leader)
 			if err := srv.ListenAndServe(ctx); err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}

@@ -43,6 +43,9 @@ func ConsulBinary() (string, error) {
 type Consul struct {
 	// HTTPAddr is the HTTP API's HOST:PORT; DNSAddr the DNS server's.
 	HTTPAddr, DNSAddr string
+	// Token is the management token of an agent started with ACLs on
+	// (StartConsulACL); it is how readiness is asked.
+	Token string
 
 	bin  string
 	args []string
@@ -55,7 +58,16 @@ type Consul struct {
 // own node is in the catalog. With dir empty it runs in dev mode (a leader
 // in well under a second, nothing kept); otherwise it is a bootstrapped
 // single server keeping its data in dir (a leader in about two seconds).
-func StartConsul(dir string) (*Consul, error) {
+func StartConsul(dir string) (*Consul, error) { return startConsul(dir, "") }
+
+// StartConsulACL starts a dev-mode agent with ACLs on and the default
+// policy deny: anonymous requests see and change nothing. management is
+// its management token (a UUID).
+func StartConsulACL(management string) (*Consul, error) {
+	return startConsul("", management)
+}
+
+func startConsul(dir, management string) (*Consul, error) {
 	bin, err := ConsulBinary()
 	if err != nil {
 		return nil, err
@@ -76,6 +88,11 @@ func StartConsul(dir string) (*Consul, error) {
 		"-http-port", fmt.Sprint(ports[0]), "-dns-port", fmt.Sprint(ports[1]), "-serf-lan-port", fmt.Sprint(ports[2]),
 		"-serf-wan-port", fmt.Sprint(ports[3]), "-server-port", fmt.Sprint(ports[4]),
 		"-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "warn")
+	if management != "" {
+		c.Token = management
+		c.args = append(c.args, "-hcl", fmt.Sprintf(`acl { enabled = true default_policy = "deny" enable_token_persistence = true `+
+			`tokens { initial_management = %q agent = %q } }`, management, management))
+	}
 	return c, c.Start()
 }
 
@@ -104,7 +121,11 @@ func (c *Consul) Start() error {
 
 func (c *Consul) ready() bool {
 	get := func(path string) string {
-		resp, err := http.Get("http://" + c.HTTPAddr + path)
+		req, _ := http.NewRequest("GET", "http://"+c.HTTPAddr+path, nil)
+		if c.Token != "" {
+			req.Header.Set("X-Consul-Token", c.Token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return ""
 		}

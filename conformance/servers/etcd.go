@@ -21,8 +21,10 @@ type EtcdServer struct {
 	e   *embed.Etcd
 }
 
-// StartEtcd starts an etcd server on free loopback ports with its data in dir.
-func StartEtcd(dir string) (*EtcdServer, error) {
+// StartEtcd starts an etcd server on free loopback ports with its data in
+// dir; tune, if given, adjusts its configuration first (TLS, for instance:
+// the client URLs' scheme and ClientTLSInfo).
+func StartEtcd(dir string, tune ...func(*embed.Config)) (*EtcdServer, error) {
 	cp, err := freePort()
 	if err != nil {
 		return nil, err
@@ -40,6 +42,9 @@ func StartEtcd(dir string) (*EtcdServer, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	for _, f := range tune {
+		f(cfg)
+	}
 	s := &EtcdServer{Addr: client.Host, cfg: cfg}
 	return s, s.Start()
 }

@@ -36,9 +36,9 @@ func ZooKeeper(t testing.TB) *servers.ZK {
 }
 
 // Etcd starts an embedded etcd for a test; it stops when the test ends.
-func Etcd(t testing.TB) (string, *embed.Etcd) {
+func Etcd(t testing.TB, tune ...func(*embed.Config)) (string, *embed.Etcd) {
 	t.Helper()
-	s, err := servers.StartEtcd(t.TempDir())
+	s, err := servers.StartEtcd(t.TempDir(), tune...)
 	if err != nil {
 		unavailable(t, "etcd", "%v", err)
 	}
@@ -52,6 +52,23 @@ func Etcd(t testing.TB) (string, *embed.Etcd) {
 func ConsulAgent(t testing.TB) *servers.Consul {
 	t.Helper()
 	c, err := servers.StartConsul("")
+	if err != nil {
+		unavailable(t, "consul", "%v", err)
+	}
+	t.Cleanup(func() {
+		c.Kill()
+		if t.Failed() {
+			t.Logf("consul %s output:\n%s", c.HTTPAddr, c.Output())
+		}
+	})
+	return c
+}
+
+// ConsulACL starts a dev-mode Consul agent with ACLs on and the default
+// policy deny for a test, with management as its management token.
+func ConsulACL(t testing.TB, management string) *servers.Consul {
+	t.Helper()
+	c, err := servers.StartConsulACL(management)
 	if err != nil {
 		unavailable(t, "consul", "%v", err)
 	}
