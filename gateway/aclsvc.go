@@ -23,7 +23,7 @@ type aclService struct {
 
 func tokenToPB(t acl.Token) *pb.Token {
 	out := &pb.Token{AccessorId: t.AccessorID, Description: t.Description, Policies: t.Policies,
-		Management: t.Management, Created: timestamppb.New(t.Created)}
+		Management: t.Management, Created: timestamppb.New(t.Created), CertIdentity: t.CertIdentity}
 	if !t.Expires.IsZero() {
 		out.Expires = timestamppb.New(t.Expires)
 	}
@@ -73,7 +73,7 @@ func (a *aclService) CreateToken(ctx context.Context, req *pb.CreateTokenRequest
 	var secret string
 	err := a.s.acl.update(ctx, func(st *acl.State) error {
 		var err error
-		t, secret, err = st.AddToken(req.Description, req.Policies, expires)
+		t, secret, err = st.AddToken(req.Description, req.Policies, expires, req.CertIdentity)
 		return err
 	})
 	if err != nil {

@@ -210,10 +210,11 @@ func authorize(p acl.Principal, a acl.Action, r acl.Resource) error {
 
 // caller is who a request comes from, as the authorizer found.
 type caller struct {
-	on     bool // access control is on: p decides
-	p      acl.Principal
-	secret string // to check the principal again while its watch runs
-	addr   string // the client's address
+	on      bool // access control is on: p decides
+	p       acl.Principal
+	secret  string   // to check the principal again while its watch runs
+	certIDs []string // or the client certificate it came by
+	addr    string   // the client's address
 }
 
 type callerKey struct{}
@@ -282,15 +283,23 @@ func bearer(values []string) (string, error) {
 
 // authenticate finds who the call comes from. With access control off
 // everyone is the anonymous caller.
-func (a *authorizer) authenticate(ctx context.Context, auth []string, addr string) (caller, error) {
+func (a *authorizer) authenticate(ctx context.Context, auth, certIDs []string, addr string) (caller, error) {
 	c := caller{addr: addr, on: a.on}
 	if !a.on {
 		return c, nil
 	}
-	secret, err := bearer(auth)
-	if err == nil {
-		c.secret = secret
-		c.p, err = a.principal(ctx, secret, addr)
+	var err error
+	if len(auth) == 0 && len(certIDs) > 0 {
+		// No token, a verified client certificate: the token bound to it.
+		v, _ := a.acl.current()
+		c.p, err = v.AuthenticateCert(certIDs, time.Now())
+		c.certIDs = certIDs
+	} else {
+		var secret string
+		if secret, err = bearer(auth); err == nil {
+			c.secret = secret
+			c.p, err = a.principal(ctx, secret, addr)
+		}
 	}
 	if err != nil {
 		a.m.authFailures.Inc()
@@ -319,7 +328,7 @@ func (a *authorizer) principal(ctx context.Context, secret, addr string) (acl.Pr
 // stream, whose request comes later).
 func (a *authorizer) check(ctx context.Context, method string, req any) (caller, error) {
 	auth := metadata.ValueFromIncomingContext(ctx, "authorization")
-	c, err := a.authenticate(ctx, auth, clientAddr(ctx))
+	c, err := a.authenticate(ctx, auth, certIdentitiesOf(ctx), clientAddr(ctx))
 	r, known := rules[method]
 	if !a.on {
 		if req != nil {
@@ -508,7 +517,7 @@ type holds struct {
 
 // hold keeps the watch under guard until ctx ends.
 func (a *authorizer) hold(ctx context.Context, h *held) {
-	if h.c.p.Peer || h.c.secret == "" {
+	if h.c.p.Peer || (h.c.secret == "" && len(h.c.certIDs) == 0) {
 		return
 	}
 	if !h.c.p.Expires.IsZero() {
@@ -537,7 +546,13 @@ func (a *authorizer) hold(ctx context.Context, h *held) {
 // recheck ends h's watch if its right is gone.
 func (a *authorizer) recheck(h *held) {
 	v, _ := a.acl.current()
-	p, err := v.Authenticate(h.c.secret, time.Now())
+	var p acl.Principal
+	var err error
+	if h.c.secret != "" {
+		p, err = v.Authenticate(h.c.secret, time.Now())
+	} else {
+		p, err = v.AuthenticateCert(h.c.certIDs, time.Now())
+	}
 	if err == nil {
 		err = a.authorizeReq(caller{p: p}, h.r, h.req)
 	}
@@ -577,7 +592,7 @@ func (a *authorizer) watchACL(ctx context.Context) {
 func (a *authorizer) guardHTTP(r rule, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		res := r.res(nil)
-		c, err := a.authenticate(req.Context(), req.Header.Values("Authorization"), hostOf(req.RemoteAddr))
+		c, err := a.authenticate(req.Context(), req.Header.Values("Authorization"), requestIdentities(req), hostOf(req.RemoteAddr))
 		if err == nil && a.on {
 			err = authorizeRule(c.p, r, res)
 		}

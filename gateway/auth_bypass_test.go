@@ -41,7 +41,7 @@ func authOn(t *testing.T, tune ...func(*gateway.Config)) (addr, mgmt string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	boot, err := pb.NewAclServiceClient(withToken(t, l.Addr, "")).Bootstrap(context.Background(), &pb.BootstrapRequest{})
+	boot, err := pb.NewAclServiceClient(l.Conn).Bootstrap(context.Background(), &pb.BootstrapRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

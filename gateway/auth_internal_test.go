@@ -56,7 +56,7 @@ func BenchmarkAuthorizer(b *testing.B) {
 	if _, err := st.PutPolicy(benchRules, "", true); err != nil {
 		b.Fatal(err)
 	}
-	_, secret, err := st.AddToken("bench", []string{"bench"}, time.Time{})
+	_, secret, err := st.AddToken("bench", []string{"bench"}, time.Time{}, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func TestForwardingRoutesAndCarriesTheCaller(t *testing.T) {
 	if _, err := st.PutPolicy("name: w\nrules:\n  - service: \"*\"\n    access: write\n", "", true); err != nil {
 		t.Fatal(err)
 	}
-	tok, secret, err := st.AddToken("caller", []string{"w"}, time.Time{})
+	tok, secret, err := st.AddToken("caller", []string{"w"}, time.Time{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,7 @@ func (s *Server) restHandler() (http.Handler, error) {
 		// header becomes metadata, so a client cannot smuggle any in
 		// (Grpc-Metadata-Junction-Caller and the like).
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithMetadata(restMetadata),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 			writeJSONError(w, code, http.StatusText(code), "no route for "+r.Method+" "+r.URL.Path, "")
 		}),
@@ -287,6 +288,9 @@ func restCall(r *http.Request) context.Context {
 		kv = append(kv, "authorization", v)
 	}
 	kv = append(kv, "x-forwarded-for", hostOf(r.RemoteAddr))
+	for _, id := range requestIdentities(r) {
+		kv = append(kv, certHeader, id)
+	}
 	return metadata.AppendToOutgoingContext(r.Context(), kv...)
 }
 

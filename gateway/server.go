@@ -156,8 +156,12 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
 	maxMsg := cfg.MaxContentSize + 1<<20
 	utf8 := newUTF8Guard()
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), grpc.ForceServerCodecV2(utf8),
-		grpc.ChainUnaryInterceptor(s.m.unary, s.auth.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, s.auth.stream, utf8.stream))
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), grpc.ForceServerCodecV2(utf8),
+		grpc.ChainUnaryInterceptor(s.m.unary, s.auth.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, s.auth.stream, utf8.stream)}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(tlsInfoCreds{})) // the listener's TLS, reported to the calls
+	}
+	s.grpc = grpc.NewServer(opts...)
 	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
 	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
@@ -193,14 +197,17 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: s.rest, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: s.rest, Protocols: protocols, ReadHeaderTimeout: 10 * time.Second, ConnContext: withConnTLS,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	if s.cfg.TLS != nil {
 		lis = tls.NewListener(lis, s.cfg.TLS.ServerConfig())
 	}
 	m := cmux.New(lis)
 	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
-	httpL := m.Match(cmux.Any())
+	// The gRPC matcher answers an HTTP/2 client's preface with SETTINGS to
+	// read its headers; an HTTP/2 REST client's ACK of them must not reach
+	// the HTTP server, which never sent them.
+	httpL := ackFilter{m.Match(cmux.Any())}
 	errc := make(chan error, 3)
 	hctx, hcancel := context.WithCancel(ctx)
 	hdone := make(chan struct{})

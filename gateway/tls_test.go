@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
@@ -199,3 +202,141 @@ func TestClusterOverMutualTLS(t *testing.T) {
 		}
 	}
 }
+
+// REST over HTTP/2 shares the port with gRPC, over TLS and in clear
+// (prior knowledge): the gRPC matcher's SETTINGS, which the client
+// acknowledges, never reach the HTTP server (which closed such
+// connections with PROTOCOL_ERROR now and then).
+func TestRESTOverHTTP2(t *testing.T) {
+	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := gateway.ServeLoopback(st, gateway.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for i := range 30 {
+		protocols := new(http.Protocols)
+		protocols.SetUnencryptedHTTP2(true)
+		tr := &http.Transport{Protocols: protocols}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("http://" + l.Addr + "/v1/status")
+		if err != nil {
+			t.Fatalf("request %d over h2c: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			t.Fatalf("request %d over h2c: %s %s", i, resp.Proto, resp.Status)
+		}
+		tr.CloseIdleConnections()
+	}
+	// gRPC on the same port still works.
+	if _, err := pb.NewStatusServiceClient(l.Conn).GetStatus(context.Background(), &pb.GetStatusRequest{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A token bound to a client certificate identity authenticates a mutual
+// TLS connection that sends no token, over gRPC and REST alike; another
+// certificate, a forged identity header, or the token's revoke end that.
+func TestCertificateIdentityAuthenticates(t *testing.T) {
+	ca := servertest.NewCA(t)
+	certFile, keyFile := ca.Issue(t, "server", 1)
+	tl, err := gateway.LoadTLS(gateway.TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: ca.Path("ca.pem")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, mgmt := authOn(t, func(c *gateway.Config) { c.TLS = tl })
+	pair := func(name string) tls.Certificate {
+		c, k := ca.Issue(t, name, 2)
+		p, err := tls.LoadX509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	runner, other := pair("ci-runner"), pair("someone-else")
+	dial := func(cert tls.Certificate, token string) *grpc.ClientConn {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}}))}
+		if token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearerOverTLS(token)))
+		}
+		cc, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+	ctx := context.Background()
+	m := dial(other, mgmt)
+	if _, err := pb.NewConfigServiceClient(m).PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "a: 1\n"}); err != nil {
+		t.Fatal(err)
+	}
+	a := pb.NewAclServiceClient(m)
+	if _, err := a.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: "name: r\nrules:\n  - config: \"*\"\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}, CertIdentity: "CN=ci-runner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}, CertIdentity: "CN=ci-runner"}); status.Code(err) != codes.Aborted {
+		t.Errorf("a second token bound to one identity: %v, want CONFLICT", err)
+	}
+	if _, err := a.CreateToken(ctx, &pb.CreateTokenRequest{Policies: []string{"r"}, CertIdentity: "ci-runner"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("an identity without its kind: %v, want INVALID_ARGUMENT", err)
+	}
+
+	cfg := pb.NewConfigServiceClient(dial(runner, ""))
+	if _, err := cfg.GetConfig(ctx, &pb.GetConfigRequest{DataId: "app.yaml"}); err != nil {
+		t.Errorf("gRPC read by the bound certificate: %v", err)
+	}
+	if _, err := cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "a: 2\n"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("gRPC write by the bound certificate: %v, want PERMISSION_DENIED", err)
+	}
+	rest := func(cert tls.Certificate, header ...string) int {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}}, ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest("GET", "https://"+addr+"/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := rest(runner); code != 200 {
+		t.Errorf("REST read by the bound certificate: %d", code)
+	}
+	if code := rest(other); code != http.StatusUnauthorized {
+		t.Errorf("REST read by an unbound certificate: %d, want 401", code)
+	}
+	if code := rest(other, "Junction-Cert-Identity", "CN=ci-runner", "Grpc-Metadata-Junction-Cert-Identity", "CN=ci-runner"); code != http.StatusUnauthorized {
+		t.Errorf("REST with a forged identity header: %d, want 401", code)
+	}
+	forged := metadata.AppendToOutgoingContext(ctx, "junction-cert-identity", "CN=ci-runner")
+	if _, err := pb.NewConfigServiceClient(dial(other, "")).GetConfig(forged, &pb.GetConfigRequest{DataId: "app.yaml"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC with a forged identity: %v, want UNAUTHENTICATED", err)
+	}
+	if _, err := a.RevokeToken(ctx, &pb.RevokeTokenRequest{AccessorId: tok.Token.AccessorId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.GetConfig(ctx, &pb.GetConfigRequest{DataId: "app.yaml"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("the bound certificate after the revoke: %v, want UNAUTHENTICATED", err)
+	}
+}
+
+// bearerOverTLS sends a token over a TLS connection.
+type bearerOverTLS string
+
+func (b bearerOverTLS) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearerOverTLS) RequireTransportSecurity() bool { return true }

@@ -75,13 +75,13 @@ func tokenTable(m proto.Message, w *tabwriter.Writer) {
 	case *pb.Token:
 		list = []*pb.Token{v}
 	}
-	fmt.Fprintln(w, "ACCESSOR ID\tPOLICIES\tEXPIRES\tDESCRIPTION")
+	fmt.Fprintln(w, "ACCESSOR ID\tPOLICIES\tEXPIRES\tCERTIFICATE\tDESCRIPTION")
 	for _, t := range list {
 		exp := "never"
 		if t.Expires != nil {
 			exp = t.Expires.AsTime().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.AccessorId, policiesOf(t), exp, t.Description)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.AccessorId, policiesOf(t), exp, t.CertIdentity, t.Description)
 	}
 }
 
@@ -90,12 +90,13 @@ func newTokenCmd(_ *globals, call aclCall, secretTable func(proto.Message, *tabw
 	var description string
 	var policies []string
 	var ttl time.Duration
+	var certIdentity string
 	create := &cobra.Command{
 		Use:   "create --policy NAME [--policy NAME...] [--description TEXT] [--ttl DURATION]",
 		Short: "Create a token holding policies; its secret is printed once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &pb.CreateTokenRequest{Description: description, Policies: policies}
+			req := &pb.CreateTokenRequest{Description: description, Policies: policies, CertIdentity: certIdentity}
 			if cmd.Flags().Changed("ttl") {
 				if ttl <= 0 {
 					return model.Invalid("ttl", "must be positive")
@@ -110,6 +111,7 @@ func newTokenCmd(_ *globals, call aclCall, secretTable func(proto.Message, *tabw
 	create.Flags().StringVar(&description, "description", "", "what the token is for")
 	create.Flags().StringSliceVar(&policies, "policy", nil, "a policy the token holds (repeat, or comma-separate)")
 	create.Flags().DurationVar(&ttl, "ttl", 0, "how long the token works (default: until revoked)")
+	create.Flags().StringVar(&certIdentity, "cert-identity", "", "also authenticate as this token a mutual TLS client whose certificate carries this identity: CN=NAME, DNS=NAME or URI=URI")
 	cmd.AddCommand(create, &cobra.Command{
 		Use:   "list",
 		Short: "List the tokens (never their secrets)",

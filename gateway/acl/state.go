@@ -138,8 +138,10 @@ func (s *State) ResetBootstrap(code string) error {
 	return nil
 }
 
-// AddToken adds a token holding existing policies.
-func (s *State) AddToken(description string, policies []string, expires time.Time) (Token, string, error) {
+// AddToken adds a token holding existing policies, authenticated by its
+// secret and, when certIdentity is set, by a client certificate carrying
+// that identity.
+func (s *State) AddToken(description string, policies []string, expires time.Time, certIdentity string) (Token, string, error) {
 	if len(s.Tokens) >= MaxTokens {
 		return Token{}, "", fmt.Errorf("this store keeps at most %d tokens: revoke some first: %w", MaxTokens, model.ErrTooLarge)
 	}
@@ -155,10 +157,19 @@ func (s *State) AddToken(description string, policies []string, expires time.Tim
 	if len(policies) == 0 {
 		return Token{}, "", model.Invalid("policies", "a token holds at least one policy (a management token comes from bootstrap)")
 	}
+	if certIdentity != "" {
+		if err := validCertIdentity(certIdentity); err != nil {
+			return Token{}, "", err
+		}
+		if slices.ContainsFunc(s.Tokens, func(t Token) bool { return t.CertIdentity == certIdentity }) {
+			return Token{}, "", fmt.Errorf("a token is bound to %s already: revoke it first: %w", certIdentity, model.ErrConflict)
+		}
+	}
 	t, secret, err := NewToken(description, policies, expires)
 	if err != nil {
 		return Token{}, "", err
 	}
+	t.CertIdentity = certIdentity
 	s.Tokens = append(s.Tokens, t)
 	return t, secret, nil
 }
@@ -241,6 +252,7 @@ func (s *State) DeletePolicy(name string) error {
 // secret, policies parsed.
 type View struct {
 	tokens map[hashKey]held // by the SHA-256 of their secret
+	certs  map[string]held  // by the client certificate identity bound to them
 	peer   string           // the peer secret's hash
 	// Bootstrapped reports whether the ACL was bootstrapped.
 	Bootstrapped bool
@@ -249,7 +261,7 @@ type View struct {
 // Compile builds the view of s. A stored policy that no longer parses
 // (written by a newer version) grants nothing; it is reported in bad.
 func (s State) Compile() (v *View, bad []string) {
-	v = &View{tokens: make(map[hashKey]held, len(s.Tokens)), Bootstrapped: s.Bootstrap != nil}
+	v = &View{tokens: make(map[hashKey]held, len(s.Tokens)), certs: map[string]held{}, Bootstrapped: s.Bootstrap != nil}
 	if s.PeerSecret != "" {
 		v.peer = hashSecret(s.PeerSecret)
 	}
@@ -277,6 +289,9 @@ func (s State) Compile() (v *View, bad []string) {
 		p := NewPrincipal(t, pols)
 		p.Expires = t.Expires
 		v.tokens[k] = held{t, p}
+		if t.CertIdentity != "" {
+			v.certs[t.CertIdentity] = held{t, p}
+		}
 	}
 	return v, bad
 }
@@ -285,6 +300,23 @@ func (s State) Compile() (v *View, bad []string) {
 type held struct {
 	t Token
 	p Principal
+}
+
+// AuthenticateCert returns the principal of the token bound to one of a
+// verified client certificate's identities (CertIdentities), the first
+// that one is; ErrUnauthenticated when none is, or it expired.
+func (v *View) AuthenticateCert(identities []string, now time.Time) (Principal, error) {
+	for _, id := range identities {
+		h, ok := v.certs[id]
+		if !ok {
+			continue
+		}
+		if h.t.Expired(now) {
+			return Principal{}, fmt.Errorf("token %s (bound to %s) expired at %s: %w", h.t.AccessorID, id, h.t.Expires.Format(time.RFC3339), model.ErrUnauthenticated)
+		}
+		return h.p, nil
+	}
+	return Principal{}, fmt.Errorf("no token is bound to the client certificate (%s): %w", strings.Join(identities, ", "), model.ErrUnauthenticated)
 }
 
 // Authenticate returns the principal whose secret is secret at now:

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -33,7 +34,11 @@ type Token struct {
 	Management bool `json:"management,omitempty"`
 	// Expires, when set, ends the token.
 	Expires time.Time `json:"expires,omitzero"`
-	Created time.Time `json:"created"`
+	// CertIdentity, when set, is a client certificate identity (CN=NAME,
+	// DNS=NAME or URI=URI) that authenticates as this token over mutual
+	// TLS, without the secret.
+	CertIdentity string    `json:"certIdentity,omitempty"`
+	Created      time.Time `json:"created"`
 }
 
 // NewToken returns a token holding policies, and its secret: shown once to
@@ -174,4 +179,32 @@ func (p Principal) Authorize(a Action, r Resource) error {
 		}
 	}
 	return fmt.Errorf("token %s may not %s %s: %s: %w", p.AccessorID, a, r, why, model.ErrPermissionDenied)
+}
+
+// CertIdentities are the identities a verified client certificate
+// carries, as tokens name them: CN=, then each DNS= and URI= name.
+func CertIdentities(c *x509.Certificate) []string {
+	var out []string
+	if c.Subject.CommonName != "" {
+		out = append(out, "CN="+c.Subject.CommonName)
+	}
+	for _, d := range c.DNSNames {
+		out = append(out, "DNS="+d)
+	}
+	for _, u := range c.URIs {
+		out = append(out, "URI="+u.String())
+	}
+	return out
+}
+
+// validCertIdentity checks an identity a token is bound to.
+func validCertIdentity(id string) error {
+	kind, name, ok := strings.Cut(id, "=")
+	switch {
+	case !ok || name == "" || (kind != "CN" && kind != "DNS" && kind != "URI"):
+		return model.Invalid("certIdentity", "%q is not CN=NAME, DNS=NAME or URI=URI", id)
+	case len(id) > 1024 || strings.ContainsAny(id, "\x00\n"):
+		return model.Invalid("certIdentity", "is not a certificate identity")
+	}
+	return nil
 }

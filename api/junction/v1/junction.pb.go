@@ -3327,8 +3327,11 @@ type Token struct {
 	// A management token may do anything, the ACL itself included.
 	Management bool `protobuf:"varint,4,opt,name=management,proto3" json:"management,omitempty"`
 	// When it stops working; unset: never.
-	Expires       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires,proto3" json:"expires,omitempty"`
-	Created       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	Expires *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires,proto3" json:"expires,omitempty"`
+	Created *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	// A client certificate identity that authenticates as this token over
+	// mutual TLS, without the secret: CN=NAME, DNS=NAME or URI=URI.
+	CertIdentity  string `protobuf:"bytes,7,opt,name=cert_identity,json=certIdentity,proto3" json:"cert_identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3403,6 +3406,13 @@ func (x *Token) GetCreated() *timestamppb.Timestamp {
 		return x.Created
 	}
 	return nil
+}
+
+func (x *Token) GetCertIdentity() string {
+	if x != nil {
+		return x.CertIdentity
+	}
+	return ""
 }
 
 // TokenSecret is a new token and its secret, shown this once.
@@ -3502,7 +3512,12 @@ type CreateTokenRequest struct {
 	// The names of existing policies the token holds.
 	Policies []string `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
 	// How long the token works; unset: until revoked.
-	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// A client certificate identity (CN=NAME, DNS=NAME or URI=URI) that
+	// authenticates as the token over mutual TLS, without the secret: a
+	// connection whose verified client certificate carries it and that
+	// sends no token is this token's.
+	CertIdentity  string `protobuf:"bytes,4,opt,name=cert_identity,json=certIdentity,proto3" json:"cert_identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3556,6 +3571,13 @@ func (x *CreateTokenRequest) GetTtl() *durationpb.Duration {
 		return x.Ttl
 	}
 	return nil
+}
+
+func (x *CreateTokenRequest) GetCertIdentity() string {
+	if x != nil {
+		return x.CertIdentity
+	}
+	return ""
 }
 
 type ListTokensRequest struct {
@@ -4432,7 +4454,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"%\n" +
 	"\x13RemoveMemberRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xf2\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x97\x02\n" +
 	"\x05Token\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
 	"accessorId\x12 \n" +
@@ -4442,15 +4464,17 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"management\x18\x04 \x01(\bR\n" +
 	"management\x124\n" +
 	"\aexpires\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x124\n" +
-	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\"O\n" +
+	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12#\n" +
+	"\rcert_identity\x18\a \x01(\tR\fcertIdentity\"O\n" +
 	"\vTokenSecret\x12(\n" +
 	"\x05token\x18\x01 \x01(\v2\x12.junction.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x12\n" +
-	"\x10BootstrapRequest\"\x7f\n" +
+	"\x10BootstrapRequest\"\xa4\x01\n" +
 	"\x12CreateTokenRequest\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12\x1a\n" +
 	"\bpolicies\x18\x02 \x03(\tR\bpolicies\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x13\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12#\n" +
+	"\rcert_identity\x18\x04 \x01(\tR\fcertIdentity\"\x13\n" +
 	"\x11ListTokensRequest\"@\n" +
 	"\x12ListTokensResponse\x12*\n" +
 	"\x06tokens\x18\x01 \x03(\v2\x12.junction.v1.TokenR\x06tokens\"3\n" +
