@@ -67,7 +67,9 @@ func (tlsInfoCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo,
 	return c, plainInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.NoSecurity}}, nil
 }
 
-func (tlsInfoCreds) Info() credentials.ProtocolInfo { return credentials.ProtocolInfo{SecurityProtocol: "tls"} }
+func (tlsInfoCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
+}
 
 func (c tlsInfoCreds) Clone() credentials.TransportCredentials { return c }
 
