@@ -55,7 +55,10 @@ func Redact(rawURL string) string {
 		return "(a malformed URL)"
 	}
 	if u.User != nil {
-		if _, has := u.User.Password(); has {
+		switch _, has := u.User.Password(); {
+		case strings.HasPrefix(u.Scheme, "consul"):
+			u.User = url.User("xxxxx") // consul://TOKEN@HOST: the name is the token
+		case has:
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 	}

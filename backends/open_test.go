@@ -14,6 +14,7 @@ func TestCredentialsInURLs(t *testing.T) {
 	for raw, secret := range map[string]string{
 		"etcd://junction:hunter2@10.0.0.1:2379?prefix=/j":          "hunter2",
 		"consul://10.0.0.1:8500?token=5e1f-secret-uuid":            "5e1f-secret-uuid",
+		"consul://6a2f-secret-uuid@10.0.0.1:8500":                  "6a2f-secret-uuid",
 		"zk://10.0.0.1:2181?username=junction&password=zk-pass":    "zk-pass",
 		"nacos://10.0.0.1:8848?access-key=ak&secret-key=sk-secret": "sk-secret",
 	} {

@@ -116,17 +116,20 @@ func (a *authorizer) openSession(c caller, field, handle string) (string, error)
 }
 
 func openSessionID(a *authorizer, c caller, req any) error {
+	var id *string
 	switch r := req.(type) {
 	case *pb.KeepAliveSessionRequest:
-		id, err := a.openSession(c, "id", r.Id)
-		r.Id = id
-		return err
+		id = &r.Id
 	case *pb.DeleteSessionRequest:
-		id, err := a.openSession(c, "id", r.Id)
-		r.Id = id
-		return err
+		id = &r.Id
+	default:
+		return nil
 	}
-	return nil
+	raw, err := a.openSession(c, "id", *id)
+	if err == nil {
+		*id = raw
+	}
+	return err
 }
 
 func openInstanceSession(a *authorizer, c caller, req any) error {
@@ -134,8 +137,10 @@ func openInstanceSession(a *authorizer, c caller, req any) error {
 	if r.Session == "" {
 		return nil
 	}
-	id, err := a.openSession(c, "session", r.Session)
-	r.Session = id
+	raw, err := a.openSession(c, "session", r.Session)
+	if err == nil {
+		r.Session = raw
+	}
 	return err
 }
 func write(res func(any) acl.Resource) rule { return rule{act: acl.ActWrite, res: res} }
@@ -238,6 +243,7 @@ type authorizer struct {
 	fails *failLimiter
 	m     *metrics
 	held  holds
+	tls   *TLS // nil: no TLS, no client certificates
 }
 
 // clientAddr is the address a call comes from: its peer's, or for a REST
@@ -328,7 +334,7 @@ func (a *authorizer) principal(ctx context.Context, secret, addr string) (acl.Pr
 // stream, whose request comes later).
 func (a *authorizer) check(ctx context.Context, method string, req any) (caller, error) {
 	auth := metadata.ValueFromIncomingContext(ctx, "authorization")
-	c, err := a.authenticate(ctx, auth, certIdentitiesOf(ctx), clientAddr(ctx))
+	c, err := a.authenticate(ctx, auth, certIdentitiesOf(ctx, a.tls), clientAddr(ctx))
 	r, known := rules[method]
 	if !a.on {
 		if req != nil {
@@ -592,7 +598,7 @@ func (a *authorizer) watchACL(ctx context.Context) {
 func (a *authorizer) guardHTTP(r rule, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		res := r.res(nil)
-		c, err := a.authenticate(req.Context(), req.Header.Values("Authorization"), requestIdentities(req), hostOf(req.RemoteAddr))
+		c, err := a.authenticate(req.Context(), req.Header.Values("Authorization"), requestIdentities(req, a.tls), hostOf(req.RemoteAddr))
 		if err == nil && a.on {
 			err = authorizeRule(c.p, r, res)
 		}

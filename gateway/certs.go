@@ -84,13 +84,13 @@ var errServerOnly = serverOnly{}
 // certIdentitiesOf are the client certificate identities of a gRPC call:
 // its own connection's, or for a REST call served in process, the ones
 // the HTTP server verified.
-func certIdentitiesOf(ctx context.Context) []string {
+func certIdentitiesOf(ctx context.Context, t *TLS) []string {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return nil
 	}
 	if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-		return verifiedIdentities(info.State)
+		return t.clientIdentities(info.State)
 	}
 	if p.Addr != nil && p.Addr.Network() == "bufconn" {
 		return metadata.ValueFromIncomingContext(ctx, certHeader)
@@ -111,20 +111,22 @@ func withConnTLS(ctx context.Context, c net.Conn) context.Context {
 
 // requestIdentities are the verified client certificate identities of an
 // HTTP request.
-func requestIdentities(r *http.Request) []string {
+func requestIdentities(r *http.Request, t *TLS) []string {
 	tc, ok := r.Context().Value(tlsStateKey{}).(*tls.Conn)
 	if !ok {
 		return nil
 	}
-	return verifiedIdentities(tc.ConnectionState())
+	return t.clientIdentities(tc.ConnectionState())
 }
 
 // restMetadata passes a REST request's client certificate identities on
 // to the gRPC services served in process.
-func restMetadata(_ context.Context, r *http.Request) metadata.MD {
-	ids := requestIdentities(r)
-	if len(ids) == 0 {
-		return nil
+func restMetadata(t *TLS) func(context.Context, *http.Request) metadata.MD {
+	return func(_ context.Context, r *http.Request) metadata.MD {
+		ids := requestIdentities(r, t)
+		if len(ids) == 0 {
+			return nil
+		}
+		return metadata.MD{certHeader: ids}
 	}
-	return metadata.MD{certHeader: ids}
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -80,8 +79,8 @@ type forwarding struct {
 	// proves it comes from a gateway over the same store ("" until the
 	// ACL exists).
 	peer func() string
-	// tls, when set, is how the leader's gateway is dialed.
-	tls *tls.Config
+	// creds, when set, is how the leader's gateway is dialed (TLS).
+	creds credentials.TransportCredentials
 
 	mu     sync.Mutex
 	conns  map[string]leaderConn // leader id (its API address) → its connection
@@ -147,8 +146,8 @@ func (f *forwarding) leader(id string) (*remote.Backend, error) {
 		return c.b, nil
 	}
 	creds := insecure.NewCredentials()
-	if f.tls != nil {
-		creds = credentials.NewTLS(f.tls)
+	if f.creds != nil {
+		creds = f.creds
 	}
 	c, err := grpc.NewClient(id, grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
@@ -395,7 +394,7 @@ func Joiner(token string, t *TLS) func(ctx context.Context, member, id, address 
 		}
 		creds := insecure.NewCredentials()
 		if t != nil {
-			creds = credentials.NewTLS(t.ClientConfig())
+			creds = t.Credentials()
 		}
 		return joinCluster(ctx, member, id, address, creds)
 	}

@@ -41,7 +41,7 @@ func (s *Server) restHandler() (http.Handler, error) {
 		// header becomes metadata, so a client cannot smuggle any in
 		// (Grpc-Metadata-Junction-Caller and the like).
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithMetadata(restMetadata),
+		runtime.WithMetadata(restMetadata(s.cfg.TLS)),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 			writeJSONError(w, code, http.StatusText(code), "no route for "+r.Method+" "+r.URL.Path, "")
 		}),
@@ -237,7 +237,7 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 		return
 	}
 	req.Content = string(body)
-	resp, err := c.PutConfig(restCall(r), req)
+	resp, err := c.PutConfig(restCall(r, s.cfg.TLS), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -251,7 +251,7 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
 	q := r.URL.Query()
 	stale, _ := strconv.ParseBool(q.Get("stale"))
-	resp, err := c.GetConfig(restCall(r), &pb.GetConfigRequest{Namespace: r.PathValue("namespace"),
+	resp, err := c.GetConfig(restCall(r, s.cfg.TLS), &pb.GetConfigRequest{Namespace: r.PathValue("namespace"),
 		Group: r.PathValue("group"), DataId: r.PathValue("dataId"), Stale: stale})
 	if err != nil {
 		writeError(w, err)
@@ -282,13 +282,13 @@ func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 // restCall is the context of a gRPC call a REST handler makes for its
 // request: it carries the request's credentials and client address, as the
 // REST gateway's own calls do, so that the authorizer sees the same caller.
-func restCall(r *http.Request) context.Context {
+func restCall(r *http.Request, t *TLS) context.Context {
 	var kv []string
 	for _, v := range r.Header.Values("Authorization") {
 		kv = append(kv, "authorization", v)
 	}
 	kv = append(kv, "x-forwarded-for", hostOf(r.RemoteAddr))
-	for _, id := range requestIdentities(r) {
+	for _, id := range requestIdentities(r, t) {
 		kv = append(kv, certHeader, id)
 	}
 	return metadata.AppendToOutgoingContext(r.Context(), kv...)

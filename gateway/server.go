@@ -12,7 +12,6 @@ import (
 
 	"github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -143,10 +142,10 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 		s.fwd = f // this server's own: released with it
 		f.peer = s.acl.peerSecret
 		if cfg.TLS != nil {
-			f.tls = cfg.TLS.ClientConfig()
+			f.creds = cfg.TLS.Credentials()
 		}
 	}
-	s.auth = &authorizer{on: cfg.Auth, acl: s.acl, audit: newAuditLog(cfg.Audit, s.m), fails: newFailLimiter(cfg.AuthFailureRate), m: s.m}
+	s.auth = &authorizer{on: cfg.Auth, acl: s.acl, audit: newAuditLog(cfg.Audit, s.m), fails: newFailLimiter(cfg.AuthFailureRate), m: s.m, tls: cfg.TLS}
 	b = routed
 	s.checks = newRecordSet(b, checksGroup)
 	s.patches = &patcher{b: b, requests: newRecordSet(b, patchesGroup), log: cfg.Logger.With("component", "patches"),
@@ -317,7 +316,7 @@ func ServeLoopback(b backends.Backend, cfg Config) (*Loopback, error) {
 	}
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS.ClientConfig())
+		creds = cfg.TLS.Credentials()
 	}
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(creds))
 	if err != nil {

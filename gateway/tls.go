@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 
 	"github.com/junctionhq/junction/model"
 )
@@ -24,8 +27,10 @@ type TLSFiles struct {
 	// ClientCAFile, when set, makes the API require a client certificate
 	// signed by one of its authorities (mutual TLS).
 	ClientCAFile string
-	// CAFile is the authority that signs the other nodes' certificates in
-	// a cluster (default: ClientCAFile); with neither, the system's roots.
+	// CAFile is the authority that signs the nodes' certificates in a
+	// cluster: the Raft transport admits only peers it signed, and nodes
+	// verify each other against it. A cluster with TLS needs it, apart from
+	// ClientCAFile: a client's certificate must not make it a Raft peer.
 	CAFile string
 }
 
@@ -50,12 +55,17 @@ type TLS struct {
 	files TLSFiles
 	log   *slog.Logger
 	cur   atomic.Pointer[tlsMaterial]
+
+	mu     sync.Mutex // one reload at a time
+	failed string     // the stamp of files that did not load
 }
 
 type tlsMaterial struct {
 	cert      *tls.Certificate
-	clientCAs *x509.CertPool // nil: no client certificate asked
-	peerCAs   *x509.CertPool // nil: the system's roots
+	clientCAs *x509.CertPool // the API's clients' authority; nil: no client certificate asked
+	peerCAs   *x509.CertPool // the nodes' authority; nil: the system's roots
+	apiCAs    *x509.CertPool // what the API admits: clients and nodes (nil: no certificate asked)
+	samePool  bool           // the nodes' authority is the clients'
 	stamp     string         // the files' sizes and times, to notice a change
 }
 
@@ -104,6 +114,16 @@ func readPool(field, file string) (*x509.CertPool, error) {
 
 // Reload reads the files again; on an error the loaded material stays.
 func (t *TLS) Reload() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	err := t.reload()
+	if err != nil {
+		t.failed = t.stamp()
+	}
+	return err
+}
+
+func (t *TLS) reload() error {
 	stamp := t.stamp()
 	cert, err := tls.LoadX509KeyPair(t.files.CertFile, t.files.KeyFile)
 	if err != nil {
@@ -113,15 +133,23 @@ func (t *TLS) Reload() error {
 	if err != nil {
 		return err
 	}
-	peerFile := t.files.CAFile
-	if peerFile == "" {
-		peerFile = t.files.ClientCAFile
-	}
-	peerCAs, err := readPool("tls-ca", peerFile)
+	peerCAs, err := readPool("tls-ca", t.files.CAFile)
 	if err != nil {
 		return err
 	}
-	old := t.cur.Swap(&tlsMaterial{cert: &cert, clientCAs: clientCAs, peerCAs: peerCAs, stamp: stamp})
+	m := &tlsMaterial{cert: &cert, clientCAs: clientCAs, peerCAs: peerCAs, stamp: stamp}
+	if clientCAs != nil {
+		// Nodes forward to the leader's API with their own certificates.
+		m.apiCAs = clientCAs
+		if peerCAs != nil {
+			m.apiCAs = clientCAs.Clone()
+			caPEM, _ := os.ReadFile(t.files.CAFile)
+			m.apiCAs.AppendCertsFromPEM(caPEM)
+			clientPEM, _ := os.ReadFile(t.files.ClientCAFile)
+			m.samePool = string(caPEM) == string(clientPEM)
+		}
+	}
+	old := t.cur.Swap(m)
 	if old != nil {
 		t.log.Info("TLS certificates reloaded", "cert", t.files.CertFile)
 	}
@@ -138,8 +166,11 @@ func (t *TLS) Watch(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 		}
-		if t.stamp() == t.cur.Load().stamp {
-			continue
+		t.mu.Lock()
+		st, failed := t.stamp(), t.failed
+		t.mu.Unlock()
+		if st == t.cur.Load().stamp || st == failed {
+			continue // unchanged, or the same files that failed already
 		}
 		if err := t.Reload(); err != nil {
 			t.log.Error("TLS files changed but do not load; serving the previous ones", "err", err)
@@ -158,8 +189,8 @@ func (t *TLS) ServerConfig() *tls.Config {
 			m := t.cur.Load()
 			c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"},
 				Certificates: []tls.Certificate{*m.cert}}
-			if m.clientCAs != nil {
-				c.ClientCAs, c.ClientAuth = m.clientCAs, tls.RequireAndVerifyClientCert
+			if m.apiCAs != nil {
+				c.ClientCAs, c.ClientAuth = m.apiCAs, tls.RequireAndVerifyClientCert
 			}
 			return c, nil
 		},
@@ -170,8 +201,12 @@ func (t *TLS) ServerConfig() *tls.Config {
 // with: the node's certificate, and a client certificate required of every
 // peer, signed by the peers' authority.
 func (t *TLS) PeerServerConfig() (*tls.Config, error) {
-	if t.cur.Load().peerCAs == nil {
-		return nil, model.Invalid("tls-ca", "a cluster with TLS needs --tls-ca (or --tls-client-ca): the authority of the nodes' certificates")
+	switch m := t.cur.Load(); {
+	case m.peerCAs == nil:
+		return nil, model.Invalid("tls-ca", "a cluster with TLS needs --tls-ca: the authority of the nodes' certificates")
+	case m.samePool:
+		return nil, model.Invalid("tls-ca", "the nodes' authority (--tls-ca) must not be the clients' (--tls-client-ca): "+
+			"any client certificate would make its holder a Raft peer")
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -183,36 +218,63 @@ func (t *TLS) PeerServerConfig() (*tls.Config, error) {
 	}, nil
 }
 
-// ClientConfig is the configuration a node dials another with (the
-// leader's gateway, a peer's Raft transport, the member it joins): it
-// verifies the peer against the peers' authority and presents the node's
-// certificate.
+// ClientConfig is the configuration a node dials another with (a peer's
+// Raft transport): it verifies the peer, name included, against the
+// nodes' authority as loaded now, and presents the node's certificate as
+// loaded at each handshake. Take a new one for each connection, so that a
+// reload of the authority applies (Credentials does, for gRPC).
 func (t *TLS) ClientConfig() *tls.Config {
-	m := t.cur.Load()
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		RootCAs:    m.peerCAs,
+		RootCAs:    t.cur.Load().peerCAs,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return t.cur.Load().cert, nil
-		},
-		// The roots follow a reload too: verify against the current ones.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			return verifyPeer(cs, t.cur.Load().peerCAs)
 		},
 	}
 }
 
-// verifyPeer verifies a server's chain and name against roots, as the
-// standard verification would with the roots of the moment.
-func verifyPeer(cs tls.ConnectionState, roots *x509.CertPool) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the peer sent no certificate")
+// Credentials are the gRPC transport credentials a node dials another's
+// API with (forwarding to the leader, joining): TLS under ClientConfig,
+// taken anew at each handshake.
+func (t *TLS) Credentials() credentials.TransportCredentials { return reloadingCreds{t} }
+
+// reloadingCreds build each handshake's credentials from the material
+// loaded at that moment.
+type reloadingCreds struct{ t *TLS }
+
+func (r reloadingCreds) ClientHandshake(ctx context.Context, authority string, c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return credentials.NewTLS(r.t.ClientConfig()).ClientHandshake(ctx, authority, c)
+}
+
+func (r reloadingCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errServerOnly
+}
+
+func (r reloadingCreds) Info() credentials.ProtocolInfo {
+	return credentials.NewTLS(r.t.ClientConfig()).Info()
+}
+
+func (r reloadingCreds) Clone() credentials.TransportCredentials { return r }
+
+func (r reloadingCreds) OverrideServerName(string) error { return nil }
+
+// clientIdentities are the identities of a client certificate the API's
+// clients' authority signed: a node's certificate, which the API also
+// admits, names no token.
+func (t *TLS) clientIdentities(cs tls.ConnectionState) []string {
+	if t == nil {
+		return nil
 	}
-	opts := x509.VerifyOptions{Roots: roots, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
+	m := t.cur.Load()
+	if m.clientCAs == nil || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	opts := x509.VerifyOptions{Roots: m.clientCAs, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	for _, c := range cs.PeerCertificates[1:] {
 		opts.Intermediates.AddCert(c)
 	}
-	_, err := cs.PeerCertificates[0].Verify(opts)
-	return err
+	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+		return nil
+	}
+	return verifiedIdentities(cs)
 }

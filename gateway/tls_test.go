@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -141,13 +144,16 @@ func TestTLSServesAndReloads(t *testing.T) {
 	}
 }
 
-// A cluster over mutual TLS: the Raft transport refuses a peer without a
-// certificate of the cluster's authority, and a follower forwards a write
-// to the leader over TLS.
+// A cluster over mutual TLS, the nodes' authority apart from the
+// clients': the Raft transport refuses a peer without a node certificate
+// (a client certificate included), and a follower forwards a write to the
+// leader's API over TLS with its node certificate; one authority for both
+// is refused.
 func TestClusterOverMutualTLS(t *testing.T) {
-	ca := servertest.NewCA(t)
-	certFile, keyFile := ca.Issue(t, "node", 300)
-	tl, err := gateway.LoadTLS(gateway.TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: ca.Path("ca.pem")}, nil)
+	nodes, clients := servertest.NewCA(t), servertest.NewCA(t)
+	certFile, keyFile := nodes.Issue(t, "node", 300)
+	files := gateway.TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: clients.Path("ca.pem"), CAFile: nodes.Path("ca.pem")}
+	tl, err := gateway.LoadTLS(files, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +161,18 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	same := files
+	same.CAFile = same.ClientCAFile
+	if one, err := gateway.LoadTLS(same, nil); err != nil {
+		t.Fatal(err)
+	} else if _, err := one.PeerServerConfig(); err == nil {
+		t.Error("a cluster whose nodes' authority is the clients' was accepted")
+	}
 	var raftAddrs []string
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := localcluster.Start(ctx, t.TempDir(), 3, func(cfg *raftstore.Config) {
-		cfg.PeerTLS = &raftstore.PeerTLS{Server: server, Client: tl.ClientConfig()}
+		cfg.PeerTLS = &raftstore.PeerTLS{Server: server, Client: tl.ClientConfig}
 		raftAddrs = append(raftAddrs, cfg.RaftAddr)
 	}, localcluster.WithGateway(func(cfg *gateway.Config) { cfg.TLS = tl }))
 	if err != nil {
@@ -170,7 +183,10 @@ func TestClusterOverMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := grpc.NewClient(f.ID, grpc.WithTransportCredentials(credentials.NewTLS(tl.ClientConfig())))
+	ccert, ckey := clients.Issue(t, "client", 301)
+	pair, _ := tls.LoadX509KeyPair(ccert, ckey)
+	asClient := &tls.Config{RootCAs: nodes.Pool(), Certificates: []tls.Certificate{pair}}
+	cc, err := grpc.NewClient(f.ID, grpc.WithTransportCredentials(credentials.NewTLS(asClient)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,20 +201,25 @@ func TestClusterOverMutualTLS(t *testing.T) {
 		t.Fatalf("the leader has %v %v, want revision %d", got, err, put.Config.Revision)
 	}
 	for _, addr := range raftAddrs {
-		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool()})
-		if err == nil {
-			// TLS 1.3 completes the client's side first; the server's
-			// refusal arrives on the first read.
-			_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-			_, err = conn.Read(make([]byte, 1))
-			conn.Close()
-		}
-		var ne net.Error
-		switch {
-		case err == nil:
-			t.Errorf("the Raft transport at %s talks to a peer without a certificate", addr)
-		case errors.As(err, &ne) && ne.Timeout():
-			t.Errorf("the Raft transport at %s neither served nor refused a peer without a certificate", addr)
+		for what, cfg := range map[string]*tls.Config{
+			"no certificate":       {RootCAs: nodes.Pool()},
+			"a client certificate": asClient,
+		} {
+			conn, err := tls.Dial("tcp", addr, cfg)
+			if err == nil {
+				// TLS 1.3 completes the client's side first; the server's
+				// refusal arrives on the first read.
+				_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+				_, err = conn.Read(make([]byte, 1))
+				conn.Close()
+			}
+			var ne net.Error
+			switch {
+			case err == nil:
+				t.Errorf("the Raft transport at %s talks to a peer with %s", addr, what)
+			case errors.As(err, &ne) && ne.Timeout():
+				t.Errorf("the Raft transport at %s neither served nor refused a peer with %s", addr, what)
+			}
 		}
 	}
 }
@@ -244,7 +265,8 @@ func TestRESTOverHTTP2(t *testing.T) {
 func TestCertificateIdentityAuthenticates(t *testing.T) {
 	ca := servertest.NewCA(t)
 	certFile, keyFile := ca.Issue(t, "server", 1)
-	tl, err := gateway.LoadTLS(gateway.TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: ca.Path("ca.pem")}, nil)
+	// CAFile: the loopback client that bootstraps verifies the server.
+	tl, err := gateway.LoadTLS(gateway.TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: ca.Path("ca.pem"), CAFile: ca.Path("ca.pem")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,3 +362,112 @@ func (b bearerOverTLS) GetRequestMetadata(context.Context, ...string) (map[strin
 }
 
 func (bearerOverTLS) RequireTransportSecurity() bool { return true }
+
+// The filter that keeps cmux's SETTINGS ACKs from the HTTP server drops as
+// many as cmux sent: a client that sends two SETTINGS frames before its
+// request gets its answer, not a PROTOCOL_ERROR; and a frame header that
+// claims more than a first frame may carry ends the connection.
+func TestHTTP2ClientWithTwoSettingsFrames(t *testing.T) {
+	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := gateway.ServeLoopback(st, gateway.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	conn, err := net.Dial("tcp", l.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fr := http2.NewFramer(conn, conn)
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	_ = fr.WriteSettings()
+	_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", l.Addr}, {":path", "/healthz"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	acked := 0
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				acked++
+				_ = fr.WriteSettingsAck() // cmux's two, and the server's
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v after %d SETTINGS acknowledged", f.ErrCode, acked)
+		case *http2.HeadersFrame:
+			var status string
+			_, _ = hpack.NewDecoder(4096, func(h hpack.HeaderField) {
+				if h.Name == ":status" {
+					status = h.Value
+				}
+			}).Write(f.HeaderBlockFragment())
+			if status != "200" {
+				t.Fatalf("status %q", status)
+			}
+			if acked != 3 {
+				t.Errorf("%d SETTINGS frames came, want cmux's two and the server's", acked)
+			}
+			return
+		}
+	}
+}
+
+func TestHTTP2OversizedFirstFrameEndsTheConnection(t *testing.T) {
+	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := gateway.ServeLoopback(st, gateway.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	conn, err := net.Dial("tcp", l.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	fr := http2.NewFramer(conn, conn)
+	_, _ = conn.Write([]byte(http2.ClientPreface))
+	_ = fr.WriteSettings()
+	// A HEADERS frame so that cmux hands the connection to HTTP, then a
+	// DATA frame header claiming just under 1 MiB (which the HTTP server
+	// itself would take, and wait for) before the server's SETTINGS are
+	// acknowledged: the filter ends the connection rather than wait.
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", l.Addr}, {":path", "/v1/sessions"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+	_, _ = conn.Write([]byte{0x0f, 0xff, 0xff, 0x0, 0x0, 0, 0, 0, 1})
+	for {
+		if _, err := fr.ReadFrame(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the connection still waits for the frame's payload")
+			}
+			return // closed
+		}
+	}
+}

@@ -281,7 +281,7 @@ func TestDamagedNodeRecovery(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for k := range next {
-				if code, err := put(c.addrs[lead], k, keys[k]); err != nil || code != http.StatusOK {
+				if code, err := putRetrying(c.addrs[lead], k, keys[k]); err != nil || code != http.StatusOK {
 					t.Errorf("PUT %s: %d %v", k, code, err)
 				}
 			}
@@ -300,7 +300,7 @@ func TestDamagedNodeRecovery(t *testing.T) {
 	for i := range 50 {
 		k := fmt.Sprintf("after-snapshot-%02d", i)
 		keys[k] = "v"
-		if code, err := put(c.addrs[lead], k, "v"); err != nil || code != http.StatusOK {
+		if code, err := putRetrying(c.addrs[lead], k, "v"); err != nil || code != http.StatusOK {
 			t.Fatalf("PUT %s: %d %v", k, code, err)
 		}
 	}
@@ -372,7 +372,21 @@ func TestDamagedNodeRecovery(t *testing.T) {
 	if err != nil || len(snaps) == 0 {
 		t.Fatalf("no snapshot received by the rejoined node (%v)", err)
 	}
-	if code, err := put(c.addrs[victim], "after-recovery", "v"); err != nil || code != http.StatusOK {
+	if code, err := putRetrying(c.addrs[victim], "after-recovery", "v"); err != nil || code != http.StatusOK {
 		t.Fatalf("a write through the recovered node: %d %v", code, err)
+	}
+}
+
+// putRetrying puts, trying again while the cluster answers UNAVAILABLE
+// (an election: on a loaded machine a heartbeat can come late), as a
+// client would; the values are the same each time.
+func putRetrying(addr, dataID, content string) (int, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, err := put(addr, dataID, content)
+		if err != nil || code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return code, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -128,7 +128,7 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&tlsFiles.CertFile, "tls-cert", "", "serve the API over TLS with this certificate (PEM); reloaded on SIGHUP or when the file changes")
 	f.StringVar(&tlsFiles.KeyFile, "tls-key", "", "the key of --tls-cert (PEM)")
 	f.StringVar(&tlsFiles.ClientCAFile, "tls-client-ca", "", "require API clients to present a certificate signed by this authority (mutual TLS)")
-	f.StringVar(&tlsFiles.CAFile, "tls-ca", "", "cluster mode: the authority of the nodes' certificates, for the Raft transport and forwarding (default: --tls-client-ca)")
+	f.StringVar(&tlsFiles.CAFile, "tls-ca", "", "cluster mode with TLS: the authority of the nodes' certificates, for the Raft transport and forwarding (required, and not --tls-client-ca's)")
 	f.BoolVar(&cfg.Auth, "auth", false, "turn access control on: every request needs a token (bootstrap the first with `junction acl bootstrap`)")
 	f.BoolVar(&insecureNoAuth, "insecure-no-auth", false, "allow listening on a non-loopback address with access control off")
 	f.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "with --auth, leave /metrics open (otherwise it needs a token that may read the cluster)")
@@ -159,7 +159,7 @@ func openBackend(ctx context.Context, rawURL, joinToken string, t *gateway.TLS) 
 		if err != nil {
 			return nil, err
 		}
-		rc.PeerTLS = &raftstore.PeerTLS{Server: server, Client: t.ClientConfig()}
+		rc.PeerTLS = &raftstore.PeerTLS{Server: server, Client: t.ClientConfig}
 	}
 	s, err := raftstore.Open(ctx, rc)
 	if err != nil {
