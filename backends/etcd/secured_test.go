@@ -29,6 +29,11 @@ func (h *securedHarness) Backend(t *testing.T) backends.Backend { return h.d }
 func (h *securedHarness) Peer(t *testing.T) backends.Backend    { return openURL(t, h.url) }
 func (h *securedHarness) HistoryWindow() int                    { return 0 }
 
+// Slack implements conformance.Slacker: TLS and authentication under the
+// race detector, beside another test binary, miss the owner-crash bound by
+// a second or two (3.35 s against 3 s, once in CI).
+func (h *securedHarness) Slack() time.Duration { return 2 * time.Second }
+
 func openURL(t *testing.T, raw string) *etcd.Driver {
 	t.Helper()
 	u, _ := url.Parse(raw)
