@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/junctionhq/junction/backends"
 )
@@ -30,13 +29,4 @@ type Compactor interface {
 // to instances whose sessions the first driver holds.
 type Peers interface {
 	Peer(t *testing.T) backends.Backend
-}
-
-// Slacker is implemented by harnesses whose store answers more slowly than
-// the contract's latency bounds assume for reasons of its setup, not of the
-// driver (TLS and authentication, under the race detector, on a loaded
-// machine): the bounds get Slack more. The figures measured are reported
-// as they are.
-type Slacker interface {
-	Slack() time.Duration
 }

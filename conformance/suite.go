@@ -26,9 +26,6 @@ func Run(t *testing.T, h Harness) {
 					return nil
 				}
 			}
-			if sl, ok := h.(Slacker); ok {
-				env.Slack = sl.Slack()
-			}
 			if p, ok := h.(Peers); ok {
 				env.Peer = func(context.Context) (backends.Backend, error) { return keepOpen{p.Peer(t)}, nil }
 			}

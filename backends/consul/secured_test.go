@@ -27,11 +27,6 @@ func (h *securedHarness) Backend(t *testing.T) backends.Backend { return h.d }
 func (h *securedHarness) Peer(t *testing.T) backends.Backend    { return open(t, h.addr, h.query) }
 func (h *securedHarness) HistoryWindow() int                    { return 0 }
 
-// Slack implements conformance.Slacker: TLS and authentication under the
-// race detector, beside another test binary, miss the owner-crash bound by
-// a second or two (3.35 s against 3 s, once in CI).
-func (h *securedHarness) Slack() time.Duration { return 2 * time.Second }
-
 // junctionRules is the least a Junction token needs on Consul: its KV
 // folder, services and sessions, reading nodes (and the agent, for its
 // checks).

@@ -38,9 +38,6 @@ type Env struct {
 	Compact func(ctx context.Context, rev int64) error
 	// Quick runs bounded versions (fewer operations, shorter sessions).
 	Quick bool
-	// Slack widens the latency bounds for a store that is slow for reasons
-	// of its setup (conformance.Slacker); the guarantee runner leaves it 0.
-	Slack time.Duration
 }
 
 func (e *Env) n(full, quick int) int {

@@ -636,8 +636,8 @@ func ownerCrash(ctx context.Context, e *Env) Result {
 		c.r.Figures = append([]Figure{{Name: "time to disappear", Value: gone.Seconds(), Unit: "s"}}, c.r.Figures...)
 		c.fig("asked TTL", asked.Seconds(), "s")
 		switch {
-		case gone > sess.TTL+time.Second+e.Slack:
-			c.problem("gone %v after the last heartbeat, bound %v (TTL + 1 s%s)", gone.Round(time.Millisecond), sess.TTL+time.Second+e.Slack, slackNote(e.Slack))
+		case gone > sess.TTL+time.Second:
+			c.problem("gone %v after the last heartbeat, bound %v (TTL + 1 s)", gone.Round(time.Millisecond), sess.TTL+time.Second)
 		case gone < sess.TTL:
 			c.problem("gone %v after the last heartbeat, before its TTL of %v", gone.Round(time.Millisecond), sess.TTL)
 		}
@@ -801,12 +801,4 @@ func portableErrors(ctx context.Context, e *Env) Result {
 		c.problem("a refused registration left %v (%v)", list, err)
 	}
 	return c.done()
-}
-
-// slackNote names the slack a bound was given, if any.
-func slackNote(d time.Duration) string {
-	if d == 0 {
-		return ""
-	}
-	return " + " + d.String() + " slack"
 }
