@@ -19,7 +19,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
-	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/gateway"
 )
 
@@ -27,20 +26,11 @@ import (
 // control on and returns its address and management secret.
 func authOn(t *testing.T, tune ...func(*gateway.Config)) (addr, mgmt string) {
 	t.Helper()
-	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	cfg := authConfig(t, &syncBuffer{}, "")
 	for _, f := range tune {
 		f(&cfg)
 	}
-	l, err := gateway.ServeLoopback(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := serveRaft(t, cfg)
 	boot, err := pb.NewAclServiceClient(l.Conn).Bootstrap(context.Background(), &pb.BootstrapRequest{})
 	if err != nil {
 		t.Fatal(err)

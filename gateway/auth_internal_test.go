@@ -81,24 +81,26 @@ func BenchmarkAuthorizer(b *testing.B) {
 	}
 }
 
-const benchRules = `name: bench
-rules:
-  - namespace: "*"
-    service: "bench*"
-    access: write
-  - namespace: "*"
-    config: "bench*"
-    access: write
-  - session: "*"
-    access: write
-  - namespace: prod
-    service: "*"
-    access: deny
-  - namespace: prod
-    config: "*"
-    access: deny
-  - namespace: public
-    group: internal
-    config: "secret*"
-    access: deny
-`
+// benchRules is a policy of six rules, two of them the grants the call
+// needs, written out rule by rule.
+var benchRules = func() string {
+	text := "name: bench\nrules:\n"
+	for _, r := range [][4]string{
+		{"*", "", "service: \"bench*\"", "write"},
+		{"*", "", "config: \"bench*\"", "write"},
+		{"", "", "session: \"*\"", "write"},
+		{"prod", "", "service: \"*\"", "deny"},
+		{"prod", "", "config: \"*\"", "deny"},
+		{"public", "internal", "config: \"secret*\"", "deny"},
+	} {
+		text += "  - " + r[2] + "\n"
+		if r[0] != "" {
+			text += "    namespace: \"" + r[0] + "\"\n"
+		}
+		if r[1] != "" {
+			text += "    group: " + r[1] + "\n"
+		}
+		text += "    access: " + r[3] + "\n"
+	}
+	return text
+}()

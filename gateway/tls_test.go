@@ -52,18 +52,9 @@ func TestTLSServesAndReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	cfg := gateway.DefaultConfig()
 	cfg.TLS = tl
-	l, err := gateway.ServeLoopback(st, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := serveRaft(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	pair, _ := tls.LoadX509KeyPair(clientCert, clientKey)
@@ -229,16 +220,7 @@ func TestClusterOverMutualTLS(t *testing.T) {
 // acknowledges, never reach the HTTP server (which closed such
 // connections with PROTOCOL_ERROR now and then).
 func TestRESTOverHTTP2(t *testing.T) {
-	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	l, err := gateway.ServeLoopback(st, gateway.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := serveRaft(t, gateway.DefaultConfig())
 	for i := range 30 {
 		protocols := new(http.Protocols)
 		protocols.SetUnencryptedHTTP2(true)
@@ -368,16 +350,7 @@ func (bearerOverTLS) RequireTransportSecurity() bool { return true }
 // request gets its answer, not a PROTOCOL_ERROR; and a frame header that
 // claims more than a first frame may carry ends the connection.
 func TestHTTP2ClientWithTwoSettingsFrames(t *testing.T) {
-	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	l, err := gateway.ServeLoopback(st, gateway.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := serveRaft(t, gateway.DefaultConfig())
 	conn, err := net.Dial("tcp", l.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -431,16 +404,7 @@ func TestHTTP2ClientWithTwoSettingsFrames(t *testing.T) {
 }
 
 func TestHTTP2OversizedFirstFrameEndsTheConnection(t *testing.T) {
-	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	l, err := gateway.ServeLoopback(st, gateway.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := serveRaft(t, gateway.DefaultConfig())
 	conn, err := net.Dial("tcp", l.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -470,4 +434,21 @@ func TestHTTP2OversizedFirstFrameEndsTheConnection(t *testing.T) {
 			return // closed
 		}
 	}
+}
+
+// serveRaft serves a new built-in store through a gateway with cfg on a
+// loopback port, for the test.
+func serveRaft(t *testing.T, cfg gateway.Config) *gateway.Loopback {
+	t.Helper()
+	st, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := gateway.ServeLoopback(st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

@@ -2,9 +2,7 @@ package etcd_test
 
 import (
 	"context"
-	"net/url"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -44,19 +42,7 @@ func open(t *testing.T) (*etcd.Driver, *embed.Etcd) {
 // openAt opens a driver, with a client of its own, on the server at ep.
 func openAt(t *testing.T, ep string) *etcd.Driver {
 	t.Helper()
-	u, _ := url.Parse("etcd://" + ep + "?prefix=/jtest")
-	cfg, err := etcd.ConfigFromURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := etcd.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	return openURL(t, "etcd://"+ep+"?prefix=/jtest")
 }
 
 func TestConformance(t *testing.T) {

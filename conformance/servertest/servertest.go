@@ -51,7 +51,14 @@ func Etcd(t testing.TB, tune ...func(*embed.Config)) (string, *embed.Etcd) {
 // JUNCTION_REQUIRE_BACKENDS lists consul.
 func ConsulAgent(t testing.TB) *servers.Consul {
 	t.Helper()
-	c, err := servers.StartConsul("")
+	return consulFor(t, func() (*servers.Consul, error) { return servers.StartConsul("") })
+}
+
+// consulFor starts an agent with start for a test, kills it when the test
+// ends, and shows its output if the test failed.
+func consulFor(t testing.TB, start func() (*servers.Consul, error)) *servers.Consul {
+	t.Helper()
+	c, err := start()
 	if err != nil {
 		unavailable(t, "consul", "%v", err)
 	}
@@ -68,17 +75,7 @@ func ConsulAgent(t testing.TB) *servers.Consul {
 // policy deny for a test, with management as its management token.
 func ConsulACL(t testing.TB, management string) *servers.Consul {
 	t.Helper()
-	c, err := servers.StartConsulACL(management)
-	if err != nil {
-		unavailable(t, "consul", "%v", err)
-	}
-	t.Cleanup(func() {
-		c.Kill()
-		if t.Failed() {
-			t.Logf("consul %s output:\n%s", c.HTTPAddr, c.Output())
-		}
-	})
-	return c
+	return consulFor(t, func() (*servers.Consul, error) { return servers.StartConsulACL(management) })
 }
 
 // NeedPolaris starts Polaris for a test, or fails it when nacos is a
