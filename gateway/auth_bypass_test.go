@@ -196,16 +196,7 @@ func TestWatchEndsWhenTheRightGoes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("watch: %v", err)
 		}
-		ended := make(chan error, 1)
-		go func() {
-			for {
-				if _, err := w.Recv(); err != nil {
-					ended <- err
-					return
-				}
-			}
-		}()
-		return ended
+		return streamEnd(w)
 	}
 	within := func(what string, ended <-chan error, from time.Time, want codes.Code) {
 		t.Helper()
@@ -507,4 +498,19 @@ func TestSessionsBelongToTheirToken(t *testing.T) {
 	if list, _ := own.ListInstances(ctx, &pb.ListInstancesRequest{Service: "orders"}); len(list.GetInstances()) != 0 {
 		t.Errorf("the session's instance outlived it: %v", list)
 	}
+}
+
+// streamEnd receives a stream's messages and delivers the error it ends
+// with.
+func streamEnd[T any](w grpc.ServerStreamingClient[T]) <-chan error {
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := w.Recv(); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	return ended
 }

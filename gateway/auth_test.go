@@ -738,15 +738,7 @@ func checkRevokeEverywhere(t *testing.T, srv *authServer, s secrets) {
 		}
 		t.Fatalf("watch with a new token at the other gateway: %v", err)
 	}
-	ended := make(chan error, 1)
-	go func() {
-		for {
-			if _, err := w.Recv(); err != nil {
-				ended <- err
-				return
-			}
-		}
-	}()
+	ended := streamEnd(w)
 	revoked := time.Now()
 	if _, err := m.RevokeToken(ctx, &pb.RevokeTokenRequest{AccessorId: ts.Token.AccessorId}); err != nil {
 		t.Fatal(err)
