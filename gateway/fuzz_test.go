@@ -47,6 +47,13 @@ func FuzzREST(f *testing.F) {
 		{"GET", "/v1/status", "", ""},
 		{"PATCH", "/v1/../v1/status", "", ""},
 		{"GET", "/readyz?x=" + strings.Repeat("a", 300), "", ""},
+		{"POST", "/v1/acl/bootstrap", "application/json", `{}`},
+		{"POST", "/v1/acl/tokens", "application/json", `{"policies":["x"],"ttl":"-1s","certIdentity":"CN="}`},
+		{"POST", "/v1/acl/policies", "application/json", `{"rules":"name: p\nrules:\n  - service: \"a**\"\n    access: maybe\n"}`},
+		{"PUT", "/v1/acl/policies/p", "application/json", `{"rules":"name: q\n"}`},
+		{"GET", "/v1/acl/tokens/%00", "", ""},
+		{"DELETE", "/v1/acl/policies/..%2F", "", ""},
+		{"GET", "/v1/acl/self", "", ""},
 	} {
 		f.Add(seed.method, seed.target, seed.ctype, []byte(seed.body))
 	}
