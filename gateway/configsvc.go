@@ -61,6 +61,17 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 	if err != nil {
 		return nil, err
 	}
+	if !req.NoValidate {
+		ct := req.ContentType
+		if ct == "" { // the item keeps its type: validate as that
+			if cur, _, err := c.s.b.GetConfig(ctx, key, backends.ReadOptions{Stale: true}); err == nil {
+				ct = cur.ContentType
+			}
+		}
+		if err := validateFormat(ct, []byte(req.Content)); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := c.s.b.PutConfig(ctx, model.Config{Key: key, Content: []byte(req.Content), ContentType: req.ContentType}, cond)
 	if err != nil {
 		return nil, err

@@ -203,8 +203,8 @@ var mediaTypes = map[string]string{
 func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
 	q := r.URL.Query()
 	for k := range q {
-		if k != "ifRevision" && k != "type" {
-			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type"))
+		if k != "ifRevision" && k != "type" && k != "validate" {
+			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type, validate"))
 			return
 		}
 	}
@@ -214,6 +214,14 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil {
 			req.ContentType = contentTypes[mt]
 		}
+	}
+	if v := q.Get("validate"); v != "" {
+		validate, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, model.Invalid("validate", "%q is not true or false", v))
+			return
+		}
+		req.NoValidate = !validate
 	}
 	if v := q.Get("ifRevision"); v != "" {
 		rev, err := strconv.ParseInt(v, 10, 64)

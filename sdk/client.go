@@ -199,8 +199,14 @@ type callOptions struct {
 	persistent       bool
 	disabled         bool
 	protectEmpty     bool
+	noValidate       bool
 	check            *health.Check
 }
+
+// NoValidate makes PublishConfig store content that does not parse as its
+// content type (json, yaml, toml, xml, properties); by default the server
+// refuses it with model.ErrInvalidArgument naming the line and column.
+func NoValidate() CallOption { return func(o *callOptions) { o.noValidate = true } }
 
 // InNamespace makes a call use namespace ns instead of the client's.
 func InNamespace(ns string) CallOption { return func(o *callOptions) { o.namespace = ns } }

@@ -67,7 +67,7 @@ func (c *Client) GetConfig(ctx context.Context, dataID string, opts ...CallOptio
 func (c *Client) PublishConfig(ctx context.Context, dataID string, content []byte, opts ...CallOption) (model.Config, error) {
 	o := c.call(opts)
 	resp, err := c.cfg.PutConfig(ctx, &pb.PutConfigRequest{Namespace: o.namespace, Group: o.group, DataId: dataID,
-		Content: string(content), ContentType: o.contentType, IfRevision: o.ifRevision})
+		Content: string(content), ContentType: o.contentType, IfRevision: o.ifRevision, NoValidate: o.noValidate})
 	if err != nil {
 		return model.Config{}, wireErr(err)
 	}

@@ -90,6 +90,7 @@ func newConfigPutCmd(g *globals) *cobra.Command {
 	f.StringVarP(&file, "file", "f", "", "read the content from FILE (default: standard input)")
 	f.StringVar(&req.ContentType, "type", "", "content type: text, json, yaml, properties, xml, toml")
 	f.Int64Var(&ifRevision, "if-revision", 0, "write only if the item is at this revision (0: only if absent)")
+	f.BoolVar(&req.NoValidate, "no-validate", false, "store content that does not parse as its type (json, yaml, toml, xml, properties)")
 	return cmd
 }
 

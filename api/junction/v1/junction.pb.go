@@ -2242,7 +2242,11 @@ type PutConfigRequest struct {
 	// Default: the current type of the item, text for a new one.
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// Write only if the item is at this revision; 0: only if it does not exist.
-	IfRevision    *int64 `protobuf:"varint,6,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
+	IfRevision *int64 `protobuf:"varint,6,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
+	// Store content that does not parse as its type (json, yaml, toml, xml,
+	// properties). By default such content is refused with INVALID_ARGUMENT
+	// naming the line and column.
+	NoValidate    bool `protobuf:"varint,7,opt,name=no_validate,json=noValidate,proto3" json:"no_validate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2317,6 +2321,13 @@ func (x *PutConfigRequest) GetIfRevision() int64 {
 		return *x.IfRevision
 	}
 	return 0
+}
+
+func (x *PutConfigRequest) GetNoValidate() bool {
+	if x != nil {
+		return x.NoValidate
+	}
+	return false
 }
 
 type PutConfigResponse struct {
@@ -4375,7 +4386,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x127\n" +
-	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\xd2\x01\n" +
+	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\xf3\x01\n" +
 	"\x10PutConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -4383,7 +4394,9 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\acontent\x18\x04 \x01(\tR\acontent\x12!\n" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x12$\n" +
 	"\vif_revision\x18\x06 \x01(\x03H\x00R\n" +
-	"ifRevision\x88\x01\x01B\x0e\n" +
+	"ifRevision\x88\x01\x01\x12\x1f\n" +
+	"\vno_validate\x18\a \x01(\bR\n" +
+	"noValidateB\x0e\n" +
 	"\f_if_revision\"@\n" +
 	"\x11PutConfigResponse\x12+\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\x98\x01\n" +
