@@ -1,7 +1,12 @@
 package gateway
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"errors"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -100,15 +105,60 @@ func (c *configService) ListConfigs(ctx context.Context, req *pb.ListConfigsRequ
 	if err != nil {
 		return nil, err
 	}
-	list, info, err := c.s.b.ListConfigs(ctx, ns, req.Group, backends.ReadOptions{Stale: req.Stale})
+	switch size := int(req.PageSize); {
+	case size < 0 || size > maxPageSize:
+		return nil, model.Invalid("pageSize", "%d is out of range 0..%d", size, maxPageSize)
+	case len(req.Name) > model.MaxNameLen:
+		return nil, model.TooLarge("name", len(req.Name), model.MaxNameLen)
+	case len(req.Contains) > 1024:
+		return nil, model.TooLarge("contains", len(req.Contains), 1024)
+	}
+	var after string // the group/data id the previous page ended at
+	if req.PageToken != "" {
+		if after, err = c.s.openPage(req.PageToken); err != nil {
+			return nil, err
+		}
+		if !strings.Contains(after, "/") {
+			return nil, model.Invalid("pageToken", "is not a token returned by a previous page")
+		}
+	}
+	opts := backends.ReadOptions{Stale: req.Stale}
+	list, info, err := c.s.b.ListConfigs(ctx, ns, req.Group, opts)
 	if err != nil {
 		return nil, err
 	}
+	slices.SortFunc(list, func(a, b model.ConfigSummary) int {
+		return cmp.Or(strings.Compare(a.Key.Group, b.Key.Group), strings.Compare(a.Key.DataID, b.Key.DataID))
+	})
 	resp := &pb.ListConfigsResponse{Revision: info.Revision}
 	keep := visible(ctx)
-	for _, s := range list {
-		if !keep(acl.Resource{Kind: acl.KindConfig, Namespace: s.Key.Namespace, Group: s.Key.Group, Name: s.Key.DataID}) {
+	name := acl.Pattern(req.Name)
+	read := 0 // contents read for contains
+	for i, s := range list {
+		pos := s.Key.Group + "/" + s.Key.DataID
+		if after != "" && pos <= after {
 			continue
+		}
+		if req.PageSize > 0 && (len(resp.Configs) == int(req.PageSize) || read >= maxScan) {
+			resp.NextPageToken = c.s.sealPage(list[i-1].Key.Group + "/" + list[i-1].Key.DataID)
+			break
+		}
+		if (req.Name != "" && !name.Match(s.Key.DataID)) ||
+			!keep(acl.Resource{Kind: acl.KindConfig, Namespace: s.Key.Namespace, Group: s.Key.Group, Name: s.Key.DataID}) {
+			continue
+		}
+		if req.Contains != "" {
+			read++
+			cfg, _, err := c.s.b.GetConfig(ctx, s.Key, opts)
+			if errors.Is(err, model.ErrNotFound) {
+				continue // deleted since the list
+			}
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Contains(cfg.Content, []byte(req.Contains)) {
+				continue
+			}
 		}
 		resp.Configs = append(resp.Configs, &pb.ConfigSummary{Namespace: s.Key.Namespace, Group: s.Key.Group,
 			DataId: s.Key.DataID, ContentType: s.ContentType, Md5: s.MD5, Size: int64(s.Size),

@@ -126,6 +126,7 @@ func newConfigDeleteCmd(g *globals) *cobra.Command {
 
 func newConfigListCmd(g *globals) *cobra.Command {
 	var all bool
+	var name, contains string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the items of a namespace (of the group given with -g, or of all with --all-groups)",
@@ -137,13 +138,21 @@ func newConfigListCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			cfg := c.cfg
-			req := &pb.ListConfigsRequest{Namespace: g.namespace, Group: g.group}
+			req := &pb.ListConfigsRequest{Namespace: g.namespace, Group: g.group, Name: name, Contains: contains, PageSize: 500}
 			if all {
 				req.Group = ""
 			}
-			resp, err := cfg.ListConfigs(cmd.Context(), req)
-			if err != nil {
-				return err
+			resp := &pb.ListConfigsResponse{}
+			for { // every page
+				page, err := cfg.ListConfigs(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				resp.Configs, resp.Revision = append(resp.Configs, page.Configs...), page.Revision
+				if page.NextPageToken == "" {
+					break
+				}
+				req.PageToken = page.NextPageToken
 			}
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "GROUP\tDATA ID\tTYPE\tSIZE\tVERSION\tREVISION\tMD5")
@@ -154,6 +163,8 @@ func newConfigListCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all-groups", false, "list every group of the namespace")
+	cmd.Flags().StringVar(&name, "name", "", "only items whose data id matches: exact, or with * for any run of characters (\"app*\")")
+	cmd.Flags().StringVar(&contains, "contains", "", "only items whose content contains this text")
 	return cmd
 }
 

@@ -2491,8 +2491,18 @@ type ListConfigsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	// Only this group; default: every group.
-	Group         string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	Stale         bool   `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
+	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Stale bool   `protobuf:"varint,3,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Only items whose data id matches: exact, or with * for any run of
+	// characters ("app*").
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// Only items whose content contains this text (each candidate's content
+	// is read: narrow the search with name or group where you can).
+	Contains string `protobuf:"bytes,5,opt,name=contains,proto3" json:"contains,omitempty"`
+	// At most this many items (default 100, at most 1000); next_page_token
+	// continues.
+	PageSize      int32  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2546,6 +2556,34 @@ func (x *ListConfigsRequest) GetStale() bool {
 		return x.Stale
 	}
 	return false
+}
+
+func (x *ListConfigsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListConfigsRequest) GetContains() string {
+	if x != nil {
+		return x.Contains
+	}
+	return ""
+}
+
+func (x *ListConfigsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListConfigsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type ConfigSummary struct {
@@ -2657,9 +2695,11 @@ func (x *ConfigSummary) GetUpdated() *timestamppb.Timestamp {
 }
 
 type ListConfigsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Configs       []*ConfigSummary       `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Configs  []*ConfigSummary       `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	Revision int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Set when more items follow: pass it as page_token.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2706,6 +2746,13 @@ func (x *ListConfigsResponse) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *ListConfigsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type WatchConfigRequest struct {
@@ -4408,11 +4455,16 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"ifRevision\x88\x01\x01B\x0e\n" +
 	"\f_if_revision\"2\n" +
 	"\x14DeleteConfigResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x03R\brevision\"^\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\"\xca\x01\n" +
 	"\x12ListConfigsRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x14\n" +
-	"\x05stale\x18\x03 \x01(\bR\x05stale\"\x91\x02\n" +
+	"\x05stale\x18\x03 \x01(\bR\x05stale\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x1a\n" +
+	"\bcontains\x18\x05 \x01(\tR\bcontains\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"\x91\x02\n" +
 	"\rConfigSummary\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -4422,10 +4474,11 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x04size\x18\x06 \x01(\x03R\x04size\x12\x1a\n" +
 	"\brevision\x18\a \x01(\x03R\brevision\x12\x18\n" +
 	"\aversion\x18\b \x01(\x03R\aversion\x124\n" +
-	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"g\n" +
+	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"\x8f\x01\n" +
 	"\x13ListConfigsResponse\x124\n" +
 	"\aconfigs\x18\x01 \x03(\v2\x1a.junction.v1.ConfigSummaryR\aconfigs\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"}\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"}\n" +
 	"\x12WatchConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
