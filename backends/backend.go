@@ -77,6 +77,69 @@ type Configs interface {
 	ListConfigs(ctx context.Context, namespace, group string, opts ReadOptions) ([]model.ConfigSummary, ReadInfo, error)
 }
 
+// History reads the versions a driver keeps of each configuration item.
+// Every publish and every delete appends an immutable version (see
+// model.ConfigVersion), written in the same transaction as the change
+// where the store has transactions (Capabilities.AtomicHistory); the items
+// of model.SystemNamespace keep none. Versions past the Retention of the
+// write that made them are never returned, and go from the store at the
+// item's next write at the latest.
+type History interface {
+	// ConfigHistory returns the retained versions of an item, oldest
+	// first, with their content; an empty list when there are none.
+	ConfigHistory(ctx context.Context, key model.ConfigKey, opts ReadOptions) ([]model.ConfigVersion, ReadInfo, error)
+	// ConfigVersion reads one retained version; model.ErrNotFound when the
+	// item has no such version.
+	ConfigVersion(ctx context.Context, key model.ConfigKey, number int64, opts ReadOptions) (model.ConfigVersion, error)
+}
+
+// Retention bounds the history of each configuration item.
+type Retention struct {
+	// Versions is how many versions of an item are kept, the newest.
+	Versions int
+	// MaxAge is how long a version is kept.
+	MaxAge time.Duration
+}
+
+// DefaultRetention keeps the last 100 versions of each item, for 30 days.
+var DefaultRetention = Retention{Versions: 100, MaxAge: 30 * 24 * time.Hour}
+
+// OrDefault returns r with DefaultRetention's value for each bound r does
+// not set.
+func (r Retention) OrDefault() Retention {
+	if r.Versions <= 0 {
+		r.Versions = DefaultRetention.Versions
+	}
+	if r.MaxAge <= 0 {
+		r.MaxAge = DefaultRetention.MaxAge
+	}
+	return r
+}
+
+// Change says who makes a configuration write, why, and how long the store
+// keeps the version it makes. The gateway attaches one to the context of
+// every write it passes to a driver (WithChange).
+type Change struct {
+	Author    string
+	Message   string
+	Retention Retention
+}
+
+type changeKey struct{}
+
+// WithChange returns ctx carrying c, for the driver that records the write.
+func WithChange(ctx context.Context, c Change) context.Context {
+	return context.WithValue(ctx, changeKey{}, c)
+}
+
+// ChangeFrom returns the change ctx carries, with the default retention
+// where it sets none.
+func ChangeFrom(ctx context.Context) Change {
+	c, _ := ctx.Value(changeKey{}).(Change)
+	c.Retention = c.Retention.OrDefault()
+	return c
+}
+
 // WatchRequest says what to watch and from where. Exactly one of Service and
 // Config is set.
 type WatchRequest struct {
@@ -117,6 +180,7 @@ type Backend interface {
 	Sessions
 	Registry
 	Configs
+	History
 	Watches
 	// Status reports the backend's name, current revision and leader.
 	Status(ctx context.Context) (Status, error)
@@ -141,8 +205,13 @@ type Capabilities struct {
 	LinearizableReads bool `json:"linearizableReads"`
 	// NativeCAS: compare-and-set uses the store's own conditional writes.
 	NativeCAS bool `json:"nativeCas"`
-	// ConfigHistory: the store keeps past versions of configuration items.
+	// ConfigHistory: the driver keeps past versions of configuration items
+	// (History).
 	ConfigHistory bool `json:"configHistory"`
+	// AtomicHistory: a version is written in the same transaction as the
+	// change it records, so no change goes without its version and no
+	// version is recorded for a change that failed.
+	AtomicHistory bool `json:"atomicHistory"`
 	// PatchAnyOwner: PatchInstance writes an ephemeral instance whatever
 	// driver holds its session; otherwise only the holder can (ErrNotOwner).
 	PatchAnyOwner bool `json:"patchAnyOwner"`

@@ -29,4 +29,12 @@
 //     driver holding the session write an ephemeral instance says so
 //     (Capabilities.PatchAnyOwner false, ErrNotOwner), and the gateway
 //     holding the session applies the patch.
+//  11. Every publish and every delete of a configuration item appends an
+//     immutable version (History): numbered from 1 and never renumbered,
+//     in the order of the changes, with its content, author and message;
+//     a refused compare-and-set appends none, a rollback is a new version,
+//     a deleted item keeps its history, and retention drops the oldest
+//     versions and the expired. A store that cannot write the version in
+//     the change's own transaction says so (Capabilities.AtomicHistory
+//     false).
 package backends

@@ -161,11 +161,15 @@ var rules = map[string]rule{
 	pb.RegistryService_GetServiceSettings_FullMethodName: read(serviceResource),
 	pb.RegistryService_PutServiceSettings_FullMethodName: write(serviceResource),
 
-	pb.ConfigService_GetConfig_FullMethodName:    read(configResource),
-	pb.ConfigService_PutConfig_FullMethodName:    write(configResource),
-	pb.ConfigService_DeleteConfig_FullMethodName: write(configResource),
-	pb.ConfigService_ListConfigs_FullMethodName:  {any: true}, // filtered by visible
-	pb.ConfigService_WatchConfig_FullMethodName:  read(configResource),
+	pb.ConfigService_GetConfig_FullMethodName:         read(configResource),
+	pb.ConfigService_PutConfig_FullMethodName:         write(configResource),
+	pb.ConfigService_DeleteConfig_FullMethodName:      write(configResource),
+	pb.ConfigService_ListConfigs_FullMethodName:       {any: true}, // filtered by visible
+	pb.ConfigService_WatchConfig_FullMethodName:       read(configResource),
+	pb.ConfigService_ListConfigHistory_FullMethodName: read(configResource),
+	pb.ConfigService_GetConfigVersion_FullMethodName:  read(configResource),
+	pb.ConfigService_DiffConfig_FullMethodName:        read(configResource),
+	pb.ConfigService_RollbackConfig_FullMethodName:    write(configResource),
 
 	pb.StatusService_GetStatus_FullMethodName: {any: true},
 

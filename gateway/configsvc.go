@@ -77,6 +77,9 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 			return nil, err
 		}
 	}
+	if ctx, err = c.s.change(ctx, req.Message); err != nil {
+		return nil, err
+	}
 	cfg, err := c.s.b.PutConfig(ctx, model.Config{Key: key, Content: []byte(req.Content), ContentType: req.ContentType}, cond)
 	if err != nil {
 		return nil, err
@@ -91,6 +94,9 @@ func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRe
 	}
 	cond, err := precondition(req.IfRevision)
 	if err != nil {
+		return nil, err
+	}
+	if ctx, err = c.s.change(ctx, req.Message); err != nil {
 		return nil, err
 	}
 	rev, err := c.s.b.DeleteConfig(ctx, key, cond)
@@ -192,9 +198,14 @@ func (st *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) 
 		c.WatchHistory = st.s.cfg.WatchHistory
 	}
 	return &pb.GetStatusResponse{Backend: s.Backend, Revision: s.Revision, Leader: s.Leader, Version: st.s.cfg.Version,
-		Capabilities: &pb.Capabilities{NativeSessions: c.NativeSessions, NativeRevisions: c.NativeRevisions,
-			ResumableWatch: c.ResumableWatch, WatchHistory: int64(c.WatchHistory), LinearizableReads: c.LinearizableReads,
-			NativeCas: c.NativeCAS, ConfigHistory: c.ConfigHistory}}, nil
+		Capabilities: newCapabilities(c)}, nil
+}
+
+// newCapabilities converts what a driver declares to its wire form.
+func newCapabilities(c backends.Capabilities) *pb.Capabilities {
+	return &pb.Capabilities{NativeSessions: c.NativeSessions, NativeRevisions: c.NativeRevisions,
+		ResumableWatch: c.ResumableWatch, WatchHistory: int64(c.WatchHistory), LinearizableReads: c.LinearizableReads,
+		NativeCas: c.NativeCAS, ConfigHistory: c.ConfigHistory, AtomicHistory: c.AtomicHistory, PatchAnyOwner: c.PatchAnyOwner}
 }
 
 // staleness is a stale read's bound on its lag, when the backend knows one.

@@ -265,6 +265,16 @@ func (f *forwarding) DeleteConfig(ctx context.Context, key model.ConfigKey, cond
 	return f.to(ctx).DeleteConfig(ctx, key, cond)
 }
 
+// ConfigHistory implements backends.History.
+func (f *forwarding) ConfigHistory(ctx context.Context, key model.ConfigKey, opts backends.ReadOptions) ([]model.ConfigVersion, backends.ReadInfo, error) {
+	return f.toRead(ctx, opts).ConfigHistory(ctx, key, opts)
+}
+
+// ConfigVersion implements backends.History.
+func (f *forwarding) ConfigVersion(ctx context.Context, key model.ConfigKey, number int64, opts backends.ReadOptions) (model.ConfigVersion, error) {
+	return f.toRead(ctx, opts).ConfigVersion(ctx, key, number, opts)
+}
+
 // ListConfigs implements backends.Configs.
 func (f *forwarding) ListConfigs(ctx context.Context, namespace, group string, opts backends.ReadOptions) ([]model.ConfigSummary, backends.ReadInfo, error) {
 	return f.toRead(ctx, opts).ListConfigs(ctx, namespace, group, opts)

@@ -22,7 +22,7 @@ import (
 // health runner's lease — as configs of one namespace in the store, so that
 // every gateway over the store sees them, whatever the store.
 const (
-	SystemNamespace = "junction-system"
+	SystemNamespace = model.SystemNamespace
 	checksGroup     = "health-checks"
 	settingsGroup   = "service-settings"
 	runnerGroup     = "health-runner"

@@ -76,7 +76,7 @@ func (s *Server) restHandler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	const configPath = "/v1/namespaces/{namespace}/groups/{group}/configs/{dataId}"
 	mux.HandleFunc("GET "+configPath, func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.PathValue("dataId"), ":watch") {
+		if id := r.PathValue("dataId"); strings.HasSuffix(id, ":watch") || strings.HasSuffix(id, ":diff") {
 			limited.ServeHTTP(w, r)
 			return
 		}
@@ -203,13 +203,13 @@ var mediaTypes = map[string]string{
 func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
 	q := r.URL.Query()
 	for k := range q {
-		if k != "ifRevision" && k != "type" && k != "validate" {
-			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type, validate"))
+		if k != "ifRevision" && k != "type" && k != "validate" && k != "message" {
+			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type, validate, message"))
 			return
 		}
 	}
 	req := &pb.PutConfigRequest{Namespace: r.PathValue("namespace"), Group: r.PathValue("group"), DataId: r.PathValue("dataId"),
-		ContentType: q.Get("type")}
+		ContentType: q.Get("type"), Message: q.Get("message")}
 	if req.ContentType == "" {
 		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil {
 			req.ContentType = contentTypes[mt]

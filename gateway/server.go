@@ -70,13 +70,20 @@ type Config struct {
 	// client address may make (after a burst of four times as many)
 	// before its requests are refused as RATE_LIMITED unlooked at.
 	AuthFailureRate float64
+	// HistoryRetention bounds each config item's history: how many versions
+	// (1 to 10000) and for how long (a minute at least).
+	HistoryRetention backends.Retention
 }
+
+// maxHistoryVersions bounds how many versions of each item a store may be
+// told to keep.
+const maxHistoryVersions = 10000
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev",
 		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second,
-		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5}
+		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5, HistoryRetention: backends.DefaultRetention}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -92,6 +99,10 @@ func (c Config) Validate() error {
 		return model.Invalid("health-scan", "%v is out of range 10ms..1m", c.HealthScan)
 	case c.BodyTimeout < 100*time.Millisecond || c.BodyTimeout > 10*time.Minute:
 		return model.Invalid("body-timeout", "%v is out of range 100ms..10m", c.BodyTimeout)
+	case c.HistoryRetention.Versions < 1 || c.HistoryRetention.Versions > maxHistoryVersions:
+		return model.Invalid("config-history-versions", "%d is out of range 1..%d", c.HistoryRetention.Versions, maxHistoryVersions)
+	case c.HistoryRetention.MaxAge < time.Minute:
+		return model.Invalid("config-history-max-age", "%v is shorter than a minute", c.HistoryRetention.MaxAge)
 	case c.AuthFailureRate <= 0:
 		return model.Invalid("auth-failure-rate", "must be positive")
 	case c.Audit.File != "" && (c.Audit.MaxSizeMB < 1 || c.Audit.MaxBackups < 1):

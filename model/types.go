@@ -226,3 +226,38 @@ func (p InstancePatch) Shows(i Instance) bool {
 func PatchConflict(p InstancePatch, cur int64) error {
 	return &FieldError{Field: "ifRevision", Reason: fmt.Sprintf("the instance is at revision %d, not %d", cur, p.Cond.Revision), Kind: ErrConflict}
 }
+
+// SystemNamespace is the namespace where Junction keeps its own records
+// (access control, health checks, service settings) as configs, so that
+// every gateway over a store sees them. Its items keep no history.
+const SystemNamespace = "junction-system"
+
+// ConfigOp is what a version of a configuration item did.
+type ConfigOp string
+
+// The operations a version records.
+const (
+	OpCreate ConfigOp = "create"
+	OpUpdate ConfigOp = "update"
+	OpDelete ConfigOp = "delete"
+)
+
+// ConfigVersion is one immutable version in a configuration item's history:
+// a publish, or a delete (which holds the content it removed).
+type ConfigVersion struct {
+	Key ConfigKey `json:"key"`
+	// Number counts the item's versions from 1 and is never reused, not
+	// even after the item is deleted and created again (Config.Version
+	// starts again then).
+	Number      int64    `json:"number"`
+	Revision    int64    `json:"revision"`
+	Op          ConfigOp `json:"op"`
+	Content     []byte   `json:"content"`
+	ContentType string   `json:"contentType"`
+	MD5         string   `json:"md5"`
+	// Author is who made the change: the accessor ID of the caller's
+	// token, or the client's address when access control is off.
+	Author  string    `json:"author,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time"`
+}

@@ -200,8 +200,13 @@ type callOptions struct {
 	disabled         bool
 	protectEmpty     bool
 	noValidate       bool
+	message          string
 	check            *health.Check
 }
+
+// Message keeps msg, the reason for a change, with the version a
+// PublishConfig, DeleteConfig or RollbackConfig makes.
+func Message(msg string) CallOption { return func(o *callOptions) { o.message = msg } }
 
 // NoValidate makes PublishConfig store content that does not parse as its
 // content type (json, yaml, toml, xml, properties); by default the server

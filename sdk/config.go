@@ -67,7 +67,8 @@ func (c *Client) GetConfig(ctx context.Context, dataID string, opts ...CallOptio
 func (c *Client) PublishConfig(ctx context.Context, dataID string, content []byte, opts ...CallOption) (model.Config, error) {
 	o := c.call(opts)
 	resp, err := c.cfg.PutConfig(ctx, &pb.PutConfigRequest{Namespace: o.namespace, Group: o.group, DataId: dataID,
-		Content: string(content), ContentType: o.contentType, IfRevision: o.ifRevision, NoValidate: o.noValidate})
+		Content: string(content), ContentType: o.contentType, IfRevision: o.ifRevision, NoValidate: o.noValidate,
+		Message: o.message})
 	if err != nil {
 		return model.Config{}, wireErr(err)
 	}
@@ -81,11 +82,67 @@ func (c *Client) PublishConfig(ctx context.Context, dataID string, content []byt
 func (c *Client) DeleteConfig(ctx context.Context, dataID string, opts ...CallOption) error {
 	o := c.call(opts)
 	_, err := c.cfg.DeleteConfig(ctx, &pb.DeleteConfigRequest{Namespace: o.namespace, Group: o.group, DataId: dataID,
-		IfRevision: o.ifRevision})
+		IfRevision: o.ifRevision, Message: o.message})
 	if err = wireErr(err); err == nil {
 		c.uncacheConfig(model.ConfigKey{Namespace: o.namespace, Group: o.group, DataID: dataID})
 	}
 	return err
+}
+
+// ConfigHistory lists the versions the item's history keeps, newest first,
+// without their content: every publish and delete, with its author, time
+// and message. A deleted item keeps its history.
+func (c *Client) ConfigHistory(ctx context.Context, dataID string, opts ...CallOption) ([]model.ConfigVersion, error) {
+	o := c.call(opts)
+	resp, err := c.cfg.ListConfigHistory(ctx, &pb.ListConfigHistoryRequest{Namespace: o.namespace, Group: o.group,
+		DataId: dataID, Stale: o.stale})
+	if err != nil {
+		return nil, wireErr(err)
+	}
+	out := make([]model.ConfigVersion, 0, len(resp.Versions))
+	for _, v := range resp.Versions {
+		out = append(out, v.Model())
+	}
+	return out, nil
+}
+
+// ConfigVersion reads version n of the item, with its content; it fails
+// with model.ErrNotFound when the history does not keep it.
+func (c *Client) ConfigVersion(ctx context.Context, dataID string, n int64, opts ...CallOption) (model.ConfigVersion, error) {
+	o := c.call(opts)
+	v, err := c.cfg.GetConfigVersion(ctx, &pb.GetConfigVersionRequest{Namespace: o.namespace, Group: o.group,
+		DataId: dataID, Number: n, Stale: o.stale})
+	if err != nil {
+		return model.ConfigVersion{}, wireErr(err)
+	}
+	return v.Model(), nil
+}
+
+// DiffConfig returns a unified diff of the item's content between
+// versions from and to; 0 picks the defaults: the newest for to, and the
+// one before to for from.
+func (c *Client) DiffConfig(ctx context.Context, dataID string, from, to int64, opts ...CallOption) (string, error) {
+	o := c.call(opts)
+	resp, err := c.cfg.DiffConfig(ctx, &pb.DiffConfigRequest{Namespace: o.namespace, Group: o.group, DataId: dataID,
+		From: from, To: to, Stale: o.stale})
+	if err != nil {
+		return "", wireErr(err)
+	}
+	return resp.Diff, nil
+}
+
+// RollbackConfig publishes version n's content and type again, as a new
+// version; with IfRevision only if the item is still at that revision.
+func (c *Client) RollbackConfig(ctx context.Context, dataID string, n int64, opts ...CallOption) (model.Config, error) {
+	o := c.call(opts)
+	resp, err := c.cfg.RollbackConfig(ctx, &pb.RollbackConfigRequest{Namespace: o.namespace, Group: o.group, DataId: dataID,
+		Number: n, IfRevision: o.ifRevision, Message: o.message})
+	if err != nil {
+		return model.Config{}, wireErr(err)
+	}
+	cfg := resp.Config.Model()
+	c.cacheConfig(cfg)
+	return cfg, nil
 }
 
 // ConfigChange is one change seen by WatchConfig.

@@ -83,6 +83,50 @@ func ExampleClient_PublishConfig() {
 	// "replicas: 2\n" version 1 from server
 }
 
+// Find who changed a configuration item and roll a bad change back.
+func ExampleClient_RollbackConfig() {
+	ctx := context.Background()
+	c, err := sdk.New(ctx, sdk.WithAddrs(gatewayAddr), sdk.WithNamespace("example-history"))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	if _, err := c.PublishConfig(ctx, "app.yaml", []byte("replicas: 2\n"), sdk.ContentType("yaml")); err != nil {
+		panic(err)
+	}
+	bad, err := c.PublishConfig(ctx, "app.yaml", []byte("replicas: 0\n"), sdk.Message("scale down for the night"))
+	if err != nil {
+		panic(err)
+	}
+	diff, err := c.DiffConfig(ctx, "app.yaml", 0, 0) // the last two versions
+	if err != nil {
+		panic(err)
+	}
+	fmt.Print(diff)
+
+	// Roll back to version 1, unless someone changed the item meanwhile.
+	if _, err := c.RollbackConfig(ctx, "app.yaml", 1, sdk.IfRevision(bad.Revision)); err != nil {
+		panic(err)
+	}
+	versions, err := c.ConfigHistory(ctx, "app.yaml")
+	if err != nil {
+		panic(err)
+	}
+	for _, v := range versions {
+		fmt.Println(v.Number, v.Op, v.Message)
+	}
+	// Output:
+	// --- app.yaml@1
+	// +++ app.yaml@2
+	// @@ -1 +1 @@
+	// -replicas: 2
+	// +replicas: 0
+	// 3 update rollback to version 1
+	// 2 update scale down for the night
+	// 1 create
+}
+
 // Give an instance a health check: the gateways probe it and set its
 // healthy flag. Here nothing listens on the checked port, so the instance
 // turns unhealthy after one failed probe (fall 1).

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/confighist"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -55,22 +56,42 @@ func decodeConfig(key model.ConfigKey, v, m *api.KVPair) model.Config {
 // readConfig reads an item's value and meta in one transaction. exists is
 // false when the value is absent.
 func (d *Driver) readConfig(ctx context.Context, key model.ConfigKey, q *api.QueryOptions) (c model.Config, exists bool, meta *api.QueryMeta, err error) {
-	ops := api.TxnOps{
-		{KV: &api.KVTxnOp{Verb: api.KVGetOrEmpty, Key: d.valueKey(key)}},
-		{KV: &api.KVTxnOp{Verb: api.KVGetOrEmpty, Key: d.metaKey(key)}},
+	kvs, meta, err := d.readPairs(ctx, q, d.valueKey(key), d.metaKey(key))
+	if err != nil {
+		return c, false, nil, err
+	}
+	c, exists = configOf(key, kvs[0], kvs[1])
+	return c, exists, meta, nil
+}
+
+// configOf decodes an item from the pairs readPairs returns for its value
+// and meta; exists is false when the value is absent.
+func configOf(key model.ConfigKey, v, m *api.KVPair) (c model.Config, exists bool) {
+	if v == nil || v.ModifyIndex == 0 {
+		return model.Config{}, false
+	}
+	return decodeConfig(key, v, m), true
+}
+
+// readPairs reads keys in one transaction, in their order; an absent key
+// reads as a pair with ModifyIndex 0.
+func (d *Driver) readPairs(ctx context.Context, q *api.QueryOptions, keys ...string) ([]*api.KVPair, *api.QueryMeta, error) {
+	ops := make(api.TxnOps, len(keys))
+	for i, k := range keys {
+		ops[i] = &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGetOrEmpty, Key: k}}
 	}
 	ok, resp, meta, err := d.client.Txn().Txn(ops, q.WithContext(ctx))
 	if err != nil {
-		return c, false, nil, mapErr(err)
+		return nil, nil, mapErr(err)
 	}
-	if !ok || len(resp.Results) != 2 {
-		return c, false, nil, fmt.Errorf("consul: reading %s: %v: %w", key, txnErrors(resp), model.ErrUnavailable)
+	if !ok || len(resp.Results) != len(keys) {
+		return nil, nil, fmt.Errorf("consul: reading %s: %v: %w", strings.Join(keys, ", "), txnErrors(resp), model.ErrUnavailable)
 	}
-	v, m := resp.Results[0].KV, resp.Results[1].KV
-	if v == nil || v.ModifyIndex == 0 {
-		return c, false, meta, nil
+	kvs := make([]*api.KVPair, len(keys))
+	for i, r := range resp.Results {
+		kvs[i] = r.KV
 	}
-	return decodeConfig(key, v, m), true, meta, nil
+	return kvs, meta, nil
 }
 
 func txnErrors(resp *api.TxnResponse) string {
@@ -100,20 +121,22 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 }
 
 // PutConfig implements backends.Configs: a transaction that compares the
-// value's ModifyIndex (0: create only) and writes value and meta together.
+// value's ModifyIndex (0: create only) and writes value and meta together,
+// with the version it makes (see change).
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
 	for {
-		cur, exists, _, err := d.readConfig(ctx, cfg.Key, &api.QueryOptions{RequireConsistent: true})
+		it, err := d.readItem(ctx, cfg.Key)
 		if err != nil {
 			return model.Config{}, err
 		}
+		cur := it.cur
 		if !cond.Holds(cur.Revision) {
 			return model.Config{}, model.ConfigConflict(cfg.Key, cond, cur.Revision)
 		}
 		now := time.Now().UTC()
 		cm := configMeta{ContentType: cmp.Or(cfg.ContentType, cur.ContentType, model.ContentText), Created: now, Updated: now}
 		version := int64(1)
-		if exists {
+		if it.exists {
 			cm.Created, version = cur.Created, cur.Version+1
 			if cm.Created.IsZero() {
 				cm.Created = now
@@ -124,17 +147,15 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 			{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: d.valueKey(cfg.Key), Value: cfg.Content, Flags: uint64(version), Index: uint64(cur.Revision)}},
 			{KV: &api.KVTxnOp{Verb: api.KVSet, Key: d.metaKey(cfg.Key), Value: mb}},
 		}
-		ok, resp, _, err := d.client.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+		stored := model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: cm.ContentType}
+		written, ok, err := d.change(ctx, it, ops, confighist.Op(it.exists), stored)
 		if err != nil {
-			return model.Config{}, mapErr(err)
+			return model.Config{}, err
 		}
 		if !ok {
-			if isCASFailure(resp) {
-				continue // changed between the read and the write: check again
-			}
-			return model.Config{}, fmt.Errorf("consul: writing %s: %s: %w", cfg.Key, txnErrors(resp), model.ErrUnavailable)
+			continue // changed between the read and the write: check again
 		}
-		v := resp.Results[0].KV
+		v := written[0]
 		v.Value, v.Flags = cfg.Content, uint64(version)
 		return decodeConfig(cfg.Key, v, &api.KVPair{Value: mb, ModifyIndex: v.ModifyIndex}), nil
 	}
@@ -150,35 +171,36 @@ func isCASFailure(resp *api.TxnResponse) bool {
 	return false
 }
 
-// DeleteConfig implements backends.Configs.
+// DeleteConfig implements backends.Configs: like PutConfig, a transaction
+// at the index read, with the version that records the delete.
 func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
 	for {
-		cur, exists, _, err := d.readConfig(ctx, key, &api.QueryOptions{RequireConsistent: true})
+		it, err := d.readItem(ctx, key)
 		if err != nil {
 			return 0, err
 		}
-		if !exists {
+		if !it.exists {
 			if cond.Check {
 				return 0, model.ConfigConflict(key, cond, 0)
 			}
 			return 0, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
 		}
-		if !cond.Holds(cur.Revision) {
-			return 0, model.ConfigConflict(key, cond, cur.Revision)
+		if !cond.Holds(it.cur.Revision) {
+			return 0, model.ConfigConflict(key, cond, it.cur.Revision)
 		}
 		ops := api.TxnOps{
-			{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: d.valueKey(key), Index: uint64(cur.Revision)}},
+			{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: d.valueKey(key), Index: uint64(it.cur.Revision)}},
 			{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: d.metaKey(key)}},
 		}
-		ok, resp, _, err := d.client.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+		written, ok, err := d.change(ctx, it, ops, model.OpDelete, it.cur)
 		if err != nil {
-			return 0, mapErr(err)
+			return 0, err
 		}
 		if !ok {
-			if isCASFailure(resp) {
-				continue
-			}
-			return 0, fmt.Errorf("consul: deleting %s: %s: %w", key, txnErrors(resp), model.ErrUnavailable)
+			continue
+		}
+		if len(written) > 0 {
+			return int64(written[0].ModifyIndex), nil // the version's record, written with the delete
 		}
 		// A delete leaves a tombstone; reading the key reports its index.
 		_, meta, err := d.client.KV().Get(d.valueKey(key), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))

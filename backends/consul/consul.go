@@ -339,7 +339,7 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what the driver provides on Consul.
 func (d *Driver) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: false, NativeRevisions: true, ResumableWatch: false,
-		LinearizableReads: true, NativeCAS: true}
+		LinearizableReads: true, NativeCAS: true, ConfigHistory: true, AtomicHistory: true}
 }
 
 // Close stops the driver. Its sessions' instances stay registered until

@@ -29,6 +29,22 @@
 // the flags, and the content type and times at PREFIX/config-meta/…,
 // written in the same transaction. Compare-and-set compares ModifyIndex.
 //
+// Every publish and delete of an item outside junction-system appends a
+// version, in the same transaction as the change:
+//
+//	PREFIX/config-history/NAMESPACE/GROUP/DATA_ID/head      {"last":N,"kept":[{"n":1,"e":EXPIRY_MS},...]}
+//	PREFIX/config-history/NAMESPACE/GROUP/DATA_ID/v/NUMBER  {"number":N,"op":"update","content":"...","author":"...",...}
+//
+// NUMBER is zero-padded to 20 digits. The transaction writes the record,
+// writes the head with a compare-and-set on the head's ModifyIndex (so
+// that concurrent writers never give out one number twice) and deletes
+// the versions retention drops; a version's revision is its record's
+// ModifyIndex, the index of the change. A transaction holds at most 64
+// operations, so a write that drops more than 56 versions lists the rest
+// in the head as expired and deletes them in further transactions right
+// after; reads return only what the head keeps. The history lives under
+// the same PREFIX as the configs, so a token needs no other key policy.
+//
 // Revisions are Consul Raft indexes. Writes return once the catalog holds
 // them. Reads are ?consistent unless stale is asked for. Watches are
 // blocking queries, rate-limited per watch. A blocking query returns only

@@ -8,6 +8,8 @@
 //
 //	PREFIX/services/NAMESPACE/GROUP/SERVICE/INSTANCE_ID  → {"Op":0,"Addr":"IP:PORT","Metadata":{...the Junction instance...}}
 //	PREFIX/configs/NAMESPACE/GROUP/DATA_ID               → {"content":"...","contentType":"yaml","md5":"...","created":"...","updated":"..."}
+//	PREFIX/config-history/NAMESPACE/GROUP/DATA_ID/head   → {"last":N,"kept":[{"n":1,"e":EXPIRY_MS},...]}
+//	PREFIX/config-history/NAMESPACE/GROUP/DATA_ID/v/N    → {"number":N,"op":"update","content":"...","author":"...","message":"...",...}
 //
 // Instance values follow etcd's naming/endpoints format, so grpc-go's etcd
 // resolver reads a service at the target PREFIX/services/NAMESPACE/GROUP/SERVICE,
@@ -19,5 +21,8 @@
 // whole seconds and to its minimum lease TTL (by default 2s); CreateSession
 // returns the TTL actually granted. Revisions are etcd's; a watch from a
 // compacted revision starts with a RESET. Compare-and-set uses Txn on
+// ModRevision; every publish and delete writes the item's next version and
+// its head in the same Txn, guarded by the head's ModRevision, so that
+// history is atomic with the change and a version's revision is its key's
 // ModRevision.
 package etcd

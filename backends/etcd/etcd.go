@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/confighist"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -167,6 +168,20 @@ func (d *Driver) serviceDir(k model.ServiceKey) string {
 
 func (d *Driver) configKey(k model.ConfigKey) string {
 	return d.prefix + "/configs/" + k.Namespace + "/" + k.Group + "/" + k.DataID
+}
+
+// historyDir holds the versions of an item, one key each, and headKey its
+// head, beside them: PREFIX/config-history/NAMESPACE/GROUP/DATA_ID/.
+func (d *Driver) historyDir(k model.ConfigKey) string {
+	return d.prefix + "/config-history/" + k.Namespace + "/" + k.Group + "/" + k.DataID + "/v/"
+}
+
+func (d *Driver) headKey(k model.ConfigKey) string {
+	return d.prefix + "/config-history/" + k.Namespace + "/" + k.Group + "/" + k.DataID + "/head"
+}
+
+func (d *Driver) versionKey(k model.ConfigKey, n int64) string {
+	return d.historyDir(k) + confighist.NumberKey(n)
 }
 
 func sessionID(lease clientv3.LeaseID) string { return strconv.FormatInt(int64(lease), 16) }
@@ -456,19 +471,73 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 	return decodeConfig(key, resp.Kvs[0]), info, nil
 }
 
+// maxDrops bounds the dropped versions one transaction deletes, within
+// etcd's default limit of 128 operations per transaction.
+const maxDrops = 100
+
+// item is a config item as read for a write, with its history head.
+type item struct {
+	kv      *mvccpb.KeyValue // nil when absent
+	cur     model.Config
+	head    confighist.Head
+	headRev int64 // the head's ModRevision, 0 when absent
+}
+
+// readItem reads an item and its history head at one revision.
+func (d *Driver) readItem(ctx context.Context, key model.ConfigKey) (item, error) {
+	tr, err := d.cli.Txn(ctx).Then(clientv3.OpGet(d.configKey(key)), clientv3.OpGet(d.headKey(key))).Commit()
+	if err != nil {
+		return item{}, mapErr(err)
+	}
+	var it item
+	if kvs := tr.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		it.kv, it.cur = kvs[0], decodeConfig(key, kvs[0])
+	}
+	if kvs := tr.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		if it.head, err = confighist.DecodeHead(kvs[0].Value); err != nil {
+			return item{}, fmt.Errorf("etcd: %s: %w", key, err)
+		}
+		it.headRev = kvs[0].ModRevision
+	}
+	return it, nil
+}
+
+// change writes change (the item's new value, or its delete) guarded by the
+// item's and its head's revisions, together with the version that records
+// it. It reports false when either changed since it was read.
+func (d *Driver) change(ctx context.Context, key model.ConfigKey, it item, change clientv3.Op, op model.ConfigOp, c model.Config) (*clientv3.TxnResponse, bool, error) {
+	k := d.configKey(key)
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(k), "=", it.cur.Revision)}
+	ops := []clientv3.Op{change}
+	if confighist.Tracked(key) {
+		ch := backends.ChangeFrom(ctx)
+		now := time.Now().UTC()
+		head, n, drop := it.head.Append(now, ch.Retention)
+		head, drop, _ = head.Defer(drop, maxDrops) // the next write drops the rest
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(d.headKey(key)), "=", it.headRev))
+		ops = append(ops, clientv3.OpPut(d.headKey(key), string(head.Encode())),
+			clientv3.OpPut(d.versionKey(key, n), string(confighist.NewRecord(n, op, c, ch, now).Encode())))
+		for _, n := range drop {
+			ops = append(ops, clientv3.OpDelete(d.versionKey(key, n)))
+		}
+	}
+	tr, err := d.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, false, mapErr(err)
+	}
+	return tr, tr.Succeeded, nil
+}
+
 // PutConfig implements backends.Configs: read the current item, check the
-// precondition, and write only if the item is still at the revision read.
+// precondition, and write only if the item is still at the revision read,
+// in one transaction with the version it makes.
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
-	k := d.configKey(cfg.Key)
 	for {
-		resp, err := d.cli.Get(ctx, k)
+		it, err := d.readItem(ctx, cfg.Key)
 		if err != nil {
-			return model.Config{}, mapErr(err)
+			return model.Config{}, err
 		}
-		var cur model.Config
-		if len(resp.Kvs) > 0 {
-			cur = decodeConfig(cfg.Key, resp.Kvs[0])
-		}
+		cur := it.cur
 		if !cond.Holds(cur.Revision) {
 			return model.Config{}, model.ConfigConflict(cfg.Key, cond, cur.Revision)
 		}
@@ -479,12 +548,12 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 			v.Created = cur.Created
 		}
 		b, _ := json.Marshal(v)
-		tr, err := d.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", cur.Revision)).
-			Then(clientv3.OpPut(k, string(b))).Commit()
+		stored := model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: v.ContentType}
+		tr, ok, err := d.change(ctx, cfg.Key, it, clientv3.OpPut(d.configKey(cfg.Key), string(b)), confighist.Op(it.kv != nil), stored)
 		if err != nil {
-			return model.Config{}, mapErr(err)
+			return model.Config{}, err
 		}
-		if !tr.Succeeded {
+		if !ok {
 			continue // changed between the read and the write: check again
 		}
 		rev := tr.Header.Revision
@@ -494,33 +563,70 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 	}
 }
 
-// DeleteConfig implements backends.Configs.
+// DeleteConfig implements backends.Configs: like PutConfig, a read, then a
+// transaction at the revision read that also writes the delete's version.
 func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
-	k := d.configKey(key)
-	if !cond.Check {
-		resp, err := d.cli.Delete(ctx, k)
+	for {
+		it, err := d.readItem(ctx, key)
 		if err != nil {
-			return 0, mapErr(err)
+			return 0, err
 		}
-		if resp.Deleted == 0 {
+		switch {
+		case it.kv == nil && !cond.Check:
 			return 0, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
+		case it.kv == nil || !cond.Holds(it.cur.Revision):
+			return 0, model.ConfigConflict(key, cond, it.cur.Revision)
 		}
-		return resp.Header.Revision, nil
+		tr, ok, err := d.change(ctx, key, it, clientv3.OpDelete(d.configKey(key)), model.OpDelete, it.cur)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return tr.Header.Revision, nil
+		}
 	}
-	tr, err := d.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", cond.Revision),
-		clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
-		Then(clientv3.OpDelete(k)).Else(clientv3.OpGet(k)).Commit()
+}
+
+// ConfigHistory implements backends.History.
+func (d *Driver) ConfigHistory(ctx context.Context, key model.ConfigKey, o backends.ReadOptions) ([]model.ConfigVersion, backends.ReadInfo, error) {
+	opts, c := readOpts(o)
+	resp, err := d.cli.Get(ctx, d.historyDir(key), append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))...)
 	if err != nil {
-		return 0, mapErr(err)
+		return nil, backends.ReadInfo{}, mapErr(err)
 	}
-	if !tr.Succeeded {
-		var cur int64
-		if kvs := tr.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
-			cur = kvs[0].ModRevision
+	out := []model.ConfigVersion{}
+	now := time.Now()
+	for _, kv := range resp.Kvs {
+		if v, ok := decodeVersion(key, kv, now); ok {
+			out = append(out, v)
 		}
-		return 0, model.ConfigConflict(key, cond, cur)
 	}
-	return tr.Header.Revision, nil
+	return out, backends.ReadInfo{Revision: resp.Header.Revision, Consistency: c}, nil
+}
+
+// ConfigVersion implements backends.History.
+func (d *Driver) ConfigVersion(ctx context.Context, key model.ConfigKey, number int64, o backends.ReadOptions) (model.ConfigVersion, error) {
+	opts, _ := readOpts(o)
+	resp, err := d.cli.Get(ctx, d.versionKey(key, number), opts...)
+	if err != nil {
+		return model.ConfigVersion{}, mapErr(err)
+	}
+	if len(resp.Kvs) > 0 {
+		if v, ok := decodeVersion(key, resp.Kvs[0], time.Now()); ok {
+			return v, nil
+		}
+	}
+	return model.ConfigVersion{}, fmt.Errorf("version %d of config %s: %w", number, key, model.ErrNotFound)
+}
+
+// decodeVersion reads a version record, which is written once: its
+// ModRevision is the revision of the change it records.
+func decodeVersion(key model.ConfigKey, kv *mvccpb.KeyValue, now time.Time) (model.ConfigVersion, bool) {
+	r, err := confighist.DecodeRecord(kv.Value)
+	if err != nil || !r.Live(now) {
+		return model.ConfigVersion{}, false
+	}
+	return r.Version(key, kv.ModRevision), true
 }
 
 // ListConfigs implements backends.Configs.
@@ -561,7 +667,7 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what etcd provides.
 func (d *Driver) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: true, NativeRevisions: true, ResumableWatch: true,
-		LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true}
+		LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true, ConfigHistory: true, AtomicHistory: true}
 }
 
 // Close closes the client.

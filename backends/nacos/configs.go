@@ -9,9 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/config_client"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/confighist"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -271,28 +273,15 @@ func (v *configView) config(content string) *model.Config {
 }
 
 // read asks the server for an item; nil when absent. Nacos cannot store
-// empty content, so an empty answer means absent. The SDK allows five
-// reads of one item a second per process and refuses more: a refused read
-// waits for its turn.
+// empty content, so an empty answer means absent.
 func (d *Driver) read(ctx context.Context, key model.ConfigKey) (*model.Config, error) {
 	c, err := d.configClient(d.nacosNamespace(key.Namespace))
 	if err != nil {
 		return nil, err
 	}
-	var content string
-	for {
-		content, err = c.GetConfig(vo.ConfigParam{DataId: key.DataID, Group: key.Group})
-		if err == nil || !strings.Contains(err.Error(), "limited") {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: nacos get config %s: the SDK's limit of 5 reads a second of one item: %v", model.ErrUnavailable, key, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	content, err := fetch(ctx, c, key.Group, key.DataID, key)
 	if err != nil {
-		return nil, sdkError("get config", err)
+		return nil, err
 	}
 	v := d.cview(key)
 	v.mu.Lock()
@@ -301,6 +290,50 @@ func (d *Driver) read(ctx context.Context, key model.ConfigKey) (*model.Config, 
 		return v.overlay(nil), nil
 	}
 	return v.overlay(v.config(content)), nil
+}
+
+// fetch reads an item's content from the server ("" when absent); name
+// names the item in errors. The SDK allows five reads of one item a second
+// per process and refuses more: a refused read waits for its turn.
+func fetch(ctx context.Context, c config_client.IConfigClient, group, dataID string, name fmt.Stringer) (string, error) {
+	for {
+		content, err := c.GetConfig(vo.ConfigParam{DataId: dataID, Group: group})
+		switch {
+		case err == nil:
+			return content, nil
+		case !strings.Contains(err.Error(), "limited"):
+			return "", sdkError("get config", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: nacos get config %s: the SDK's limit of 5 reads a second of one item: %v", model.ErrUnavailable, name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// unsettled returns the item as this driver last wrote it (nil: deleted)
+// while the server may not serve that write yet, and whether there is such
+// a write.
+func (v *configView) unsettled() (*model.Config, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if p := v.pending; p != nil && time.Now().Before(p.settle) {
+		return p.cfg, true
+	}
+	return nil, false
+}
+
+// existed reports whether an item exists before an unconditional write,
+// for the operation its version records: as this driver last wrote it,
+// while the server may not serve that write yet, or else as the server
+// answers. An item that cannot be read counts as existing.
+func (d *Driver) existed(ctx context.Context, key model.ConfigKey) bool {
+	if c, ok := d.cview(key).unsettled(); ok {
+		return c != nil
+	}
+	cur, err := d.read(ctx, key)
+	return err != nil || cur != nil
 }
 
 // readReuse is how long GetConfig reuses an answer of the server.
@@ -391,23 +424,44 @@ func holds(cond model.Precondition, cur *model.Config) bool {
 
 // PutConfig publishes an item. Conditional writes are Nacos' own
 // compare-and-set (casMd5): the server refuses the write if the item's
-// content changed since the driver read it.
+// content changed since the driver read it. Once the server acknowledged
+// it, the write's version is appended to the item's history.
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
-	if len(cfg.Content) == 0 {
-		return model.Config{}, model.Invalid("content", "must not be empty: nacos cannot store an empty configuration item")
-	}
-	c, err := d.configClient(d.nacosNamespace(cfg.Key.Namespace))
+	defer d.lockConfig(cfg.Key)()
+	out, existed, err := d.publish(ctx, cfg, cond)
 	if err != nil {
 		return model.Config{}, err
 	}
+	d.record(ctx, confighist.Op(existed), out)
+	return out, nil
+}
+
+// publish writes an item and returns it as stored and whether it existed
+// before (known only where it keeps history or a precondition is set).
+func (d *Driver) publish(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, bool, error) {
+	if err := d.writable(cfg.Key); err != nil {
+		return model.Config{}, false, err
+	}
+	if len(cfg.Content) == 0 {
+		return model.Config{}, false, model.Invalid("content", "must not be empty: nacos cannot store an empty configuration item")
+	}
+	c, err := d.configClient(d.nacosNamespace(cfg.Key.Namespace))
+	if err != nil {
+		return model.Config{}, false, err
+	}
 	var cur *model.Config // read only for a precondition
-	if cond.Check {
+	existed := false
+	switch {
+	case cond.Check:
 		if cur, err = d.read(ctx, cfg.Key); err != nil {
-			return model.Config{}, err
+			return model.Config{}, false, err
 		}
 		if !holds(cond, cur) {
-			return model.Config{}, model.ConfigConflict(cfg.Key, cond, revOf(cur))
+			return model.Config{}, false, model.ConfigConflict(cfg.Key, cond, revOf(cur))
 		}
+		existed = cur != nil
+	case confighist.Tracked(cfg.Key):
+		existed = d.existed(ctx, cfg.Key)
 	}
 	cas := ""
 	switch {
@@ -428,9 +482,9 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 		CasMd5: cas, Type: cfg.ContentType})
 	if err != nil || !ok {
 		if cas != "" && err != nil && isCASFailure(err) {
-			return model.Config{}, model.ConfigConflict(cfg.Key, cond, -1)
+			return model.Config{}, false, model.ConfigConflict(cfg.Key, cond, -1)
 		}
-		return model.Config{}, sdkError("publish config", fmt.Errorf("publish of %s refused: %v", cfg.Key, err))
+		return model.Config{}, false, sdkError("publish config", fmt.Errorf("publish of %s refused: %v", cfg.Key, err))
 	}
 	v.mu.Lock()
 	v.ctype = cfg.ContentType
@@ -439,7 +493,7 @@ func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Pre
 	// second): reads through this driver show it from now on.
 	out := model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: cfg.ContentType, MD5: md5, Revision: rev}
 	v.ack(&out, rev)
-	return out, nil
+	return out, existed, nil
 }
 
 func isCASFailure(err error) bool {
@@ -450,30 +504,49 @@ func isCASFailure(err error) bool {
 // DeleteConfig removes an item. Nacos has no conditional delete: a
 // precondition is checked against the item as read just before the
 // delete, so a write landing between the two is lost (measured and
-// declared in the README).
+// declared in the README). Once the server acknowledged it, the delete's
+// version, holding the content it removed, is appended to the item's
+// history.
 func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
-	c, err := d.configClient(d.nacosNamespace(key.Namespace))
+	defer d.lockConfig(key)()
+	gone, err := d.remove(ctx, key, cond)
 	if err != nil {
 		return 0, err
+	}
+	d.record(ctx, model.OpDelete, gone)
+	return gone.Revision, nil
+}
+
+// remove deletes an item and returns what it removed, at the delete's
+// revision.
+func (d *Driver) remove(ctx context.Context, key model.ConfigKey, cond model.Precondition) (model.Config, error) {
+	if err := d.writable(key); err != nil {
+		return model.Config{}, err
+	}
+	c, err := d.configClient(d.nacosNamespace(key.Namespace))
+	if err != nil {
+		return model.Config{}, err
 	}
 	cur, err := d.read(ctx, key)
 	if err != nil {
-		return 0, err
+		return model.Config{}, err
 	}
 	if cur == nil && (!cond.Check || cond.Revision == 0) {
-		return 0, fmt.Errorf("%w: config %s", model.ErrNotFound, key)
+		return model.Config{}, fmt.Errorf("%w: config %s", model.ErrNotFound, key)
 	}
 	if !holds(cond, cur) {
-		return 0, model.ConfigConflict(key, cond, revOf(cur))
+		return model.Config{}, model.ConfigConflict(key, cond, revOf(cur))
 	}
 	v := d.cview(key)
 	rev := d.clock.tick(0)
 	ok, err := c.DeleteConfig(vo.ConfigParam{DataId: key.DataID, Group: key.Group})
 	if err != nil || !ok {
-		return 0, sdkError("delete config", fmt.Errorf("delete of %s refused: %v", key, err))
+		return model.Config{}, sdkError("delete config", fmt.Errorf("delete of %s refused: %v", key, err))
 	}
 	v.ack(nil, rev)
-	return rev, nil
+	gone := *cur
+	gone.Revision = rev
+	return gone, nil
 }
 
 // ListConfigs lists items with Nacos' config search API.
@@ -495,6 +568,9 @@ func (d *Driver) ListConfigs(_ context.Context, namespace, group string, _ backe
 		}
 		for _, it := range page.PageItems {
 			key := model.ConfigKey{Namespace: namespace, Group: it.Group, DataID: it.DataId}
+			if d.reserved(key) {
+				continue
+			}
 			v := d.cview(key)
 			v.mu.Lock()
 			c := v.config(it.Content)

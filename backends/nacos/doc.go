@@ -41,6 +41,31 @@
 // matches, atomic on both. Delete-if-revision compares, then deletes: a
 // write landing in between is lost. Nacos cannot store empty content.
 //
+// History: Nacos' own configuration history is written by the server
+// after the fact and keeps neither Junction's author, nor a message, nor
+// the content type, so the driver keeps its own, as configuration items
+// of the group junction-config-history in the Nacos namespace of
+// junction-system. Each item's history has a head, with the dataId
+// DIGEST.head (DIGEST: the first 160 bits of the SHA-256 of the item's
+// Nacos namespace, group and dataId, in hex), which numbers its versions
+// and lists those retention keeps, and a record of each kept version,
+// DIGEST.NUMBER (20 digits), which also holds the revision the driver gave
+// the change. Once the server has acknowledged a change, the driver
+// numbers its version on the head, by compare-and-set (create-only for a
+// new head; a casMd5 publish under cas=native, retried while another
+// writer gets in between; under cas=check only the driver's own writers
+// are serialized), then writes the record, then deletes the records
+// retention drops: the head first, so that a number is given out once. The
+// history is not atomic with the change: a change whose version cannot be
+// written stands, with a warning logged, and leaves a gap in its history;
+// under cas=check two drivers changing one item within seconds of each
+// other can give out one number twice. The driver reads the history items
+// it wrote within the last seconds from its own copy, as the server may
+// not serve them yet. A driver's changes of one item are serialized, so
+// their versions come in the order of their revisions. The items of
+// junction-system keep no history; the history's own items are left out
+// of listings and refused to ordinary writes.
+//
 // Watches: the driver diffs each pushed snapshot against its view and
 // emits PUT and DELETE events, keeping the last watch-history changes for
 // watches that resume from a revision it issued. When the connection comes

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/url"
@@ -164,6 +165,12 @@ type Driver struct {
 	// writes serializes this driver's writes of one instance (striped), so
 	// that a patch's read and write see no registration in between.
 	writes [64]sync.Mutex
+	// configWrites serializes this driver's changes of one configuration
+	// item that keeps history (striped), so that their versions are
+	// numbered in the order of the changes.
+	configWrites [64]sync.Mutex
+	// own holds the driver's recent writes of its history items.
+	own ownItems
 
 	mu      sync.Mutex
 	closed  bool
@@ -331,7 +338,7 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 	}
 	return backends.Status{Backend: "nacos", Revision: d.clock.current(), Capabilities: backends.Capabilities{
 		NativeSessions: false, NativeRevisions: false, ResumableWatch: true, WatchHistory: d.cfg.WatchHistory,
-		LinearizableReads: false, NativeCAS: d.cfg.CAS == CASNative, ConfigHistory: false,
+		LinearizableReads: false, NativeCAS: d.cfg.CAS == CASNative, ConfigHistory: true, AtomicHistory: false,
 	}}, nil
 }
 
@@ -434,6 +441,16 @@ func (h *history) oldest() int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.floor
+}
+
+// lockStripe takes the lock of the stripe name falls in and returns its
+// unlock.
+func lockStripe(stripes []sync.Mutex, name string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	mu := &stripes[h.Sum32()%uint32(len(stripes))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // brief is an SDK error's message without the stack trace some of them

@@ -63,6 +63,8 @@ func TestConformance(t *testing.T) {
 	p := servertest.NeedPolaris(t)
 	t.Logf("server: Nacos protocol served by Polaris %s", servers.PolarisVersion)
 	conformance.Run(t, &harness{d: open(t, p.Addr, "watch-history=50&cas=check"), addr: p.Addr, query: "watch-history=50&cas=check"})
+	// What the shared history scenario cannot see through one driver.
+	t.Run("HistoryAcrossDrivers", func(t *testing.T) { historyAcrossDrivers(t, p.Addr) })
 }
 
 func nacosURL(addr string) (*url.URL, error) { return url.Parse("nacos://" + addr) }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -397,11 +396,7 @@ func (d *Driver) Register(ctx context.Context, svc model.ServiceKey, inst model.
 
 // lockInstance takes the write lock of an instance and returns its unlock.
 func (d *Driver) lockInstance(svc model.ServiceKey, id string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(svc.String() + "\x00" + id))
-	mu := &d.writes[h.Sum32()%uint32(len(d.writes))]
-	mu.Lock()
-	return mu.Unlock
+	return lockStripe(d.writes[:], svc.String()+"\x00"+id)
 }
 
 func (d *Driver) register(ctx context.Context, svc model.ServiceKey, inst model.Instance) (int64, error) {

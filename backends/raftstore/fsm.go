@@ -12,7 +12,9 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/backends/eventlog"
+	"github.com/junctionhq/junction/backends/internal/confighist"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -42,8 +44,19 @@ type command struct {
 	Key      model.ConfigKey      `json:"key,omitzero"`
 	Cond     model.Precondition   `json:"cond,omitzero"`
 	Now      time.Time            `json:"now,omitzero"`
+	// Change is who made a config write and why, for its version.
+	Change *backends.Change `json:"change,omitempty"`
 	// State replaces the whole state (opRestore).
 	State *snapshotData `json:"state,omitempty"`
+}
+
+// change returns who made a config write and why; an entry written before
+// history existed has the default retention.
+func (c command) change() backends.Change {
+	if c.Change == nil {
+		return backends.Change{Retention: backends.DefaultRetention}
+	}
+	return *c.Change
 }
 
 // result is what applying a command returns to the proposer.
@@ -68,6 +81,7 @@ type fsm struct {
 	sessions map[string]time.Duration
 	services map[model.ServiceKey]map[string]model.Instance
 	configs  map[model.ConfigKey]model.Config
+	hist     map[model.ConfigKey]*itemHistory    // config history
 	owned    map[string]map[instanceRef]struct{} // session id → its instances
 	applied  int64
 	history  *eventlog.Log
@@ -83,6 +97,7 @@ func (f *fsm) clear() {
 	f.sessions = map[string]time.Duration{}
 	f.services = map[model.ServiceKey]map[string]model.Instance{}
 	f.configs = map[model.ConfigKey]model.Config{}
+	f.hist = map[model.ConfigKey]*itemHistory{}
 	f.owned = map[string]map[instanceRef]struct{}{}
 }
 
@@ -179,6 +194,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 			cfg.CreateRevision, cfg.Created = cur.CreateRevision, cur.Created
 		}
 		f.configs[cfg.Key] = cfg
+		f.record(confighist.Op(exists), cfg, c.change(), c.Now, rev)
 		res.config = cfg
 		evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, ConfigKey: cfg.Key, Config: &cfg})
 	case opConfigDelete:
@@ -192,6 +208,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 			break
 		}
 		delete(f.configs, c.Key)
+		f.record(model.OpDelete, cur, c.change(), c.Now, rev)
 		evs = append(evs, model.Event{Type: model.EventDelete, Revision: rev, ConfigKey: c.Key, Config: &cur})
 	case opRestore:
 		if c.State == nil {
@@ -239,6 +256,7 @@ type snapshotData struct {
 	Sessions []model.Session `json:"sessions"`
 	Services []serviceData   `json:"services"`
 	Configs  []model.Config  `json:"configs"`
+	History  []itemHistory   `json:"history,omitempty"`
 }
 
 // validate checks a snapshot read from outside before it is restored.
@@ -264,6 +282,16 @@ func (d snapshotData) validate() error {
 	for _, c := range d.Configs {
 		if err := c.Key.Validate(); err != nil {
 			return model.Invalid("snapshot", "config %v: %v", c.Key, err)
+		}
+	}
+	for _, h := range d.History {
+		if err := h.Key.Validate(); err != nil {
+			return model.Invalid("snapshot", "history of config %v: %v", h.Key, err)
+		}
+		for _, v := range h.Versions {
+			if v.Number <= 0 || v.Number > h.Last {
+				return model.Invalid("snapshot", "history of config %v: version %d after the last, %d", h.Key, v.Number, h.Last)
+			}
 		}
 	}
 	return nil
@@ -294,6 +322,9 @@ func (f *fsm) data() snapshotData {
 	}
 	for _, c := range f.configs {
 		d.Configs = append(d.Configs, c)
+	}
+	for _, h := range f.hist {
+		d.History = append(d.History, itemHistory{Key: h.Key, Last: h.Last, Versions: slices.Clone(h.Versions)})
 	}
 	return d
 }
@@ -346,6 +377,9 @@ func (f *fsm) load(d snapshotData) {
 	}
 	for _, c := range d.Configs {
 		f.configs[c.Key] = c
+	}
+	for _, h := range d.History {
+		f.hist[h.Key] = &h
 	}
 	f.applied = d.Applied
 }

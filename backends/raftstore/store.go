@@ -763,13 +763,15 @@ func (s *Store) GetConfig(ctx context.Context, key model.ConfigKey, opts backend
 // PutConfig implements backends.Configs.
 func (s *Store) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
 	cfg.MD5 = model.ContentMD5(cfg.Content)
-	res, err := s.propose(ctx, command{Op: opConfigPut, Config: &cfg, Cond: cond, Now: time.Now().UTC()})
+	ch := backends.ChangeFrom(ctx)
+	res, err := s.propose(ctx, command{Op: opConfigPut, Config: &cfg, Cond: cond, Now: time.Now().UTC(), Change: &ch})
 	return res.config, err
 }
 
 // DeleteConfig implements backends.Configs.
 func (s *Store) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
-	res, err := s.propose(ctx, command{Op: opConfigDelete, Key: key, Cond: cond})
+	ch := backends.ChangeFrom(ctx)
+	res, err := s.propose(ctx, command{Op: opConfigDelete, Key: key, Cond: cond, Now: time.Now().UTC(), Change: &ch})
 	return res.rev, err
 }
 
@@ -801,7 +803,8 @@ func (s *Store) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what the built-in store provides.
 func (s *Store) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: true, NativeRevisions: true, ResumableWatch: true,
-		WatchHistory: s.cfg.History, LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true}
+		WatchHistory: s.cfg.History, LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true,
+		ConfigHistory: true, AtomicHistory: true}
 }
 
 // Close stops the store. Acknowledged writes are already on disk.

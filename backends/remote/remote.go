@@ -8,9 +8,11 @@ package remote
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
@@ -154,8 +156,9 @@ func (b *Backend) GetConfig(ctx context.Context, k model.ConfigKey, o backends.R
 
 // PutConfig implements backends.Configs.
 func (b *Backend) PutConfig(ctx context.Context, c model.Config, cond model.Precondition) (model.Config, error) {
+	ctx, msg := withAuthor(ctx)
 	req := &pb.PutConfigRequest{Namespace: c.Key.Namespace, Group: c.Key.Group, DataId: c.Key.DataID,
-		Content: string(c.Content), ContentType: c.ContentType}
+		Content: string(c.Content), ContentType: c.ContentType, Message: msg}
 	if cond.Check {
 		req.IfRevision = &cond.Revision
 	}
@@ -168,7 +171,8 @@ func (b *Backend) PutConfig(ctx context.Context, c model.Config, cond model.Prec
 
 // DeleteConfig implements backends.Configs.
 func (b *Backend) DeleteConfig(ctx context.Context, k model.ConfigKey, cond model.Precondition) (int64, error) {
-	req := &pb.DeleteConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID}
+	ctx, msg := withAuthor(ctx)
+	req := &pb.DeleteConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID, Message: msg}
 	if cond.Check {
 		req.IfRevision = &cond.Revision
 	}
@@ -177,6 +181,46 @@ func (b *Backend) DeleteConfig(ctx context.Context, k model.ConfigKey, cond mode
 		return 0, pb.Error(err)
 	}
 	return r.Revision, nil
+}
+
+// AuthorHeader names the author of a configuration write, for a gateway
+// that cannot tell it otherwise: one with access control off (with access
+// control on, the author is the caller's token, and the header is
+// ignored). A follower's gateway sends it when it forwards a write.
+const AuthorHeader = "junction-author"
+
+// withAuthor returns ctx sending the author of the change ctx carries, and
+// the change's message.
+func withAuthor(ctx context.Context) (context.Context, string) {
+	ch := backends.ChangeFrom(ctx)
+	if ch.Author != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, AuthorHeader, ch.Author)
+	}
+	return ctx, ch.Message
+}
+
+// ConfigHistory implements backends.History.
+func (b *Backend) ConfigHistory(ctx context.Context, k model.ConfigKey, o backends.ReadOptions) ([]model.ConfigVersion, backends.ReadInfo, error) {
+	r, err := b.cfg.ListConfigHistory(ctx, &pb.ListConfigHistoryRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID,
+		Stale: o.Stale, WithContent: true})
+	if err != nil {
+		return nil, backends.ReadInfo{}, pb.Error(err)
+	}
+	out := make([]model.ConfigVersion, 0, len(r.Versions))
+	for _, v := range slices.Backward(r.Versions) { // the API lists newest first
+		out = append(out, v.Model())
+	}
+	return out, backends.ReadInfo{Revision: r.Revision, Consistency: consistency(r.Consistency)}, nil
+}
+
+// ConfigVersion implements backends.History.
+func (b *Backend) ConfigVersion(ctx context.Context, k model.ConfigKey, number int64, o backends.ReadOptions) (model.ConfigVersion, error) {
+	r, err := b.cfg.GetConfigVersion(ctx, &pb.GetConfigVersionRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID,
+		Number: number, Stale: o.Stale})
+	if err != nil {
+		return model.ConfigVersion{}, pb.Error(err)
+	}
+	return r.Model(), nil
 }
 
 // ListConfigs implements backends.Configs.
@@ -307,11 +351,15 @@ func (b *Backend) Status(ctx context.Context) (backends.Status, error) {
 	if err != nil {
 		return backends.Status{}, pb.Error(err)
 	}
-	c := r.Capabilities
 	return backends.Status{Backend: "gateway/" + r.Backend, Revision: r.Revision, Leader: r.Leader,
-		Capabilities: backends.Capabilities{NativeSessions: c.NativeSessions, NativeRevisions: c.NativeRevisions,
-			ResumableWatch: c.ResumableWatch, WatchHistory: int(c.WatchHistory), LinearizableReads: c.LinearizableReads,
-			NativeCAS: c.NativeCas, ConfigHistory: c.ConfigHistory}}, nil
+		Capabilities: capabilities(r.Capabilities)}, nil
+}
+
+// capabilities converts the capabilities a gateway reports.
+func capabilities(x *pb.Capabilities) backends.Capabilities {
+	return backends.Capabilities{NativeSessions: x.GetNativeSessions(), NativeRevisions: x.GetNativeRevisions(),
+		ResumableWatch: x.GetResumableWatch(), WatchHistory: int(x.GetWatchHistory()), LinearizableReads: x.GetLinearizableReads(),
+		NativeCAS: x.GetNativeCas(), ConfigHistory: x.GetConfigHistory(), AtomicHistory: x.GetAtomicHistory(), PatchAnyOwner: x.GetPatchAnyOwner()}
 }
 
 // Close implements backends.Backend; the connection belongs to the caller.

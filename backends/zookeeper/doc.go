@@ -11,6 +11,8 @@
 //	                                                        service-discovery JSON (what Spring Cloud Zookeeper reads)
 //	PREFIX/services/NAMESPACE/GROUP/SERVICE/INSTANCE_ID     every other namespace and group, same format
 //	PREFIX/configs/NAMESPACE/GROUP/DATA_ID                  {"content":...,"contentType":...,"md5":...}
+//	PREFIX/config-history/NAMESPACE/GROUP/DATA_ID           the item's history head: {"last":N,"kept":[{"n":1,"e":EXPIRY_MS},...]}
+//	PREFIX/config-history/NAMESPACE/GROUP/DATA_ID/NUMBER    one version: {"number":N,"op":"update","content":...,"author":...}
 //	PREFIX/sessions/SESSION_ID                              ephemeral record of a live Junction session
 //
 // Instances are Curator ServiceInstance records: name, id, address, port,
@@ -31,6 +33,14 @@
 // live Junction session, replacing nodes still owned by the old session (the
 // Curator/Dubbo "NodeExists" trap). A Junction session is served by the
 // gateway that created it.
+//
+// Every publish and delete of an item outside junction-system appends a
+// version (NUMBER zero-padded to 20 digits) in one multi with the change:
+// the item's create, set or delete at the version read, the head's set at
+// the version read (created, empty and then set, with the first version),
+// the version's node and the deletes of the versions retention drops. So
+// concurrent writers never give out one number twice, and a version's
+// revision is its node's czxid, the zxid of the change.
 //
 // Revisions are zxids. A read reports the zxid of the last change to what
 // it read; a delete event carries its parent's pzxid, an upper bound of the

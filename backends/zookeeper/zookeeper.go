@@ -20,6 +20,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/internal/confighist"
 	"github.com/junctionhq/junction/backends/internal/heldsessions"
 	"github.com/junctionhq/junction/model"
 )
@@ -725,6 +726,15 @@ func decodeConfig(key model.ConfigKey, data []byte, st *zk.Stat) model.Config {
 		Revision: st.Mzxid, CreateRevision: st.Czxid, Version: int64(st.Version) + 1, Created: v.Created, Updated: v.Updated}
 }
 
+// absentRev is the revision a read that found no node at p reflects: the
+// pzxid of its parent, 0 when the parent is absent too.
+func (d *Driver) absentRev(p string) int64 {
+	if _, pst, err := d.conn.Exists(path.Dir(p)); err == nil && pst != nil {
+		return pst.Pzxid
+	}
+	return 0
+}
+
 // GetConfig implements backends.Configs.
 func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
 	p := d.configPath(key)
@@ -734,11 +744,7 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 	}
 	data, st, err := d.conn.Get(p)
 	if errors.Is(err, zk.ErrNoNode) {
-		var rev int64
-		if _, pst, err := d.conn.Exists(path.Dir(p)); err == nil && pst != nil {
-			rev = pst.Pzxid
-		}
-		return model.Config{}, backends.ReadInfo{Revision: rev, Consistency: c}, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
+		return model.Config{}, backends.ReadInfo{Revision: d.absentRev(p), Consistency: c}, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
 	}
 	if err != nil {
 		return model.Config{}, backends.ReadInfo{}, mapErr(err)
@@ -746,79 +752,89 @@ func (d *Driver) GetConfig(ctx context.Context, key model.ConfigKey, o backends.
 	return decodeConfig(key, data, st), backends.ReadInfo{Revision: st.Mzxid, Consistency: c}, nil
 }
 
-// PutConfig implements backends.Configs with version-checked writes.
+// PutConfig implements backends.Configs with version-checked writes, each
+// in one multi with the version it makes (see change).
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
 	p := d.configPath(cfg.Key)
 	for {
 		if err := ctx.Err(); err != nil {
 			return model.Config{}, err
 		}
-		data, st, err := d.conn.Get(p)
-		exists := err == nil
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return model.Config{}, mapErr(err)
+		it, err := d.readItem(cfg.Key)
+		if err != nil {
+			return model.Config{}, err
 		}
-		var cur model.Config
-		if exists {
-			cur = decodeConfig(cfg.Key, data, st)
-		}
+		cur := it.cur
 		if !cond.Holds(cur.Revision) {
 			return model.Config{}, model.ConfigConflict(cfg.Key, cond, cur.Revision)
 		}
 		now := time.Now().UTC()
 		v := configValue{Content: string(cfg.Content), ContentType: cmp.Or(cfg.ContentType, cur.ContentType, model.ContentText),
 			MD5: model.ContentMD5(cfg.Content), Created: now, Updated: now}
-		if exists {
+		if it.st != nil {
 			v.Created = cur.Created
 		}
 		b, _ := json.Marshal(v)
-		var nst *zk.Stat
-		if exists {
-			nst, err = d.conn.Set(p, b, st.Version)
-		} else {
-			if _, err = d.conn.Create(p, b, 0, d.acl); errors.Is(err, zk.ErrNoNode) {
-				if err = d.ensureParents(p); err != nil {
-					return model.Config{}, err
-				}
-				continue
-			}
-			if err == nil {
-				_, nst, err = d.conn.Exists(p)
-			}
+		var op any = &zk.CreateRequest{Path: p, Data: b, Acl: d.acl}
+		if it.st != nil {
+			op = &zk.SetDataRequest{Path: p, Data: b, Version: it.st.Version}
 		}
-		switch {
-		case errors.Is(err, zk.ErrBadVersion), errors.Is(err, zk.ErrNodeExists), errors.Is(err, zk.ErrNoNode):
+		stored := model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: v.ContentType}
+		res, ok, err := d.change(ctx, it, op, confighist.Op(it.st != nil), stored)
+		if err != nil {
+			return model.Config{}, err
+		}
+		if !ok {
 			continue // changed between the read and the write: check again
-		case err != nil:
-			return model.Config{}, mapErr(err)
 		}
-		return decodeConfig(cfg.Key, b, nst), nil
+		st := res[0].Stat // the item's set
+		if st == nil {
+			if st, err = d.createdStat(p, zxidOf(res)); err != nil {
+				return model.Config{}, err
+			}
+		}
+		return decodeConfig(cfg.Key, b, st), nil
 	}
 }
 
-// DeleteConfig implements backends.Configs.
+// createdStat is the stat of the node at p, which a multi at zxid created;
+// zxid is 0 when the multi did not report it (see zxidOf), and the node is
+// read then.
+func (d *Driver) createdStat(p string, zxid int64) (*zk.Stat, error) {
+	if zxid != 0 {
+		return &zk.Stat{Czxid: zxid, Mzxid: zxid, Pzxid: zxid}, nil
+	}
+	_, st, err := d.conn.Exists(p)
+	return st, mapErr(err)
+}
+
+// DeleteConfig implements backends.Configs: like PutConfig, a multi at the
+// version read, with the version that records the delete.
 func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
 	p := d.configPath(key)
 	for {
-		_, st, err := d.conn.Get(p)
-		if errors.Is(err, zk.ErrNoNode) {
+		it, err := d.readItem(key)
+		if err != nil {
+			return 0, err
+		}
+		if it.st == nil {
 			if cond.Check {
 				return 0, model.ConfigConflict(key, cond, 0)
 			}
 			return 0, fmt.Errorf("config %s: %w", key, model.ErrNotFound)
 		}
+		if !cond.Holds(it.st.Mzxid) {
+			return 0, model.ConfigConflict(key, cond, it.st.Mzxid)
+		}
+		res, ok, err := d.change(ctx, it, &zk.DeleteRequest{Path: p, Version: it.st.Version}, model.OpDelete, it.cur)
 		if err != nil {
-			return 0, mapErr(err)
+			return 0, err
 		}
-		if !cond.Holds(st.Mzxid) {
-			return 0, model.ConfigConflict(key, cond, st.Mzxid)
-		}
-		err = d.conn.Delete(p, st.Version)
-		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return 0, mapErr(err)
+		if zxid := zxidOf(res); zxid != 0 {
+			return zxid, nil // the head's set, in the delete's own multi
 		}
 		_, pst, err := d.conn.Exists(path.Dir(p))
 		if err != nil {
@@ -886,7 +902,7 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 // Capabilities reports what the driver provides on ZooKeeper.
 func (d *Driver) Capabilities() backends.Capabilities {
 	return backends.Capabilities{NativeSessions: false, NativeRevisions: true, ResumableWatch: false,
-		LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true}
+		LinearizableReads: true, NativeCAS: true, PatchAnyOwner: true, ConfigHistory: true, AtomicHistory: true}
 }
 
 // Close removes this gateway's sessions and closes the connection (closing

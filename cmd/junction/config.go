@@ -13,15 +13,19 @@ import (
 
 func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Read, write and watch configuration items"}
-	cmd.AddCommand(newConfigGetCmd(g), newConfigPutCmd(g), newConfigDeleteCmd(g), newConfigListCmd(g), newConfigWatchCmd(g))
+	cmd.AddCommand(newConfigGetCmd(g), newConfigPutCmd(g), newConfigDeleteCmd(g), newConfigListCmd(g), newConfigWatchCmd(g),
+		newConfigHistoryCmd(g), newConfigDiffCmd(g), newConfigRollbackCmd(g))
 	return cmd
 }
 
 func newConfigGetCmd(g *globals) *cobra.Command {
-	var stale bool
+	var (
+		stale   bool
+		version int64
+	)
 	cmd := &cobra.Command{
-		Use:   "get DATA_ID",
-		Short: "Print an item's content (with -o json: the item and its revision)",
+		Use:   "get DATA_ID [--version N]",
+		Short: "Print an item's content, or a past version's (with -o json: the item and its revision)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := g.dial()
@@ -30,6 +34,14 @@ func newConfigGetCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			cfg := c.cfg
+			if cmd.Flags().Changed("version") {
+				v, err := cfg.GetConfigVersion(cmd.Context(), &pb.GetConfigVersionRequest{Namespace: g.namespace, Group: g.group,
+					DataId: args[0], Number: version, Stale: stale})
+				if err != nil {
+					return err
+				}
+				return g.print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { _, _ = io.WriteString(w, v.Content) })
+			}
 			resp, err := cfg.GetConfig(cmd.Context(), &pb.GetConfigRequest{Namespace: g.namespace, Group: g.group,
 				DataId: args[0], Stale: stale})
 			if err != nil {
@@ -39,6 +51,7 @@ func newConfigGetCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&stale, "stale", false, "allow a stale read")
+	cmd.Flags().Int64Var(&version, "version", 0, "print version N of the item's history (see config history)")
 	return cmd
 }
 
@@ -91,11 +104,15 @@ func newConfigPutCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.ContentType, "type", "", "content type: text, json, yaml, properties, xml, toml")
 	f.Int64Var(&ifRevision, "if-revision", 0, "write only if the item is at this revision (0: only if absent)")
 	f.BoolVar(&req.NoValidate, "no-validate", false, "store content that does not parse as its type (json, yaml, toml, xml, properties)")
+	f.StringVarP(&req.Message, "message", "m", "", "why: kept with the version this write makes")
 	return cmd
 }
 
 func newConfigDeleteCmd(g *globals) *cobra.Command {
-	var ifRevision int64
+	var (
+		ifRevision int64
+		message    string
+	)
 	cmd := &cobra.Command{
 		Use:   "delete DATA_ID",
 		Short: "Delete an item",
@@ -107,7 +124,7 @@ func newConfigDeleteCmd(g *globals) *cobra.Command {
 			}
 			defer done()
 			cfg := c.cfg
-			req := &pb.DeleteConfigRequest{Namespace: g.namespace, Group: g.group, DataId: args[0]}
+			req := &pb.DeleteConfigRequest{Namespace: g.namespace, Group: g.group, DataId: args[0], Message: message}
 			if cmd.Flags().Changed("if-revision") {
 				req.IfRevision = &ifRevision
 			}
@@ -121,6 +138,7 @@ func newConfigDeleteCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().Int64Var(&ifRevision, "if-revision", 0, "delete only if the item is at this revision")
+	cmd.Flags().StringVarP(&message, "message", "m", "", "why: kept with the version this delete makes")
 	return cmd
 }
 
@@ -228,8 +246,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
 				c := resp.Capabilities
 				fmt.Fprintf(w, "backend\t%s\nversion\t%s\nrevision\t%d\nleader\t%s\n", resp.Backend, resp.Version, resp.Revision, resp.Leader)
-				fmt.Fprintf(w, "native sessions\t%t\nnative revisions\t%t\nresumable watch\t%t (%d events)\nlinearizable reads\t%t\nnative CAS\t%t\nconfig history\t%t\n",
-					c.NativeSessions, c.NativeRevisions, c.ResumableWatch, c.WatchHistory, c.LinearizableReads, c.NativeCas, c.ConfigHistory)
+				fmt.Fprintf(w, "native sessions\t%t\nnative revisions\t%t\nresumable watch\t%t (%d events)\nlinearizable reads\t%t\nnative CAS\t%t\nconfig history\t%t (atomic %t)\npatch any owner\t%t\n",
+					c.NativeSessions, c.NativeRevisions, c.ResumableWatch, c.WatchHistory, c.LinearizableReads, c.NativeCas, c.ConfigHistory, c.AtomicHistory, c.PatchAnyOwner)
 			})
 		},
 	}

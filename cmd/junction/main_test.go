@@ -274,6 +274,28 @@ func testCLI(t *testing.T, backend string) {
 	if out, err := run("b: 2\n", "config", "put", "app.yaml", "--if-revision", "1"); err == nil || !strings.Contains(out, "is at revision") {
 		t.Fatalf("stale CAS through the CLI: %v %s", err, out)
 	}
+	// History: who changed it, what changed, and a rollback.
+	must("a: 2\n", "config", "put", "app.yaml", "-m", "raise a")
+	if out := must("", "config", "history", "app.yaml"); !strings.Contains(out, "raise a") || !strings.Contains(out, "127.0.0.1") ||
+		strings.Index(out, "update") > strings.Index(out, "create") {
+		t.Fatalf("config history, newest first: %s", out)
+	}
+	if out := must("", "config", "get", "app.yaml", "--version", "1"); out != "a: 1\n" {
+		t.Fatalf("config get --version 1: %q", out)
+	}
+	if out := must("", "config", "diff", "app.yaml"); !strings.Contains(out, "-a: 1\n+a: 2\n") {
+		t.Fatalf("config diff: %s", out)
+	}
+	if out, err := run("", "config", "rollback", "app.yaml", "--to", "7"); err == nil || !strings.Contains(out, "no version 7") {
+		t.Fatalf("rollback to a version that does not exist: %v %s", err, out)
+	}
+	must("", "config", "rollback", "app.yaml", "--to", "1")
+	if out := must("", "config", "get", "app.yaml"); out != "a: 1\n" {
+		t.Fatalf("after the rollback: %q", out)
+	}
+	if out := must("", "status"); !strings.Contains(out, "config history") || !strings.Contains(out, "true (atomic true)") {
+		t.Fatalf("status: %s", out)
+	}
 	if out, err := run("", "service", "register", "bad name", "--ip", "1.2.3.4", "--port", "1"); err == nil || !strings.Contains(out, "service:") {
 		t.Fatalf("bad name through the CLI: %v %s", err, out)
 	}

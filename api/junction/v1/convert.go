@@ -55,6 +55,25 @@ func (x *Config) Model() model.Config {
 		Created: x.GetCreated().AsTime(), Updated: x.GetUpdated().AsTime()}
 }
 
+// NewConfigVersion converts a version to its wire form, with its content
+// when withContent is set.
+func NewConfigVersion(v model.ConfigVersion, withContent bool) *ConfigVersion {
+	out := &ConfigVersion{Namespace: v.Key.Namespace, Group: v.Key.Group, DataId: v.Key.DataID, Number: v.Number,
+		Revision: v.Revision, Op: string(v.Op), ContentType: v.ContentType, Md5: v.MD5, Size: int64(len(v.Content)),
+		Author: v.Author, Message: v.Message, Time: timestamppb.New(v.Time)}
+	if withContent {
+		out.Content = string(v.Content)
+	}
+	return out
+}
+
+// Model converts the wire version to the portable one.
+func (x *ConfigVersion) Model() model.ConfigVersion {
+	return model.ConfigVersion{Key: model.ConfigKey{Namespace: x.GetNamespace(), Group: x.GetGroup(), DataID: x.GetDataId()},
+		Number: x.GetNumber(), Revision: x.GetRevision(), Op: model.ConfigOp(x.GetOp()), Content: []byte(x.GetContent()),
+		ContentType: x.GetContentType(), MD5: x.GetMd5(), Author: x.GetAuthor(), Message: x.GetMessage(), Time: x.GetTime().AsTime()}
+}
+
 // NewSession converts a portable session to its wire form.
 func NewSession(s model.Session, rev int64) *Session {
 	return &Session{Id: s.ID, Ttl: durationpb.New(s.TTL), Revision: rev}

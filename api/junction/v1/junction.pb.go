@@ -2246,7 +2246,9 @@ type PutConfigRequest struct {
 	// Store content that does not parse as its type (json, yaml, toml, xml,
 	// properties). By default such content is refused with INVALID_ARGUMENT
 	// naming the line and column.
-	NoValidate    bool `protobuf:"varint,7,opt,name=no_validate,json=noValidate,proto3" json:"no_validate,omitempty"`
+	NoValidate bool `protobuf:"varint,7,opt,name=no_validate,json=noValidate,proto3" json:"no_validate,omitempty"`
+	// Why: kept with the version this write makes.
+	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2330,6 +2332,13 @@ func (x *PutConfigRequest) GetNoValidate() bool {
 	return false
 }
 
+func (x *PutConfigRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type PutConfigResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -2380,7 +2389,9 @@ type DeleteConfigRequest struct {
 	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
 	// Delete only if the item is at this revision.
-	IfRevision    *int64 `protobuf:"varint,4,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
+	IfRevision *int64 `protobuf:"varint,4,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
+	// Why: kept with the version this delete makes.
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2441,6 +2452,13 @@ func (x *DeleteConfigRequest) GetIfRevision() int64 {
 		return *x.IfRevision
 	}
 	return 0
+}
+
+func (x *DeleteConfigRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 type DeleteConfigResponse struct {
@@ -2910,6 +2928,607 @@ func (x *ConfigEvent) GetConfig() *Config {
 	return nil
 }
 
+// ConfigVersion is one immutable version of an item: a publish or a delete.
+type ConfigVersion struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	// Counts the item's versions from 1, never reused, not even after the
+	// item is deleted and created again.
+	Number int64 `protobuf:"varint,4,opt,name=number,proto3" json:"number,omitempty"`
+	// The store revision of the change.
+	Revision int64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// create, update or delete.
+	Op string `protobuf:"bytes,6,opt,name=op,proto3" json:"op,omitempty"`
+	// The content published; for a delete, the content removed. Empty in
+	// ListConfigHistory unless it asks for it.
+	Content     string `protobuf:"bytes,7,opt,name=content,proto3" json:"content,omitempty"`
+	ContentType string `protobuf:"bytes,8,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Md5         string `protobuf:"bytes,9,opt,name=md5,proto3" json:"md5,omitempty"`
+	Size        int64  `protobuf:"varint,10,opt,name=size,proto3" json:"size,omitempty"`
+	// The accessor ID of the token that made the change, or the client's
+	// address when access control is off.
+	Author        string                 `protobuf:"bytes,11,opt,name=author,proto3" json:"author,omitempty"`
+	Message       string                 `protobuf:"bytes,12,opt,name=message,proto3" json:"message,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigVersion) Reset() {
+	*x = ConfigVersion{}
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigVersion) ProtoMessage() {}
+
+func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
+func (*ConfigVersion) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ConfigVersion) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetNumber() int64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetMd5() string {
+	if x != nil {
+		return x.Md5
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ConfigVersion) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ConfigVersion) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+type ListConfigHistoryRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	Stale     bool                   `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Include each version's content.
+	WithContent   bool `protobuf:"varint,5,opt,name=with_content,json=withContent,proto3" json:"with_content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigHistoryRequest) Reset() {
+	*x = ListConfigHistoryRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigHistoryRequest) ProtoMessage() {}
+
+func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigHistoryRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ListConfigHistoryRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListConfigHistoryRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListConfigHistoryRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *ListConfigHistoryRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *ListConfigHistoryRequest) GetWithContent() bool {
+	if x != nil {
+		return x.WithContent
+	}
+	return false
+}
+
+type ListConfigHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Versions []*ConfigVersion `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	// The store revision the read reflects.
+	Revision      int64  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Consistency   string `protobuf:"bytes,3,opt,name=consistency,proto3" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigHistoryResponse) Reset() {
+	*x = ListConfigHistoryResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigHistoryResponse) ProtoMessage() {}
+
+func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigHistoryResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListConfigHistoryResponse) GetVersions() []*ConfigVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *ListConfigHistoryResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ListConfigHistoryResponse) GetConsistency() string {
+	if x != nil {
+		return x.Consistency
+	}
+	return ""
+}
+
+type GetConfigVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId        string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	Number        int64                  `protobuf:"varint,4,opt,name=number,proto3" json:"number,omitempty"`
+	Stale         bool                   `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigVersionRequest) Reset() {
+	*x = GetConfigVersionRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigVersionRequest) ProtoMessage() {}
+
+func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigVersionRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigVersionRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetConfigVersionRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetConfigVersionRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GetConfigVersionRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *GetConfigVersionRequest) GetNumber() int64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *GetConfigVersionRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type DiffConfigRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	// Default: the version before to (an empty content when there is none).
+	From int64 `protobuf:"varint,4,opt,name=from,proto3" json:"from,omitempty"`
+	// Default: the newest version.
+	To            int64 `protobuf:"varint,5,opt,name=to,proto3" json:"to,omitempty"`
+	Stale         bool  `protobuf:"varint,6,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffConfigRequest) Reset() {
+	*x = DiffConfigRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffConfigRequest) ProtoMessage() {}
+
+func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffConfigRequest.ProtoReflect.Descriptor instead.
+func (*DiffConfigRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *DiffConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *DiffConfigRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DiffConfigRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *DiffConfigRequest) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *DiffConfigRequest) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *DiffConfigRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type DiffConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The versions compared, without their content (from is absent when to
+	// is the first version retained).
+	From *ConfigVersion `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   *ConfigVersion `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// A unified diff of their contents (a delete's side is empty); empty
+	// when they are equal.
+	Diff          string `protobuf:"bytes,3,opt,name=diff,proto3" json:"diff,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffConfigResponse) Reset() {
+	*x = DiffConfigResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffConfigResponse) ProtoMessage() {}
+
+func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffConfigResponse.ProtoReflect.Descriptor instead.
+func (*DiffConfigResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DiffConfigResponse) GetFrom() *ConfigVersion {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *DiffConfigResponse) GetTo() *ConfigVersion {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *DiffConfigResponse) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
+type RollbackConfigRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	// The version whose content and type are published again.
+	Number int64 `protobuf:"varint,4,opt,name=number,proto3" json:"number,omitempty"`
+	// Write only if the item is at this revision; 0: only if it does not exist.
+	IfRevision *int64 `protobuf:"varint,5,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
+	// Default: "rollback to version N".
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigRequest) Reset() {
+	*x = RollbackConfigRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigRequest) ProtoMessage() {}
+
+func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
+func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RollbackConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RollbackConfigRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *RollbackConfigRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *RollbackConfigRequest) GetNumber() int64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *RollbackConfigRequest) GetIfRevision() int64 {
+	if x != nil && x.IfRevision != nil {
+		return *x.IfRevision
+	}
+	return 0
+}
+
+func (x *RollbackConfigRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2918,7 +3537,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3549,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3562,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
 }
 
 type Capabilities struct {
@@ -2955,13 +3574,17 @@ type Capabilities struct {
 	LinearizableReads bool                   `protobuf:"varint,5,opt,name=linearizable_reads,json=linearizableReads,proto3" json:"linearizable_reads,omitempty"`
 	NativeCas         bool                   `protobuf:"varint,6,opt,name=native_cas,json=nativeCas,proto3" json:"native_cas,omitempty"`
 	ConfigHistory     bool                   `protobuf:"varint,7,opt,name=config_history,json=configHistory,proto3" json:"config_history,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// A version is written in the same transaction as its change.
+	AtomicHistory bool `protobuf:"varint,8,opt,name=atomic_history,json=atomicHistory,proto3" json:"atomic_history,omitempty"`
+	// An ephemeral instance can be patched through any driver.
+	PatchAnyOwner bool `protobuf:"varint,9,opt,name=patch_any_owner,json=patchAnyOwner,proto3" json:"patch_any_owner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3596,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3609,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -3038,6 +3661,20 @@ func (x *Capabilities) GetConfigHistory() bool {
 	return false
 }
 
+func (x *Capabilities) GetAtomicHistory() bool {
+	if x != nil {
+		return x.AtomicHistory
+	}
+	return false
+}
+
+func (x *Capabilities) GetPatchAnyOwner() bool {
+	if x != nil {
+		return x.PatchAnyOwner
+	}
+	return false
+}
+
 type GetStatusResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Backend       string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
@@ -3051,7 +3688,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3700,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3713,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -3122,7 +3759,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3134,7 +3771,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3147,7 +3784,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
 }
 
 // Member is one server of a built-in store cluster.
@@ -3167,7 +3804,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3816,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3829,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Member) GetId() string {
@@ -3234,7 +3871,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3246,7 +3883,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3259,7 +3896,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -3288,7 +3925,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3937,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3950,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -3339,7 +3976,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3351,7 +3988,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3364,7 +4001,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -3396,7 +4033,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +4045,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +4058,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -3486,7 +4123,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +4135,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +4148,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -3536,7 +4173,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +4185,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +4198,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
 }
 
 type CreateTokenRequest struct {
@@ -3582,7 +4219,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +4231,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +4244,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -3646,7 +4283,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3658,7 +4295,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3671,7 +4308,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
 }
 
 type ListTokensResponse struct {
@@ -3683,7 +4320,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3695,7 +4332,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3708,7 +4345,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -3727,7 +4364,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3739,7 +4376,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3752,7 +4389,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -3771,7 +4408,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3783,7 +4420,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3796,7 +4433,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -3814,7 +4451,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3826,7 +4463,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3839,7 +4476,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -3855,7 +4492,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +4504,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +4517,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Policy) GetName() string {
@@ -3914,7 +4551,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3926,7 +4563,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3939,7 +4576,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -3960,7 +4597,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3972,7 +4609,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3985,7 +4622,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -4010,7 +4647,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4022,7 +4659,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4035,7 +4672,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 type ListPoliciesResponse struct {
@@ -4047,7 +4684,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4696,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4709,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -4091,7 +4728,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4103,7 +4740,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4116,7 +4753,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -4135,7 +4772,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4147,7 +4784,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4160,7 +4797,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -4178,7 +4815,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4190,7 +4827,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4203,7 +4840,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 type WhoAmIRequest struct {
@@ -4214,7 +4851,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4226,7 +4863,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4239,7 +4876,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 var File_junction_v1_junction_proto protoreflect.FileDescriptor
@@ -4433,7 +5070,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x127\n" +
-	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\xf3\x01\n" +
+	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\x8d\x02\n" +
 	"\x10PutConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -4443,16 +5080,18 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\vif_revision\x18\x06 \x01(\x03H\x00R\n" +
 	"ifRevision\x88\x01\x01\x12\x1f\n" +
 	"\vno_validate\x18\a \x01(\bR\n" +
-	"noValidateB\x0e\n" +
+	"noValidate\x12\x18\n" +
+	"\amessage\x18\b \x01(\tR\amessageB\x0e\n" +
 	"\f_if_revision\"@\n" +
 	"\x11PutConfigResponse\x12+\n" +
-	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\x98\x01\n" +
+	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\xb2\x01\n" +
 	"\x13DeleteConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12$\n" +
 	"\vif_revision\x18\x04 \x01(\x03H\x00R\n" +
-	"ifRevision\x88\x01\x01B\x0e\n" +
+	"ifRevision\x88\x01\x01\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessageB\x0e\n" +
 	"\f_if_revision\"2\n" +
 	"\x14DeleteConfigResponse\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x03R\brevision\"\xca\x01\n" +
@@ -4490,8 +5129,59 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x04 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x05 \x01(\tR\x06dataId\x12+\n" +
-	"\x06config\x18\x06 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\x12\n" +
-	"\x10GetStatusRequest\"\xa5\x02\n" +
+	"\x06config\x18\x06 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\xe5\x02\n" +
+	"\rConfigVersion\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x16\n" +
+	"\x06number\x18\x04 \x01(\x03R\x06number\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x03R\brevision\x12\x0e\n" +
+	"\x02op\x18\x06 \x01(\tR\x02op\x12\x18\n" +
+	"\acontent\x18\a \x01(\tR\acontent\x12!\n" +
+	"\fcontent_type\x18\b \x01(\tR\vcontentType\x12\x10\n" +
+	"\x03md5\x18\t \x01(\tR\x03md5\x12\x12\n" +
+	"\x04size\x18\n" +
+	" \x01(\x03R\x04size\x12\x16\n" +
+	"\x06author\x18\v \x01(\tR\x06author\x12\x18\n" +
+	"\amessage\x18\f \x01(\tR\amessage\x12.\n" +
+	"\x04time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa0\x01\n" +
+	"\x18ListConfigHistoryRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x14\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\x12!\n" +
+	"\fwith_content\x18\x05 \x01(\bR\vwithContent\"\x91\x01\n" +
+	"\x19ListConfigHistoryResponse\x126\n" +
+	"\bversions\x18\x01 \x03(\v2\x1a.junction.v1.ConfigVersionR\bversions\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
+	"\vconsistency\x18\x03 \x01(\tR\vconsistency\"\x94\x01\n" +
+	"\x17GetConfigVersionRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x16\n" +
+	"\x06number\x18\x04 \x01(\x03R\x06number\x12\x14\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\"\x9a\x01\n" +
+	"\x11DiffConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x12\n" +
+	"\x04from\x18\x04 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\x05 \x01(\x03R\x02to\x12\x14\n" +
+	"\x05stale\x18\x06 \x01(\bR\x05stale\"\x84\x01\n" +
+	"\x12DiffConfigResponse\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.junction.v1.ConfigVersionR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.junction.v1.ConfigVersionR\x02to\x12\x12\n" +
+	"\x04diff\x18\x03 \x01(\tR\x04diff\"\xcc\x01\n" +
+	"\x15RollbackConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x16\n" +
+	"\x06number\x18\x04 \x01(\x03R\x06number\x12$\n" +
+	"\vif_revision\x18\x05 \x01(\x03H\x00R\n" +
+	"ifRevision\x88\x01\x01\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessageB\x0e\n" +
+	"\f_if_revision\"\x12\n" +
+	"\x10GetStatusRequest\"\xf4\x02\n" +
 	"\fCapabilities\x12'\n" +
 	"\x0fnative_sessions\x18\x01 \x01(\bR\x0enativeSessions\x12)\n" +
 	"\x10native_revisions\x18\x02 \x01(\bR\x0fnativeRevisions\x12'\n" +
@@ -4500,7 +5190,9 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x12linearizable_reads\x18\x05 \x01(\bR\x11linearizableReads\x12\x1d\n" +
 	"\n" +
 	"native_cas\x18\x06 \x01(\bR\tnativeCas\x12%\n" +
-	"\x0econfig_history\x18\a \x01(\bR\rconfigHistory\"\xba\x01\n" +
+	"\x0econfig_history\x18\a \x01(\bR\rconfigHistory\x12%\n" +
+	"\x0eatomic_history\x18\b \x01(\bR\ratomicHistory\x12&\n" +
+	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xba\x01\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
@@ -4587,13 +5279,18 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x10SetInstanceState\x12$.junction.v1.SetInstanceStateRequest\x1a%.junction.v1.RegisterInstanceResponse\x12W\n" +
 	"\x11GetInstanceHealth\x12%.junction.v1.GetInstanceHealthRequest\x1a\x1b.junction.v1.InstanceHealth\x12Z\n" +
 	"\x12GetServiceSettings\x12&.junction.v1.GetServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings\x12Z\n" +
-	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\x9a\x03\n" +
+	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\xf9\x05\n" +
 	"\rConfigService\x12J\n" +
 	"\tGetConfig\x12\x1d.junction.v1.GetConfigRequest\x1a\x1e.junction.v1.GetConfigResponse\x12J\n" +
 	"\tPutConfig\x12\x1d.junction.v1.PutConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12S\n" +
 	"\fDeleteConfig\x12 .junction.v1.DeleteConfigRequest\x1a!.junction.v1.DeleteConfigResponse\x12P\n" +
 	"\vListConfigs\x12\x1f.junction.v1.ListConfigsRequest\x1a .junction.v1.ListConfigsResponse\x12J\n" +
-	"\vWatchConfig\x12\x1f.junction.v1.WatchConfigRequest\x1a\x18.junction.v1.ConfigEvent0\x012[\n" +
+	"\vWatchConfig\x12\x1f.junction.v1.WatchConfigRequest\x1a\x18.junction.v1.ConfigEvent0\x01\x12b\n" +
+	"\x11ListConfigHistory\x12%.junction.v1.ListConfigHistoryRequest\x1a&.junction.v1.ListConfigHistoryResponse\x12T\n" +
+	"\x10GetConfigVersion\x12$.junction.v1.GetConfigVersionRequest\x1a\x1a.junction.v1.ConfigVersion\x12M\n" +
+	"\n" +
+	"DiffConfig\x12\x1e.junction.v1.DiffConfigRequest\x1a\x1f.junction.v1.DiffConfigResponse\x12T\n" +
+	"\x0eRollbackConfig\x12\".junction.v1.RollbackConfigRequest\x1a\x1e.junction.v1.PutConfigResponse2[\n" +
 	"\rStatusService\x12J\n" +
 	"\tGetStatus\x12\x1d.junction.v1.GetStatusRequest\x1a\x1e.junction.v1.GetStatusResponse2\x84\x02\n" +
 	"\x0eClusterService\x12P\n" +
@@ -4629,7 +5326,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                     // 0: junction.v1.EventType
 	(*Session)(nil),                    // 1: junction.v1.Session
@@ -4670,50 +5367,57 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*ListConfigsResponse)(nil),        // 36: junction.v1.ListConfigsResponse
 	(*WatchConfigRequest)(nil),         // 37: junction.v1.WatchConfigRequest
 	(*ConfigEvent)(nil),                // 38: junction.v1.ConfigEvent
-	(*GetStatusRequest)(nil),           // 39: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),               // 40: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),          // 41: junction.v1.GetStatusResponse
-	(*ListMembersRequest)(nil),         // 42: junction.v1.ListMembersRequest
-	(*Member)(nil),                     // 43: junction.v1.Member
-	(*ListMembersResponse)(nil),        // 44: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),           // 45: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),        // 46: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                      // 47: junction.v1.Token
-	(*TokenSecret)(nil),                // 48: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),           // 49: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),         // 50: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),          // 51: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 52: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),           // 53: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),         // 54: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),        // 55: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                     // 56: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),        // 57: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),        // 58: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),        // 59: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),       // 60: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),          // 61: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),        // 62: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),       // 63: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),              // 64: junction.v1.WhoAmIRequest
-	nil,                                // 65: junction.v1.Instance.MetadataEntry
-	nil,                                // 66: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                // 67: junction.v1.MetadataPatch.EntriesEntry
-	(*durationpb.Duration)(nil),        // 68: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 69: google.protobuf.Timestamp
+	(*ConfigVersion)(nil),              // 39: junction.v1.ConfigVersion
+	(*ListConfigHistoryRequest)(nil),   // 40: junction.v1.ListConfigHistoryRequest
+	(*ListConfigHistoryResponse)(nil),  // 41: junction.v1.ListConfigHistoryResponse
+	(*GetConfigVersionRequest)(nil),    // 42: junction.v1.GetConfigVersionRequest
+	(*DiffConfigRequest)(nil),          // 43: junction.v1.DiffConfigRequest
+	(*DiffConfigResponse)(nil),         // 44: junction.v1.DiffConfigResponse
+	(*RollbackConfigRequest)(nil),      // 45: junction.v1.RollbackConfigRequest
+	(*GetStatusRequest)(nil),           // 46: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),               // 47: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),          // 48: junction.v1.GetStatusResponse
+	(*ListMembersRequest)(nil),         // 49: junction.v1.ListMembersRequest
+	(*Member)(nil),                     // 50: junction.v1.Member
+	(*ListMembersResponse)(nil),        // 51: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),           // 52: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),        // 53: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                      // 54: junction.v1.Token
+	(*TokenSecret)(nil),                // 55: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),           // 56: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),         // 57: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),          // 58: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 59: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),           // 60: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),         // 61: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),        // 62: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                     // 63: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),        // 64: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),        // 65: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),        // 66: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),       // 67: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),          // 68: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),        // 69: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),       // 70: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),              // 71: junction.v1.WhoAmIRequest
+	nil,                                // 72: junction.v1.Instance.MetadataEntry
+	nil,                                // 73: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                // 74: junction.v1.MetadataPatch.EntriesEntry
+	(*durationpb.Duration)(nil),        // 75: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 76: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	68, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	68, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	65, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	66, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	75, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	75, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	72, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	73, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	8,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	68, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	68, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	69, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	68, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	75, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	75, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	76, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	75, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	11, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	67, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	74, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	6,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	8,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	9,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -4721,97 +5425,109 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	16, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	6,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	6,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	68, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	75, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	6,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	6,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	25, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	69, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	69, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	76, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	76, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	27, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	68, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	75, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
 	27, // 27: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	69, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	76, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
 	35, // 29: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,  // 30: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
 	27, // 31: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	40, // 32: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	43, // 33: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	69, // 34: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	69, // 35: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	47, // 36: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	68, // 37: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	47, // 38: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	56, // 39: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	2,  // 40: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 41: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 42: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 43: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	18, // 44: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	20, // 45: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	22, // 46: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	24, // 47: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	10, // 48: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	12, // 49: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	14, // 50: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	15, // 51: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	28, // 52: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	30, // 53: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	32, // 54: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	34, // 55: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	37, // 56: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	39, // 57: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	42, // 58: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	45, // 59: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	46, // 60: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	49, // 61: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	50, // 62: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	51, // 63: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	53, // 64: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	54, // 65: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	57, // 66: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	58, // 67: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	59, // 68: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	61, // 69: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	62, // 70: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	64, // 71: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	1,  // 72: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 73: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 74: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	17, // 75: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	19, // 76: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	21, // 77: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	23, // 78: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	26, // 79: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	17, // 80: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	13, // 81: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	16, // 82: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	16, // 83: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	29, // 84: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	31, // 85: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	33, // 86: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	36, // 87: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	38, // 88: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	41, // 89: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	44, // 90: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	44, // 91: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	44, // 92: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	48, // 93: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	48, // 94: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	52, // 95: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	47, // 96: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	55, // 97: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	56, // 98: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	56, // 99: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	60, // 100: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	56, // 101: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	63, // 102: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	47, // 103: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	72, // [72:104] is the sub-list for method output_type
-	40, // [40:72] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	76, // 32: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	39, // 33: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
+	39, // 34: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
+	39, // 35: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
+	47, // 36: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	50, // 37: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	76, // 38: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	76, // 39: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	54, // 40: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	75, // 41: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	54, // 42: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	63, // 43: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	2,  // 44: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	3,  // 45: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	4,  // 46: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	7,  // 47: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	18, // 48: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	20, // 49: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	22, // 50: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	24, // 51: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	10, // 52: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	12, // 53: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	14, // 54: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	15, // 55: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	28, // 56: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	30, // 57: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	32, // 58: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	34, // 59: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	37, // 60: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	40, // 61: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	42, // 62: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	43, // 63: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	45, // 64: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	46, // 65: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	49, // 66: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	52, // 67: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	53, // 68: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	56, // 69: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	57, // 70: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	58, // 71: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	60, // 72: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	61, // 73: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	64, // 74: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	65, // 75: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	66, // 76: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	68, // 77: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	69, // 78: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	71, // 79: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	1,  // 80: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	1,  // 81: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	5,  // 82: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	17, // 83: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	19, // 84: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	21, // 85: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	23, // 86: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	26, // 87: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	17, // 88: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	13, // 89: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	16, // 90: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	16, // 91: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	29, // 92: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	31, // 93: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	33, // 94: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	36, // 95: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	38, // 96: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	41, // 97: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	39, // 98: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	44, // 99: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	31, // 100: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	48, // 101: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	51, // 102: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	51, // 103: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	51, // 104: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	55, // 105: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	55, // 106: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	59, // 107: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	54, // 108: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	62, // 109: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	63, // 110: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	63, // 111: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	67, // 112: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	63, // 113: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	70, // 114: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	54, // 115: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	80, // [80:116] is the sub-list for method output_type
+	44, // [44:80] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -4823,13 +5539,14 @@ func file_junction_v1_junction_proto_init() {
 	file_junction_v1_junction_proto_msgTypes[9].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[29].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[31].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[44].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   67,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

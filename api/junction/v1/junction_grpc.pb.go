@@ -587,11 +587,15 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ConfigService_GetConfig_FullMethodName    = "/junction.v1.ConfigService/GetConfig"
-	ConfigService_PutConfig_FullMethodName    = "/junction.v1.ConfigService/PutConfig"
-	ConfigService_DeleteConfig_FullMethodName = "/junction.v1.ConfigService/DeleteConfig"
-	ConfigService_ListConfigs_FullMethodName  = "/junction.v1.ConfigService/ListConfigs"
-	ConfigService_WatchConfig_FullMethodName  = "/junction.v1.ConfigService/WatchConfig"
+	ConfigService_GetConfig_FullMethodName         = "/junction.v1.ConfigService/GetConfig"
+	ConfigService_PutConfig_FullMethodName         = "/junction.v1.ConfigService/PutConfig"
+	ConfigService_DeleteConfig_FullMethodName      = "/junction.v1.ConfigService/DeleteConfig"
+	ConfigService_ListConfigs_FullMethodName       = "/junction.v1.ConfigService/ListConfigs"
+	ConfigService_WatchConfig_FullMethodName       = "/junction.v1.ConfigService/WatchConfig"
+	ConfigService_ListConfigHistory_FullMethodName = "/junction.v1.ConfigService/ListConfigHistory"
+	ConfigService_GetConfigVersion_FullMethodName  = "/junction.v1.ConfigService/GetConfigVersion"
+	ConfigService_DiffConfig_FullMethodName        = "/junction.v1.ConfigService/DiffConfig"
+	ConfigService_RollbackConfig_FullMethodName    = "/junction.v1.ConfigService/RollbackConfig"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -611,6 +615,17 @@ type ConfigServiceClient interface {
 	// WatchConfig streams changes to one item after a revision. Without a
 	// revision it starts with a RESET carrying the current value.
 	WatchConfig(ctx context.Context, in *WatchConfigRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ConfigEvent], error)
+	// ListConfigHistory lists the versions an item's history retains,
+	// newest first, without their content. A deleted item keeps its history.
+	ListConfigHistory(ctx context.Context, in *ListConfigHistoryRequest, opts ...grpc.CallOption) (*ListConfigHistoryResponse, error)
+	// GetConfigVersion reads one version, with its content.
+	GetConfigVersion(ctx context.Context, in *GetConfigVersionRequest, opts ...grpc.CallOption) (*ConfigVersion, error)
+	// DiffConfig compares two versions of an item as a unified diff; by
+	// default the last two.
+	DiffConfig(ctx context.Context, in *DiffConfigRequest, opts ...grpc.CallOption) (*DiffConfigResponse, error)
+	// RollbackConfig publishes a past version's content and type again, as a
+	// new version, optionally only at a given revision (compare-and-set).
+	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*PutConfigResponse, error)
 }
 
 type configServiceClient struct {
@@ -680,6 +695,46 @@ func (c *configServiceClient) WatchConfig(ctx context.Context, in *WatchConfigRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ConfigService_WatchConfigClient = grpc.ServerStreamingClient[ConfigEvent]
 
+func (c *configServiceClient) ListConfigHistory(ctx context.Context, in *ListConfigHistoryRequest, opts ...grpc.CallOption) (*ListConfigHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConfigHistoryResponse)
+	err := c.cc.Invoke(ctx, ConfigService_ListConfigHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) GetConfigVersion(ctx context.Context, in *GetConfigVersionRequest, opts ...grpc.CallOption) (*ConfigVersion, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfigVersion)
+	err := c.cc.Invoke(ctx, ConfigService_GetConfigVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) DiffConfig(ctx context.Context, in *DiffConfigRequest, opts ...grpc.CallOption) (*DiffConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiffConfigResponse)
+	err := c.cc.Invoke(ctx, ConfigService_DiffConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*PutConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutConfigResponse)
+	err := c.cc.Invoke(ctx, ConfigService_RollbackConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -697,6 +752,17 @@ type ConfigServiceServer interface {
 	// WatchConfig streams changes to one item after a revision. Without a
 	// revision it starts with a RESET carrying the current value.
 	WatchConfig(*WatchConfigRequest, grpc.ServerStreamingServer[ConfigEvent]) error
+	// ListConfigHistory lists the versions an item's history retains,
+	// newest first, without their content. A deleted item keeps its history.
+	ListConfigHistory(context.Context, *ListConfigHistoryRequest) (*ListConfigHistoryResponse, error)
+	// GetConfigVersion reads one version, with its content.
+	GetConfigVersion(context.Context, *GetConfigVersionRequest) (*ConfigVersion, error)
+	// DiffConfig compares two versions of an item as a unified diff; by
+	// default the last two.
+	DiffConfig(context.Context, *DiffConfigRequest) (*DiffConfigResponse, error)
+	// RollbackConfig publishes a past version's content and type again, as a
+	// new version, optionally only at a given revision (compare-and-set).
+	RollbackConfig(context.Context, *RollbackConfigRequest) (*PutConfigResponse, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -721,6 +787,18 @@ func (UnimplementedConfigServiceServer) ListConfigs(context.Context, *ListConfig
 }
 func (UnimplementedConfigServiceServer) WatchConfig(*WatchConfigRequest, grpc.ServerStreamingServer[ConfigEvent]) error {
 	return status.Error(codes.Unimplemented, "method WatchConfig not implemented")
+}
+func (UnimplementedConfigServiceServer) ListConfigHistory(context.Context, *ListConfigHistoryRequest) (*ListConfigHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConfigHistory not implemented")
+}
+func (UnimplementedConfigServiceServer) GetConfigVersion(context.Context, *GetConfigVersionRequest) (*ConfigVersion, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConfigVersion not implemented")
+}
+func (UnimplementedConfigServiceServer) DiffConfig(context.Context, *DiffConfigRequest) (*DiffConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiffConfig not implemented")
+}
+func (UnimplementedConfigServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*PutConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackConfig not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -826,6 +904,78 @@ func _ConfigService_WatchConfig_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ConfigService_WatchConfigServer = grpc.ServerStreamingServer[ConfigEvent]
 
+func _ConfigService_ListConfigHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConfigHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).ListConfigHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_ListConfigHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).ListConfigHistory(ctx, req.(*ListConfigHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_GetConfigVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConfigVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).GetConfigVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_GetConfigVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).GetConfigVersion(ctx, req.(*GetConfigVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_DiffConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiffConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).DiffConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_DiffConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).DiffConfig(ctx, req.(*DiffConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_RollbackConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).RollbackConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_RollbackConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).RollbackConfig(ctx, req.(*RollbackConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -848,6 +998,22 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListConfigs",
 			Handler:    _ConfigService_ListConfigs_Handler,
+		},
+		{
+			MethodName: "ListConfigHistory",
+			Handler:    _ConfigService_ListConfigHistory_Handler,
+		},
+		{
+			MethodName: "GetConfigVersion",
+			Handler:    _ConfigService_GetConfigVersion_Handler,
+		},
+		{
+			MethodName: "DiffConfig",
+			Handler:    _ConfigService_DiffConfig_Handler,
+		},
+		{
+			MethodName: "RollbackConfig",
+			Handler:    _ConfigService_RollbackConfig_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"unicode"
+
+	"github.com/aymanbagabas/go-udiff"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/remote"
+	"github.com/junctionhq/junction/model"
+)
+
+// maxMessageLen bounds the message a write keeps with its version.
+const maxMessageLen = 1024
+
+// change returns ctx carrying who makes a configuration write and why, for
+// the version it makes (backends.WithChange): the caller's accessor ID
+// with access control on; with it off, the author a forwarding gateway (or
+// any client) names, else the client's address.
+func (s *Server) change(ctx context.Context, message string) (context.Context, error) {
+	if len(message) > maxMessageLen {
+		return nil, model.TooLarge("message", len(message), maxMessageLen)
+	}
+	if !printable(message) {
+		return nil, model.Invalid("message", "must be printable text")
+	}
+	return backends.WithChange(ctx, backends.Change{Author: authorOf(ctx), Message: message, Retention: s.cfg.HistoryRetention}), nil
+}
+
+func authorOf(ctx context.Context) string {
+	if c, ok := callerOf(ctx); ok && c.on {
+		return c.p.AccessorID
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, remote.AuthorHeader); len(v) == 1 && v[0] != "" && len(v[0]) <= model.MaxNameLen && printable(v[0]) {
+		return v[0]
+	}
+	return clientAddr(ctx)
+}
+
+// printable reports whether s is text: no control characters but newlines
+// and tabs.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == unicode.ReplacementChar || (unicode.IsControl(r) && r != '\n' && r != '\t') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *configService) ListConfigHistory(ctx context.Context, req *pb.ListConfigHistoryRequest) (*pb.ListConfigHistoryResponse, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	vs, info, err := c.s.b.ConfigHistory(ctx, key, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListConfigHistoryResponse{Revision: info.Revision, Consistency: string(info.Consistency)}
+	for _, v := range slices.Backward(vs) {
+		resp.Versions = append(resp.Versions, pb.NewConfigVersion(v, req.WithContent))
+	}
+	return resp, nil
+}
+
+func (c *configService) GetConfigVersion(ctx context.Context, req *pb.GetConfigVersionRequest) (*pb.ConfigVersion, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	if req.Number < 1 {
+		return nil, model.Invalid("number", "a version number counts from 1")
+	}
+	v, err := c.s.b.ConfigVersion(ctx, key, req.Number, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	return pb.NewConfigVersion(v, true), nil
+}
+
+func (c *configService) DiffConfig(ctx context.Context, req *pb.DiffConfigRequest) (*pb.DiffConfigResponse, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	if req.From < 0 || req.To < 0 {
+		return nil, model.Invalid("from", "a version number counts from 1")
+	}
+	vs, _, err := c.s.b.ConfigHistory(ctx, key, backends.ReadOptions{Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	to, from, err := diffPair(key, vs, req.From, req.To)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.DiffConfigResponse{To: pb.NewConfigVersion(to, false)}
+	var before string
+	label := "/dev/null"
+	if from != nil {
+		resp.From = pb.NewConfigVersion(*from, false)
+		before, label = diffSide(*from), fmt.Sprintf("%s@%d", key.DataID, from.Number)
+	}
+	resp.Diff = udiff.Unified(label, fmt.Sprintf("%s@%d", key.DataID, to.Number), before, diffSide(to))
+	return resp, nil
+}
+
+// diffPair picks the versions a diff compares: to (default: the newest)
+// and from (default: the one before to, nil when there is none).
+func diffPair(key model.ConfigKey, vs []model.ConfigVersion, from, to int64) (model.ConfigVersion, *model.ConfigVersion, error) {
+	find := func(field string, n int64) (int, error) {
+		i := slices.IndexFunc(vs, func(v model.ConfigVersion) bool { return v.Number == n })
+		if i < 0 {
+			return 0, &model.FieldError{Field: field, Reason: fmt.Sprintf("config %s has no version %d%s", key, n, retained(vs)), Kind: model.ErrNotFound}
+		}
+		return i, nil
+	}
+	if len(vs) == 0 {
+		return model.ConfigVersion{}, nil, fmt.Errorf("config %s has no history: %w", key, model.ErrNotFound)
+	}
+	ti := len(vs) - 1
+	if to != 0 {
+		var err error
+		if ti, err = find("to", to); err != nil {
+			return model.ConfigVersion{}, nil, err
+		}
+	}
+	switch {
+	case from != 0:
+		fi, err := find("from", from)
+		if err != nil {
+			return model.ConfigVersion{}, nil, err
+		}
+		return vs[ti], &vs[fi], nil
+	case ti > 0:
+		return vs[ti], &vs[ti-1], nil
+	}
+	return vs[ti], nil, nil
+}
+
+// retained says which versions an item's history holds, for an error.
+func retained(vs []model.ConfigVersion) string {
+	if len(vs) == 0 {
+		return " (its history is empty)"
+	}
+	return fmt.Sprintf(" (it keeps %d to %d)", vs[0].Number, vs[len(vs)-1].Number)
+}
+
+// diffSide is what a version shows in a diff: its content, nothing for a
+// delete.
+func diffSide(v model.ConfigVersion) string {
+	if v.Op == model.OpDelete {
+		return ""
+	}
+	return string(v.Content)
+}
+
+func (c *configService) RollbackConfig(ctx context.Context, req *pb.RollbackConfigRequest) (*pb.PutConfigResponse, error) {
+	key, err := configKey(req.Namespace, req.Group, req.DataId)
+	if err != nil {
+		return nil, err
+	}
+	if req.Number < 1 {
+		return nil, model.Invalid("number", "a version number counts from 1")
+	}
+	cond, err := precondition(req.IfRevision)
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.s.b.ConfigVersion(ctx, key, req.Number, backends.ReadOptions{})
+	if errors.Is(err, model.ErrNotFound) {
+		vs, _, herr := c.s.b.ConfigHistory(ctx, key, backends.ReadOptions{})
+		if herr != nil {
+			return nil, herr
+		}
+		return nil, &model.FieldError{Field: "number", Reason: fmt.Sprintf("config %s has no version %d%s", key, req.Number, retained(vs)), Kind: model.ErrNotFound}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Op == model.OpDelete {
+		return nil, model.Invalid("number", "version %d of %s is a delete: roll back to a version that published content", v.Number, key)
+	}
+	msg := req.Message
+	if msg == "" {
+		msg = fmt.Sprintf("rollback to version %d", v.Number)
+	}
+	if ctx, err = c.s.change(ctx, msg); err != nil {
+		return nil, err
+	}
+	cfg, err := c.s.b.PutConfig(ctx, model.Config{Key: key, Content: v.Content, ContentType: v.ContentType}, cond)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.PutConfigResponse{Config: pb.NewConfig(cfg)}, nil
+}
