@@ -81,12 +81,13 @@ type Configs interface {
 // Every publish and every delete appends an immutable version (see
 // model.ConfigVersion), written in the same transaction as the change
 // where the store has transactions (Capabilities.AtomicHistory); the items
-// of model.SystemNamespace keep none. Versions past the Retention of the
-// write that made them are never returned, and go from the store at the
-// item's next write at the latest.
+// of model.SystemNamespace keep none. A version is kept for the Retention
+// of the write that made it, and beyond it never returned; a write drops
+// from the store what its item no longer keeps.
 type History interface {
 	// ConfigHistory returns the retained versions of an item, oldest
-	// first, with their content; an empty list when there are none.
+	// first; an empty list when there are none. A driver may leave their
+	// content out (a version's content is read with ConfigVersion).
 	ConfigHistory(ctx context.Context, key model.ConfigKey, opts ReadOptions) ([]model.ConfigVersion, ReadInfo, error)
 	// ConfigVersion reads one retained version; model.ErrNotFound when the
 	// item has no such version.

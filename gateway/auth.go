@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -67,6 +68,13 @@ func configResource(req any) acl.Resource {
 	r := req.(configRequest)
 	k := model.ConfigKey{Namespace: r.GetNamespace(), Group: r.GetGroup(), DataID: r.GetDataId()}.WithDefaults()
 	return acl.Resource{Kind: acl.KindConfig, Namespace: k.Namespace, Group: k.Group, Name: k.DataID}
+}
+
+// namespaceResource names every config of a request's namespace, for the
+// audit of a call that writes many (an import).
+func namespaceResource(req any) acl.Resource {
+	r := req.(interface{ GetNamespace() string })
+	return acl.Resource{Kind: acl.KindConfig, Namespace: cmp.Or(r.GetNamespace(), model.DefaultNamespace), Group: "*", Name: "*"}
 }
 
 func global(kind acl.Kind, name string) func(any) acl.Resource {
@@ -170,6 +178,10 @@ var rules = map[string]rule{
 	pb.ConfigService_GetConfigVersion_FullMethodName:  read(configResource),
 	pb.ConfigService_DiffConfig_FullMethodName:        read(configResource),
 	pb.ConfigService_RollbackConfig_FullMethodName:    write(configResource),
+	pb.ConfigService_ExportConfigs_FullMethodName:     {any: true}, // filtered by visible
+	// An import writes many items: each is checked with mayWrite before
+	// anything is written.
+	pb.ConfigService_ImportConfigs_FullMethodName: {any: true, act: acl.ActWrite, res: namespaceResource},
 
 	pb.StatusService_GetStatus_FullMethodName: {any: true},
 
@@ -206,6 +218,19 @@ func visible(ctx context.Context) func(acl.Resource) bool {
 }
 
 func mayRead(p acl.Principal, r acl.Resource) bool { return authorize(p, acl.ActRead, r) == nil }
+
+// mayWrite decides one item of a call that writes many (an import), whose
+// rule lets any caller in: the caller in ctx must be allowed to write r.
+func mayWrite(ctx context.Context, r acl.Resource) error {
+	if r.Namespace == SystemNamespace {
+		return fmt.Errorf("%s is in the gateways' own namespace: %w", r, model.ErrPermissionDenied)
+	}
+	c, ok := callerOf(ctx)
+	if !ok || !c.on || c.p.Management {
+		return nil
+	}
+	return authorize(c.p, acl.ActWrite, r)
+}
 
 // authorize decides: the principal's policies, except that the gateways'
 // own namespace is the management's alone (no pattern reaches it).

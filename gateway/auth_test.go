@@ -1,8 +1,11 @@
 package gateway_test
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,6 +289,16 @@ func cfgPathIn(ns, id string) string {
 	return "/v1/namespaces/" + ns + "/groups/" + authGroup + "/configs/" + id
 }
 
+// importOne is an archive of one item of authGroup.
+var importOne = func() []byte {
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	w, _ := z.Create(authGroup + "/" + authCfg)
+	_, _ = w.Write([]byte("a: 1\n"))
+	_ = z.Close()
+	return buf.Bytes()
+}()
+
 func authOps() []authOp {
 	reg := func(cc *grpc.ClientConn) pb.RegistryServiceClient { return pb.NewRegistryServiceClient(cc) }
 	cfg := func(cc *grpc.ClientConn) pb.ConfigServiceClient { return pb.NewConfigServiceClient(cc) }
@@ -406,18 +419,30 @@ func authOps() []authOp {
 		{"DiffConfig", cfgR, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
 			_, err := cfg(cc).DiffConfig(ctx, &pb.DiffConfigRequest{Namespace: ns, Group: authGroup, DataId: authCfg})
 			return err
-		}, func(ns string) (string, string, string) { return "GET", cfgPathIn(ns, authCfg) + ":diff", "" },
+		}, func(ns string) (string, string, string) { return "GET", cfgPathIn(ns, authCfg) + "/diff", "" },
 			func(ctx context.Context, c *sdk.Client) error { _, err := c.DiffConfig(ctx, authCfg, 0, 0); return err }},
 		{"RollbackConfig", cfgW, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
 			_, err := cfg(cc).RollbackConfig(ctx, &pb.RollbackConfigRequest{Namespace: ns, Group: authGroup, DataId: authCfg, Number: 1})
 			return err
 		}, func(ns string) (string, string, string) {
-			return "POST", cfgPathIn(ns, authCfg) + ":rollback", `{"number":1}`
+			return "POST", cfgPathIn(ns, authCfg) + "/rollback", `{"number":1}`
 		},
 			func(ctx context.Context, c *sdk.Client) error {
 				_, err := c.RollbackConfig(ctx, authCfg, 1)
 				return err
 			}},
+		{"ExportConfigs", list, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := cfg(cc).ExportConfigs(ctx, &pb.ExportConfigsRequest{Namespace: ns})
+			return err
+		}, func(ns string) (string, string, string) { return "GET", "/v1/namespaces/" + ns + "/configs:export", "" }, nil},
+		// An import of one item of the group: a dry run, so that the
+		// matrix leaves the data as it found it.
+		{"ImportConfigs", cfgW, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := cfg(cc).ImportConfigs(ctx, &pb.ImportConfigsRequest{Namespace: ns, Archive: importOne, DryRun: true})
+			return err
+		}, func(ns string) (string, string, string) {
+			return "POST", "/v1/namespaces/" + ns + "/configs:import", `{"archive":"` + base64.StdEncoding.EncodeToString(importOne) + `","dryRun":true}`
+		}, nil},
 		{"GetStatus", anyOK, func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pb.NewStatusServiceClient(cc).GetStatus(ctx, &pb.GetStatusRequest{})
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"unicode"
 
@@ -22,7 +23,8 @@ const maxMessageLen = 1024
 // change returns ctx carrying who makes a configuration write and why, for
 // the version it makes (backends.WithChange): the caller's accessor ID
 // with access control on; with it off, the author a forwarding gateway (or
-// any client) names, else the client's address.
+// any client: nothing is proven then) names in the junction-author
+// header, else the client's address.
 func (s *Server) change(ctx context.Context, message string) (context.Context, error) {
 	if len(message) > maxMessageLen {
 		return nil, model.TooLarge("message", len(message), maxMessageLen)
@@ -37,17 +39,22 @@ func authorOf(ctx context.Context) string {
 	if c, ok := callerOf(ctx); ok && c.on {
 		return c.p.AccessorID
 	}
-	if v := metadata.ValueFromIncomingContext(ctx, remote.AuthorHeader); len(v) == 1 && v[0] != "" && len(v[0]) <= model.MaxNameLen && printable(v[0]) {
+	if v := metadata.ValueFromIncomingContext(ctx, remote.AuthorHeader); len(v) == 1 && authorRE.MatchString(v[0]) {
 		return v[0]
 	}
 	return clientAddr(ctx)
 }
 
+// authorRE is what an author named by a header may be: a name, an
+// address or an accessor ID, nothing that could pass for another column.
+var authorRE = regexp.MustCompile(`^[A-Za-z0-9_.:@/+\[\]-]{1,128}$`)
+
 // printable reports whether s is text: no control characters but newlines
-// and tabs.
+// and tabs, and no format characters (bidirectional overrides and the
+// like, which make text read other than it is).
 func printable(s string) bool {
 	for _, r := range s {
-		if r == unicode.ReplacementChar || (unicode.IsControl(r) && r != '\n' && r != '\t') {
+		if (unicode.IsControl(r) && r != '\n' && r != '\t') || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}
@@ -65,7 +72,7 @@ func (c *configService) ListConfigHistory(ctx context.Context, req *pb.ListConfi
 	}
 	resp := &pb.ListConfigHistoryResponse{Revision: info.Revision, Consistency: string(info.Consistency)}
 	for _, v := range slices.Backward(vs) {
-		resp.Versions = append(resp.Versions, pb.NewConfigVersion(v, req.WithContent))
+		resp.Versions = append(resp.Versions, pb.NewConfigVersion(v, false))
 	}
 	return resp, nil
 }
@@ -78,7 +85,7 @@ func (c *configService) GetConfigVersion(ctx context.Context, req *pb.GetConfigV
 	if req.Number < 1 {
 		return nil, model.Invalid("number", "a version number counts from 1")
 	}
-	v, err := c.s.b.ConfigVersion(ctx, key, req.Number, backends.ReadOptions{Stale: req.Stale})
+	v, err := c.s.version(ctx, key, req.Number, "number", backends.ReadOptions{Stale: req.Stale})
 	if err != nil {
 		return nil, err
 	}
@@ -90,10 +97,14 @@ func (c *configService) DiffConfig(ctx context.Context, req *pb.DiffConfigReques
 	if err != nil {
 		return nil, err
 	}
-	if req.From < 0 || req.To < 0 {
+	switch {
+	case req.From < 0:
 		return nil, model.Invalid("from", "a version number counts from 1")
+	case req.To < 0:
+		return nil, model.Invalid("to", "a version number counts from 1")
 	}
-	vs, _, err := c.s.b.ConfigHistory(ctx, key, backends.ReadOptions{Stale: req.Stale})
+	opts := backends.ReadOptions{Stale: req.Stale}
+	vs, _, err := c.s.b.ConfigHistory(ctx, key, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -101,15 +112,37 @@ func (c *configService) DiffConfig(ctx context.Context, req *pb.DiffConfigReques
 	if err != nil {
 		return nil, err
 	}
+	// The list may leave contents out: read the two versions compared.
+	if to, err = c.s.version(ctx, key, to.Number, "to", opts); err != nil {
+		return nil, err
+	}
 	resp := &pb.DiffConfigResponse{To: pb.NewConfigVersion(to, false)}
 	var before string
 	label := "/dev/null"
 	if from != nil {
-		resp.From = pb.NewConfigVersion(*from, false)
-		before, label = diffSide(*from), fmt.Sprintf("%s@%d", key.DataID, from.Number)
+		f, err := c.s.version(ctx, key, from.Number, "from", opts)
+		if err != nil {
+			return nil, err
+		}
+		resp.From = pb.NewConfigVersion(f, false)
+		before, label = diffSide(f), fmt.Sprintf("%s@%d", key.DataID, f.Number)
 	}
 	resp.Diff = udiff.Unified(label, fmt.Sprintf("%s@%d", key.DataID, to.Number), before, diffSide(to))
 	return resp, nil
+}
+
+// version reads one version of key; when the history does not keep it,
+// the error names field and the versions it keeps.
+func (s *Server) version(ctx context.Context, key model.ConfigKey, n int64, field string, opts backends.ReadOptions) (model.ConfigVersion, error) {
+	v, err := s.b.ConfigVersion(ctx, key, n, opts)
+	if !errors.Is(err, model.ErrNotFound) {
+		return v, err
+	}
+	vs, _, herr := s.b.ConfigHistory(ctx, key, opts)
+	if herr != nil {
+		return v, herr
+	}
+	return v, &model.FieldError{Field: field, Reason: fmt.Sprintf("config %s has no version %d%s", key, n, retained(vs)), Kind: model.ErrNotFound}
 }
 
 // diffPair picks the versions a diff compares: to (default: the newest)
@@ -174,14 +207,7 @@ func (c *configService) RollbackConfig(ctx context.Context, req *pb.RollbackConf
 	if err != nil {
 		return nil, err
 	}
-	v, err := c.s.b.ConfigVersion(ctx, key, req.Number, backends.ReadOptions{})
-	if errors.Is(err, model.ErrNotFound) {
-		vs, _, herr := c.s.b.ConfigHistory(ctx, key, backends.ReadOptions{})
-		if herr != nil {
-			return nil, herr
-		}
-		return nil, &model.FieldError{Field: "number", Reason: fmt.Sprintf("config %s has no version %d%s", key, req.Number, retained(vs)), Kind: model.ErrNotFound}
-	}
+	v, err := c.s.version(ctx, key, req.Number, "number", backends.ReadOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -92,7 +92,7 @@ func TestConfigHistoryAPI(t *testing.T) {
 			if d.Diff != want || d.From.Number != 1 || d.To.Number != 2 {
 				t.Errorf("diff:\n%s\nwant:\n%s", d.Diff, want)
 			}
-			if r := e.do(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/"+id+":diff?from=2&to=1", ""); r.status != 200 || !strings.Contains(r.body, `-replicas: 0\n+replicas: 2`) {
+			if r := e.do(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/"+id+"/diff?from=2&to=1", ""); r.status != 200 || !strings.Contains(r.body, `-replicas: 0\n+replicas: 2`) {
 				t.Errorf("REST diff 2→1: %d %s", r.status, r.body)
 			}
 			if r := e.do(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/"+id+"/history/1", ""); r.status != 200 || !strings.Contains(r.body, `"content":"replicas: 2\n"`) {
@@ -107,7 +107,7 @@ func TestConfigHistoryAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := e.do(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/"+id+":rollback",
+			r := e.do(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/"+id+"/rollback",
 				`{"number":1,"ifRevision":"`+strconv.FormatInt(cur.Config.Revision, 10)+`"}`)
 			if r.status != 200 {
 				t.Fatalf("REST rollback: %d %s", r.status, r.body)
@@ -171,7 +171,11 @@ func badRequests(t *testing.T, e *env, id string, n int) {
 		{"a version that does not exist", func() error {
 			_, err := e.cfg.GetConfigVersion(ctx, &pb.GetConfigVersionRequest{DataId: id, Number: 99})
 			return err
-		}, model.ErrNotFound, ""},
+		}, model.ErrNotFound, "number"},
+		{"diff to a negative version", func() error {
+			_, err := e.cfg.DiffConfig(ctx, &pb.DiffConfigRequest{DataId: id, To: -1})
+			return err
+		}, model.ErrInvalidArgument, "to"},
 		{"diff from a version that does not exist", func() error {
 			_, err := e.cfg.DiffConfig(ctx, &pb.DiffConfigRequest{DataId: id, From: 99})
 			return err
@@ -186,6 +190,10 @@ func badRequests(t *testing.T, e *env, id string, n int) {
 		}, model.ErrTooLarge, "message"},
 		{"a message with control characters", func() error {
 			_, err := e.cfg.DeleteConfig(ctx, &pb.DeleteConfigRequest{DataId: id, Message: "a\x1b[2J"})
+			return err
+		}, model.ErrInvalidArgument, "message"},
+		{"a message with a bidirectional override", func() error {
+			_, err := e.cfg.DeleteConfig(ctx, &pb.DeleteConfigRequest{DataId: id, Message: "fix \u202egnp.exe"})
 			return err
 		}, model.ErrInvalidArgument, "message"},
 	} {
@@ -226,6 +234,14 @@ func TestHistoryRetentionAndNamedAuthors(t *testing.T) {
 	h := history(t, e, "r.yaml")
 	if len(h) != 3 || h[0].Number != 5 || h[2].Number != 3 || h[0].Author != "follower-of-alice" {
 		t.Errorf("a retention of 3 after 5 writes: %v", h)
+	}
+	// A name that could pass for another column of a table is not taken.
+	forged := metadata.AppendToOutgoingContext(context.Background(), "junction-author", "alice  2026-01-01 delete")
+	if _, err := e.cfg.PutConfig(forged, &pb.PutConfigRequest{DataId: "r.yaml", Content: "n: 9\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := history(t, e, "r.yaml"); h[0].Author != "127.0.0.1" {
+		t.Errorf("an author with spaces: %q, want the client's address", h[0].Author)
 	}
 	cfg := gateway.DefaultConfig()
 	cfg.HistoryRetention.Versions = 0

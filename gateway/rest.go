@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -76,13 +79,23 @@ func (s *Server) restHandler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	const configPath = "/v1/namespaces/{namespace}/groups/{group}/configs/{dataId}"
 	mux.HandleFunc("GET "+configPath, func(w http.ResponseWriter, r *http.Request) {
-		if id := r.PathValue("dataId"); strings.HasSuffix(id, ":watch") || strings.HasSuffix(id, ":diff") {
+		if strings.HasSuffix(r.PathValue("dataId"), ":watch") {
 			limited.ServeHTTP(w, r)
 			return
 		}
 		s.getConfigRaw(w, r, configs)
 	})
 	mux.HandleFunc("PUT "+configPath, func(w http.ResponseWriter, r *http.Request) { s.putConfigRaw(w, r, configs) })
+	mux.HandleFunc("GET /v1/namespaces/{namespace}/configs:export", func(w http.ResponseWriter, r *http.Request) {
+		s.exportRaw(w, r, configs)
+	})
+	mux.HandleFunc("POST /v1/namespaces/{namespace}/configs:import", func(w http.ResponseWriter, r *http.Request) {
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/zip" {
+			limited.ServeHTTP(w, r) // the JSON form, archive in base64
+			return
+		}
+		s.importRaw(w, r, configs)
+	})
 	metricsHandler := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}).ServeHTTP
 	if !s.cfg.MetricsPublic {
 		metricsHandler = s.auth.guardHTTP(read(global(acl.KindCluster, "metrics")), metricsHandler)
@@ -251,6 +264,71 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 		return
 	}
 	w.Header().Set("ETag", etag(resp.Config.Revision))
+	writeProto(w, resp)
+}
+
+// exportRaw answers an export with the zip itself, unless the client
+// accepts only JSON.
+func (s *Server) exportRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
+	resp, err := c.ExportConfigs(restCall(r, s.cfg.TLS), &pb.ExportConfigsRequest{Namespace: r.PathValue("namespace"),
+		Group: r.URL.Query().Get("group")}, grpc.MaxCallRecvMsgSize(math.MaxInt32))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if accept := r.Header.Get("Accept"); strings.Contains(accept, "application/json") && !strings.Contains(accept, "application/zip") {
+		writeProto(w, resp)
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "junction-"+r.PathValue("namespace")+".zip"))
+	w.Header().Set("X-Junction-Revision", strconv.FormatInt(resp.Revision, 10))
+	_, _ = w.Write(resp.Archive)
+}
+
+// importRaw imports a zip sent as the body: policy, dryRun, validate and
+// message are query parameters.
+func (s *Server) importRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
+	q := r.URL.Query()
+	req := &pb.ImportConfigsRequest{Namespace: r.PathValue("namespace"), Message: q.Get("message")}
+	for k := range q {
+		switch k {
+		case "policy":
+			p, ok := pb.ImportPolicy_value[strings.ToUpper(q.Get(k))]
+			if !ok {
+				writeError(w, model.Invalid("policy", "%q is not abort, skip or overwrite", q.Get(k)))
+				return
+			}
+			req.Policy = pb.ImportPolicy(p)
+		case "dryRun", "validate":
+			v, err := strconv.ParseBool(q.Get(k))
+			if err != nil {
+				writeError(w, model.Invalid(k, "%q is not true or false", q.Get(k)))
+				return
+			}
+			req.DryRun = req.DryRun || (k == "dryRun" && v)
+			req.NoValidate = req.NoValidate || (k == "validate" && !v)
+		case "message":
+		default:
+			writeError(w, model.Invalid(k, "unknown parameter; known: policy, dryRun, validate, message"))
+			return
+		}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.maxImport())+1))
+	if err != nil {
+		writeError(w, model.Invalid("body", "could not read the request body: %v", err))
+		return
+	}
+	if len(body) > s.maxImport() {
+		writeError(w, model.TooLarge(archiveFieldName, len(body), s.maxImport()))
+		return
+	}
+	req.Archive = body
+	resp, err := c.ImportConfigs(restCall(r, s.cfg.TLS), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	writeProto(w, resp)
 }
 

@@ -75,6 +75,10 @@ type Config struct {
 	HistoryRetention backends.Retention
 }
 
+// maxImport is the largest import archive a request may carry: what a
+// gRPC request may (the largest content and a margin).
+func (s *Server) maxImport() int { return s.cfg.MaxContentSize + 1<<20 - 4<<10 }
+
 // maxHistoryVersions bounds how many versions of each item a store may be
 // told to keep.
 const maxHistoryVersions = 10000
@@ -166,7 +170,8 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
 	maxMsg := cfg.MaxContentSize + 1<<20
 	utf8 := newUTF8Guard()
-	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg), grpc.ForceServerCodecV2(utf8),
+	// An export answers with up to maxArchiveTotal bytes of content, zipped.
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(max(maxMsg, maxArchiveTotal+maxArchiveTotal/4)), grpc.ForceServerCodecV2(utf8),
 		grpc.ChainUnaryInterceptor(s.m.unary, s.auth.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, s.auth.stream, utf8.stream)}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(tlsInfoCreds{})) // the listener's TLS, reported to the calls

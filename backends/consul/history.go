@@ -218,13 +218,7 @@ func keptVersions(head *api.KVPair, now time.Time) (map[int64]bool, error) {
 			return nil, err
 		}
 	}
-	kept := make(map[int64]bool, len(h.Kept))
-	for _, e := range h.Kept {
-		if e.Expires > now.UnixMilli() {
-			kept[e.Number] = true
-		}
-	}
-	return kept, nil
+	return h.Live(now), nil
 }
 
 // decodeVersion reads a version's record, which is written once: its

@@ -587,43 +587,66 @@ func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond mod
 	}
 }
 
-// ConfigHistory implements backends.History.
+// ConfigHistory implements backends.History: the records and the head
+// at one revision, and of the records those the head still keeps.
 func (d *Driver) ConfigHistory(ctx context.Context, key model.ConfigKey, o backends.ReadOptions) ([]model.ConfigVersion, backends.ReadInfo, error) {
 	opts, c := readOpts(o)
-	resp, err := d.cli.Get(ctx, d.historyDir(key), append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))...)
+	tr, err := d.cli.Txn(ctx).Then(clientv3.OpGet(d.headKey(key), opts...),
+		clientv3.OpGet(d.historyDir(key), append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))...)).Commit()
 	if err != nil {
 		return nil, backends.ReadInfo{}, mapErr(err)
 	}
+	live, err := liveVersions(key, tr.Responses[0].GetResponseRange().GetKvs())
+	if err != nil {
+		return nil, backends.ReadInfo{}, err
+	}
 	out := []model.ConfigVersion{}
-	now := time.Now()
-	for _, kv := range resp.Kvs {
-		if v, ok := decodeVersion(key, kv, now); ok {
+	for _, kv := range tr.Responses[1].GetResponseRange().GetKvs() {
+		if v, ok := decodeVersion(key, kv, live); ok {
 			out = append(out, v)
 		}
 	}
-	return out, backends.ReadInfo{Revision: resp.Header.Revision, Consistency: c}, nil
+	return out, backends.ReadInfo{Revision: tr.Header.Revision, Consistency: c}, nil
 }
 
 // ConfigVersion implements backends.History.
 func (d *Driver) ConfigVersion(ctx context.Context, key model.ConfigKey, number int64, o backends.ReadOptions) (model.ConfigVersion, error) {
 	opts, _ := readOpts(o)
-	resp, err := d.cli.Get(ctx, d.versionKey(key, number), opts...)
+	tr, err := d.cli.Txn(ctx).Then(clientv3.OpGet(d.headKey(key), opts...), clientv3.OpGet(d.versionKey(key, number), opts...)).Commit()
 	if err != nil {
 		return model.ConfigVersion{}, mapErr(err)
 	}
-	if len(resp.Kvs) > 0 {
-		if v, ok := decodeVersion(key, resp.Kvs[0], time.Now()); ok {
+	live, err := liveVersions(key, tr.Responses[0].GetResponseRange().GetKvs())
+	if err != nil {
+		return model.ConfigVersion{}, err
+	}
+	if kvs := tr.Responses[1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		if v, ok := decodeVersion(key, kvs[0], live); ok {
 			return v, nil
 		}
 	}
 	return model.ConfigVersion{}, fmt.Errorf("version %d of config %s: %w", number, key, model.ErrNotFound)
 }
 
+// liveVersions reads a head (kvs: none, or the head) and returns the
+// numbers it still keeps.
+func liveVersions(key model.ConfigKey, kvs []*mvccpb.KeyValue) (map[int64]bool, error) {
+	var h confighist.Head
+	if len(kvs) > 0 {
+		var err error
+		if h, err = confighist.DecodeHead(kvs[0].Value); err != nil {
+			return nil, fmt.Errorf("etcd: %s: %w", key, err)
+		}
+	}
+	return h.Live(time.Now()), nil
+}
+
 // decodeVersion reads a version record, which is written once: its
-// ModRevision is the revision of the change it records.
-func decodeVersion(key model.ConfigKey, kv *mvccpb.KeyValue, now time.Time) (model.ConfigVersion, bool) {
+// ModRevision is the revision of the change it records. A record its head
+// no longer keeps reads as absent.
+func decodeVersion(key model.ConfigKey, kv *mvccpb.KeyValue, live map[int64]bool) (model.ConfigVersion, bool) {
 	r, err := confighist.DecodeRecord(kv.Value)
-	if err != nil || !r.Live(now) {
+	if err != nil || !live[r.Number] {
 		return model.ConfigVersion{}, false
 	}
 	return r.Version(key, kv.ModRevision), true

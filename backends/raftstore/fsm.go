@@ -217,7 +217,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 		// The restored state is the state at this entry: revisions keep
 		// growing, and every watcher, whose history is gone, gets a RESET.
+		// Version numbers keep growing too: none is given out twice.
+		last := f.lastVersions()
 		f.load(*c.State)
+		f.keepNumbering(last)
 		f.applied = rev
 		f.history.Reset(rev)
 		return res

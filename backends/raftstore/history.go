@@ -49,6 +49,30 @@ func (f *fsm) record(op model.ConfigOp, c model.Config, ch backends.Change, now 
 	}
 }
 
+// lastVersions returns the number each item's history gave out last; the
+// caller holds mu.
+func (f *fsm) lastVersions() map[model.ConfigKey]int64 {
+	out := make(map[model.ConfigKey]int64, len(f.hist))
+	for k, h := range f.hist {
+		out[k] = h.Last
+	}
+	return out
+}
+
+// keepNumbering makes each item's history number on from at least last
+// (a restored state that predates versions given out since); the caller
+// holds mu.
+func (f *fsm) keepNumbering(last map[model.ConfigKey]int64) {
+	for k, n := range last {
+		h := f.hist[k]
+		if h == nil {
+			h = &itemHistory{Key: k}
+			f.hist[k] = h
+		}
+		h.Last = max(h.Last, n)
+	}
+}
+
 // live returns the versions of key still kept at now; the caller holds mu.
 func (f *fsm) live(key model.ConfigKey, now time.Time) []model.ConfigVersion {
 	out := []model.ConfigVersion{}

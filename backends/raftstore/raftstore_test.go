@@ -186,6 +186,10 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		if err != nil || string(got.Content) != "v1" {
 			t.Fatalf("config after the restore: %q %v", got.Content, err)
 		}
+		// The history is the snapshot's; version numbers never repeat.
+		if vs, _, err := s.ConfigHistory(ctx, key, backends.ReadOptions{}); err != nil || len(vs) != 1 || string(vs[0].Content) != "v1" {
+			t.Fatalf("history after the restore: %v %v", vs, err)
+		}
 		insts, _, err := s.Instances(ctx, svc, backends.ReadOptions{})
 		if err != nil || len(insts) != 1 {
 			t.Fatalf("instances after the restore: %v %v", insts, err)
@@ -207,6 +211,12 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		}
 	}
 	check(s) // a rejected restore changes nothing
+	if _, err := s.PutConfig(ctx, model.Config{Key: key, Content: []byte("v3")}, model.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if vs, _, _ := s.ConfigHistory(ctx, key, backends.ReadOptions{}); len(vs) != 2 || vs[1].Number != 3 {
+		t.Errorf("after the restore, a write is version %v, want 3: version 2 was given out before it", numbers(vs))
+	}
 }
 
 // A few large writes compact the log as many small ones do: a snapshot is
@@ -243,4 +253,12 @@ func TestSnapshotByLogSize(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func numbers(vs []model.ConfigVersion) []int64 {
+	out := make([]int64, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.Number)
+	}
+	return out
 }

@@ -158,7 +158,10 @@ func (b *Backend) GetConfig(ctx context.Context, k model.ConfigKey, o backends.R
 func (b *Backend) PutConfig(ctx context.Context, c model.Config, cond model.Precondition) (model.Config, error) {
 	ctx, msg := withAuthor(ctx)
 	req := &pb.PutConfigRequest{Namespace: c.Key.Namespace, Group: c.Key.Group, DataId: c.Key.DataID,
-		Content: string(c.Content), ContentType: c.ContentType, Message: msg}
+		Content: string(c.Content), ContentType: c.ContentType, Message: msg,
+		// A driver stores what it is given: the gateway that took the
+		// write has validated it (or was told not to).
+		NoValidate: true}
 	if cond.Check {
 		req.IfRevision = &cond.Revision
 	}
@@ -202,7 +205,7 @@ func withAuthor(ctx context.Context) (context.Context, string) {
 // ConfigHistory implements backends.History.
 func (b *Backend) ConfigHistory(ctx context.Context, k model.ConfigKey, o backends.ReadOptions) ([]model.ConfigVersion, backends.ReadInfo, error) {
 	r, err := b.cfg.ListConfigHistory(ctx, &pb.ListConfigHistoryRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID,
-		Stale: o.Stale, WithContent: true})
+		Stale: o.Stale})
 	if err != nil {
 		return nil, backends.ReadInfo{}, pb.Error(err)
 	}

@@ -14,7 +14,7 @@ import (
 func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Read, write and watch configuration items"}
 	cmd.AddCommand(newConfigGetCmd(g), newConfigPutCmd(g), newConfigDeleteCmd(g), newConfigListCmd(g), newConfigWatchCmd(g),
-		newConfigHistoryCmd(g), newConfigDiffCmd(g), newConfigRollbackCmd(g))
+		newConfigHistoryCmd(g), newConfigDiffCmd(g), newConfigRollbackCmd(g), newConfigExportCmd(g), newConfigImportCmd(g))
 	return cmd
 }
 
@@ -40,14 +40,14 @@ func newConfigGetCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return g.print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { _, _ = io.WriteString(w, v.Content) })
+				return g.printRaw(cmd.OutOrStdout(), v, v.Content)
 			}
 			resp, err := cfg.GetConfig(cmd.Context(), &pb.GetConfigRequest{Namespace: g.namespace, Group: g.group,
 				DataId: args[0], Stale: stale})
 			if err != nil {
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) { _, _ = io.WriteString(w, resp.Config.Content) })
+			return g.printRaw(cmd.OutOrStdout(), resp, resp.Config.Content)
 		},
 	}
 	cmd.Flags().BoolVar(&stale, "stale", false, "allow a stale read")

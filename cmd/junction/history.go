@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
-	"io"
+	"math"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 )
@@ -45,12 +48,11 @@ func newConfigHistoryCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// oneLine keeps a message to its first line, for a table.
+// oneLine keeps a message to its first line, tabs as spaces, for a table.
 func oneLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i] + " …"
-		}
+	s = strings.ReplaceAll(s, "\t", " ")
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
 	}
 	return s
 }
@@ -72,7 +74,7 @@ func newConfigDiffCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) { _, _ = io.WriteString(w, resp.Diff) })
+			return g.printRaw(cmd.OutOrStdout(), resp, resp.Diff)
 		},
 	}
 	cmd.Flags().Int64Var(&req.From, "from", 0, "the older version (default: the one before --to)")
@@ -113,5 +115,102 @@ func newConfigRollbackCmd(g *globals) *cobra.Command {
 	cmd.Flags().Int64Var(&ifRevision, "if-revision", 0, "write only if the item is at this revision (0: only if absent)")
 	cmd.Flags().StringVarP(&req.Message, "message", "m", "", "why (default: \"rollback to version N\")")
 	_ = cmd.MarkFlagRequired("to")
+	return cmd
+}
+
+func newConfigExportCmd(g *globals) *cobra.Command {
+	var (
+		file  string
+		group string
+	)
+	cmd := &cobra.Command{
+		Use:   "export [-g GROUP] [-f FILE]",
+		Short: "Write a namespace's items (of one group with -g) as a zip that Junction and Nacos import",
+		Long: "Write the items of the namespace (-n) as a zip: each item's content at GROUP/DATA_ID, Junction's\n" +
+			"metadata (types, md5s, revisions) in junction.json and Nacos' in .metadata.yml, so that a Nacos\n" +
+			"console imports it too. Without -g, every group. -f - (the default) writes to standard output.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			if cmd.Flags().Changed("group") {
+				group = g.group
+			}
+			resp, err := c.cfg.ExportConfigs(cmd.Context(), &pb.ExportConfigsRequest{Namespace: g.namespace, Group: group},
+				grpc.MaxCallRecvMsgSize(math.MaxInt32))
+			if err != nil {
+				return err
+			}
+			if file == "" || file == "-" {
+				_, err = cmd.OutOrStdout().Write(resp.Archive)
+				return err
+			}
+			if err := os.WriteFile(file, resp.Archive, 0o600); err != nil {
+				return fmt.Errorf("write the export: %w", err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d items of %s at revision %d to %s\n", resp.Count, g.namespace, resp.Revision, file)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "-", "write the zip to FILE")
+	return cmd
+}
+
+func newConfigImportCmd(g *globals) *cobra.Command {
+	req := &pb.ImportConfigsRequest{}
+	var policy string
+	cmd := &cobra.Command{
+		Use:   "import FILE [--policy abort|skip|overwrite] [--dry-run]",
+		Short: "Import a Junction export or a Nacos console export zip into the namespace",
+		Long: "Import a zip written by config export, or by a Nacos console (Nacos 2 and 1 exports), into the\n" +
+			"namespace (-n), and print what it changed: create, overwrite, skip, unchanged or conflict. An\n" +
+			"item that exists with other content aborts the whole import (--policy abort, the default),\n" +
+			"is left alone (skip) or replaced (overwrite). Every entry is checked before anything is\n" +
+			"written; --dry-run only prints what the import would do.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, ok := pb.ImportPolicy_value[strings.ToUpper(policy)]
+			if !ok || p == 0 {
+				return fmt.Errorf("--policy %q: want abort, skip or overwrite", policy)
+			}
+			archive, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("read the archive: %w", err)
+			}
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			req.Namespace, req.Archive, req.Policy = g.namespace, archive, pb.ImportPolicy(p)
+			resp, err := c.cfg.ImportConfigs(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "ACTION\tGROUP\tDATA ID\tTYPE\tSIZE\tMD5")
+				counts := map[string]int{}
+				for _, it := range resp.Items {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", it.Action, it.Group, it.DataId, it.ContentType, it.Size, it.Md5)
+					counts[it.Action]++
+				}
+				what := "imported"
+				if !resp.Applied {
+					what = "would import (dry run)"
+				}
+				fmt.Fprintf(w, "%s %d items of a %s export into %s: %d created, %d overwritten, %d skipped, %d unchanged, %d in conflict\n",
+					what, len(resp.Items), resp.Format, g.namespace, counts["create"], counts["overwrite"], counts["skip"],
+					counts["unchanged"], counts["conflict"])
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&policy, "policy", "abort", "what to do with an item that exists with other content: abort, skip or overwrite")
+	f.BoolVar(&req.DryRun, "dry-run", false, "print what the import would do, write nothing")
+	f.BoolVar(&req.NoValidate, "no-validate", false, "store content that does not parse as its type")
+	f.StringVarP(&req.Message, "message", "m", "", "kept with the version each write makes (default: import)")
 	return cmd
 }

@@ -293,6 +293,23 @@ func testCLI(t *testing.T, backend string) {
 	if out := must("", "config", "get", "app.yaml"); out != "a: 1\n" {
 		t.Fatalf("after the rollback: %q", out)
 	}
+	// Export, and import into another namespace: a dry run first.
+	archive := filepath.Join(t.TempDir(), "public.zip")
+	must("", "config", "export", "-f", archive)
+	if out := must("", "config", "import", archive, "-n", "copy", "--dry-run"); !strings.Contains(out, "would import") ||
+		!strings.Contains(out, "create") || !strings.Contains(out, "app.yaml") {
+		t.Fatalf("import --dry-run: %s", out)
+	}
+	if out, err := run("", "config", "get", "app.yaml", "-n", "copy"); err == nil {
+		t.Fatalf("a dry run wrote app.yaml: %s", out)
+	}
+	must("", "config", "import", archive, "-n", "copy")
+	if out := must("", "config", "get", "app.yaml", "-n", "copy"); out != "a: 1\n" {
+		t.Fatalf("the imported item: %q", out)
+	}
+	if out, err := run("", "config", "import", archive, "--policy", "merge"); err == nil || !strings.Contains(out, "abort, skip or overwrite") {
+		t.Fatalf("a bad policy: %v %s", err, out)
+	}
 	if out := must("", "status"); !strings.Contains(out, "config history") || !strings.Contains(out, "true (atomic true)") {
 		t.Fatalf("status: %s", out)
 	}

@@ -141,6 +141,16 @@ func (g *globals) print(w io.Writer, m proto.Message, table func(*tabwriter.Writ
 	return tw.Flush()
 }
 
+// printRaw writes m as JSON, or else text as it is: a content, a diff,
+// which a table would realign at its tabs.
+func (g *globals) printRaw(w io.Writer, m proto.Message, text string) error {
+	if g.output == "json" {
+		return g.print(w, m, nil)
+	}
+	_, err := io.WriteString(w, text)
+	return err
+}
+
 // printLine writes one streamed message: compact JSON, or a line of text.
 func (g *globals) printLine(w io.Writer, m proto.Message, text string) {
 	if g.output == "json" {

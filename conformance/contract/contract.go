@@ -38,6 +38,12 @@ type Env struct {
 	Compact func(ctx context.Context, rev int64) error
 	// Quick runs bounded versions (fewer operations, shorter sessions).
 	Quick bool
+	// Forwards says that B's writes pass through a gateway (a follower's,
+	// which forwards them to the leader's), which applies its own
+	// configuration to them, not what a write's context carries. A
+	// backend that is a gateway (remote: its status names it gateway/...)
+	// needs no saying.
+	Forwards bool
 }
 
 func (e *Env) n(full, quick int) int {

@@ -115,6 +115,16 @@ func history(ctx context.Context, e *Env) Result {
 		return c.fatal("history of a deleted item: %v", err)
 	}
 	c.fig("versions", float64(len(vs)), "")
+	for i, v := range vs { // the list may leave contents out
+		full, err := b.ConfigVersion(ctx, key, v.Number, backends.ReadOptions{})
+		if err != nil {
+			return c.fatal("read version %d, which the history lists: %v", v.Number, err)
+		}
+		if full.Number != v.Number || full.Revision != v.Revision || full.Op != v.Op || full.Author != v.Author {
+			c.problem("version %d reads as %+v, listed as %+v", v.Number, full, v)
+		}
+		vs[i] = full
+	}
 	complete, ordered := len(vs) == total, true
 	seen := map[int64]bool{}
 	for i, v := range vs {
@@ -167,7 +177,7 @@ func history(ctx context.Context, e *Env) Result {
 	}
 	// Retention: by count, and by age. A gateway applies its own, whatever
 	// a write's context says: there the driver-level runs check it.
-	if strings.HasPrefix(st.Backend, "gateway/") {
+	if e.Forwards || strings.HasPrefix(st.Backend, "gateway/") {
 		c.note("retention is the gateway's own (its flags): checked on the drivers")
 		return c.done()
 	}

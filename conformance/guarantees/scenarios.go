@@ -38,7 +38,7 @@ func Scenarios() []Scenario {
 // out by the target's compaction where it has one.
 func fromContract(s contract.Scenario) Scenario {
 	return Scenario{Name: s.Name, Rule: s.Rule, Run: func(ctx context.Context, e *Env) Outcome {
-		ce := &contract.Env{B: e.B, Peer: e.Target.Open, HistoryWindow: e.n(400, 300), Quick: e.Quick}
+		ce := &contract.Env{B: e.B, Peer: e.Target.Open, HistoryWindow: e.n(400, 300), Quick: e.Quick, Forwards: e.Target.Forwards}
 		if e.Target.Compact != nil {
 			ce.Compact = func(ctx context.Context, _ int64) error { return e.Target.Compact(ctx) }
 		}

@@ -60,6 +60,9 @@ type Target struct {
 	BeforeRun func(ctx context.Context) error
 	// BeforeRunIs says what BeforeRun does and why, for the report.
 	BeforeRunIs string
+	// Forwards says that writes pass through a gateway, which applies its
+	// own configuration (the history's retention) to them.
+	Forwards bool
 }
 
 // RaftTarget is the built-in store, in process, in dir. It keeps a small
@@ -98,7 +101,8 @@ func RaftClusterTarget(dir string) (*Target, error) {
 		return nil, err
 	}
 	return &Target{Name: "raft-3", Label: "built-in Raft store, three nodes in process over loopback TCP, through one node (a follower when the run starts)",
-		Open: func(context.Context) (backends.Backend, error) { return follower.Routed(), nil },
+		Forwards: true, // to the leader's gateway
+		Open:     func(context.Context) (backends.Backend, error) { return follower.Routed(), nil },
 		Restart: func(ctx context.Context) error {
 			l, err := c.Leader(ctx)
 			if err != nil {

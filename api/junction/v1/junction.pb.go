@@ -83,6 +83,64 @@ func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_junction_v1_junction_proto_rawDescGZIP(), []int{0}
 }
 
+// ImportPolicy says what an import does with an item that exists with
+// other content.
+type ImportPolicy int32
+
+const (
+	// Default: ABORT.
+	ImportPolicy_IMPORT_POLICY_UNSPECIFIED ImportPolicy = 0
+	// Write nothing at all when any item exists with other content.
+	ImportPolicy_ABORT ImportPolicy = 1
+	// Leave such items as they are.
+	ImportPolicy_SKIP ImportPolicy = 2
+	// Replace them.
+	ImportPolicy_OVERWRITE ImportPolicy = 3
+)
+
+// Enum value maps for ImportPolicy.
+var (
+	ImportPolicy_name = map[int32]string{
+		0: "IMPORT_POLICY_UNSPECIFIED",
+		1: "ABORT",
+		2: "SKIP",
+		3: "OVERWRITE",
+	}
+	ImportPolicy_value = map[string]int32{
+		"IMPORT_POLICY_UNSPECIFIED": 0,
+		"ABORT":                     1,
+		"SKIP":                      2,
+		"OVERWRITE":                 3,
+	}
+)
+
+func (x ImportPolicy) Enum() *ImportPolicy {
+	p := new(ImportPolicy)
+	*p = x
+	return p
+}
+
+func (x ImportPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ImportPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_junction_v1_junction_proto_enumTypes[1].Descriptor()
+}
+
+func (ImportPolicy) Type() protoreflect.EnumType {
+	return &file_junction_v1_junction_proto_enumTypes[1]
+}
+
+func (x ImportPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ImportPolicy.Descriptor instead.
+func (ImportPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{1}
+}
+
 // Session keeps ephemeral instances alive while it is kept alive.
 type Session struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2942,7 +3000,7 @@ type ConfigVersion struct {
 	// create, update or delete.
 	Op string `protobuf:"bytes,6,opt,name=op,proto3" json:"op,omitempty"`
 	// The content published; for a delete, the content removed. Empty in
-	// ListConfigHistory unless it asks for it.
+	// ListConfigHistory: read it with GetConfigVersion.
 	Content     string `protobuf:"bytes,7,opt,name=content,proto3" json:"content,omitempty"`
 	ContentType string `protobuf:"bytes,8,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	Md5         string `protobuf:"bytes,9,opt,name=md5,proto3" json:"md5,omitempty"`
@@ -3078,13 +3136,11 @@ func (x *ConfigVersion) GetTime() *timestamppb.Timestamp {
 }
 
 type ListConfigHistoryRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
-	Stale     bool                   `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
-	// Include each version's content.
-	WithContent   bool `protobuf:"varint,5,opt,name=with_content,json=withContent,proto3" json:"with_content,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId        string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	Stale         bool                   `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3143,13 +3199,6 @@ func (x *ListConfigHistoryRequest) GetDataId() string {
 func (x *ListConfigHistoryRequest) GetStale() bool {
 	if x != nil {
 		return x.Stale
-	}
-	return false
-}
-
-func (x *ListConfigHistoryRequest) GetWithContent() bool {
-	if x != nil {
-		return x.WithContent
 	}
 	return false
 }
@@ -3529,6 +3578,368 @@ func (x *RollbackConfigRequest) GetMessage() string {
 	return ""
 }
 
+type ExportConfigsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Only this group; default: every group.
+	Group         string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportConfigsRequest) Reset() {
+	*x = ExportConfigsRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportConfigsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportConfigsRequest) ProtoMessage() {}
+
+func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportConfigsRequest.ProtoReflect.Descriptor instead.
+func (*ExportConfigsRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ExportConfigsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ExportConfigsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type ExportConfigsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The zip.
+	Archive []byte `protobuf:"bytes,1,opt,name=archive,proto3" json:"archive,omitempty"`
+	// How many items it holds.
+	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// The store revision the export reflects.
+	Revision      int64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportConfigsResponse) Reset() {
+	*x = ExportConfigsResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportConfigsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportConfigsResponse) ProtoMessage() {}
+
+func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportConfigsResponse.ProtoReflect.Descriptor instead.
+func (*ExportConfigsResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExportConfigsResponse) GetArchive() []byte {
+	if x != nil {
+		return x.Archive
+	}
+	return nil
+}
+
+func (x *ExportConfigsResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ExportConfigsResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type ImportConfigsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Archive   []byte                 `protobuf:"bytes,2,opt,name=archive,proto3" json:"archive,omitempty"`
+	Policy    ImportPolicy           `protobuf:"varint,3,opt,name=policy,proto3,enum=junction.v1.ImportPolicy" json:"policy,omitempty"`
+	// Check and plan, write nothing.
+	DryRun bool `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Store content that does not parse as its type.
+	NoValidate bool `protobuf:"varint,5,opt,name=no_validate,json=noValidate,proto3" json:"no_validate,omitempty"`
+	// Kept with the version each write makes (default: "import").
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportConfigsRequest) Reset() {
+	*x = ImportConfigsRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportConfigsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportConfigsRequest) ProtoMessage() {}
+
+func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportConfigsRequest.ProtoReflect.Descriptor instead.
+func (*ImportConfigsRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ImportConfigsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ImportConfigsRequest) GetArchive() []byte {
+	if x != nil {
+		return x.Archive
+	}
+	return nil
+}
+
+func (x *ImportConfigsRequest) GetPolicy() ImportPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return ImportPolicy_IMPORT_POLICY_UNSPECIFIED
+}
+
+func (x *ImportConfigsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ImportConfigsRequest) GetNoValidate() bool {
+	if x != nil {
+		return x.NoValidate
+	}
+	return false
+}
+
+func (x *ImportConfigsRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ImportItem struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Group       string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	DataId      string                 `protobuf:"bytes,2,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	ContentType string                 `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Md5         string                 `protobuf:"bytes,4,opt,name=md5,proto3" json:"md5,omitempty"`
+	Size        int64                  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
+	// create, overwrite, skip (exists with other content, policy SKIP),
+	// unchanged (exists with this content and type) or conflict (exists
+	// with other content, policy ABORT).
+	Action string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	// The revision written (0 when nothing was).
+	Revision      int64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportItem) Reset() {
+	*x = ImportItem{}
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportItem) ProtoMessage() {}
+
+func (x *ImportItem) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
+func (*ImportItem) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ImportItem) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ImportItem) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *ImportItem) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ImportItem) GetMd5() string {
+	if x != nil {
+		return x.Md5
+	}
+	return ""
+}
+
+func (x *ImportItem) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ImportItem) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ImportItem) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+type ImportConfigsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Items []*ImportItem          `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The archive's format: junction, nacos (a Nacos 2 export, with
+	// .metadata.yml) or nacos-v1 (.meta.yml).
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// Whether the writes were made (false on a dry run).
+	Applied       bool `protobuf:"varint,3,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportConfigsResponse) Reset() {
+	*x = ImportConfigsResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportConfigsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportConfigsResponse) ProtoMessage() {}
+
+func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportConfigsResponse.ProtoReflect.Descriptor instead.
+func (*ImportConfigsResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ImportConfigsResponse) GetItems() []*ImportItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ImportConfigsResponse) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *ImportConfigsResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3537,7 +3948,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +3960,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +3973,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
 }
 
 type Capabilities struct {
@@ -3584,7 +3995,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3596,7 +4007,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3609,7 +4020,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -3688,7 +4099,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3700,7 +4111,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3713,7 +4124,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -3759,7 +4170,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3771,7 +4182,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3784,7 +4195,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
 }
 
 // Member is one server of a built-in store cluster.
@@ -3804,7 +4215,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +4227,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +4240,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Member) GetId() string {
@@ -3871,7 +4282,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3883,7 +4294,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3896,7 +4307,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -3925,7 +4336,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4348,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4361,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -3976,7 +4387,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3988,7 +4399,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4001,7 +4412,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -4033,7 +4444,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4045,7 +4456,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4058,7 +4469,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -4123,7 +4534,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4135,7 +4546,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4148,7 +4559,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -4173,7 +4584,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4185,7 +4596,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4198,7 +4609,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
 }
 
 type CreateTokenRequest struct {
@@ -4219,7 +4630,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4231,7 +4642,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4244,7 +4655,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -4283,7 +4694,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4295,7 +4706,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4308,7 +4719,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
 }
 
 type ListTokensResponse struct {
@@ -4320,7 +4731,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4332,7 +4743,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4345,7 +4756,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -4364,7 +4775,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4376,7 +4787,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4389,7 +4800,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -4408,7 +4819,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4420,7 +4831,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4433,7 +4844,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -4451,7 +4862,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4874,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4887,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -4492,7 +4903,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4504,7 +4915,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4517,7 +4928,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Policy) GetName() string {
@@ -4551,7 +4962,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4974,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4987,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -4597,7 +5008,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4609,7 +5020,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4622,7 +5033,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -4647,7 +5058,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4659,7 +5070,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4672,7 +5083,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 type ListPoliciesResponse struct {
@@ -4684,7 +5095,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4696,7 +5107,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4709,7 +5120,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -4728,7 +5139,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4740,7 +5151,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4753,7 +5164,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -4772,7 +5183,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4784,7 +5195,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4797,7 +5208,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -4815,7 +5226,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4827,7 +5238,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4840,7 +5251,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
 }
 
 type WhoAmIRequest struct {
@@ -4851,7 +5262,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4863,7 +5274,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4876,7 +5287,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
 }
 
 var File_junction_v1_junction_proto protoreflect.FileDescriptor
@@ -5144,13 +5555,12 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	" \x01(\x03R\x04size\x12\x16\n" +
 	"\x06author\x18\v \x01(\tR\x06author\x12\x18\n" +
 	"\amessage\x18\f \x01(\tR\amessage\x12.\n" +
-	"\x04time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xa0\x01\n" +
+	"\x04time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"}\n" +
 	"\x18ListConfigHistoryRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x14\n" +
-	"\x05stale\x18\x04 \x01(\bR\x05stale\x12!\n" +
-	"\fwith_content\x18\x05 \x01(\bR\vwithContent\"\x91\x01\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\"\x91\x01\n" +
 	"\x19ListConfigHistoryResponse\x126\n" +
 	"\bversions\x18\x01 \x03(\v2\x1a.junction.v1.ConfigVersionR\bversions\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
@@ -5180,7 +5590,35 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\vif_revision\x18\x05 \x01(\x03H\x00R\n" +
 	"ifRevision\x88\x01\x01\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessageB\x0e\n" +
-	"\f_if_revision\"\x12\n" +
+	"\f_if_revision\"J\n" +
+	"\x14ExportConfigsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"c\n" +
+	"\x15ExportConfigsResponse\x12\x18\n" +
+	"\aarchive\x18\x01 \x01(\fR\aarchive\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\xd5\x01\n" +
+	"\x14ImportConfigsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n" +
+	"\aarchive\x18\x02 \x01(\fR\aarchive\x121\n" +
+	"\x06policy\x18\x03 \x01(\x0e2\x19.junction.v1.ImportPolicyR\x06policy\x12\x17\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12\x1f\n" +
+	"\vno_validate\x18\x05 \x01(\bR\n" +
+	"noValidate\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\xb8\x01\n" +
+	"\n" +
+	"ImportItem\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x02 \x01(\tR\x06dataId\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x10\n" +
+	"\x03md5\x18\x04 \x01(\tR\x03md5\x12\x12\n" +
+	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\x12\x1a\n" +
+	"\brevision\x18\a \x01(\x03R\brevision\"x\n" +
+	"\x15ImportConfigsResponse\x12-\n" +
+	"\x05items\x18\x01 \x03(\v2\x17.junction.v1.ImportItemR\x05items\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x18\n" +
+	"\aapplied\x18\x03 \x01(\bR\aapplied\"\x12\n" +
 	"\x10GetStatusRequest\"\xf4\x02\n" +
 	"\fCapabilities\x12'\n" +
 	"\x0fnative_sessions\x18\x01 \x01(\bR\x0enativeSessions\x12)\n" +
@@ -5266,7 +5704,12 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x03PUT\x10\x01\x12\n" +
 	"\n" +
 	"\x06DELETE\x10\x02\x12\t\n" +
-	"\x05RESET\x10\x032\xbe\b\n" +
+	"\x05RESET\x10\x03*Q\n" +
+	"\fImportPolicy\x12\x1d\n" +
+	"\x19IMPORT_POLICY_UNSPECIFIED\x10\x00\x12\t\n" +
+	"\x05ABORT\x10\x01\x12\b\n" +
+	"\x04SKIP\x10\x02\x12\r\n" +
+	"\tOVERWRITE\x10\x032\xbe\b\n" +
 	"\x0fRegistryService\x12H\n" +
 	"\rCreateSession\x12!.junction.v1.CreateSessionRequest\x1a\x14.junction.v1.Session\x12N\n" +
 	"\x10KeepAliveSession\x12$.junction.v1.KeepAliveSessionRequest\x1a\x14.junction.v1.Session\x12V\n" +
@@ -5279,7 +5722,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x10SetInstanceState\x12$.junction.v1.SetInstanceStateRequest\x1a%.junction.v1.RegisterInstanceResponse\x12W\n" +
 	"\x11GetInstanceHealth\x12%.junction.v1.GetInstanceHealthRequest\x1a\x1b.junction.v1.InstanceHealth\x12Z\n" +
 	"\x12GetServiceSettings\x12&.junction.v1.GetServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings\x12Z\n" +
-	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\xf9\x05\n" +
+	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\xa9\a\n" +
 	"\rConfigService\x12J\n" +
 	"\tGetConfig\x12\x1d.junction.v1.GetConfigRequest\x1a\x1e.junction.v1.GetConfigResponse\x12J\n" +
 	"\tPutConfig\x12\x1d.junction.v1.PutConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12S\n" +
@@ -5290,7 +5733,9 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x10GetConfigVersion\x12$.junction.v1.GetConfigVersionRequest\x1a\x1a.junction.v1.ConfigVersion\x12M\n" +
 	"\n" +
 	"DiffConfig\x12\x1e.junction.v1.DiffConfigRequest\x1a\x1f.junction.v1.DiffConfigResponse\x12T\n" +
-	"\x0eRollbackConfig\x12\".junction.v1.RollbackConfigRequest\x1a\x1e.junction.v1.PutConfigResponse2[\n" +
+	"\x0eRollbackConfig\x12\".junction.v1.RollbackConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12V\n" +
+	"\rExportConfigs\x12!.junction.v1.ExportConfigsRequest\x1a\".junction.v1.ExportConfigsResponse\x12V\n" +
+	"\rImportConfigs\x12!.junction.v1.ImportConfigsRequest\x1a\".junction.v1.ImportConfigsResponse2[\n" +
 	"\rStatusService\x12J\n" +
 	"\tGetStatus\x12\x1d.junction.v1.GetStatusRequest\x1a\x1e.junction.v1.GetStatusResponse2\x84\x02\n" +
 	"\x0eClusterService\x12P\n" +
@@ -5325,209 +5770,221 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 	return file_junction_v1_junction_proto_rawDescData
 }
 
-var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                     // 0: junction.v1.EventType
-	(*Session)(nil),                    // 1: junction.v1.Session
-	(*CreateSessionRequest)(nil),       // 2: junction.v1.CreateSessionRequest
-	(*KeepAliveSessionRequest)(nil),    // 3: junction.v1.KeepAliveSessionRequest
-	(*DeleteSessionRequest)(nil),       // 4: junction.v1.DeleteSessionRequest
-	(*DeleteSessionResponse)(nil),      // 5: junction.v1.DeleteSessionResponse
-	(*Instance)(nil),                   // 6: junction.v1.Instance
-	(*RegisterInstanceRequest)(nil),    // 7: junction.v1.RegisterInstanceRequest
-	(*HealthCheck)(nil),                // 8: junction.v1.HealthCheck
-	(*CheckResult)(nil),                // 9: junction.v1.CheckResult
-	(*SetInstanceStateRequest)(nil),    // 10: junction.v1.SetInstanceStateRequest
-	(*MetadataPatch)(nil),              // 11: junction.v1.MetadataPatch
-	(*GetInstanceHealthRequest)(nil),   // 12: junction.v1.GetInstanceHealthRequest
-	(*InstanceHealth)(nil),             // 13: junction.v1.InstanceHealth
-	(*GetServiceSettingsRequest)(nil),  // 14: junction.v1.GetServiceSettingsRequest
-	(*PutServiceSettingsRequest)(nil),  // 15: junction.v1.PutServiceSettingsRequest
-	(*ServiceSettings)(nil),            // 16: junction.v1.ServiceSettings
-	(*RegisterInstanceResponse)(nil),   // 17: junction.v1.RegisterInstanceResponse
-	(*DeregisterInstanceRequest)(nil),  // 18: junction.v1.DeregisterInstanceRequest
-	(*DeregisterInstanceResponse)(nil), // 19: junction.v1.DeregisterInstanceResponse
-	(*ListInstancesRequest)(nil),       // 20: junction.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),      // 21: junction.v1.ListInstancesResponse
-	(*WatchInstancesRequest)(nil),      // 22: junction.v1.WatchInstancesRequest
-	(*InstanceEvent)(nil),              // 23: junction.v1.InstanceEvent
-	(*ListServicesRequest)(nil),        // 24: junction.v1.ListServicesRequest
-	(*ServiceSummary)(nil),             // 25: junction.v1.ServiceSummary
-	(*ListServicesResponse)(nil),       // 26: junction.v1.ListServicesResponse
-	(*Config)(nil),                     // 27: junction.v1.Config
-	(*GetConfigRequest)(nil),           // 28: junction.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 29: junction.v1.GetConfigResponse
-	(*PutConfigRequest)(nil),           // 30: junction.v1.PutConfigRequest
-	(*PutConfigResponse)(nil),          // 31: junction.v1.PutConfigResponse
-	(*DeleteConfigRequest)(nil),        // 32: junction.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),       // 33: junction.v1.DeleteConfigResponse
-	(*ListConfigsRequest)(nil),         // 34: junction.v1.ListConfigsRequest
-	(*ConfigSummary)(nil),              // 35: junction.v1.ConfigSummary
-	(*ListConfigsResponse)(nil),        // 36: junction.v1.ListConfigsResponse
-	(*WatchConfigRequest)(nil),         // 37: junction.v1.WatchConfigRequest
-	(*ConfigEvent)(nil),                // 38: junction.v1.ConfigEvent
-	(*ConfigVersion)(nil),              // 39: junction.v1.ConfigVersion
-	(*ListConfigHistoryRequest)(nil),   // 40: junction.v1.ListConfigHistoryRequest
-	(*ListConfigHistoryResponse)(nil),  // 41: junction.v1.ListConfigHistoryResponse
-	(*GetConfigVersionRequest)(nil),    // 42: junction.v1.GetConfigVersionRequest
-	(*DiffConfigRequest)(nil),          // 43: junction.v1.DiffConfigRequest
-	(*DiffConfigResponse)(nil),         // 44: junction.v1.DiffConfigResponse
-	(*RollbackConfigRequest)(nil),      // 45: junction.v1.RollbackConfigRequest
-	(*GetStatusRequest)(nil),           // 46: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),               // 47: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),          // 48: junction.v1.GetStatusResponse
-	(*ListMembersRequest)(nil),         // 49: junction.v1.ListMembersRequest
-	(*Member)(nil),                     // 50: junction.v1.Member
-	(*ListMembersResponse)(nil),        // 51: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),           // 52: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),        // 53: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                      // 54: junction.v1.Token
-	(*TokenSecret)(nil),                // 55: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),           // 56: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),         // 57: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),          // 58: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 59: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),           // 60: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),         // 61: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),        // 62: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                     // 63: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),        // 64: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),        // 65: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),        // 66: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),       // 67: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),          // 68: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),        // 69: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),       // 70: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),              // 71: junction.v1.WhoAmIRequest
-	nil,                                // 72: junction.v1.Instance.MetadataEntry
-	nil,                                // 73: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                // 74: junction.v1.MetadataPatch.EntriesEntry
-	(*durationpb.Duration)(nil),        // 75: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 76: google.protobuf.Timestamp
+	(ImportPolicy)(0),                  // 1: junction.v1.ImportPolicy
+	(*Session)(nil),                    // 2: junction.v1.Session
+	(*CreateSessionRequest)(nil),       // 3: junction.v1.CreateSessionRequest
+	(*KeepAliveSessionRequest)(nil),    // 4: junction.v1.KeepAliveSessionRequest
+	(*DeleteSessionRequest)(nil),       // 5: junction.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),      // 6: junction.v1.DeleteSessionResponse
+	(*Instance)(nil),                   // 7: junction.v1.Instance
+	(*RegisterInstanceRequest)(nil),    // 8: junction.v1.RegisterInstanceRequest
+	(*HealthCheck)(nil),                // 9: junction.v1.HealthCheck
+	(*CheckResult)(nil),                // 10: junction.v1.CheckResult
+	(*SetInstanceStateRequest)(nil),    // 11: junction.v1.SetInstanceStateRequest
+	(*MetadataPatch)(nil),              // 12: junction.v1.MetadataPatch
+	(*GetInstanceHealthRequest)(nil),   // 13: junction.v1.GetInstanceHealthRequest
+	(*InstanceHealth)(nil),             // 14: junction.v1.InstanceHealth
+	(*GetServiceSettingsRequest)(nil),  // 15: junction.v1.GetServiceSettingsRequest
+	(*PutServiceSettingsRequest)(nil),  // 16: junction.v1.PutServiceSettingsRequest
+	(*ServiceSettings)(nil),            // 17: junction.v1.ServiceSettings
+	(*RegisterInstanceResponse)(nil),   // 18: junction.v1.RegisterInstanceResponse
+	(*DeregisterInstanceRequest)(nil),  // 19: junction.v1.DeregisterInstanceRequest
+	(*DeregisterInstanceResponse)(nil), // 20: junction.v1.DeregisterInstanceResponse
+	(*ListInstancesRequest)(nil),       // 21: junction.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),      // 22: junction.v1.ListInstancesResponse
+	(*WatchInstancesRequest)(nil),      // 23: junction.v1.WatchInstancesRequest
+	(*InstanceEvent)(nil),              // 24: junction.v1.InstanceEvent
+	(*ListServicesRequest)(nil),        // 25: junction.v1.ListServicesRequest
+	(*ServiceSummary)(nil),             // 26: junction.v1.ServiceSummary
+	(*ListServicesResponse)(nil),       // 27: junction.v1.ListServicesResponse
+	(*Config)(nil),                     // 28: junction.v1.Config
+	(*GetConfigRequest)(nil),           // 29: junction.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 30: junction.v1.GetConfigResponse
+	(*PutConfigRequest)(nil),           // 31: junction.v1.PutConfigRequest
+	(*PutConfigResponse)(nil),          // 32: junction.v1.PutConfigResponse
+	(*DeleteConfigRequest)(nil),        // 33: junction.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),       // 34: junction.v1.DeleteConfigResponse
+	(*ListConfigsRequest)(nil),         // 35: junction.v1.ListConfigsRequest
+	(*ConfigSummary)(nil),              // 36: junction.v1.ConfigSummary
+	(*ListConfigsResponse)(nil),        // 37: junction.v1.ListConfigsResponse
+	(*WatchConfigRequest)(nil),         // 38: junction.v1.WatchConfigRequest
+	(*ConfigEvent)(nil),                // 39: junction.v1.ConfigEvent
+	(*ConfigVersion)(nil),              // 40: junction.v1.ConfigVersion
+	(*ListConfigHistoryRequest)(nil),   // 41: junction.v1.ListConfigHistoryRequest
+	(*ListConfigHistoryResponse)(nil),  // 42: junction.v1.ListConfigHistoryResponse
+	(*GetConfigVersionRequest)(nil),    // 43: junction.v1.GetConfigVersionRequest
+	(*DiffConfigRequest)(nil),          // 44: junction.v1.DiffConfigRequest
+	(*DiffConfigResponse)(nil),         // 45: junction.v1.DiffConfigResponse
+	(*RollbackConfigRequest)(nil),      // 46: junction.v1.RollbackConfigRequest
+	(*ExportConfigsRequest)(nil),       // 47: junction.v1.ExportConfigsRequest
+	(*ExportConfigsResponse)(nil),      // 48: junction.v1.ExportConfigsResponse
+	(*ImportConfigsRequest)(nil),       // 49: junction.v1.ImportConfigsRequest
+	(*ImportItem)(nil),                 // 50: junction.v1.ImportItem
+	(*ImportConfigsResponse)(nil),      // 51: junction.v1.ImportConfigsResponse
+	(*GetStatusRequest)(nil),           // 52: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),               // 53: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),          // 54: junction.v1.GetStatusResponse
+	(*ListMembersRequest)(nil),         // 55: junction.v1.ListMembersRequest
+	(*Member)(nil),                     // 56: junction.v1.Member
+	(*ListMembersResponse)(nil),        // 57: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),           // 58: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),        // 59: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                      // 60: junction.v1.Token
+	(*TokenSecret)(nil),                // 61: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),           // 62: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),         // 63: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),          // 64: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),         // 65: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),           // 66: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),         // 67: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),        // 68: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                     // 69: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),        // 70: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),        // 71: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),        // 72: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),       // 73: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),          // 74: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),        // 75: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),       // 76: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),              // 77: junction.v1.WhoAmIRequest
+	nil,                                // 78: junction.v1.Instance.MetadataEntry
+	nil,                                // 79: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                // 80: junction.v1.MetadataPatch.EntriesEntry
+	(*durationpb.Duration)(nil),        // 81: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),      // 82: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	75, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	75, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	72, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	73, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
-	8,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	75, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	75, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	76, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	75, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
-	11, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	74, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
-	6,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
-	8,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
-	9,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
-	9,  // 14: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
-	16, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
-	6,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
-	6,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	75, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	81, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	81, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	78, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	79, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	9,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
+	81, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	81, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	82, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	81, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	12, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
+	80, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	7,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
+	9,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
+	10, // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
+	10, // 14: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
+	17, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
+	7,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
+	7,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
+	81, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
-	6,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
-	6,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
-	25, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	76, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	76, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
-	27, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	75, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
-	27, // 27: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	76, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	35, // 29: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	7,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
+	7,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
+	26, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
+	82, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	82, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	28, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
+	81, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	28, // 27: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	82, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	36, // 29: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,  // 30: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	27, // 31: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	76, // 32: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
-	39, // 33: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
-	39, // 34: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
-	39, // 35: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
-	47, // 36: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	50, // 37: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	76, // 38: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	76, // 39: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	54, // 40: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	75, // 41: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	54, // 42: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	63, // 43: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	2,  // 44: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	3,  // 45: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	4,  // 46: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	7,  // 47: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	18, // 48: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	20, // 49: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	22, // 50: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	24, // 51: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	10, // 52: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	12, // 53: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	14, // 54: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	15, // 55: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	28, // 56: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	30, // 57: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	32, // 58: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	34, // 59: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	37, // 60: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	40, // 61: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	42, // 62: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	43, // 63: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	45, // 64: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	46, // 65: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	49, // 66: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	52, // 67: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	53, // 68: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	56, // 69: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	57, // 70: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	58, // 71: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	60, // 72: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	61, // 73: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	64, // 74: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	65, // 75: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	66, // 76: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	68, // 77: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	69, // 78: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	71, // 79: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	1,  // 80: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	1,  // 81: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	5,  // 82: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	17, // 83: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	19, // 84: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	21, // 85: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	23, // 86: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	26, // 87: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	17, // 88: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	13, // 89: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	16, // 90: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	16, // 91: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	29, // 92: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	31, // 93: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	33, // 94: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	36, // 95: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	38, // 96: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	41, // 97: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	39, // 98: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	44, // 99: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	31, // 100: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	48, // 101: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	51, // 102: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	51, // 103: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	51, // 104: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	55, // 105: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	55, // 106: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	59, // 107: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	54, // 108: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	62, // 109: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	63, // 110: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	63, // 111: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	67, // 112: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	63, // 113: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	70, // 114: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	54, // 115: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	80, // [80:116] is the sub-list for method output_type
-	44, // [44:80] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	28, // 31: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	82, // 32: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	40, // 33: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
+	40, // 34: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
+	40, // 35: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
+	1,  // 36: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
+	50, // 37: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
+	53, // 38: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	56, // 39: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	82, // 40: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	82, // 41: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	60, // 42: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	81, // 43: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	60, // 44: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	69, // 45: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	3,  // 46: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	4,  // 47: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	5,  // 48: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	8,  // 49: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	19, // 50: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	21, // 51: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	23, // 52: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	25, // 53: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	11, // 54: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13, // 55: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15, // 56: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16, // 57: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	29, // 58: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	31, // 59: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	33, // 60: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	35, // 61: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	38, // 62: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	41, // 63: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	43, // 64: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	44, // 65: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	46, // 66: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	47, // 67: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	49, // 68: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	52, // 69: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	55, // 70: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	58, // 71: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	59, // 72: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	62, // 73: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	63, // 74: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	64, // 75: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	66, // 76: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	67, // 77: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	70, // 78: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	71, // 79: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	72, // 80: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	74, // 81: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	75, // 82: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	77, // 83: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	2,  // 84: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,  // 85: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,  // 86: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18, // 87: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20, // 88: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22, // 89: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24, // 90: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	27, // 91: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	18, // 92: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14, // 93: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17, // 94: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17, // 95: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	30, // 96: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	32, // 97: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	34, // 98: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	37, // 99: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	39, // 100: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	42, // 101: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	40, // 102: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	45, // 103: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	32, // 104: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	48, // 105: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	51, // 106: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	54, // 107: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	57, // 108: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	57, // 109: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	57, // 110: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	61, // 111: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	61, // 112: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	65, // 113: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	60, // 114: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	68, // 115: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	69, // 116: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	69, // 117: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	73, // 118: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	69, // 119: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	76, // 120: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	60, // 121: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	84, // [84:122] is the sub-list for method output_type
+	46, // [46:84] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -5545,8 +6002,8 @@ func file_junction_v1_junction_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   74,
+			NumEnums:      2,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

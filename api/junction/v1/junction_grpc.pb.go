@@ -596,6 +596,8 @@ const (
 	ConfigService_GetConfigVersion_FullMethodName  = "/junction.v1.ConfigService/GetConfigVersion"
 	ConfigService_DiffConfig_FullMethodName        = "/junction.v1.ConfigService/DiffConfig"
 	ConfigService_RollbackConfig_FullMethodName    = "/junction.v1.ConfigService/RollbackConfig"
+	ConfigService_ExportConfigs_FullMethodName     = "/junction.v1.ConfigService/ExportConfigs"
+	ConfigService_ImportConfigs_FullMethodName     = "/junction.v1.ConfigService/ImportConfigs"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -626,6 +628,15 @@ type ConfigServiceClient interface {
 	// RollbackConfig publishes a past version's content and type again, as a
 	// new version, optionally only at a given revision (compare-and-set).
 	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*PutConfigResponse, error)
+	// ExportConfigs writes the items of a namespace (optionally of one
+	// group) the caller may read as a zip: each item's content at
+	// GROUP/DATA_ID, Junction's metadata in junction.json, and Nacos'
+	// in .metadata.yml, so that a Nacos console imports it too.
+	ExportConfigs(ctx context.Context, in *ExportConfigsRequest, opts ...grpc.CallOption) (*ExportConfigsResponse, error)
+	// ImportConfigs reads an export (Junction's, or a Nacos console's zip)
+	// into a namespace. Every entry is checked before anything is written;
+	// with dry_run nothing is, and the response says what would be.
+	ImportConfigs(ctx context.Context, in *ImportConfigsRequest, opts ...grpc.CallOption) (*ImportConfigsResponse, error)
 }
 
 type configServiceClient struct {
@@ -735,6 +746,26 @@ func (c *configServiceClient) RollbackConfig(ctx context.Context, in *RollbackCo
 	return out, nil
 }
 
+func (c *configServiceClient) ExportConfigs(ctx context.Context, in *ExportConfigsRequest, opts ...grpc.CallOption) (*ExportConfigsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportConfigsResponse)
+	err := c.cc.Invoke(ctx, ConfigService_ExportConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) ImportConfigs(ctx context.Context, in *ImportConfigsRequest, opts ...grpc.CallOption) (*ImportConfigsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportConfigsResponse)
+	err := c.cc.Invoke(ctx, ConfigService_ImportConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -763,6 +794,15 @@ type ConfigServiceServer interface {
 	// RollbackConfig publishes a past version's content and type again, as a
 	// new version, optionally only at a given revision (compare-and-set).
 	RollbackConfig(context.Context, *RollbackConfigRequest) (*PutConfigResponse, error)
+	// ExportConfigs writes the items of a namespace (optionally of one
+	// group) the caller may read as a zip: each item's content at
+	// GROUP/DATA_ID, Junction's metadata in junction.json, and Nacos'
+	// in .metadata.yml, so that a Nacos console imports it too.
+	ExportConfigs(context.Context, *ExportConfigsRequest) (*ExportConfigsResponse, error)
+	// ImportConfigs reads an export (Junction's, or a Nacos console's zip)
+	// into a namespace. Every entry is checked before anything is written;
+	// with dry_run nothing is, and the response says what would be.
+	ImportConfigs(context.Context, *ImportConfigsRequest) (*ImportConfigsResponse, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -799,6 +839,12 @@ func (UnimplementedConfigServiceServer) DiffConfig(context.Context, *DiffConfigR
 }
 func (UnimplementedConfigServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*PutConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RollbackConfig not implemented")
+}
+func (UnimplementedConfigServiceServer) ExportConfigs(context.Context, *ExportConfigsRequest) (*ExportConfigsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportConfigs not implemented")
+}
+func (UnimplementedConfigServiceServer) ImportConfigs(context.Context, *ImportConfigsRequest) (*ImportConfigsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportConfigs not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -976,6 +1022,42 @@ func _ConfigService_RollbackConfig_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_ExportConfigs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportConfigsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).ExportConfigs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_ExportConfigs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).ExportConfigs(ctx, req.(*ExportConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_ImportConfigs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportConfigsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).ImportConfigs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_ImportConfigs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).ImportConfigs(ctx, req.(*ImportConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1014,6 +1096,14 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RollbackConfig",
 			Handler:    _ConfigService_RollbackConfig_Handler,
+		},
+		{
+			MethodName: "ExportConfigs",
+			Handler:    _ConfigService_ExportConfigs_Handler,
+		},
+		{
+			MethodName: "ImportConfigs",
+			Handler:    _ConfigService_ImportConfigs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -10,8 +10,10 @@
 // revision in the store, so that concurrent writers cannot give out one
 // number twice. A driver over a store without them (Nacos) claims the
 // number on the head by compare-and-set after the change, then writes the
-// record: a failure in between leaves a number without a version, which
-// is what its AtomicHistory false declares.
+// record: a failure in between leaves a number without a version, and a
+// compare-and-set the store cannot make (Nacos' cas=check) lets two
+// drivers claim one number, which is what its AtomicHistory false
+// declares.
 package confighist
 
 import (
@@ -79,6 +81,18 @@ func (h Head) Append(now time.Time, r backends.Retention) (Head, int64, []int64)
 		kept = kept[over:]
 	}
 	return Head{Last: n, Kept: kept}, n, drop
+}
+
+// Live returns the numbers of the versions the head still keeps at now:
+// those it lists, but not past their time (nor deferred drops).
+func (h Head) Live(now time.Time) map[int64]bool {
+	live := make(map[int64]bool, len(h.Kept))
+	for _, e := range h.Kept {
+		if e.Expires > now.UnixMilli() {
+			live[e.Number] = true
+		}
+	}
+	return live
 }
 
 // Defer keeps one transaction within a store's limit on its operations:
