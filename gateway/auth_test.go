@@ -779,6 +779,25 @@ func checkFiltered(t *testing.T, srv *authServer, s secrets) {
 						got = append(got, c.DataId)
 					}
 				}
+				// An export holds what the list shows, and nothing else.
+				exp, err := pb.NewConfigServiceClient(cc).ExportConfigs(ctx, &pb.ExportConfigsRequest{Namespace: ns})
+				if err != nil {
+					t.Fatalf("%s exports %s: %v", token, ns, err)
+				}
+				z, err := zip.NewReader(bytes.NewReader(exp.Archive), int64(len(exp.Archive)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var exported []string
+				for _, f := range z.File {
+					if _, id, ok := strings.Cut(f.Name, "/"); ok && id != "app-gone.yaml" {
+						exported = append(exported, id)
+					}
+				}
+				slices.Sort(exported)
+				if !slices.Equal(exported, names) {
+					t.Errorf("%s exports %s: %v, want %v", token, ns, exported, names)
+				}
 			} else {
 				resp, err := pb.NewRegistryServiceClient(cc).ListServices(ctx, &pb.ListServicesRequest{Namespace: ns})
 				if err != nil {
