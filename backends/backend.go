@@ -280,3 +280,38 @@ type Cluster interface {
 	// fails with ErrNotFound.
 	RemoveMember(ctx context.Context, id string) error
 }
+
+// Client is who a call says it comes from, for a backend that serves
+// clients differently by it (a gateway's gray releases): remote.Backend
+// sends it as the client's headers.
+type Client struct {
+	ID     string
+	Labels map[string]string
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying c.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the client ctx carries.
+func ClientFrom(ctx context.Context) (Client, bool) {
+	c, ok := ctx.Value(clientKey{}).(Client)
+	return c, ok
+}
+
+// Gray is implemented by backends that serve gray releases: a gateway
+// (remote.Backend), which keeps them over any store. A gray release is a
+// second content of an item that the clients a rule chooses get, from
+// reads and watches, instead of the release.
+type Gray interface {
+	// PublishGray publishes content as key's gray release to the clients
+	// rule chooses (model.ErrNotFound when the item does not exist).
+	PublishGray(ctx context.Context, key model.ConfigKey, content []byte, contentType string, rule model.GrayRule) error
+	// PromoteGray makes the gray release the release, as a new version.
+	PromoteGray(ctx context.Context, key model.ConfigKey) (model.Config, error)
+	// AbortGray ends the gray release.
+	AbortGray(ctx context.Context, key model.ConfigKey) error
+}

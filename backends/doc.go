@@ -37,4 +37,8 @@
 //     versions and the expired. A store that cannot write the version in
 //     the change's own transaction says so (Capabilities.AtomicHistory
 //     false).
+//  12. A gray release (a backend that serves them: Gray, the gateway's)
+//     reaches, by read and by watch, the clients its rule chooses and
+//     never the others; promoted, it is the release, as a new version;
+//     aborted, its clients get the release again.
 package backends

@@ -30,6 +30,9 @@ func Run(t *testing.T, h Harness) {
 				env.Peer = func(context.Context) (backends.Backend, error) { return keepOpen{p.Peer(t)}, nil }
 			}
 			r := s.Run(ctx, env)
+			if r.NotApplicable != "" {
+				t.Logf("not applicable: %s", r.NotApplicable)
+			}
 			for _, f := range r.Figures {
 				t.Logf("measured: %s %g%s", f.Name, f.Value, f.Unit)
 			}

@@ -169,16 +169,20 @@ var rules = map[string]rule{
 	pb.RegistryService_GetServiceSettings_FullMethodName: read(serviceResource),
 	pb.RegistryService_PutServiceSettings_FullMethodName: write(serviceResource),
 
-	pb.ConfigService_GetConfig_FullMethodName:         read(configResource),
-	pb.ConfigService_PutConfig_FullMethodName:         write(configResource),
-	pb.ConfigService_DeleteConfig_FullMethodName:      write(configResource),
-	pb.ConfigService_ListConfigs_FullMethodName:       {any: true}, // filtered by visible
-	pb.ConfigService_WatchConfig_FullMethodName:       read(configResource),
-	pb.ConfigService_ListConfigHistory_FullMethodName: read(configResource),
-	pb.ConfigService_GetConfigVersion_FullMethodName:  read(configResource),
-	pb.ConfigService_DiffConfig_FullMethodName:        read(configResource),
-	pb.ConfigService_RollbackConfig_FullMethodName:    write(configResource),
-	pb.ConfigService_ExportConfigs_FullMethodName:     {any: true}, // filtered by visible
+	pb.ConfigService_GetConfig_FullMethodName:           read(configResource),
+	pb.ConfigService_PutConfig_FullMethodName:           write(configResource),
+	pb.ConfigService_DeleteConfig_FullMethodName:        write(configResource),
+	pb.ConfigService_ListConfigs_FullMethodName:         {any: true}, // filtered by visible
+	pb.ConfigService_WatchConfig_FullMethodName:         read(configResource),
+	pb.ConfigService_ListConfigHistory_FullMethodName:   read(configResource),
+	pb.ConfigService_GetConfigVersion_FullMethodName:    read(configResource),
+	pb.ConfigService_DiffConfig_FullMethodName:          read(configResource),
+	pb.ConfigService_RollbackConfig_FullMethodName:      write(configResource),
+	pb.ConfigService_ExportConfigs_FullMethodName:       {any: true}, // filtered by visible
+	pb.ConfigService_ListConfigListeners_FullMethodName: read(configResource),
+	pb.ConfigService_GetGrayConfig_FullMethodName:       read(configResource),
+	pb.ConfigService_PromoteGrayConfig_FullMethodName:   write(configResource),
+	pb.ConfigService_AbortGrayConfig_FullMethodName:     write(configResource),
 	// An import writes many items: each is checked with mayWrite before
 	// anything is written.
 	pb.ConfigService_ImportConfigs_FullMethodName: {any: true, act: acl.ActWrite, res: namespaceResource},

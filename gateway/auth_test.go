@@ -431,6 +431,24 @@ func authOps() []authOp {
 				_, err := c.RollbackConfig(ctx, authCfg, 1)
 				return err
 			}},
+		{"ListConfigListeners", cfgR, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := cfg(cc).ListConfigListeners(ctx, &pb.ListConfigListenersRequest{Namespace: ns, Group: authGroup, DataId: authCfg})
+			return err
+		}, func(ns string) (string, string, string) { return "GET", cfgPathIn(ns, authCfg) + "/listeners", "" }, nil},
+		{"GetGrayConfig", cfgR, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := cfg(cc).GetGrayConfig(ctx, &pb.GetGrayConfigRequest{Namespace: ns, Group: authGroup, DataId: authCfg})
+			return err
+		}, func(ns string) (string, string, string) { return "GET", cfgPathIn(ns, authCfg) + "/gray", "" }, nil},
+		{"PromoteGrayConfig", cfgW, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := cfg(cc).PromoteGrayConfig(ctx, &pb.PromoteGrayConfigRequest{Namespace: ns, Group: authGroup, DataId: authCfg})
+			return err
+		}, func(ns string) (string, string, string) {
+			return "POST", cfgPathIn(ns, authCfg) + "/gray/promote", "{}"
+		}, nil},
+		{"AbortGrayConfig", cfgW, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := cfg(cc).AbortGrayConfig(ctx, &pb.AbortGrayConfigRequest{Namespace: ns, Group: authGroup, DataId: authCfg})
+			return err
+		}, func(ns string) (string, string, string) { return "DELETE", cfgPathIn(ns, authCfg) + "/gray", "" }, nil},
 		{"ExportConfigs", list, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
 			_, err := cfg(cc).ExportConfigs(ctx, &pb.ExportConfigsRequest{Namespace: ns})
 			return err

@@ -47,8 +47,14 @@ func (c *configService) GetConfig(ctx context.Context, req *pb.GetConfigRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.GetConfigResponse{Config: pb.NewConfig(cfg), Revision: info.Revision, Consistency: string(info.Consistency),
-		Staleness: staleness(info)}, nil
+	eff, gray := &cfg, false
+	if !forwarded(ctx) { // a follower's read: it applies the gray itself
+		eff, gray = c.s.grays.effective(key, &cfg, grayClient(ctx))
+	}
+	resp := &pb.GetConfigResponse{Config: pb.NewConfig(*eff), Revision: info.Revision, Consistency: string(info.Consistency),
+		Staleness: staleness(info)}
+	resp.Config.Gray = gray
+	return resp, nil
 }
 
 func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest) (*pb.PutConfigResponse, error) {
@@ -66,14 +72,17 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 	if err != nil {
 		return nil, err
 	}
-	if !req.NoValidate {
-		ct := req.ContentType
-		if ct == "" { // the item keeps its type: validate as that
-			if cur, _, err := c.s.b.GetConfig(ctx, key, backends.ReadOptions{Stale: true}); err == nil {
-				ct = cur.ContentType
+	if req.Gray != nil {
+		if !req.NoValidate {
+			if err := validateFormat(cmp.Or(req.ContentType, c.currentType(ctx, key)), []byte(req.Content)); err != nil {
+				return nil, err
 			}
 		}
-		if err := validateFormat(ct, []byte(req.Content)); err != nil {
+		return c.publishGray(ctx, key, req)
+	}
+	if !req.NoValidate {
+		// An update that names no type keeps the item's: validate as that.
+		if err := validateFormat(cmp.Or(req.ContentType, c.currentType(ctx, key)), []byte(req.Content)); err != nil {
 			return nil, err
 		}
 	}
@@ -85,6 +94,15 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 		return nil, err
 	}
 	return &pb.PutConfigResponse{Config: pb.NewConfig(cfg)}, nil
+}
+
+// currentType is the item's content type ("" when it cannot tell).
+func (c *configService) currentType(ctx context.Context, key model.ConfigKey) string {
+	cur, _, err := c.s.b.GetConfig(ctx, key, backends.ReadOptions{Stale: true})
+	if err != nil {
+		return ""
+	}
+	return cur.ContentType
 }
 
 func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRequest) (*pb.DeleteConfigResponse, error) {
@@ -178,7 +196,32 @@ func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.Serv
 	if err != nil {
 		return err
 	}
-	return serveWatch(c.s.hub, stream, topicKey{cfg: key}, req.Revision, pb.NewConfigEvent)
+	if req.Revision < 0 {
+		return model.Invalid("revision", "must not be negative")
+	}
+	ctx := stream.Context()
+	id := c.s.listeners.add(ctx, key)
+	defer c.s.listeners.remove(id)
+	w := c.s.hub.subscribe(topicKey{cfg: key}, req.Revision)
+	defer w.Close()
+	if err := established(stream, w); err != nil {
+		return err
+	}
+	read := func() (*model.Config, error) {
+		cur, _, err := c.s.b.GetConfig(ctx, key, backends.ReadOptions{Stale: true})
+		if errors.Is(err, model.ErrNotFound) {
+			return nil, nil
+		}
+		return &cur, err
+	}
+	return c.s.grays.serve(ctx, key, req.Revision, grayClient(ctx), w, read, func(e model.Event, gray bool) error {
+		c.s.listeners.delivered(id, e)
+		ev := pb.NewConfigEvent(e)
+		if ev.Config != nil {
+			ev.Config.Gray = gray
+		}
+		return stream.Send(ev)
+	})
 }
 
 type statusService struct {

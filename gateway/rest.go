@@ -40,10 +40,18 @@ func (s *Server) restHandler() (http.Handler, error) {
 			writeError(w, err)
 		}),
 		// Only the Authorization header (and the client's address, which the
-		// REST gateway adds itself) reaches the gRPC services: no other
-		// header becomes metadata, so a client cannot smuggle any in
-		// (Grpc-Metadata-Junction-Caller and the like).
-		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		// REST gateway adds itself) and the client's own name and labels
+		// (Junction-Client-Id, Junction-Client-Labels: what it says, never
+		// proof) reach the gRPC services: no other header becomes metadata,
+		// so a client cannot smuggle any in (Grpc-Metadata-Junction-Caller
+		// and the like).
+		runtime.WithIncomingHeaderMatcher(func(h string) (string, bool) {
+			switch h = strings.ToLower(h); h {
+			case clientIDHeader, clientLabelsHeader:
+				return h, true
+			}
+			return "", false
+		}),
 		runtime.WithMetadata(restMetadata(s.cfg.TLS)),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 			writeJSONError(w, code, http.StatusText(code), "no route for "+r.Method+" "+r.URL.Path, "")
@@ -374,6 +382,11 @@ func restCall(r *http.Request, t *TLS) context.Context {
 		kv = append(kv, "authorization", v)
 	}
 	kv = append(kv, "x-forwarded-for", hostOf(r.RemoteAddr))
+	for _, h := range []string{clientIDHeader, clientLabelsHeader} {
+		if v := r.Header.Get(h); v != "" {
+			kv = append(kv, h, v)
+		}
+	}
 	for _, id := range requestIdentities(r, t) {
 		kv = append(kv, certHeader, id)
 	}

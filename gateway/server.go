@@ -70,6 +70,10 @@ type Config struct {
 	// client address may make (after a burst of four times as many)
 	// before its requests are refused as RATE_LIMITED unlooked at.
 	AuthFailureRate float64
+	// ListenerPublish is how often the gateway publishes its config
+	// watches in the store, when they changed, for ListConfigListeners at
+	// the other gateways.
+	ListenerPublish time.Duration
 	// HistoryRetention bounds each config item's history: how many versions
 	// (1 to 10000) and for how long (a minute at least).
 	HistoryRetention backends.Retention
@@ -87,7 +91,8 @@ const maxHistoryVersions = 10000
 func DefaultConfig() Config {
 	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev",
 		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second,
-		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5, HistoryRetention: backends.DefaultRetention}
+		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5, HistoryRetention: backends.DefaultRetention,
+		ListenerPublish: 2 * time.Second}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -107,6 +112,8 @@ func (c Config) Validate() error {
 		return model.Invalid("config-history-versions", "%d is out of range 1..%d", c.HistoryRetention.Versions, maxHistoryVersions)
 	case c.HistoryRetention.MaxAge < time.Minute:
 		return model.Invalid("config-history-max-age", "%v is shorter than a minute", c.HistoryRetention.MaxAge)
+	case c.ListenerPublish < 10*time.Millisecond || c.ListenerPublish > time.Minute:
+		return model.Invalid("listener-publish", "%v is out of range 10ms..1m", c.ListenerPublish)
 	case c.AuthFailureRate <= 0:
 		return model.Invalid("auth-failure-rate", "must be positive")
 	case c.Audit.File != "" && (c.Audit.MaxSizeMB < 1 || c.Audit.MaxBackups < 1):
@@ -117,15 +124,19 @@ func (c Config) Validate() error {
 
 // Server serves Junction's API over a backend.
 type Server struct {
-	b    backends.Backend
-	cfg  Config
-	log  *slog.Logger
-	m    *metrics
-	hub  *hub
-	grpc *grpc.Server
-	mem  *bufconn.Listener
-	conn *grpc.ClientConn
-	rest http.Handler
+	b   backends.Backend
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+	hub *hub
+	// listeners tracks the config watches, for ListConfigListeners.
+	listeners *listeners
+	// grays is the gateway's copy of the gray releases.
+	grays *grays
+	grpc  *grpc.Server
+	mem   *bufconn.Listener
+	conn  *grpc.ClientConn
+	rest  http.Handler
 
 	fwd      *forwarding // the router New put over the backend, if it did
 	acl      *aclCache
@@ -168,6 +179,8 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s.health = newHealthRunner(b, s.checks, s.patches, cfg, cfg.Logger, health.NewMetrics(s.m.reg))
 	s.settings = newSettingsCache(b, time.Second)
 	s.hub = newHub(b, cfg.WatchHistory, cfg.Logger, s.m)
+	s.listeners = newListeners(b, cfg.GatewayID, cfg.ListenerPublish, cfg.Logger)
+	s.grays = newGrays(b, cfg.Logger)
 	maxMsg := cfg.MaxContentSize + 1<<20
 	utf8 := newUTF8Guard()
 	// An export answers with up to maxArchiveTotal bytes of content, zipped.
@@ -236,7 +249,16 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	wdone := make(chan struct{})
 	go func() { defer close(wdone); s.auth.watchACL(hctx) }()
-	defer func() { hcancel(); <-hdone; <-pdone; <-adone; <-wdone }()
+	ldone := make(chan struct{})
+	go func() { defer close(ldone); s.listeners.run(hctx) }()
+	gdone := make(chan struct{})
+	go func() { defer close(gdone); s.grays.run(hctx) }()
+	defer func() {
+		hcancel()
+		for _, done := range []chan struct{}{hdone, pdone, adone, wdone, ldone, gdone} {
+			<-done
+		}
+	}()
 	if s.cfg.ACLBootstrapReset != "" {
 		go s.resetBootstrap(hctx)
 	}

@@ -4,8 +4,10 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -260,4 +262,47 @@ type ConfigVersion struct {
 	Author  string    `json:"author,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Time    time.Time `json:"time"`
+}
+
+// GrayRule chooses the clients of a gray release: those that match every
+// criterion it sets (at least one is set).
+type GrayRule struct {
+	// Labels: clients that name themselves with every one of them.
+	Labels map[string]string `json:"labels,omitempty"`
+	// IPs: clients at one of these addresses.
+	IPs []string `json:"ips,omitempty"`
+	// Percent: a stable share of the clients (1 to 100), by a hash of the
+	// client's ID and the item; a client without an ID is never in it.
+	Percent int `json:"percent,omitempty"`
+}
+
+// GrayClient is what a gray rule looks at: who a client says it is, and
+// where it connects from.
+type GrayClient struct {
+	ID     string
+	Labels map[string]string
+	IP     string
+}
+
+// Matches reports whether client c of item key is one the rule chooses.
+func (r GrayRule) Matches(key ConfigKey, c GrayClient) bool {
+	for k, v := range r.Labels {
+		if c.Labels[k] != v {
+			return false
+		}
+	}
+	if len(r.IPs) > 0 && !slices.Contains(r.IPs, c.IP) {
+		return false
+	}
+	if r.Percent > 0 {
+		if c.ID == "" {
+			return false
+		}
+		h := fnv.New32a()
+		h.Write([]byte(key.String() + "\x00" + c.ID))
+		if int(h.Sum32()%100) >= r.Percent {
+			return false
+		}
+	}
+	return true
 }

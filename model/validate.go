@@ -165,3 +165,55 @@ func (p InstancePatch) Validate() error {
 	probe = p.Apply(probe)
 	return probe.Normalize()
 }
+
+// Clients name themselves to the gateways (an ID and labels) for the
+// listener query; these bound what they may say.
+var (
+	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:@/+-]{1,128}$`)
+	labelRE    = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,63}$`)
+)
+
+// MaxLabels is how many labels a client may give itself.
+const MaxLabels = 16
+
+// ValidateClientID checks the name a client gives itself.
+func ValidateClientID(id string) error {
+	if !clientIDRE.MatchString(id) {
+		return Invalid("clientId", "%q may contain only letters, digits and _ . : @ / + -, 1 to 128 of them", id)
+	}
+	return nil
+}
+
+// ValidateLabel checks one of a client's labels.
+func ValidateLabel(name, value string) error {
+	if !labelRE.MatchString(name) || !labelRE.MatchString(value) {
+		return Invalid("labels", "%s=%s: names and values may contain only letters, digits and _ . : / -, 1 to 63 of them", name, value)
+	}
+	return nil
+}
+
+// Validate checks a gray rule: at least one criterion, labels and
+// addresses that can match, a percent of 1 to 100.
+func (r GrayRule) Validate() error {
+	switch {
+	case len(r.Labels) == 0 && len(r.IPs) == 0 && r.Percent == 0:
+		return Invalid("gray", "a gray release needs labels, ips or a percent to choose its clients")
+	case r.Percent < 0 || r.Percent > 100:
+		return Invalid("gray.percent", "%d is out of range 1..100", r.Percent)
+	case len(r.Labels) > MaxLabels:
+		return Invalid("gray.labels", "%d labels; at most %d are allowed", len(r.Labels), MaxLabels)
+	case len(r.IPs) > 1000:
+		return Invalid("gray.ips", "%d addresses; at most 1000 are allowed", len(r.IPs))
+	}
+	for k, v := range r.Labels {
+		if err := ValidateLabel(k, v); err != nil {
+			return Invalid("gray.labels", "%v", err)
+		}
+	}
+	for _, ip := range r.IPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return Invalid("gray.ips", "%q is not an IP address", ip)
+		}
+	}
+	return nil
+}

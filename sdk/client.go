@@ -1,11 +1,18 @@
 package sdk
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +59,8 @@ type options struct {
 	rpcTimeout time.Duration
 	dial       []grpc.DialOption
 	token      string
+	clientID   string
+	labels     map[string]string
 }
 
 // Option configures a Client.
@@ -81,6 +90,58 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 // RequireTransportSecurity implements credentials.PerRPCCredentials: a
 // token may go over a plaintext loopback connection.
 func (bearerToken) RequireTransportSecurity() bool { return false }
+
+// WithClientID names the client to the gateways: ListConfigListeners (and
+// `junction config listeners`) shows it for each of its watches. The
+// default is HOSTNAME-PID-RANDOM.
+func WithClientID(id string) Option { return func(o *options) { o.clientID = id } }
+
+// WithLabels gives the client labels (at most 16; names and values of
+// letters, digits and _ . : / -), shown with its watches by
+// ListConfigListeners.
+func WithLabels(labels map[string]string) Option {
+	return func(o *options) { o.labels = maps.Clone(labels) }
+}
+
+// identity names the client on every call, in the headers the gateways
+// read (junction-client-id, junction-client-labels).
+type identity map[string]string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (i identity) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return i, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials: the
+// client's name is no secret.
+func (identity) RequireTransportSecurity() bool { return false }
+
+func newIdentity(o options) (identity, error) {
+	if o.clientID == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 3)
+		_, _ = rand.Read(b)
+		o.clientID = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "client"), os.Getpid(), hex.EncodeToString(b))
+	}
+	if err := model.ValidateClientID(o.clientID); err != nil {
+		return nil, err
+	}
+	id := identity{"junction-client-id": o.clientID}
+	if len(o.labels) > model.MaxLabels {
+		return nil, model.Invalid("labels", "%d labels; at most %d are allowed", len(o.labels), model.MaxLabels)
+	}
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(o.labels)) {
+		if err := model.ValidateLabel(k, o.labels[k]); err != nil {
+			return nil, err
+		}
+		kv = append(kv, k+"="+o.labels[k])
+	}
+	if len(kv) > 0 {
+		id["junction-client-labels"] = strings.Join(kv, ",")
+	}
+	return id, nil
+}
 
 // WithTLS connects with TLS.
 func WithTLS(c *tls.Config) Option { return func(o *options) { o.tls = c } }
@@ -164,6 +225,11 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	if o.token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearerToken(o.token)))
 	}
+	id, err := newIdentity(o)
+	if err != nil {
+		return nil, err
+	}
+	dial = append(dial, grpc.WithPerRPCCredentials(id))
 	conn, err := grpc.NewClient(r.Scheme()+":///gateways", dial...)
 	if err != nil {
 		return nil, fmt.Errorf("junction sdk: %w", err)

@@ -30,6 +30,10 @@ type Config struct {
 	model.Config
 	// Source says whether the value is fresh or the cached last known one.
 	Source Source
+	// Gray says the content is the item's gray release, which this client
+	// matches (sdk.WithLabels, WithClientID); Revision and Version are the
+	// release's.
+	Gray bool
 }
 
 // Stale reports whether the value came from the cache.
@@ -45,7 +49,7 @@ func (c *Client) GetConfig(ctx context.Context, dataID string, opts ...CallOptio
 	if err = wireErr(err); err == nil {
 		cfg := resp.Config.Model()
 		c.cacheConfig(cfg)
-		return Config{Config: cfg, Source: FromServer}, nil
+		return Config{Config: cfg, Source: FromServer, Gray: resp.Config.Gray}, nil
 	}
 	if errors.Is(err, model.ErrNotFound) {
 		c.uncacheConfig(key)
@@ -190,7 +194,7 @@ func (c *Client) WatchConfig(ctx context.Context, dataID string, fn func(ConfigC
 				backoff = 100 * time.Millisecond
 				change := ConfigChange{Config: Config{Source: FromServer}}
 				if ev.Config != nil {
-					change.Config.Config = ev.Config.Model()
+					change.Config.Config, change.Gray = ev.Config.Model(), ev.Config.Gray
 				} else {
 					change.Config.Config = model.Config{Key: key, Revision: ev.Revision}
 				}

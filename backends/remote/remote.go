@@ -8,7 +8,9 @@ package remote
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,6 +33,7 @@ type Backend struct {
 var (
 	_ backends.Backend = (*Backend)(nil)
 	_ backends.Cluster = (*Backend)(nil)
+	_ backends.Gray    = (*Backend)(nil)
 )
 
 // New returns a Backend over a connection to a gateway.
@@ -147,7 +150,7 @@ func (b *Backend) Services(ctx context.Context, ns, group string, after model.Se
 
 // GetConfig implements backends.Configs.
 func (b *Backend) GetConfig(ctx context.Context, k model.ConfigKey, o backends.ReadOptions) (model.Config, backends.ReadInfo, error) {
-	r, err := b.cfg.GetConfig(ctx, &pb.GetConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID, Stale: o.Stale})
+	r, err := b.cfg.GetConfig(asClient(ctx), &pb.GetConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID, Stale: o.Stale})
 	if err != nil {
 		return model.Config{}, backends.ReadInfo{}, pb.Error(err)
 	}
@@ -184,6 +187,47 @@ func (b *Backend) DeleteConfig(ctx context.Context, k model.ConfigKey, cond mode
 		return 0, pb.Error(err)
 	}
 	return r.Revision, nil
+}
+
+// asClient returns ctx sending the client's headers, when ctx carries one
+// (backends.WithClient): the gateway serves a gray release by them.
+func asClient(ctx context.Context) context.Context {
+	c, ok := backends.ClientFrom(ctx)
+	if !ok {
+		return ctx
+	}
+	kv := []string{"junction-client-id", c.ID}
+	if len(c.Labels) > 0 {
+		var ls []string
+		for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+			ls = append(ls, k+"="+c.Labels[k])
+		}
+		kv = append(kv, "junction-client-labels", strings.Join(ls, ","))
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// PublishGray implements backends.Gray.
+func (b *Backend) PublishGray(ctx context.Context, k model.ConfigKey, content []byte, contentType string, rule model.GrayRule) error {
+	_, err := b.cfg.PutConfig(ctx, &pb.PutConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID,
+		Content: string(content), ContentType: contentType,
+		Gray: &pb.GrayRule{Labels: rule.Labels, Ips: rule.IPs, Percent: int32(rule.Percent)}})
+	return pb.Error(err)
+}
+
+// PromoteGray implements backends.Gray.
+func (b *Backend) PromoteGray(ctx context.Context, k model.ConfigKey) (model.Config, error) {
+	r, err := b.cfg.PromoteGrayConfig(ctx, &pb.PromoteGrayConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID})
+	if err != nil {
+		return model.Config{}, pb.Error(err)
+	}
+	return r.Config.Model(), nil
+}
+
+// AbortGray implements backends.Gray.
+func (b *Backend) AbortGray(ctx context.Context, k model.ConfigKey) error {
+	_, err := b.cfg.AbortGrayConfig(ctx, &pb.AbortGrayConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID})
+	return pb.Error(err)
 }
 
 // AuthorHeader names the author of a configuration write, for a gateway
@@ -273,7 +317,7 @@ func (b *Backend) Watch(ctx context.Context, req backends.WatchRequest) (backend
 			return e, nil
 		}
 	case req.Config != nil && req.Service == nil:
-		s, err := b.cfg.WatchConfig(ctx, &pb.WatchConfigRequest{Namespace: req.Config.Namespace, Group: req.Config.Group,
+		s, err := b.cfg.WatchConfig(asClient(ctx), &pb.WatchConfigRequest{Namespace: req.Config.Namespace, Group: req.Config.Group,
 			DataId: req.Config.DataID, Revision: req.FromRevision})
 		if err == nil {
 			_, err = s.Header()

@@ -14,7 +14,8 @@ import (
 func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Read, write and watch configuration items"}
 	cmd.AddCommand(newConfigGetCmd(g), newConfigPutCmd(g), newConfigDeleteCmd(g), newConfigListCmd(g), newConfigWatchCmd(g),
-		newConfigHistoryCmd(g), newConfigDiffCmd(g), newConfigRollbackCmd(g), newConfigExportCmd(g), newConfigImportCmd(g))
+		newConfigHistoryCmd(g), newConfigDiffCmd(g), newConfigRollbackCmd(g), newConfigExportCmd(g), newConfigImportCmd(g),
+		newConfigListenersCmd(g), newConfigGrayCmd(g))
 	return cmd
 }
 
@@ -60,6 +61,10 @@ func newConfigPutCmd(g *globals) *cobra.Command {
 	var (
 		file       string
 		ifRevision int64
+		gray       bool
+		labels     map[string]string
+		ips        []string
+		percent    int32
 	)
 	cmd := &cobra.Command{
 		Use:   "put DATA_ID [--file FILE]",
@@ -88,12 +93,21 @@ func newConfigPutCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("if-revision") {
 				req.IfRevision = &ifRevision
 			}
+			if gray {
+				req.Gray = &pb.GrayRule{Labels: labels, Ips: ips, Percent: percent}
+			} else if len(labels) > 0 || len(ips) > 0 || percent != 0 {
+				return fmt.Errorf("--labels, --ips and --percent choose the clients of a gray release: add --gray")
+			}
 			resp, err := cfg.PutConfig(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
 			resp.Config.Content = "" // do not echo the content back
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				if gray {
+					fmt.Fprintf(w, "published a gray release of %s over revision %d, md5 %s\n", args[0], resp.Config.Revision, resp.Config.Md5)
+					return
+				}
 				fmt.Fprintf(w, "wrote %s (version %d) at revision %d, md5 %s\n", args[0], resp.Config.Version,
 					resp.Config.Revision, resp.Config.Md5)
 			})
@@ -105,6 +119,10 @@ func newConfigPutCmd(g *globals) *cobra.Command {
 	f.Int64Var(&ifRevision, "if-revision", 0, "write only if the item is at this revision (0: only if absent)")
 	f.BoolVar(&req.NoValidate, "no-validate", false, "store content that does not parse as its type (json, yaml, toml, xml, properties)")
 	f.StringVarP(&req.Message, "message", "m", "", "why: kept with the version this write makes")
+	f.BoolVar(&gray, "gray", false, "publish as a gray release, to the clients --labels, --ips and --percent choose (see config gray)")
+	f.StringToStringVar(&labels, "labels", nil, "with --gray: clients with every one of these labels (env=canary,zone=a)")
+	f.StringSliceVar(&ips, "ips", nil, "with --gray: clients at one of these addresses")
+	f.Int32Var(&percent, "percent", 0, "with --gray: a stable share of the clients, 1 to 100, by their IDs")
 	return cmd
 }
 

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -212,5 +215,110 @@ func newConfigImportCmd(g *globals) *cobra.Command {
 	f.BoolVar(&req.DryRun, "dry-run", false, "print what the import would do, write nothing")
 	f.BoolVar(&req.NoValidate, "no-validate", false, "store content that does not parse as its type")
 	f.StringVarP(&req.Message, "message", "m", "", "kept with the version each write makes (default: import)")
+	return cmd
+}
+
+func newConfigListenersCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "listeners DATA_ID",
+		Short: "Show who watches an item, through every gateway over the store, and who has not picked up its last change",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.cfg.ListConfigListeners(cmd.Context(), &pb.ListConfigListenersRequest{Namespace: g.namespace,
+				Group: g.group, DataId: args[0]})
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "CLIENT\tADDRESS\tLABELS\tSINCE\tMD5\tUP TO DATE\tGATEWAY")
+				for _, l := range resp.Listeners {
+					var labels []string
+					for _, k := range slices.Sorted(maps.Keys(l.Labels)) {
+						labels = append(labels, k+"="+l.Labels[k])
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", cmp.Or(l.ClientId, "-"), l.Address, cmp.Or(strings.Join(labels, ","), "-"),
+						l.Since.AsTime().Local().Format(time.DateTime), cmp.Or(l.Md5, "-"), l.UpToDate, l.Gateway)
+				}
+				fmt.Fprintf(w, "%d watches through %d gateways; current md5 %s\n", len(resp.Listeners), resp.Gateways, cmp.Or(resp.CurrentMd5, "(absent)"))
+			})
+		},
+	}
+}
+
+func newConfigGrayCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "gray", Short: "Show, promote or abort an item's gray release (publish one with config put --gray)"}
+	key := func(id string) (string, string, string) { return g.namespace, g.group, id }
+	show := &cobra.Command{
+		Use: "show DATA_ID", Short: "Print the gray release: its rule, then its content", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ns, grp, id := key(args[0])
+			r, err := c.cfg.GetGrayConfig(cmd.Context(), &pb.GetGrayConfigRequest{Namespace: ns, Group: grp, DataId: id})
+			if err != nil {
+				return err
+			}
+			var labels []string
+			for _, k := range slices.Sorted(maps.Keys(r.Rule.GetLabels())) {
+				labels = append(labels, k+"="+r.Rule.Labels[k])
+			}
+			return g.printRaw(cmd.OutOrStdout(), r, fmt.Sprintf("# gray of %s over revision %d, by %s: labels %s, ips %s, percent %d, md5 %s\n%s",
+				id, r.ReleaseRevision, cmp.Or(r.Author, "-"), cmp.Or(strings.Join(labels, ","), "-"),
+				cmp.Or(strings.Join(r.Rule.GetIps(), ","), "-"), r.Rule.GetPercent(), r.Md5, r.Content))
+		},
+	}
+	var ifRevision int64
+	var message string
+	promote := &cobra.Command{
+		Use: "promote DATA_ID", Short: "Make the gray release the release, as a new version", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ns, grp, id := key(args[0])
+			req := &pb.PromoteGrayConfigRequest{Namespace: ns, Group: grp, DataId: id, Message: message}
+			if cmd.Flags().Changed("if-revision") {
+				req.IfRevision = &ifRevision
+			}
+			resp, err := c.cfg.PromoteGrayConfig(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			resp.Config.Content = ""
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "promoted the gray release of %s: version %d at revision %d, md5 %s\n", id, resp.Config.Version,
+					resp.Config.Revision, resp.Config.Md5)
+			})
+		},
+	}
+	promote.Flags().Int64Var(&ifRevision, "if-revision", 0, "promote only if the release is at this revision")
+	promote.Flags().StringVarP(&message, "message", "m", "", "why (default: \"promote the gray release\")")
+	abort := &cobra.Command{
+		Use: "abort DATA_ID", Short: "End the gray release: its clients get the release again", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, done, err := g.dial()
+			if err != nil {
+				return err
+			}
+			defer done()
+			ns, grp, id := key(args[0])
+			resp, err := c.cfg.AbortGrayConfig(cmd.Context(), &pb.AbortGrayConfigRequest{Namespace: ns, Group: grp, DataId: id})
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) { fmt.Fprintf(w, "aborted the gray release of %s\n", id) })
+		},
+	}
+	cmd.AddCommand(show, promote, abort)
 	return cmd
 }

@@ -310,6 +310,30 @@ func testCLI(t *testing.T, backend string) {
 	if out, err := run("", "config", "import", archive, "--policy", "merge"); err == nil || !strings.Contains(out, "abort, skip or overwrite") {
 		t.Fatalf("a bad policy: %v %s", err, out)
 	}
+	// A gray release: the canaries get it, the others the release.
+	must("a: 9\n", "config", "put", "app.yaml", "--gray", "--labels", "env=canary")
+	if out := must("", "config", "get", "app.yaml", "--client-labels", "env=canary,zone=a"); out != "a: 9\n" {
+		t.Fatalf("a canary's get: %q", out)
+	}
+	if out := must("", "config", "get", "app.yaml"); out != "a: 1\n" {
+		t.Fatalf("another client's get during the gray: %q", out)
+	}
+	if out := must("", "config", "gray", "show", "app.yaml"); !strings.Contains(out, "labels env=canary") || !strings.HasSuffix(out, "a: 9\n") {
+		t.Fatalf("config gray show: %s", out)
+	}
+	must("", "config", "gray", "abort", "app.yaml")
+	if out, err := run("", "config", "gray", "abort", "app.yaml"); err == nil || !strings.Contains(out, "no gray release") {
+		t.Fatalf("abort with no gray: %v %s", err, out)
+	}
+	if out, err := run("x: 1\n", "config", "put", "never.yaml", "--gray", "--percent", "10"); err == nil || !strings.Contains(out, "does not exist") {
+		t.Fatalf("a gray of an item that does not exist: %v %s", err, out)
+	}
+	if out, err := run("x: 1\n", "config", "put", "app.yaml", "--labels", "env=canary"); err == nil || !strings.Contains(out, "add --gray") {
+		t.Fatalf("--labels without --gray: %v %s", err, out)
+	}
+	if out := must("", "config", "listeners", "app.yaml"); !strings.Contains(out, "0 watches through 1 gateways") {
+		t.Fatalf("config listeners: %s", out)
+	}
 	if out := must("", "status"); !strings.Contains(out, "config history") || !strings.Contains(out, "true (atomic true)") {
 		t.Fatalf("status: %s", out)
 	}

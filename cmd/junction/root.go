@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -36,6 +38,9 @@ type globals struct {
 	// TLS to the server: the authority to verify it with, and a client
 	// certificate for mutual TLS.
 	caCert, cert, key string
+	// Who the CLI says it is, as a client (gray releases choose by it).
+	clientID     string
+	clientLabels string
 }
 
 func newRootCmd() *cobra.Command {
@@ -61,6 +66,8 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.caCert, "cacert", os.Getenv("JUNCTION_CACERT"), "connect over TLS, verifying the server against this authority (PEM; env JUNCTION_CACERT)")
 	pf.StringVar(&g.cert, "cert", os.Getenv("JUNCTION_CERT"), "a client certificate for mutual TLS (PEM; env JUNCTION_CERT)")
 	pf.StringVar(&g.key, "key", os.Getenv("JUNCTION_KEY"), "the key of --cert (PEM; env JUNCTION_KEY)")
+	pf.StringVar(&g.clientID, "client-id", "", "the client ID to name this CLI by (gray releases by percent, config listeners)")
+	pf.StringVar(&g.clientLabels, "client-labels", "", "labels to name this CLI by, k=v,k=v (gray releases by label, config listeners)")
 	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g), newACLCmd(g))
 	return root
 }
@@ -81,6 +88,20 @@ func (g *globals) conn() (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if t := g.secret(); t != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(sdk.BearerToken(t)))
+	}
+	if g.clientID != "" || g.clientLabels != "" {
+		var kv []string
+		if g.clientID != "" {
+			kv = append(kv, "junction-client-id", g.clientID)
+		}
+		if g.clientLabels != "" {
+			kv = append(kv, "junction-client-labels", g.clientLabels)
+		}
+		opts = append(opts, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+			return invoker(metadata.AppendToOutgoingContext(ctx, kv...), method, req, reply, cc, o...)
+		}), grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(metadata.AppendToOutgoingContext(ctx, kv...), desc, cc, method, o...)
+		}))
 	}
 	return grpc.NewClient(g.addr, opts...)
 }

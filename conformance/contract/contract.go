@@ -53,6 +53,13 @@ func (e *Env) n(full, quick int) int {
 	return full
 }
 
+func (e *Env) dur(full, quick time.Duration) time.Duration {
+	if e.Quick {
+		return quick
+	}
+	return full
+}
+
 // Figure is one measured value.
 type Figure struct {
 	Name  string  `json:"name"`
@@ -70,6 +77,10 @@ type Result struct {
 	// Notes are allowed behaviours worth knowing (a RESET where a store
 	// that declares no resumable watch may send one).
 	Notes []string
+	// NotApplicable, when set, says why the backend cannot take the
+	// scenario at all (a driver has no gray releases: a gateway serves
+	// them); it is then neither kept nor broken.
+	NotApplicable string
 }
 
 // OK reports whether the backend kept the rule.
@@ -113,6 +124,11 @@ func (c *check) fig(name string, v float64, unit string) {
 }
 
 func (c *check) done() Result { return c.r }
+
+func (c *check) na(why string) Result {
+	c.r.NotApplicable = why
+	return c.r
+}
 
 func unique(prefix string) string {
 	b := make([]byte, 5)

@@ -27,6 +27,7 @@ func Scenarios() []Scenario {
 		{"instance-patch", "InstancePatch", "5, 10: a patch from another driver lands, keeps the owner's changes and session; expiry still removes the instance", instancePatch},
 		{"cas", "ConfigCAS", "6: create-only, update-if-revision and delete-if-revision behave alike on every backend; a conflict names its field", cas},
 		{"history", "ConfigHistory", "11: every publish and delete appends a version with its content, author and message, in the order of the changes; a refused compare-and-set adds none; a rollback is a new version; a deleted item keeps its history; retention drops the oldest and the expired", history},
+		{"gray", "GrayRelease", "12: a gray release reaches, by read and by watch, the clients its rule chooses and never the others; promoted, every client gets it; aborted, its clients get the release again", gray},
 		{"consistency", "Consistency", "7: reads are linearizable by default, or the store declares they are not, and say what they got", consistency},
 		{"portable-errors", "PortableErrors", "8: errors are the portable ones, testable with errors.Is", portableErrors},
 	}

@@ -43,6 +43,9 @@ func fromContract(s contract.Scenario) Scenario {
 			ce.Compact = func(ctx context.Context, _ int64) error { return e.Target.Compact(ctx) }
 		}
 		r := s.Run(ctx, ce)
+		if r.NotApplicable != "" {
+			return na(r.NotApplicable)
+		}
 		if !r.OK() {
 			return Outcome{Verdict: Fail, Figures: r.Figures, Detail: strings.Join(r.Problems, "; ")}
 		}

@@ -2039,9 +2039,12 @@ type Config struct {
 	Revision       int64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
 	CreateRevision int64 `protobuf:"varint,8,opt,name=create_revision,json=createRevision,proto3" json:"create_revision,omitempty"`
 	// Writes since the item was created, from 1.
-	Version       int64                  `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
-	Created       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created,proto3" json:"created,omitempty"`
-	Updated       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated,proto3" json:"updated,omitempty"`
+	Version int64                  `protobuf:"varint,9,opt,name=version,proto3" json:"version,omitempty"`
+	Created *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created,proto3" json:"created,omitempty"`
+	Updated *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated,proto3" json:"updated,omitempty"`
+	// The content (type, md5) is the item's gray release, which this
+	// client matches; revision and version are the release's.
+	Gray          bool `protobuf:"varint,12,opt,name=gray,proto3" json:"gray,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2151,6 +2154,13 @@ func (x *Config) GetUpdated() *timestamppb.Timestamp {
 		return x.Updated
 	}
 	return nil
+}
+
+func (x *Config) GetGray() bool {
+	if x != nil {
+		return x.Gray
+	}
+	return false
 }
 
 type GetConfigRequest struct {
@@ -2306,7 +2316,11 @@ type PutConfigRequest struct {
 	// naming the line and column.
 	NoValidate bool `protobuf:"varint,7,opt,name=no_validate,json=noValidate,proto3" json:"no_validate,omitempty"`
 	// Why: kept with the version this write makes.
-	Message       string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,8,opt,name=message,proto3" json:"message,omitempty"`
+	// Publish the content as the item's gray release, to the clients the
+	// rule matches, instead of as its release; the item must exist. A new
+	// gray replaces the last one.
+	Gray          *GrayRule `protobuf:"bytes,9,opt,name=gray,proto3" json:"gray,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2397,6 +2411,440 @@ func (x *PutConfigRequest) GetMessage() string {
 	return ""
 }
 
+func (x *PutConfigRequest) GetGray() *GrayRule {
+	if x != nil {
+		return x.Gray
+	}
+	return nil
+}
+
+// GrayRule chooses the clients of a gray release: those that match every
+// criterion it sets. At least one must be set.
+type GrayRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Clients that name themselves with every one of these labels
+	// (junction-client-labels; the SDK: sdk.WithLabels).
+	Labels map[string]string `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Clients at one of these addresses.
+	Ips []string `protobuf:"bytes,2,rep,name=ips,proto3" json:"ips,omitempty"`
+	// A stable share of the clients, 1 to 100 percent, by a hash of the
+	// client's ID (junction-client-id; the SDK: sdk.WithClientID) and the
+	// item: a client without an ID is never in it.
+	Percent       int32 `protobuf:"varint,3,opt,name=percent,proto3" json:"percent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrayRule) Reset() {
+	*x = GrayRule{}
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrayRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrayRule) ProtoMessage() {}
+
+func (x *GrayRule) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrayRule.ProtoReflect.Descriptor instead.
+func (*GrayRule) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GrayRule) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *GrayRule) GetIps() []string {
+	if x != nil {
+		return x.Ips
+	}
+	return nil
+}
+
+func (x *GrayRule) GetPercent() int32 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+type GrayConfig struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Namespace   string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group       string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId      string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	Content     string                 `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
+	ContentType string                 `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Md5         string                 `protobuf:"bytes,6,opt,name=md5,proto3" json:"md5,omitempty"`
+	Rule        *GrayRule              `protobuf:"bytes,7,opt,name=rule,proto3" json:"rule,omitempty"`
+	Author      string                 `protobuf:"bytes,8,opt,name=author,proto3" json:"author,omitempty"`
+	Message     string                 `protobuf:"bytes,9,opt,name=message,proto3" json:"message,omitempty"`
+	Created     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created,proto3" json:"created,omitempty"`
+	// The release the gray was published over.
+	ReleaseRevision int64 `protobuf:"varint,11,opt,name=release_revision,json=releaseRevision,proto3" json:"release_revision,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GrayConfig) Reset() {
+	*x = GrayConfig{}
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrayConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrayConfig) ProtoMessage() {}
+
+func (x *GrayConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrayConfig.ProtoReflect.Descriptor instead.
+func (*GrayConfig) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GrayConfig) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetContent() string {
+	if x != nil {
+		return x.Content
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetMd5() string {
+	if x != nil {
+		return x.Md5
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetRule() *GrayRule {
+	if x != nil {
+		return x.Rule
+	}
+	return nil
+}
+
+func (x *GrayConfig) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *GrayConfig) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *GrayConfig) GetReleaseRevision() int64 {
+	if x != nil {
+		return x.ReleaseRevision
+	}
+	return 0
+}
+
+type GetGrayConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId        string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGrayConfigRequest) Reset() {
+	*x = GetGrayConfigRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGrayConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGrayConfigRequest) ProtoMessage() {}
+
+func (x *GetGrayConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGrayConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetGrayConfigRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetGrayConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *GetGrayConfigRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *GetGrayConfigRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+type PromoteGrayConfigRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	// Promote only if the release is at this revision.
+	IfRevision *int64 `protobuf:"varint,4,opt,name=if_revision,json=ifRevision,proto3,oneof" json:"if_revision,omitempty"`
+	// Default: "promote the gray release".
+	Message       string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PromoteGrayConfigRequest) Reset() {
+	*x = PromoteGrayConfigRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PromoteGrayConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PromoteGrayConfigRequest) ProtoMessage() {}
+
+func (x *PromoteGrayConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PromoteGrayConfigRequest.ProtoReflect.Descriptor instead.
+func (*PromoteGrayConfigRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PromoteGrayConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *PromoteGrayConfigRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *PromoteGrayConfigRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+func (x *PromoteGrayConfigRequest) GetIfRevision() int64 {
+	if x != nil && x.IfRevision != nil {
+		return *x.IfRevision
+	}
+	return 0
+}
+
+func (x *PromoteGrayConfigRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type AbortGrayConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId        string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortGrayConfigRequest) Reset() {
+	*x = AbortGrayConfigRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortGrayConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortGrayConfigRequest) ProtoMessage() {}
+
+func (x *AbortGrayConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortGrayConfigRequest.ProtoReflect.Descriptor instead.
+func (*AbortGrayConfigRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AbortGrayConfigRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AbortGrayConfigRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AbortGrayConfigRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+type AbortGrayConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortGrayConfigResponse) Reset() {
+	*x = AbortGrayConfigResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortGrayConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortGrayConfigResponse) ProtoMessage() {}
+
+func (x *AbortGrayConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortGrayConfigResponse.ProtoReflect.Descriptor instead.
+func (*AbortGrayConfigResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
+}
+
 type PutConfigResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *Config                `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -2406,7 +2854,7 @@ type PutConfigResponse struct {
 
 func (x *PutConfigResponse) Reset() {
 	*x = PutConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2418,7 +2866,7 @@ func (x *PutConfigResponse) String() string {
 func (*PutConfigResponse) ProtoMessage() {}
 
 func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2431,7 +2879,7 @@ func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigResponse.ProtoReflect.Descriptor instead.
 func (*PutConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PutConfigResponse) GetConfig() *Config {
@@ -2456,7 +2904,7 @@ type DeleteConfigRequest struct {
 
 func (x *DeleteConfigRequest) Reset() {
 	*x = DeleteConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2916,7 @@ func (x *DeleteConfigRequest) String() string {
 func (*DeleteConfigRequest) ProtoMessage() {}
 
 func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2929,7 @@ func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteConfigRequest) GetNamespace() string {
@@ -2528,7 +2976,7 @@ type DeleteConfigResponse struct {
 
 func (x *DeleteConfigResponse) Reset() {
 	*x = DeleteConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +2988,7 @@ func (x *DeleteConfigResponse) String() string {
 func (*DeleteConfigResponse) ProtoMessage() {}
 
 func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +3001,7 @@ func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteConfigResponse) GetRevision() int64 {
@@ -2585,7 +3033,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +3045,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +3058,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListConfigsRequest) GetNamespace() string {
@@ -2679,7 +3127,7 @@ type ConfigSummary struct {
 
 func (x *ConfigSummary) Reset() {
 	*x = ConfigSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +3139,7 @@ func (x *ConfigSummary) String() string {
 func (*ConfigSummary) ProtoMessage() {}
 
 func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +3152,7 @@ func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
 func (*ConfigSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ConfigSummary) GetNamespace() string {
@@ -2782,7 +3230,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3242,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +3255,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
@@ -2844,7 +3292,7 @@ type WatchConfigRequest struct {
 
 func (x *WatchConfigRequest) Reset() {
 	*x = WatchConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[36]
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +3304,7 @@ func (x *WatchConfigRequest) String() string {
 func (*WatchConfigRequest) ProtoMessage() {}
 
 func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[36]
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +3317,7 @@ func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WatchConfigRequest) GetNamespace() string {
@@ -2916,7 +3364,7 @@ type ConfigEvent struct {
 
 func (x *ConfigEvent) Reset() {
 	*x = ConfigEvent{}
-	mi := &file_junction_v1_junction_proto_msgTypes[37]
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3376,7 @@ func (x *ConfigEvent) String() string {
 func (*ConfigEvent) ProtoMessage() {}
 
 func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[37]
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3389,7 @@ func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEvent.ProtoReflect.Descriptor instead.
 func (*ConfigEvent) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ConfigEvent) GetType() EventType {
@@ -3016,7 +3464,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3028,7 +3476,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3041,7 +3489,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ConfigVersion) GetNamespace() string {
@@ -3147,7 +3595,7 @@ type ListConfigHistoryRequest struct {
 
 func (x *ListConfigHistoryRequest) Reset() {
 	*x = ListConfigHistoryRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3607,7 @@ func (x *ListConfigHistoryRequest) String() string {
 func (*ListConfigHistoryRequest) ProtoMessage() {}
 
 func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3620,7 @@ func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListConfigHistoryRequest) GetNamespace() string {
@@ -3216,7 +3664,7 @@ type ListConfigHistoryResponse struct {
 
 func (x *ListConfigHistoryResponse) Reset() {
 	*x = ListConfigHistoryResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3676,7 @@ func (x *ListConfigHistoryResponse) String() string {
 func (*ListConfigHistoryResponse) ProtoMessage() {}
 
 func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3689,7 @@ func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListConfigHistoryResponse) GetVersions() []*ConfigVersion {
@@ -3278,7 +3726,7 @@ type GetConfigVersionRequest struct {
 
 func (x *GetConfigVersionRequest) Reset() {
 	*x = GetConfigVersionRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3290,7 +3738,7 @@ func (x *GetConfigVersionRequest) String() string {
 func (*GetConfigVersionRequest) ProtoMessage() {}
 
 func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3303,7 +3751,7 @@ func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigVersionRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetConfigVersionRequest) GetNamespace() string {
@@ -3357,7 +3805,7 @@ type DiffConfigRequest struct {
 
 func (x *DiffConfigRequest) Reset() {
 	*x = DiffConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3369,7 +3817,7 @@ func (x *DiffConfigRequest) String() string {
 func (*DiffConfigRequest) ProtoMessage() {}
 
 func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3382,7 +3830,7 @@ func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DiffConfigRequest) GetNamespace() string {
@@ -3442,7 +3890,7 @@ type DiffConfigResponse struct {
 
 func (x *DiffConfigResponse) Reset() {
 	*x = DiffConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3454,7 +3902,7 @@ func (x *DiffConfigResponse) String() string {
 func (*DiffConfigResponse) ProtoMessage() {}
 
 func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3467,7 +3915,7 @@ func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DiffConfigResponse) GetFrom() *ConfigVersion {
@@ -3508,7 +3956,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3968,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3981,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RollbackConfigRequest) GetNamespace() string {
@@ -3589,7 +4037,7 @@ type ExportConfigsRequest struct {
 
 func (x *ExportConfigsRequest) Reset() {
 	*x = ExportConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +4049,7 @@ func (x *ExportConfigsRequest) String() string {
 func (*ExportConfigsRequest) ProtoMessage() {}
 
 func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +4062,7 @@ func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ExportConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExportConfigsRequest) GetNamespace() string {
@@ -3645,7 +4093,7 @@ type ExportConfigsResponse struct {
 
 func (x *ExportConfigsResponse) Reset() {
 	*x = ExportConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3657,7 +4105,7 @@ func (x *ExportConfigsResponse) String() string {
 func (*ExportConfigsResponse) ProtoMessage() {}
 
 func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3670,7 +4118,7 @@ func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ExportConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportConfigsResponse) GetArchive() []byte {
@@ -3711,7 +4159,7 @@ type ImportConfigsRequest struct {
 
 func (x *ImportConfigsRequest) Reset() {
 	*x = ImportConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3723,7 +4171,7 @@ func (x *ImportConfigsRequest) String() string {
 func (*ImportConfigsRequest) ProtoMessage() {}
 
 func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3736,7 +4184,7 @@ func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ImportConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ImportConfigsRequest) GetNamespace() string {
@@ -3800,7 +4248,7 @@ type ImportItem struct {
 
 func (x *ImportItem) Reset() {
 	*x = ImportItem{}
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3812,7 +4260,7 @@ func (x *ImportItem) String() string {
 func (*ImportItem) ProtoMessage() {}
 
 func (x *ImportItem) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3825,7 +4273,7 @@ func (x *ImportItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
 func (*ImportItem) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ImportItem) GetGroup() string {
@@ -3891,7 +4339,7 @@ type ImportConfigsResponse struct {
 
 func (x *ImportConfigsResponse) Reset() {
 	*x = ImportConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3903,7 +4351,7 @@ func (x *ImportConfigsResponse) String() string {
 func (*ImportConfigsResponse) ProtoMessage() {}
 
 func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3916,7 +4364,7 @@ func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ImportConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ImportConfigsResponse) GetItems() []*ImportItem {
@@ -3940,6 +4388,243 @@ func (x *ImportConfigsResponse) GetApplied() bool {
 	return false
 }
 
+type ListConfigListenersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId        string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigListenersRequest) Reset() {
+	*x = ListConfigListenersRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigListenersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigListenersRequest) ProtoMessage() {}
+
+func (x *ListConfigListenersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigListenersRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigListenersRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListConfigListenersRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListConfigListenersRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ListConfigListenersRequest) GetDataId() string {
+	if x != nil {
+		return x.DataId
+	}
+	return ""
+}
+
+type ConfigListener struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As the client names itself (the SDK: sdk.WithClientID).
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	Address  string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Labels   map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Since    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	// Of the last value the watch delivered; empty when it delivered a
+	// delete, or nothing yet.
+	Md5 string `protobuf:"bytes,5,opt,name=md5,proto3" json:"md5,omitempty"`
+	// Of the last event the watch delivered.
+	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The md5 is the item's current one.
+	UpToDate bool `protobuf:"varint,7,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
+	// The gateway that serves the watch.
+	Gateway       string `protobuf:"bytes,8,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigListener) Reset() {
+	*x = ConfigListener{}
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigListener) ProtoMessage() {}
+
+func (x *ConfigListener) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigListener.ProtoReflect.Descriptor instead.
+func (*ConfigListener) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ConfigListener) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConfigListener) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ConfigListener) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ConfigListener) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ConfigListener) GetMd5() string {
+	if x != nil {
+		return x.Md5
+	}
+	return ""
+}
+
+func (x *ConfigListener) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ConfigListener) GetUpToDate() bool {
+	if x != nil {
+		return x.UpToDate
+	}
+	return false
+}
+
+func (x *ConfigListener) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+type ListConfigListenersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first.
+	Listeners []*ConfigListener `protobuf:"bytes,1,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// The item's current md5 (empty when it does not exist).
+	CurrentMd5 string `protobuf:"bytes,2,opt,name=current_md5,json=currentMd5,proto3" json:"current_md5,omitempty"`
+	Revision   int64  `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	// How many gateways' watches the answer holds.
+	Gateways      int32 `protobuf:"varint,4,opt,name=gateways,proto3" json:"gateways,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigListenersResponse) Reset() {
+	*x = ListConfigListenersResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigListenersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigListenersResponse) ProtoMessage() {}
+
+func (x *ListConfigListenersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigListenersResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigListenersResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListConfigListenersResponse) GetListeners() []*ConfigListener {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *ListConfigListenersResponse) GetCurrentMd5() string {
+	if x != nil {
+		return x.CurrentMd5
+	}
+	return ""
+}
+
+func (x *ListConfigListenersResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *ListConfigListenersResponse) GetGateways() int32 {
+	if x != nil {
+		return x.Gateways
+	}
+	return 0
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3948,7 +4633,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4645,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4658,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
 }
 
 type Capabilities struct {
@@ -3995,7 +4680,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4007,7 +4692,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4020,7 +4705,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -4099,7 +4784,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4796,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4809,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -4170,7 +4855,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4182,7 +4867,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4195,7 +4880,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
 }
 
 // Member is one server of a built-in store cluster.
@@ -4215,7 +4900,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4912,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4925,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Member) GetId() string {
@@ -4282,7 +4967,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4979,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +4992,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -4336,7 +5021,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4348,7 +5033,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4361,7 +5046,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -4387,7 +5072,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4399,7 +5084,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4412,7 +5097,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -4444,7 +5129,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4456,7 +5141,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4469,7 +5154,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -4534,7 +5219,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4546,7 +5231,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4559,7 +5244,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -4584,7 +5269,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4596,7 +5281,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4609,7 +5294,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 type CreateTokenRequest struct {
@@ -4630,7 +5315,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4642,7 +5327,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4655,7 +5340,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -4694,7 +5379,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4706,7 +5391,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4719,7 +5404,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
 }
 
 type ListTokensResponse struct {
@@ -4731,7 +5416,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4743,7 +5428,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4756,7 +5441,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -4775,7 +5460,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4787,7 +5472,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4800,7 +5485,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -4819,7 +5504,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4831,7 +5516,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4844,7 +5529,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -4862,7 +5547,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4874,7 +5559,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4887,7 +5572,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -4903,7 +5588,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4915,7 +5600,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4928,7 +5613,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *Policy) GetName() string {
@@ -4962,7 +5647,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4974,7 +5659,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4987,7 +5672,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -5008,7 +5693,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5020,7 +5705,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5033,7 +5718,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -5058,7 +5743,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5070,7 +5755,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5083,7 +5768,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
 }
 
 type ListPoliciesResponse struct {
@@ -5095,7 +5780,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5107,7 +5792,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5120,7 +5805,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -5139,7 +5824,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5151,7 +5836,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5164,7 +5849,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -5183,7 +5868,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5195,7 +5880,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5208,7 +5893,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -5226,7 +5911,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5238,7 +5923,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5251,7 +5936,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
 }
 
 type WhoAmIRequest struct {
@@ -5262,7 +5947,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5274,7 +5959,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5287,7 +5972,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
 }
 
 var File_junction_v1_junction_proto protoreflect.FileDescriptor
@@ -5458,7 +6143,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x14ListServicesResponse\x127\n" +
 	"\bservices\x18\x01 \x03(\v2\x1b.junction.v1.ServiceSummaryR\bservices\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1a\n" +
-	"\brevision\x18\x03 \x01(\x03R\brevision\"\xef\x02\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\"\x83\x03\n" +
 	"\x06Config\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -5471,7 +6156,8 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\aversion\x18\t \x01(\x03R\aversion\x124\n" +
 	"\acreated\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
-	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\"u\n" +
+	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x12\n" +
+	"\x04gray\x18\f \x01(\bR\x04gray\"u\n" +
 	"\x10GetConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -5481,7 +6167,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +
 	"\vconsistency\x18\x03 \x01(\tR\vconsistency\x127\n" +
-	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\x8d\x02\n" +
+	"\tstaleness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tstaleness\"\xb8\x02\n" +
 	"\x10PutConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -5492,8 +6178,47 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"ifRevision\x88\x01\x01\x12\x1f\n" +
 	"\vno_validate\x18\a \x01(\bR\n" +
 	"noValidate\x12\x18\n" +
-	"\amessage\x18\b \x01(\tR\amessageB\x0e\n" +
-	"\f_if_revision\"@\n" +
+	"\amessage\x18\b \x01(\tR\amessage\x12)\n" +
+	"\x04gray\x18\t \x01(\v2\x15.junction.v1.GrayRuleR\x04grayB\x0e\n" +
+	"\f_if_revision\"\xac\x01\n" +
+	"\bGrayRule\x129\n" +
+	"\x06labels\x18\x01 \x03(\v2!.junction.v1.GrayRule.LabelsEntryR\x06labels\x12\x10\n" +
+	"\x03ips\x18\x02 \x03(\tR\x03ips\x12\x18\n" +
+	"\apercent\x18\x03 \x01(\x05R\apercent\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe6\x02\n" +
+	"\n" +
+	"GrayConfig\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x18\n" +
+	"\acontent\x18\x04 \x01(\tR\acontent\x12!\n" +
+	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x12\x10\n" +
+	"\x03md5\x18\x06 \x01(\tR\x03md5\x12)\n" +
+	"\x04rule\x18\a \x01(\v2\x15.junction.v1.GrayRuleR\x04rule\x12\x16\n" +
+	"\x06author\x18\b \x01(\tR\x06author\x12\x18\n" +
+	"\amessage\x18\t \x01(\tR\amessage\x124\n" +
+	"\acreated\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12)\n" +
+	"\x10release_revision\x18\v \x01(\x03R\x0freleaseRevision\"c\n" +
+	"\x14GetGrayConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\"\xb7\x01\n" +
+	"\x18PromoteGrayConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12$\n" +
+	"\vif_revision\x18\x04 \x01(\x03H\x00R\n" +
+	"ifRevision\x88\x01\x01\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessageB\x0e\n" +
+	"\f_if_revision\"e\n" +
+	"\x16AbortGrayConfigRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\"\x19\n" +
+	"\x17AbortGrayConfigResponse\"@\n" +
 	"\x11PutConfigResponse\x12+\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\xb2\x01\n" +
 	"\x13DeleteConfigRequest\x12\x1c\n" +
@@ -5618,7 +6343,30 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x15ImportConfigsResponse\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.junction.v1.ImportItemR\x05items\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\x12\x18\n" +
-	"\aapplied\x18\x03 \x01(\bR\aapplied\"\x12\n" +
+	"\aapplied\x18\x03 \x01(\bR\aapplied\"i\n" +
+	"\x1aListConfigListenersRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
+	"\adata_id\x18\x03 \x01(\tR\x06dataId\"\xdb\x02\n" +
+	"\x0eConfigListener\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12?\n" +
+	"\x06labels\x18\x03 \x03(\v2'.junction.v1.ConfigListener.LabelsEntryR\x06labels\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x10\n" +
+	"\x03md5\x18\x05 \x01(\tR\x03md5\x12\x1a\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x1c\n" +
+	"\n" +
+	"up_to_date\x18\a \x01(\bR\bupToDate\x12\x18\n" +
+	"\agateway\x18\b \x01(\tR\agateway\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x01\n" +
+	"\x1bListConfigListenersResponse\x129\n" +
+	"\tlisteners\x18\x01 \x03(\v2\x1b.junction.v1.ConfigListenerR\tlisteners\x12\x1f\n" +
+	"\vcurrent_md5\x18\x02 \x01(\tR\n" +
+	"currentMd5\x12\x1a\n" +
+	"\brevision\x18\x03 \x01(\x03R\brevision\x12\x1a\n" +
+	"\bgateways\x18\x04 \x01(\x05R\bgateways\"\x12\n" +
 	"\x10GetStatusRequest\"\xf4\x02\n" +
 	"\fCapabilities\x12'\n" +
 	"\x0fnative_sessions\x18\x01 \x01(\bR\x0enativeSessions\x12)\n" +
@@ -5722,7 +6470,8 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x10SetInstanceState\x12$.junction.v1.SetInstanceStateRequest\x1a%.junction.v1.RegisterInstanceResponse\x12W\n" +
 	"\x11GetInstanceHealth\x12%.junction.v1.GetInstanceHealthRequest\x1a\x1b.junction.v1.InstanceHealth\x12Z\n" +
 	"\x12GetServiceSettings\x12&.junction.v1.GetServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings\x12Z\n" +
-	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\xa9\a\n" +
+	"\x12PutServiceSettings\x12&.junction.v1.PutServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings2\x9a\n" +
+	"\n" +
 	"\rConfigService\x12J\n" +
 	"\tGetConfig\x12\x1d.junction.v1.GetConfigRequest\x1a\x1e.junction.v1.GetConfigResponse\x12J\n" +
 	"\tPutConfig\x12\x1d.junction.v1.PutConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12S\n" +
@@ -5735,7 +6484,11 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"DiffConfig\x12\x1e.junction.v1.DiffConfigRequest\x1a\x1f.junction.v1.DiffConfigResponse\x12T\n" +
 	"\x0eRollbackConfig\x12\".junction.v1.RollbackConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12V\n" +
 	"\rExportConfigs\x12!.junction.v1.ExportConfigsRequest\x1a\".junction.v1.ExportConfigsResponse\x12V\n" +
-	"\rImportConfigs\x12!.junction.v1.ImportConfigsRequest\x1a\".junction.v1.ImportConfigsResponse2[\n" +
+	"\rImportConfigs\x12!.junction.v1.ImportConfigsRequest\x1a\".junction.v1.ImportConfigsResponse\x12h\n" +
+	"\x13ListConfigListeners\x12'.junction.v1.ListConfigListenersRequest\x1a(.junction.v1.ListConfigListenersResponse\x12K\n" +
+	"\rGetGrayConfig\x12!.junction.v1.GetGrayConfigRequest\x1a\x17.junction.v1.GrayConfig\x12Z\n" +
+	"\x11PromoteGrayConfig\x12%.junction.v1.PromoteGrayConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12\\\n" +
+	"\x0fAbortGrayConfig\x12#.junction.v1.AbortGrayConfigRequest\x1a$.junction.v1.AbortGrayConfigResponse2[\n" +
 	"\rStatusService\x12J\n" +
 	"\tGetStatus\x12\x1d.junction.v1.GetStatusRequest\x1a\x1e.junction.v1.GetStatusResponse2\x84\x02\n" +
 	"\x0eClusterService\x12P\n" +
@@ -5771,104 +6524,115 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_junction_v1_junction_proto_goTypes = []any{
-	(EventType)(0),                     // 0: junction.v1.EventType
-	(ImportPolicy)(0),                  // 1: junction.v1.ImportPolicy
-	(*Session)(nil),                    // 2: junction.v1.Session
-	(*CreateSessionRequest)(nil),       // 3: junction.v1.CreateSessionRequest
-	(*KeepAliveSessionRequest)(nil),    // 4: junction.v1.KeepAliveSessionRequest
-	(*DeleteSessionRequest)(nil),       // 5: junction.v1.DeleteSessionRequest
-	(*DeleteSessionResponse)(nil),      // 6: junction.v1.DeleteSessionResponse
-	(*Instance)(nil),                   // 7: junction.v1.Instance
-	(*RegisterInstanceRequest)(nil),    // 8: junction.v1.RegisterInstanceRequest
-	(*HealthCheck)(nil),                // 9: junction.v1.HealthCheck
-	(*CheckResult)(nil),                // 10: junction.v1.CheckResult
-	(*SetInstanceStateRequest)(nil),    // 11: junction.v1.SetInstanceStateRequest
-	(*MetadataPatch)(nil),              // 12: junction.v1.MetadataPatch
-	(*GetInstanceHealthRequest)(nil),   // 13: junction.v1.GetInstanceHealthRequest
-	(*InstanceHealth)(nil),             // 14: junction.v1.InstanceHealth
-	(*GetServiceSettingsRequest)(nil),  // 15: junction.v1.GetServiceSettingsRequest
-	(*PutServiceSettingsRequest)(nil),  // 16: junction.v1.PutServiceSettingsRequest
-	(*ServiceSettings)(nil),            // 17: junction.v1.ServiceSettings
-	(*RegisterInstanceResponse)(nil),   // 18: junction.v1.RegisterInstanceResponse
-	(*DeregisterInstanceRequest)(nil),  // 19: junction.v1.DeregisterInstanceRequest
-	(*DeregisterInstanceResponse)(nil), // 20: junction.v1.DeregisterInstanceResponse
-	(*ListInstancesRequest)(nil),       // 21: junction.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),      // 22: junction.v1.ListInstancesResponse
-	(*WatchInstancesRequest)(nil),      // 23: junction.v1.WatchInstancesRequest
-	(*InstanceEvent)(nil),              // 24: junction.v1.InstanceEvent
-	(*ListServicesRequest)(nil),        // 25: junction.v1.ListServicesRequest
-	(*ServiceSummary)(nil),             // 26: junction.v1.ServiceSummary
-	(*ListServicesResponse)(nil),       // 27: junction.v1.ListServicesResponse
-	(*Config)(nil),                     // 28: junction.v1.Config
-	(*GetConfigRequest)(nil),           // 29: junction.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),          // 30: junction.v1.GetConfigResponse
-	(*PutConfigRequest)(nil),           // 31: junction.v1.PutConfigRequest
-	(*PutConfigResponse)(nil),          // 32: junction.v1.PutConfigResponse
-	(*DeleteConfigRequest)(nil),        // 33: junction.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),       // 34: junction.v1.DeleteConfigResponse
-	(*ListConfigsRequest)(nil),         // 35: junction.v1.ListConfigsRequest
-	(*ConfigSummary)(nil),              // 36: junction.v1.ConfigSummary
-	(*ListConfigsResponse)(nil),        // 37: junction.v1.ListConfigsResponse
-	(*WatchConfigRequest)(nil),         // 38: junction.v1.WatchConfigRequest
-	(*ConfigEvent)(nil),                // 39: junction.v1.ConfigEvent
-	(*ConfigVersion)(nil),              // 40: junction.v1.ConfigVersion
-	(*ListConfigHistoryRequest)(nil),   // 41: junction.v1.ListConfigHistoryRequest
-	(*ListConfigHistoryResponse)(nil),  // 42: junction.v1.ListConfigHistoryResponse
-	(*GetConfigVersionRequest)(nil),    // 43: junction.v1.GetConfigVersionRequest
-	(*DiffConfigRequest)(nil),          // 44: junction.v1.DiffConfigRequest
-	(*DiffConfigResponse)(nil),         // 45: junction.v1.DiffConfigResponse
-	(*RollbackConfigRequest)(nil),      // 46: junction.v1.RollbackConfigRequest
-	(*ExportConfigsRequest)(nil),       // 47: junction.v1.ExportConfigsRequest
-	(*ExportConfigsResponse)(nil),      // 48: junction.v1.ExportConfigsResponse
-	(*ImportConfigsRequest)(nil),       // 49: junction.v1.ImportConfigsRequest
-	(*ImportItem)(nil),                 // 50: junction.v1.ImportItem
-	(*ImportConfigsResponse)(nil),      // 51: junction.v1.ImportConfigsResponse
-	(*GetStatusRequest)(nil),           // 52: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),               // 53: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),          // 54: junction.v1.GetStatusResponse
-	(*ListMembersRequest)(nil),         // 55: junction.v1.ListMembersRequest
-	(*Member)(nil),                     // 56: junction.v1.Member
-	(*ListMembersResponse)(nil),        // 57: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),           // 58: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),        // 59: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                      // 60: junction.v1.Token
-	(*TokenSecret)(nil),                // 61: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),           // 62: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),         // 63: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),          // 64: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),         // 65: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),           // 66: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),         // 67: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),        // 68: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                     // 69: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),        // 70: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),        // 71: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),        // 72: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),       // 73: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),          // 74: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),        // 75: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),       // 76: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),              // 77: junction.v1.WhoAmIRequest
-	nil,                                // 78: junction.v1.Instance.MetadataEntry
-	nil,                                // 79: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                // 80: junction.v1.MetadataPatch.EntriesEntry
-	(*durationpb.Duration)(nil),        // 81: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),      // 82: google.protobuf.Timestamp
+	(EventType)(0),                      // 0: junction.v1.EventType
+	(ImportPolicy)(0),                   // 1: junction.v1.ImportPolicy
+	(*Session)(nil),                     // 2: junction.v1.Session
+	(*CreateSessionRequest)(nil),        // 3: junction.v1.CreateSessionRequest
+	(*KeepAliveSessionRequest)(nil),     // 4: junction.v1.KeepAliveSessionRequest
+	(*DeleteSessionRequest)(nil),        // 5: junction.v1.DeleteSessionRequest
+	(*DeleteSessionResponse)(nil),       // 6: junction.v1.DeleteSessionResponse
+	(*Instance)(nil),                    // 7: junction.v1.Instance
+	(*RegisterInstanceRequest)(nil),     // 8: junction.v1.RegisterInstanceRequest
+	(*HealthCheck)(nil),                 // 9: junction.v1.HealthCheck
+	(*CheckResult)(nil),                 // 10: junction.v1.CheckResult
+	(*SetInstanceStateRequest)(nil),     // 11: junction.v1.SetInstanceStateRequest
+	(*MetadataPatch)(nil),               // 12: junction.v1.MetadataPatch
+	(*GetInstanceHealthRequest)(nil),    // 13: junction.v1.GetInstanceHealthRequest
+	(*InstanceHealth)(nil),              // 14: junction.v1.InstanceHealth
+	(*GetServiceSettingsRequest)(nil),   // 15: junction.v1.GetServiceSettingsRequest
+	(*PutServiceSettingsRequest)(nil),   // 16: junction.v1.PutServiceSettingsRequest
+	(*ServiceSettings)(nil),             // 17: junction.v1.ServiceSettings
+	(*RegisterInstanceResponse)(nil),    // 18: junction.v1.RegisterInstanceResponse
+	(*DeregisterInstanceRequest)(nil),   // 19: junction.v1.DeregisterInstanceRequest
+	(*DeregisterInstanceResponse)(nil),  // 20: junction.v1.DeregisterInstanceResponse
+	(*ListInstancesRequest)(nil),        // 21: junction.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),       // 22: junction.v1.ListInstancesResponse
+	(*WatchInstancesRequest)(nil),       // 23: junction.v1.WatchInstancesRequest
+	(*InstanceEvent)(nil),               // 24: junction.v1.InstanceEvent
+	(*ListServicesRequest)(nil),         // 25: junction.v1.ListServicesRequest
+	(*ServiceSummary)(nil),              // 26: junction.v1.ServiceSummary
+	(*ListServicesResponse)(nil),        // 27: junction.v1.ListServicesResponse
+	(*Config)(nil),                      // 28: junction.v1.Config
+	(*GetConfigRequest)(nil),            // 29: junction.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),           // 30: junction.v1.GetConfigResponse
+	(*PutConfigRequest)(nil),            // 31: junction.v1.PutConfigRequest
+	(*GrayRule)(nil),                    // 32: junction.v1.GrayRule
+	(*GrayConfig)(nil),                  // 33: junction.v1.GrayConfig
+	(*GetGrayConfigRequest)(nil),        // 34: junction.v1.GetGrayConfigRequest
+	(*PromoteGrayConfigRequest)(nil),    // 35: junction.v1.PromoteGrayConfigRequest
+	(*AbortGrayConfigRequest)(nil),      // 36: junction.v1.AbortGrayConfigRequest
+	(*AbortGrayConfigResponse)(nil),     // 37: junction.v1.AbortGrayConfigResponse
+	(*PutConfigResponse)(nil),           // 38: junction.v1.PutConfigResponse
+	(*DeleteConfigRequest)(nil),         // 39: junction.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),        // 40: junction.v1.DeleteConfigResponse
+	(*ListConfigsRequest)(nil),          // 41: junction.v1.ListConfigsRequest
+	(*ConfigSummary)(nil),               // 42: junction.v1.ConfigSummary
+	(*ListConfigsResponse)(nil),         // 43: junction.v1.ListConfigsResponse
+	(*WatchConfigRequest)(nil),          // 44: junction.v1.WatchConfigRequest
+	(*ConfigEvent)(nil),                 // 45: junction.v1.ConfigEvent
+	(*ConfigVersion)(nil),               // 46: junction.v1.ConfigVersion
+	(*ListConfigHistoryRequest)(nil),    // 47: junction.v1.ListConfigHistoryRequest
+	(*ListConfigHistoryResponse)(nil),   // 48: junction.v1.ListConfigHistoryResponse
+	(*GetConfigVersionRequest)(nil),     // 49: junction.v1.GetConfigVersionRequest
+	(*DiffConfigRequest)(nil),           // 50: junction.v1.DiffConfigRequest
+	(*DiffConfigResponse)(nil),          // 51: junction.v1.DiffConfigResponse
+	(*RollbackConfigRequest)(nil),       // 52: junction.v1.RollbackConfigRequest
+	(*ExportConfigsRequest)(nil),        // 53: junction.v1.ExportConfigsRequest
+	(*ExportConfigsResponse)(nil),       // 54: junction.v1.ExportConfigsResponse
+	(*ImportConfigsRequest)(nil),        // 55: junction.v1.ImportConfigsRequest
+	(*ImportItem)(nil),                  // 56: junction.v1.ImportItem
+	(*ImportConfigsResponse)(nil),       // 57: junction.v1.ImportConfigsResponse
+	(*ListConfigListenersRequest)(nil),  // 58: junction.v1.ListConfigListenersRequest
+	(*ConfigListener)(nil),              // 59: junction.v1.ConfigListener
+	(*ListConfigListenersResponse)(nil), // 60: junction.v1.ListConfigListenersResponse
+	(*GetStatusRequest)(nil),            // 61: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),                // 62: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),           // 63: junction.v1.GetStatusResponse
+	(*ListMembersRequest)(nil),          // 64: junction.v1.ListMembersRequest
+	(*Member)(nil),                      // 65: junction.v1.Member
+	(*ListMembersResponse)(nil),         // 66: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),            // 67: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),         // 68: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                       // 69: junction.v1.Token
+	(*TokenSecret)(nil),                 // 70: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),            // 71: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),          // 72: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),           // 73: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 74: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),            // 75: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),          // 76: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),         // 77: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                      // 78: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),         // 79: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),         // 80: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),         // 81: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),        // 82: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),           // 83: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),         // 84: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),        // 85: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),               // 86: junction.v1.WhoAmIRequest
+	nil,                                 // 87: junction.v1.Instance.MetadataEntry
+	nil,                                 // 88: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                 // 89: junction.v1.MetadataPatch.EntriesEntry
+	nil,                                 // 90: junction.v1.GrayRule.LabelsEntry
+	nil,                                 // 91: junction.v1.ConfigListener.LabelsEntry
+	(*durationpb.Duration)(nil),         // 92: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 93: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	81, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	81, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	78, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	79, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	92, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	92, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	87, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	88, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	9,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	81, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	81, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	82, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	81, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	92, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	92, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	93, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	92, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	12, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	80, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	89, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	7,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	9,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	10, // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -5876,115 +6640,130 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	17, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	7,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	7,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	81, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	92, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	7,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	7,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	26, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	82, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	82, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	93, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	93, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	28, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	81, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
-	28, // 27: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	82, // 28: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	36, // 29: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
-	0,  // 30: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	28, // 31: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	82, // 32: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
-	40, // 33: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
-	40, // 34: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
-	40, // 35: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
-	1,  // 36: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
-	50, // 37: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
-	53, // 38: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	56, // 39: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	82, // 40: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	82, // 41: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	60, // 42: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	81, // 43: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	60, // 44: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	69, // 45: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	3,  // 46: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	4,  // 47: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	5,  // 48: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	8,  // 49: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	19, // 50: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	21, // 51: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	23, // 52: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	25, // 53: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	11, // 54: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	13, // 55: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	15, // 56: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	16, // 57: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	29, // 58: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	31, // 59: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	33, // 60: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	35, // 61: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	38, // 62: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	41, // 63: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	43, // 64: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	44, // 65: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	46, // 66: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	47, // 67: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
-	49, // 68: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
-	52, // 69: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	55, // 70: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	58, // 71: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	59, // 72: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	62, // 73: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	63, // 74: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	64, // 75: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	66, // 76: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	67, // 77: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	70, // 78: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	71, // 79: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	72, // 80: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	74, // 81: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	75, // 82: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	77, // 83: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	2,  // 84: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	2,  // 85: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	6,  // 86: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	18, // 87: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	20, // 88: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	22, // 89: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	24, // 90: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	27, // 91: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	18, // 92: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	14, // 93: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	17, // 94: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	17, // 95: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	30, // 96: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	32, // 97: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	34, // 98: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	37, // 99: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	39, // 100: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	42, // 101: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	40, // 102: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	45, // 103: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	32, // 104: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	48, // 105: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
-	51, // 106: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
-	54, // 107: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	57, // 108: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	57, // 109: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	57, // 110: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	61, // 111: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	61, // 112: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	65, // 113: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	60, // 114: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	68, // 115: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	69, // 116: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	69, // 117: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	73, // 118: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	69, // 119: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	76, // 120: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	60, // 121: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	84, // [84:122] is the sub-list for method output_type
-	46, // [46:84] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	92, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	32, // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
+	90, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
+	32, // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
+	93, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
+	28, // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	93, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	42, // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	0,  // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
+	28, // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	93, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	46, // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
+	46, // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
+	46, // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
+	1,  // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
+	56, // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
+	91, // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
+	93, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
+	59, // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
+	62, // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	65, // 46: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	93, // 47: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	93, // 48: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	69, // 49: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	92, // 50: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	69, // 51: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	78, // 52: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	3,  // 53: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	4,  // 54: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	5,  // 55: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	8,  // 56: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	19, // 57: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	21, // 58: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	23, // 59: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	25, // 60: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	11, // 61: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13, // 62: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15, // 63: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16, // 64: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	29, // 65: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	31, // 66: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	39, // 67: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	41, // 68: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	44, // 69: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	47, // 70: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	49, // 71: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	50, // 72: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	52, // 73: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	53, // 74: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	55, // 75: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	58, // 76: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
+	34, // 77: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
+	35, // 78: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
+	36, // 79: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
+	61, // 80: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	64, // 81: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	67, // 82: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	68, // 83: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	71, // 84: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	72, // 85: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	73, // 86: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	75, // 87: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	76, // 88: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	79, // 89: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	80, // 90: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	81, // 91: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	83, // 92: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	84, // 93: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	86, // 94: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	2,  // 95: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,  // 96: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,  // 97: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18, // 98: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20, // 99: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22, // 100: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24, // 101: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	27, // 102: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	18, // 103: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14, // 104: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17, // 105: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17, // 106: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	30, // 107: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	38, // 108: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	40, // 109: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	43, // 110: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	45, // 111: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	48, // 112: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	46, // 113: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	51, // 114: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	38, // 115: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	54, // 116: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	57, // 117: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	60, // 118: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
+	33, // 119: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
+	38, // 120: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
+	37, // 121: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
+	63, // 122: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	66, // 123: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	66, // 124: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	66, // 125: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	70, // 126: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	70, // 127: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	74, // 128: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	69, // 129: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	77, // 130: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	78, // 131: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	78, // 132: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	82, // 133: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	78, // 134: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	85, // 135: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	69, // 136: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	95, // [95:137] is the sub-list for method output_type
+	53, // [53:95] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -5995,15 +6774,16 @@ func file_junction_v1_junction_proto_init() {
 	file_junction_v1_junction_proto_msgTypes[6].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[9].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[29].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[31].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[44].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[33].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[37].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   79,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

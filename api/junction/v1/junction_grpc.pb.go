@@ -587,17 +587,21 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ConfigService_GetConfig_FullMethodName         = "/junction.v1.ConfigService/GetConfig"
-	ConfigService_PutConfig_FullMethodName         = "/junction.v1.ConfigService/PutConfig"
-	ConfigService_DeleteConfig_FullMethodName      = "/junction.v1.ConfigService/DeleteConfig"
-	ConfigService_ListConfigs_FullMethodName       = "/junction.v1.ConfigService/ListConfigs"
-	ConfigService_WatchConfig_FullMethodName       = "/junction.v1.ConfigService/WatchConfig"
-	ConfigService_ListConfigHistory_FullMethodName = "/junction.v1.ConfigService/ListConfigHistory"
-	ConfigService_GetConfigVersion_FullMethodName  = "/junction.v1.ConfigService/GetConfigVersion"
-	ConfigService_DiffConfig_FullMethodName        = "/junction.v1.ConfigService/DiffConfig"
-	ConfigService_RollbackConfig_FullMethodName    = "/junction.v1.ConfigService/RollbackConfig"
-	ConfigService_ExportConfigs_FullMethodName     = "/junction.v1.ConfigService/ExportConfigs"
-	ConfigService_ImportConfigs_FullMethodName     = "/junction.v1.ConfigService/ImportConfigs"
+	ConfigService_GetConfig_FullMethodName           = "/junction.v1.ConfigService/GetConfig"
+	ConfigService_PutConfig_FullMethodName           = "/junction.v1.ConfigService/PutConfig"
+	ConfigService_DeleteConfig_FullMethodName        = "/junction.v1.ConfigService/DeleteConfig"
+	ConfigService_ListConfigs_FullMethodName         = "/junction.v1.ConfigService/ListConfigs"
+	ConfigService_WatchConfig_FullMethodName         = "/junction.v1.ConfigService/WatchConfig"
+	ConfigService_ListConfigHistory_FullMethodName   = "/junction.v1.ConfigService/ListConfigHistory"
+	ConfigService_GetConfigVersion_FullMethodName    = "/junction.v1.ConfigService/GetConfigVersion"
+	ConfigService_DiffConfig_FullMethodName          = "/junction.v1.ConfigService/DiffConfig"
+	ConfigService_RollbackConfig_FullMethodName      = "/junction.v1.ConfigService/RollbackConfig"
+	ConfigService_ExportConfigs_FullMethodName       = "/junction.v1.ConfigService/ExportConfigs"
+	ConfigService_ImportConfigs_FullMethodName       = "/junction.v1.ConfigService/ImportConfigs"
+	ConfigService_ListConfigListeners_FullMethodName = "/junction.v1.ConfigService/ListConfigListeners"
+	ConfigService_GetGrayConfig_FullMethodName       = "/junction.v1.ConfigService/GetGrayConfig"
+	ConfigService_PromoteGrayConfig_FullMethodName   = "/junction.v1.ConfigService/PromoteGrayConfig"
+	ConfigService_AbortGrayConfig_FullMethodName     = "/junction.v1.ConfigService/AbortGrayConfig"
 )
 
 // ConfigServiceClient is the client API for ConfigService service.
@@ -637,6 +641,21 @@ type ConfigServiceClient interface {
 	// into a namespace. Every entry is checked before anything is written;
 	// with dry_run nothing is, and the response says what would be.
 	ImportConfigs(ctx context.Context, in *ImportConfigsRequest, opts ...grpc.CallOption) (*ImportConfigsResponse, error)
+	// ListConfigListeners lists who watches an item, through any gateway
+	// over the same store: each watch's client (as it names itself with
+	// the junction-client-id and junction-client-labels headers), address,
+	// start and the last md5 delivered, so that an operator sees who has not
+	// picked up a change. Another gateway's watches are as it last
+	// published them, every two seconds.
+	ListConfigListeners(ctx context.Context, in *ListConfigListenersRequest, opts ...grpc.CallOption) (*ListConfigListenersResponse, error)
+	// GetGrayConfig reads an item's gray release: the content its clients
+	// that match the rule get instead of the release (PutConfig with gray).
+	GetGrayConfig(ctx context.Context, in *GetGrayConfigRequest, opts ...grpc.CallOption) (*GrayConfig, error)
+	// PromoteGrayConfig makes the gray release the item's release, as a new
+	// version, and ends the gray.
+	PromoteGrayConfig(ctx context.Context, in *PromoteGrayConfigRequest, opts ...grpc.CallOption) (*PutConfigResponse, error)
+	// AbortGrayConfig ends the gray release: its clients get the release.
+	AbortGrayConfig(ctx context.Context, in *AbortGrayConfigRequest, opts ...grpc.CallOption) (*AbortGrayConfigResponse, error)
 }
 
 type configServiceClient struct {
@@ -766,6 +785,46 @@ func (c *configServiceClient) ImportConfigs(ctx context.Context, in *ImportConfi
 	return out, nil
 }
 
+func (c *configServiceClient) ListConfigListeners(ctx context.Context, in *ListConfigListenersRequest, opts ...grpc.CallOption) (*ListConfigListenersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConfigListenersResponse)
+	err := c.cc.Invoke(ctx, ConfigService_ListConfigListeners_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) GetGrayConfig(ctx context.Context, in *GetGrayConfigRequest, opts ...grpc.CallOption) (*GrayConfig, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrayConfig)
+	err := c.cc.Invoke(ctx, ConfigService_GetGrayConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) PromoteGrayConfig(ctx context.Context, in *PromoteGrayConfigRequest, opts ...grpc.CallOption) (*PutConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutConfigResponse)
+	err := c.cc.Invoke(ctx, ConfigService_PromoteGrayConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *configServiceClient) AbortGrayConfig(ctx context.Context, in *AbortGrayConfigRequest, opts ...grpc.CallOption) (*AbortGrayConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbortGrayConfigResponse)
+	err := c.cc.Invoke(ctx, ConfigService_AbortGrayConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConfigServiceServer is the server API for ConfigService service.
 // All implementations must embed UnimplementedConfigServiceServer
 // for forward compatibility.
@@ -803,6 +862,21 @@ type ConfigServiceServer interface {
 	// into a namespace. Every entry is checked before anything is written;
 	// with dry_run nothing is, and the response says what would be.
 	ImportConfigs(context.Context, *ImportConfigsRequest) (*ImportConfigsResponse, error)
+	// ListConfigListeners lists who watches an item, through any gateway
+	// over the same store: each watch's client (as it names itself with
+	// the junction-client-id and junction-client-labels headers), address,
+	// start and the last md5 delivered, so that an operator sees who has not
+	// picked up a change. Another gateway's watches are as it last
+	// published them, every two seconds.
+	ListConfigListeners(context.Context, *ListConfigListenersRequest) (*ListConfigListenersResponse, error)
+	// GetGrayConfig reads an item's gray release: the content its clients
+	// that match the rule get instead of the release (PutConfig with gray).
+	GetGrayConfig(context.Context, *GetGrayConfigRequest) (*GrayConfig, error)
+	// PromoteGrayConfig makes the gray release the item's release, as a new
+	// version, and ends the gray.
+	PromoteGrayConfig(context.Context, *PromoteGrayConfigRequest) (*PutConfigResponse, error)
+	// AbortGrayConfig ends the gray release: its clients get the release.
+	AbortGrayConfig(context.Context, *AbortGrayConfigRequest) (*AbortGrayConfigResponse, error)
 	mustEmbedUnimplementedConfigServiceServer()
 }
 
@@ -845,6 +919,18 @@ func (UnimplementedConfigServiceServer) ExportConfigs(context.Context, *ExportCo
 }
 func (UnimplementedConfigServiceServer) ImportConfigs(context.Context, *ImportConfigsRequest) (*ImportConfigsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ImportConfigs not implemented")
+}
+func (UnimplementedConfigServiceServer) ListConfigListeners(context.Context, *ListConfigListenersRequest) (*ListConfigListenersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConfigListeners not implemented")
+}
+func (UnimplementedConfigServiceServer) GetGrayConfig(context.Context, *GetGrayConfigRequest) (*GrayConfig, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetGrayConfig not implemented")
+}
+func (UnimplementedConfigServiceServer) PromoteGrayConfig(context.Context, *PromoteGrayConfigRequest) (*PutConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteGrayConfig not implemented")
+}
+func (UnimplementedConfigServiceServer) AbortGrayConfig(context.Context, *AbortGrayConfigRequest) (*AbortGrayConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortGrayConfig not implemented")
 }
 func (UnimplementedConfigServiceServer) mustEmbedUnimplementedConfigServiceServer() {}
 func (UnimplementedConfigServiceServer) testEmbeddedByValue()                       {}
@@ -1058,6 +1144,78 @@ func _ConfigService_ImportConfigs_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConfigService_ListConfigListeners_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConfigListenersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).ListConfigListeners(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_ListConfigListeners_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).ListConfigListeners(ctx, req.(*ListConfigListenersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_GetGrayConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetGrayConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).GetGrayConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_GetGrayConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).GetGrayConfig(ctx, req.(*GetGrayConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_PromoteGrayConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteGrayConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).PromoteGrayConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_PromoteGrayConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).PromoteGrayConfig(ctx, req.(*PromoteGrayConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConfigService_AbortGrayConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortGrayConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConfigServiceServer).AbortGrayConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConfigService_AbortGrayConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConfigServiceServer).AbortGrayConfig(ctx, req.(*AbortGrayConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConfigService_ServiceDesc is the grpc.ServiceDesc for ConfigService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1104,6 +1262,22 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ImportConfigs",
 			Handler:    _ConfigService_ImportConfigs_Handler,
+		},
+		{
+			MethodName: "ListConfigListeners",
+			Handler:    _ConfigService_ListConfigListeners_Handler,
+		},
+		{
+			MethodName: "GetGrayConfig",
+			Handler:    _ConfigService_GetGrayConfig_Handler,
+		},
+		{
+			MethodName: "PromoteGrayConfig",
+			Handler:    _ConfigService_PromoteGrayConfig_Handler,
+		},
+		{
+			MethodName: "AbortGrayConfig",
+			Handler:    _ConfigService_AbortGrayConfig_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,141 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends/raftstore"
+	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/model"
+	"github.com/junctionhq/junction/sdk"
+)
+
+// A gray release published at one gateway reaches the matching clients of
+// another over the same store, by read and by watch (the SDK's, with its
+// labels; REST's, with its headers); the others keep the release; bad
+// rules and a gray of nothing are refused.
+func TestGrayReleaseAcrossGateways(t *testing.T) {
+	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	one, two := startOn(t, store, gateway.DefaultConfig()), startOn(t, store, gateway.DefaultConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := one.cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "v: 1\n", ContentType: model.ContentYAML}); err != nil {
+		t.Fatal(err)
+	}
+	client := func(labels map[string]string) (*sdk.Client, chan sdk.ConfigChange) {
+		c, err := sdk.New(ctx, sdk.WithAddrs(strings.TrimPrefix(two.base, "http://")), sdk.WithLabels(labels))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		ch := make(chan sdk.ConfigChange, 20)
+		if err := c.WatchConfig(ctx, "app.yaml", func(cc sdk.ConfigChange) { ch <- cc }); err != nil {
+			t.Fatal(err)
+		}
+		if first := <-ch; string(first.Content) != "v: 1\n" || first.Gray {
+			t.Fatalf("the first value: %+v", first)
+		}
+		return c, ch
+	}
+	canary, canaryCh := client(map[string]string{"env": "canary"})
+	prod, prodCh := client(map[string]string{"env": "prod"})
+	await := func(who string, ch chan sdk.ConfigChange, content string, gray bool) {
+		t.Helper()
+		for {
+			select {
+			case cc := <-ch:
+				if string(cc.Content) == content && cc.Gray == gray {
+					return
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s never got %q (gray %v)", who, content, gray)
+			}
+		}
+	}
+
+	if _, err := one.cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "v: 2\n",
+		Gray: &pb.GrayRule{Labels: map[string]string{"env": "canary"}}}); err != nil {
+		t.Fatal(err)
+	}
+	await("the canary", canaryCh, "v: 2\n", true)
+	if got, err := canary.GetConfig(ctx, "app.yaml"); err != nil || string(got.Content) != "v: 2\n" || !got.Gray {
+		t.Errorf("the canary's read: %+v %v", got, err)
+	}
+	if got, err := prod.GetConfig(ctx, "app.yaml"); err != nil || string(got.Content) != "v: 1\n" || got.Gray {
+		t.Errorf("the other client's read: %+v %v", got, err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", two.base+"/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", nil)
+	req.Header.Set("Junction-Client-Labels", "env=canary")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if b := readAll(resp); b != "v: 2\n" {
+		t.Errorf("a REST canary reads %q", b)
+	}
+	select {
+	case cc := <-prodCh:
+		t.Errorf("the other client was sent %+v during the gray", cc)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// Promote at the other gateway: everyone has v: 2, the release.
+	if _, err := two.cfg.PromoteGrayConfig(ctx, &pb.PromoteGrayConfigRequest{DataId: "app.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	await("the other client", prodCh, "v: 2\n", false)
+	await("the canary", canaryCh, "v: 2\n", false)
+	// A second gray, aborted: the canary goes back.
+	if _, err := one.cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "v: 3\n",
+		Gray: &pb.GrayRule{Labels: map[string]string{"env": "canary"}}}); err != nil {
+		t.Fatal(err)
+	}
+	await("the canary", canaryCh, "v: 3\n", true)
+	if r := one.do(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml/gray", ""); r.status != 200 || !strings.Contains(r.body, `"env":"canary"`) {
+		t.Errorf("REST gray: %d %s", r.status, r.body)
+	}
+	if r := one.do(t, "DELETE", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml/gray", ""); r.status != 200 {
+		t.Errorf("REST abort: %d %s", r.status, r.body)
+	}
+	await("the canary", canaryCh, "v: 2\n", false)
+
+	for _, c := range []struct {
+		name  string
+		req   *pb.PutConfigRequest
+		kind  error
+		field string
+	}{
+		{"a gray of an item that does not exist", &pb.PutConfigRequest{DataId: "never.yaml", Content: "x: 1\n", Gray: &pb.GrayRule{Percent: 10}}, model.ErrNotFound, "gray"},
+		{"a rule that chooses no one", &pb.PutConfigRequest{DataId: "app.yaml", Content: "x: 1\n", Gray: &pb.GrayRule{}}, model.ErrInvalidArgument, "gray"},
+		{"a percent past 100", &pb.PutConfigRequest{DataId: "app.yaml", Content: "x: 1\n", Gray: &pb.GrayRule{Percent: 101}}, model.ErrInvalidArgument, "gray.percent"},
+		{"an address that is none", &pb.PutConfigRequest{DataId: "app.yaml", Content: "x: 1\n", Gray: &pb.GrayRule{Ips: []string{"10.0.0.300"}}}, model.ErrInvalidArgument, "gray.ips"},
+		{"a label that is none", &pb.PutConfigRequest{DataId: "app.yaml", Content: "x: 1\n", Gray: &pb.GrayRule{Labels: map[string]string{"a b": "c"}}}, model.ErrInvalidArgument, "gray.labels"},
+		{"content that does not parse", &pb.PutConfigRequest{DataId: "app.yaml", Content: "x: [\n", Gray: &pb.GrayRule{Percent: 10}}, model.ErrInvalidArgument, "content"},
+		{"the release's own content", &pb.PutConfigRequest{DataId: "app.yaml", Content: "v: 2\n", Gray: &pb.GrayRule{Percent: 10}}, model.ErrInvalidArgument, "content"},
+	} {
+		_, err := one.cfg.PutConfig(ctx, c.req)
+		var fe *model.FieldError
+		if !errors.Is(pb.Error(err), c.kind) || !errors.As(pb.Error(err), &fe) || fe.Field != c.field {
+			t.Errorf("%s: %v, want %v naming %s", c.name, err, c.kind, c.field)
+		}
+	}
+	if _, err := one.cfg.GetGrayConfig(ctx, &pb.GetGrayConfigRequest{DataId: "app.yaml"}); !errors.Is(pb.Error(err), model.ErrNotFound) {
+		t.Errorf("the gray after the refusals: %v, want none", err)
+	}
+	if _, err := one.cfg.PromoteGrayConfig(ctx, &pb.PromoteGrayConfigRequest{DataId: "app.yaml"}); !errors.Is(pb.Error(err), model.ErrNotFound) {
+		t.Errorf("promote with no gray: %v", err)
+	}
+}
+
+func readAll(resp *http.Response) string {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
