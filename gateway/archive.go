@@ -30,6 +30,7 @@ const (
 	manifestFormat   = "junction-configs/1"
 	maxArchiveItems  = 10000
 	maxArchiveTotal  = 64 << 20 // bytes of content, in an export or an import
+	maxArchiveMeta   = 4 << 20  // bytes of each metadata file
 	formatJunction   = "junction"
 	formatNacos      = "nacos"
 	formatNacosV1    = "nacos-v1"
@@ -78,7 +79,7 @@ type archiveItem struct {
 }
 
 // writeArchive writes the export of cfgs, the items of namespace ns (of
-// group, when set) as of revision rev.
+// group, when set), listed at revision rev and each read after.
 func writeArchive(ns, group string, rev int64, cfgs []model.Config, now time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	z := zip.NewWriter(&buf)
@@ -161,9 +162,12 @@ func readArchive(b []byte, maxContent int) (string, []archiveItem, error) {
 			if metas[name] != nil {
 				return "", nil, bad("entry %q appears twice", name)
 			}
-			data, err := read(maxArchiveTotal)
+			data, err := read(maxArchiveMeta)
 			if err != nil {
 				return "", nil, err
+			}
+			if total += len(data); total > maxArchiveTotal {
+				return "", nil, model.TooLarge(archiveFieldName, total, maxArchiveTotal)
 			}
 			metas[name] = data
 			continue

@@ -73,11 +73,6 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 		return nil, err
 	}
 	if req.Gray != nil {
-		if !req.NoValidate {
-			if err := validateFormat(cmp.Or(req.ContentType, c.currentType(ctx, key)), []byte(req.Content)); err != nil {
-				return nil, err
-			}
-		}
 		return c.publishGray(ctx, key, req)
 	}
 	if !req.NoValidate {
@@ -120,6 +115,11 @@ func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRe
 	rev, err := c.s.b.DeleteConfig(ctx, key, cond)
 	if err != nil {
 		return nil, err
+	}
+	if c.s.grays.get(key) != nil { // the item's gray goes with it
+		if err := c.endGray(ctx, key, ""); err != nil && !errors.Is(err, model.ErrNotFound) {
+			c.s.log.Warn("the deleted item's gray release stays (it applies to this item no more)", "config", key.String(), "err", err)
+		}
 	}
 	return &pb.DeleteConfigResponse{Revision: rev}, nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,9 +23,12 @@ import (
 )
 
 // Gray releases live in the gateways' namespace, so that every gateway
-// over the store serves them, whatever the store: a record per item (the
-// content and its rule), and an index of the items that have one, which
-// each gateway polls (one stale read) to know which records to load.
+// over the store serves them, whatever the store: a record per published
+// gray (the content and its rule, under a name of its own), and an index
+// of the items that have one and the name of its record, which each
+// gateway polls (one stale read) to know which records to load. The index
+// is changed by compare-and-set only, so its last writer's record is the
+// item's gray.
 const (
 	grayGroup = "config-gray"
 	maxGrays  = 1000
@@ -33,27 +37,46 @@ const (
 
 var grayIndexKey = model.ConfigKey{Namespace: SystemNamespace, Group: grayGroup, DataID: "index"}
 
-func grayRecordKey(k model.ConfigKey) model.ConfigKey {
+// newGrayRecordKey names the record of a new gray of k: a digest of k and
+// a nonce, so that two publishes never write one record.
+func newGrayRecordKey(k model.ConfigKey) string {
 	h := sha256.Sum256([]byte(k.Namespace + "\x00" + k.Group + "\x00" + k.DataID))
-	return model.ConfigKey{Namespace: SystemNamespace, Group: grayGroup, DataID: "gray-" + hex.EncodeToString(h[:20])}
+	nonce := make([]byte, 6)
+	_, _ = rand.Read(nonce)
+	return "gray-" + hex.EncodeToString(h[:16]) + "-" + hex.EncodeToString(nonce)
+}
+
+func grayRecordKey(name string) model.ConfigKey {
+	return model.ConfigKey{Namespace: SystemNamespace, Group: grayGroup, DataID: name}
 }
 
 // grayRecord is an item's gray release.
 type grayRecord struct {
-	Key             model.ConfigKey `json:"key"`
-	Content         []byte          `json:"content"`
-	ContentType     string          `json:"contentType"`
-	MD5             string          `json:"md5"`
-	Rule            model.GrayRule  `json:"rule"`
-	Author          string          `json:"author,omitempty"`
-	Message         string          `json:"message,omitempty"`
-	Created         time.Time       `json:"created"`
-	ReleaseRevision int64           `json:"releaseRevision"`
+	Key         model.ConfigKey `json:"key"`
+	Content     string          `json:"content"`
+	ContentType string          `json:"contentType"`
+	MD5         string          `json:"md5"`
+	Rule        model.GrayRule  `json:"rule"`
+	Author      string          `json:"author,omitempty"`
+	Message     string          `json:"message,omitempty"`
+	Created     time.Time       `json:"created"`
+	// ReleaseRevision is the release's revision when the gray was
+	// published: a promote is guarded by it, and a release created again
+	// since (a later CreateRevision) is not the gray's.
+	ReleaseRevision int64 `json:"releaseRevision"`
 }
 
-// grayIndex maps each item with a gray release (its key's String) to its
-// record's md5, which changes with every new gray of the item.
-type grayIndex map[string]string
+// grayIndex maps each item with a gray release (its key's String) to the
+// name of its record, and keeps when each item's last gray ended, for an
+// hour: a gateway that never saw that gray still knows the item changed.
+type grayIndex struct {
+	Active map[string]string `json:"active"`
+	Ended  map[string]int64  `json:"ended,omitempty"` // Unix milliseconds
+}
+
+func newGrayIndex() grayIndex {
+	return grayIndex{Active: map[string]string{}, Ended: map[string]int64{}}
+}
 
 // grays is a gateway's copy of the gray releases, and who to tell when
 // one changes.
@@ -61,16 +84,20 @@ type grays struct {
 	b   backends.Backend
 	log *slog.Logger
 
-	mu      sync.Mutex
-	indexMD string // md5 of the index last loaded
-	tags    grayIndex
-	m       map[model.ConfigKey]*grayRecord
-	waiters map[model.ConfigKey]chan struct{} // closed when the item's gray changes
+	mu       sync.Mutex
+	indexRev int64             // the newest index revision known
+	tags     map[string]string // the index's Active as loaded
+	ended    map[string]int64  // the index's Ended as seen
+	m        map[model.ConfigKey]*grayRecord
+	// changedAt is the index revision of each item's last gray change: a
+	// watch resuming from before it may hold content it must lose.
+	changedAt map[model.ConfigKey]int64
+	waiters   map[model.ConfigKey]chan struct{} // closed when the item's gray changes
 }
 
 func newGrays(b backends.Backend, log *slog.Logger) *grays {
-	return &grays{b: b, log: log.With("component", "gray"), tags: grayIndex{}, m: map[model.ConfigKey]*grayRecord{},
-		waiters: map[model.ConfigKey]chan struct{}{}}
+	return &grays{b: b, log: log.With("component", "gray"), tags: map[string]string{}, ended: map[string]int64{}, m: map[model.ConfigKey]*grayRecord{},
+		changedAt: map[model.ConfigKey]int64{}, waiters: map[model.ConfigKey]chan struct{}{}}
 }
 
 // get returns key's gray release, nil when it has none.
@@ -80,8 +107,9 @@ func (g *grays) get(key model.ConfigKey) *grayRecord {
 	return g.m[key]
 }
 
-// changed returns a channel closed at key's next gray change.
-func (g *grays) changed(key model.ConfigKey) <-chan struct{} {
+// changed returns a channel closed at key's next gray change, and the
+// index revision of its last one.
+func (g *grays) changed(key model.ConfigKey) (<-chan struct{}, int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	ch := g.waiters[key]
@@ -89,21 +117,35 @@ func (g *grays) changed(key model.ConfigKey) <-chan struct{} {
 		ch = make(chan struct{})
 		g.waiters[key] = ch
 	}
-	return ch
+	return ch, g.changedAt[key]
 }
 
-// set installs key's gray (nil: none) and wakes its watches; the caller
-// holds mu.
-func (g *grays) set(key model.ConfigKey, r *grayRecord) {
+// set installs key's gray (nil: none), as of index revision rev, and
+// wakes its watches; the caller holds mu.
+func (g *grays) set(key model.ConfigKey, r *grayRecord, name string, rev int64) {
 	if r == nil {
 		delete(g.m, key)
+		delete(g.tags, key.String())
 	} else {
-		g.m[key] = r
+		g.m[key], g.tags[key.String()] = r, name
 	}
+	g.changedAt[key] = rev
 	if ch := g.waiters[key]; ch != nil {
 		close(ch)
 		delete(g.waiters, key)
 	}
+}
+
+// install makes this gateway serve a gray change it made at index
+// revision rev at once (the others see it at their next poll).
+func (g *grays) install(key model.ConfigKey, r *grayRecord, name string, rev int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rev < g.indexRev {
+		return // a newer index is known already
+	}
+	g.indexRev = rev
+	g.set(key, r, name, rev)
 }
 
 // run polls the index until ctx ends.
@@ -112,7 +154,7 @@ func (g *grays) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if err := g.refresh(ctx); err != nil && ctx.Err() == nil {
-			g.log.Warn("could not read the gray releases", "err", err)
+			g.log.Debug("could not read the gray releases", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -122,47 +164,71 @@ func (g *grays) run(ctx context.Context) {
 	}
 }
 
-// refresh loads what changed since the last index it read.
+// refresh loads what changed since the newest index it knows. An index
+// older than that (a lagging replica) is ignored; a record that cannot be
+// read is tried again at the next poll, the others are loaded.
 func (g *grays) refresh(ctx context.Context) error {
-	idx, md, _, err := readGrayIndex(ctx, g.b, backends.ReadOptions{Stale: true})
+	idx, rev, err := readGrayIndex(ctx, g.b, backends.ReadOptions{Stale: true})
 	if err != nil {
 		return err
 	}
 	g.mu.Lock()
-	same := md == g.indexMD
-	old := maps.Clone(g.tags)
-	g.mu.Unlock()
-	if same {
+	if rev <= g.indexRev {
+		g.mu.Unlock()
 		return nil
 	}
-	loaded := map[model.ConfigKey]*grayRecord{}
-	for k, tag := range idx {
-		if old[k] == tag {
+	old := maps.Clone(g.tags)
+	g.mu.Unlock()
+	type load struct {
+		key  model.ConfigKey
+		r    *grayRecord
+		name string
+	}
+	var loads []load
+	var errs []error
+	for k, name := range idx.Active {
+		if old[k] == name {
 			continue
 		}
-		r, err := readGray(ctx, g.b, k, backends.ReadOptions{Stale: true})
-		if err != nil && !errors.Is(err, model.ErrNotFound) {
-			return err
+		key, err := parseKey(k)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if r == nil || r.MD5 != tag {
-			return nil // written between the index and the record: the next poll sees both
+		r, err := readGray(ctx, g.b, key, name, backends.ReadOptions{Stale: true})
+		if err != nil {
+			errs = append(errs, err) // not written yet on this replica, or damaged
+			continue
 		}
-		loaded[r.Key] = r
+		loads = append(loads, load{key, r, name})
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for k := range old {
-		if _, ok := idx[k]; !ok {
+	if rev <= g.indexRev {
+		return nil // this gateway changed it meanwhile
+	}
+	for k := range g.tags {
+		if _, ok := idx.Active[k]; !ok {
 			if key, err := parseKey(k); err == nil {
-				g.set(key, nil)
+				g.set(key, nil, "", rev)
 			}
 		}
 	}
-	for key, r := range loaded {
-		g.set(key, r)
+	for k, at := range idx.Ended {
+		if g.ended[k] != at {
+			g.ended[k] = at
+			if key, err := parseKey(k); err == nil {
+				g.changedAt[key] = max(g.changedAt[key], rev)
+			}
+		}
 	}
-	g.tags, g.indexMD = idx, md
-	return nil
+	for _, l := range loads {
+		g.set(l.key, l.r, l.name, rev)
+	}
+	if len(errs) == 0 {
+		g.indexRev = rev // else read it again at the next poll
+	}
+	return errors.Join(errs...)
 }
 
 // parseKey reads a key's String (names hold no '/').
@@ -174,29 +240,38 @@ func parseKey(s string) (model.ConfigKey, error) {
 	return model.ConfigKey{Namespace: parts[0], Group: parts[1], DataID: parts[2]}, nil
 }
 
-func readGrayIndex(ctx context.Context, b backends.Backend, opts backends.ReadOptions) (grayIndex, string, int64, error) {
-	cfg, _, err := b.GetConfig(ctx, grayIndexKey, opts)
+// readGrayIndex returns the index and the revision it was written at (0
+// when there is none).
+func readGrayIndex(ctx context.Context, b backends.Backend, opts backends.ReadOptions) (grayIndex, int64, error) {
+	cfg, info, err := b.GetConfig(ctx, grayIndexKey, opts)
 	if errors.Is(err, model.ErrNotFound) {
-		return grayIndex{}, "", 0, nil
+		return newGrayIndex(), info.Revision, nil
 	}
 	if err != nil {
-		return nil, "", 0, err
+		return grayIndex{}, 0, err
 	}
-	idx := grayIndex{}
-	if err := json.Unmarshal(cfg.Content, &idx); err != nil {
-		return nil, "", 0, fmt.Errorf("the gray releases' index: %w", err)
-	}
-	return idx, cfg.MD5, cfg.Revision, nil
+	idx, err := decodeGrayIndex(cfg.Content)
+	return idx, cfg.Revision, err
 }
 
-func readGray(ctx context.Context, b backends.Backend, k string, opts backends.ReadOptions) (*grayRecord, error) {
-	key, err := parseKey(k)
-	if err != nil {
-		return nil, err
+func decodeGrayIndex(b []byte) (grayIndex, error) {
+	idx := newGrayIndex()
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return newGrayIndex(), fmt.Errorf("the gray releases' index: %w", err)
 	}
-	cfg, _, err := b.GetConfig(ctx, grayRecordKey(key), opts)
+	if idx.Active == nil {
+		idx.Active = map[string]string{}
+	}
+	if idx.Ended == nil {
+		idx.Ended = map[string]int64{}
+	}
+	return idx, nil
+}
+
+func readGray(ctx context.Context, b backends.Backend, key model.ConfigKey, name string, opts backends.ReadOptions) (*grayRecord, error) {
+	cfg, _, err := b.GetConfig(ctx, grayRecordKey(name), opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the gray release of %s: %w", key, err)
 	}
 	var r grayRecord
 	if err := json.Unmarshal(cfg.Content, &r); err != nil || r.Key != key {
@@ -206,23 +281,28 @@ func readGray(ctx context.Context, b backends.Backend, k string, opts backends.R
 }
 
 // updateIndex changes the index by compare-and-set, retrying on a
-// concurrent change.
-func updateIndex(ctx context.Context, b backends.Backend, change func(grayIndex) error) error {
+// concurrent change, and returns the revision of its write.
+func updateIndex(ctx context.Context, b backends.Backend, change func(grayIndex) error) (int64, error) {
 	for {
-		idx, _, rev, err := readGrayIndex(ctx, b, backends.ReadOptions{})
-		if err != nil {
-			return err
+		cfg, _, err := b.GetConfig(ctx, grayIndexKey, backends.ReadOptions{})
+		idx, rev := newGrayIndex(), int64(0)
+		switch {
+		case err == nil:
+			idx, _ = decodeGrayIndex(cfg.Content) // damaged: rewritten whole
+			rev = cfg.Revision
+		case !errors.Is(err, model.ErrNotFound):
+			return 0, err
 		}
 		if err := change(idx); err != nil {
-			return err
+			return 0, err
 		}
 		body, _ := json.Marshal(idx)
-		_, err = b.PutConfig(ctx, model.Config{Key: grayIndexKey, Content: body, ContentType: model.ContentJSON}, model.IfRevision(rev))
-		if !errors.Is(err, model.ErrConflict) {
-			return err
+		out, err := b.PutConfig(ctx, model.Config{Key: grayIndexKey, Content: body, ContentType: model.ContentJSON}, model.IfRevision(rev))
+		if err == nil {
+			return out.Revision, nil
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if !errors.Is(err, model.ErrConflict) || ctx.Err() != nil {
+			return 0, err
 		}
 	}
 }
@@ -234,23 +314,25 @@ func grayClient(ctx context.Context) model.GrayClient {
 }
 
 // effective returns what the caller gets of release (nil: absent): the
-// gray release instead when it has one that chooses the caller.
+// gray release instead when it has one that chooses the caller, published
+// over this incarnation of the item.
 func (g *grays) effective(key model.ConfigKey, release *model.Config, client model.GrayClient) (*model.Config, bool) {
 	r := g.get(key)
-	if release == nil || r == nil || !r.Rule.Matches(key, client) {
+	if release == nil || r == nil || release.CreateRevision > r.ReleaseRevision || !r.Rule.Matches(key, client) {
 		return release, false
 	}
 	c := *release
-	c.Content, c.ContentType, c.MD5 = r.Content, r.ContentType, r.MD5
+	c.Content, c.ContentType, c.MD5 = []byte(r.Content), r.ContentType, r.MD5
 	return &c, true
 }
 
 // publishGray publishes req's content as the gray release of key.
 func (c *configService) publishGray(ctx context.Context, key model.ConfigKey, req *pb.PutConfigRequest) (*pb.PutConfigResponse, error) {
-	rule := model.GrayRule{Labels: req.Gray.Labels, IPs: req.Gray.Ips, Percent: int(req.Gray.Percent)}
+	rule := req.Gray.Model()
 	if err := rule.Validate(); err != nil {
 		return nil, err
 	}
+	rule = rule.Normalized()
 	cur, _, err := c.s.b.GetConfig(ctx, key, backends.ReadOptions{})
 	if errors.Is(err, model.ErrNotFound) {
 		return nil, &model.FieldError{Field: "gray", Kind: model.ErrNotFound,
@@ -266,66 +348,125 @@ func (c *configService) publishGray(ctx context.Context, key model.ConfigKey, re
 	if !cond.Holds(cur.Revision) {
 		return nil, model.ConfigConflict(key, cond, cur.Revision)
 	}
-	rec := grayRecord{Key: key, Content: []byte(req.Content), ContentType: cmp.Or(req.ContentType, cur.ContentType),
+	if !req.NoValidate {
+		if err := validateFormat(cmp.Or(req.ContentType, cur.ContentType), []byte(req.Content)); err != nil {
+			return nil, err
+		}
+	}
+	rec := grayRecord{Key: key, Content: req.Content, ContentType: cmp.Or(req.ContentType, cur.ContentType),
 		MD5: model.ContentMD5([]byte(req.Content)), Rule: rule, Author: authorOf(ctx), Message: req.Message,
 		Created: time.Now().UTC(), ReleaseRevision: cur.Revision}
 	if rec.MD5 == cur.MD5 {
 		return nil, model.Invalid("content", "the gray content is the release's: nothing to try")
 	}
+	if g := c.s.grays.get(key); g == nil && c.s.grays.count() >= maxGrays {
+		return nil, model.Invalid("gray", "%d items have a gray release already: promote or abort some", maxGrays)
+	}
+	name := newGrayRecordKey(key)
 	body, _ := json.Marshal(rec)
-	if _, err := c.s.b.PutConfig(ctx, model.Config{Key: grayRecordKey(key), Content: body, ContentType: model.ContentJSON}, model.Precondition{}); err != nil {
+	if _, err := c.s.b.PutConfig(ctx, model.Config{Key: grayRecordKey(name), Content: body, ContentType: model.ContentJSON}, model.IfRevision(0)); err != nil {
 		return nil, err
 	}
-	err = updateIndex(ctx, c.s.b, func(idx grayIndex) error {
-		if _, ok := idx[key.String()]; !ok && len(idx) >= maxGrays {
+	var replaced string
+	rev, err := updateIndex(ctx, c.s.b, func(idx grayIndex) error {
+		if _, ok := idx.Active[key.String()]; !ok && len(idx.Active) >= maxGrays {
 			return model.Invalid("gray", "%d items have a gray release already: promote or abort some", maxGrays)
 		}
-		idx[key.String()] = rec.MD5
+		replaced, idx.Active[key.String()] = idx.Active[key.String()], name
 		return nil
 	})
 	if err != nil {
+		c.s.dropGrayRecord(key, name)
 		return nil, err
 	}
-	c.s.grays.install(key, &rec)
+	c.s.grays.install(key, &rec, name, rev)
+	if replaced != "" {
+		c.s.dropGrayRecord(key, replaced)
+	}
 	out := cur
-	out.Content, out.ContentType, out.MD5 = rec.Content, rec.ContentType, rec.MD5
+	out.Content, out.ContentType, out.MD5 = []byte(rec.Content), rec.ContentType, rec.MD5
 	resp := &pb.PutConfigResponse{Config: pb.NewConfig(out)}
 	resp.Config.Gray = true
 	return resp, nil
 }
 
-// install makes this gateway serve a gray change at once (the others see
-// it at their next poll).
-func (g *grays) install(key model.ConfigKey, r *grayRecord) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.set(key, r)
-	if r == nil {
-		delete(g.tags, key.String())
-	} else {
-		g.tags[key.String()] = r.MD5
+// touched reports whether key has a gray release, or had one that ended
+// within the hour, as the store's index says now.
+func (g *grays) touched(ctx context.Context, key model.ConfigKey) (bool, error) {
+	idx, _, err := readGrayIndex(ctx, g.b, backends.ReadOptions{})
+	if err != nil {
+		return false, err
 	}
-	g.indexMD = "" // read the index again at the next poll
+	_, active := idx.Active[key.String()]
+	_, ended := idx.Ended[key.String()]
+	return active || ended, nil
 }
 
-// endGray removes key's gray release: from the index first, so that no
-// gateway serves it any longer, then its record.
-func (c *configService) endGray(ctx context.Context, key model.ConfigKey) error {
-	err := updateIndex(ctx, c.s.b, func(idx grayIndex) error {
-		if _, ok := idx[key.String()]; !ok {
-			return fmt.Errorf("config %s has no gray release: %w", key, model.ErrNotFound)
+// count returns how many items have a gray release, as this gateway knows.
+func (g *grays) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.m)
+}
+
+// dropGrayRecord deletes a gray record the index no longer names.
+func (s *Server) dropGrayRecord(key model.ConfigKey, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := s.b.DeleteConfig(ctx, grayRecordKey(name), model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+		s.log.Warn("a replaced gray release's record stays", "config", key.String(), "record", name, "err", err)
+	}
+}
+
+func noGray(key model.ConfigKey) error {
+	return fmt.Errorf("config %s has no gray release: %w", key, model.ErrNotFound)
+}
+
+// endGray removes key's gray release — the one whose record is name, when
+// name is set — from the index, so that no gateway serves it any longer,
+// then its record.
+func (c *configService) endGray(ctx context.Context, key model.ConfigKey, name string) error {
+	var ended string
+	rev, err := updateIndex(ctx, c.s.b, func(idx grayIndex) error {
+		cur, ok := idx.Active[key.String()]
+		switch {
+		case !ok:
+			return noGray(key)
+		case name != "" && cur != name:
+			return &model.FieldError{Field: "gray", Kind: model.ErrConflict,
+				Reason: fmt.Sprintf("a new gray release of %s was published meanwhile", key)}
 		}
-		delete(idx, key.String())
+		ended = cur
+		delete(idx.Active, key.String())
+		now := time.Now()
+		idx.Ended[key.String()] = now.UnixMilli()
+		for k, at := range idx.Ended { // an hour, and at most maxGrays of them
+			if now.Sub(time.UnixMilli(at)) > time.Hour || len(idx.Ended) > maxGrays {
+				delete(idx.Ended, k)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	c.s.grays.install(key, nil)
-	if _, err := c.s.b.DeleteConfig(ctx, grayRecordKey(key), model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
-		c.s.log.Warn("the ended gray release's record stays", "config", key.String(), "err", err)
-	}
+	c.s.grays.install(key, nil, "", rev)
+	c.s.dropGrayRecord(key, ended)
 	return nil
+}
+
+// currentGray reads key's gray release and the name of its record.
+func (c *configService) currentGray(ctx context.Context, key model.ConfigKey) (*grayRecord, string, error) {
+	idx, _, err := readGrayIndex(ctx, c.s.b, backends.ReadOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	name, ok := idx.Active[key.String()]
+	if !ok {
+		return nil, "", noGray(key)
+	}
+	r, err := readGray(ctx, c.s.b, key, name, backends.ReadOptions{})
+	return r, name, err
 }
 
 func (c *configService) GetGrayConfig(ctx context.Context, req *pb.GetGrayConfigRequest) (*pb.GrayConfig, error) {
@@ -333,19 +474,12 @@ func (c *configService) GetGrayConfig(ctx context.Context, req *pb.GetGrayConfig
 	if err != nil {
 		return nil, err
 	}
-	idx, _, _, err := readGrayIndex(ctx, c.s.b, backends.ReadOptions{})
+	r, _, err := c.currentGray(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := idx[key.String()]; !ok {
-		return nil, fmt.Errorf("config %s has no gray release: %w", key, model.ErrNotFound)
-	}
-	r, err := readGray(ctx, c.s.b, key.String(), backends.ReadOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return &pb.GrayConfig{Namespace: key.Namespace, Group: key.Group, DataId: key.DataID, Content: string(r.Content),
-		ContentType: r.ContentType, Md5: r.MD5, Rule: &pb.GrayRule{Labels: r.Rule.Labels, Ips: r.Rule.IPs, Percent: int32(r.Rule.Percent)},
+	return &pb.GrayConfig{Namespace: key.Namespace, Group: key.Group, DataId: key.DataID, Content: r.Content,
+		ContentType: r.ContentType, Md5: r.MD5, Rule: pb.NewGrayRule(r.Rule),
 		Author: r.Author, Message: r.Message, Created: timestamppb.New(r.Created), ReleaseRevision: r.ReleaseRevision}, nil
 }
 
@@ -358,19 +492,23 @@ func (c *configService) PromoteGrayConfig(ctx context.Context, req *pb.PromoteGr
 	if err != nil {
 		return nil, err
 	}
-	g, err := c.GetGrayConfig(ctx, &pb.GetGrayConfigRequest{Namespace: key.Namespace, Group: key.Group, DataId: key.DataID})
+	r, name, err := c.currentGray(ctx, key)
 	if err != nil {
 		return nil, err
+	}
+	if !cond.Check {
+		// By default, only over the release it was published over.
+		cond = model.IfRevision(r.ReleaseRevision)
 	}
 	wctx, err := c.s.change(ctx, cmp.Or(req.Message, "promote the gray release"))
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := c.s.b.PutConfig(wctx, model.Config{Key: key, Content: []byte(g.Content), ContentType: g.ContentType}, cond)
+	cfg, err := c.s.b.PutConfig(wctx, model.Config{Key: key, Content: []byte(r.Content), ContentType: r.ContentType}, cond)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.endGray(ctx, key); err != nil && !errors.Is(err, model.ErrNotFound) {
+	if err := c.endGray(ctx, key, name); err != nil && !errors.Is(err, model.ErrNotFound) {
 		return nil, err
 	}
 	return &pb.PutConfigResponse{Config: pb.NewConfig(cfg)}, nil
@@ -381,7 +519,7 @@ func (c *configService) AbortGrayConfig(ctx context.Context, req *pb.AbortGrayCo
 	if err != nil {
 		return nil, err
 	}
-	if err := c.endGray(ctx, key); err != nil {
+	if err := c.endGray(ctx, key, ""); err != nil {
 		return nil, err
 	}
 	return &pb.AbortGrayConfigResponse{}, nil
@@ -394,16 +532,21 @@ func (c *configService) AbortGrayConfig(ctx context.Context, req *pb.AbortGrayCo
 // event keeps the revision of the last release event: revisions come from
 // the store's one order of changes.
 //
-// A watch that resumes after revision from, while a gray release chooses
-// the client, starts with a RESET of it (the release read as of now).
+// A watch that resumes after revision from starts from the release as it
+// is now, and with a RESET when the item has a gray release or had one
+// within the hour (the client may hold a gray it has lost since).
 func (g *grays) serve(ctx context.Context, key model.ConfigKey, from int64, client model.GrayClient, w backends.Watcher,
 	read func() (*model.Config, error), send func(model.Event, bool) error) error {
+	ctx, cancel := context.WithCancel(ctx)
 	type next struct {
 		e   model.Event
 		err error
 	}
 	evs := make(chan next)
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
 	go func() {
+		defer close(done)
 		for {
 			e, err := w.Next(ctx)
 			select {
@@ -426,26 +569,34 @@ func (g *grays) serve(ctx context.Context, key model.ConfigKey, from int64, clie
 	same := func(a *model.Config, grayA bool) bool {
 		return sentAny && inGray == grayA && ((a == nil && sent == nil) || (a != nil && sent != nil && a.MD5 == sent.MD5))
 	}
-	deliver := func(e model.Event, eff *model.Config, gray bool) error {
+	deliver := func(typ model.EventType, e model.Event, eff *model.Config, gray bool) error {
+		if typ == model.EventReset {
+			e = model.Event{Type: model.EventReset, Revision: rev, ConfigKey: key, Config: eff}
+		}
 		sent, sentAny, inGray = eff, true, gray
 		return send(e, gray)
 	}
-	if from > 0 && g.get(key) != nil {
+	changed, changedAt := g.changed(key)
+	if from > 0 {
 		cur, err := read()
 		if err != nil {
 			return err
 		}
 		release, rev = cur, from
-		if eff, gray := g.effective(key, release, client); gray {
-			if err := deliver(model.Event{Type: model.EventReset, Revision: rev, ConfigKey: key, Config: eff}, eff, true); err != nil {
+		eff, gray := g.effective(key, release, client)
+		touched, err := g.touched(ctx, key)
+		if err != nil {
+			return err
+		}
+		if gray || touched || changedAt > from {
+			if err := deliver(model.EventReset, model.Event{}, eff, gray); err != nil {
 				return err
 			}
 		} else {
-			sent, sentAny = release, true // what the client had, as far as the gateway knows
+			sent, sentAny = release, true // what the client has, as far as the gateway can tell
 		}
 	}
 	for {
-		changed := g.changed(key)
 		select {
 		case n := <-evs:
 			if n.err != nil {
@@ -453,31 +604,31 @@ func (g *grays) serve(ctx context.Context, key model.ConfigKey, from int64, clie
 			}
 			e := n.e
 			rev = max(rev, e.Revision)
-			switch e.Type {
-			case model.EventDelete:
+			if e.Type == model.EventDelete {
 				release = nil
-			default:
+			} else {
 				release = e.Config
 			}
 			eff, gray := g.effective(key, release, client)
 			if !gray && !inGray {
-				if err := deliver(e, release, false); err != nil {
+				if err := deliver(e.Type, e, release, false); err != nil {
 					return err
 				}
 				continue
 			}
 			if e.Type == model.EventReset || !same(eff, gray) {
-				if err := deliver(model.Event{Type: model.EventReset, Revision: rev, ConfigKey: key, Config: eff}, eff, gray); err != nil {
+				if err := deliver(model.EventReset, e, eff, gray); err != nil {
 					return err
 				}
 			}
 		case <-changed:
+			changed, _ = g.changed(key) // before reading the state: no change slips between
 			if !sentAny {
-				continue // the first event carries it
+				continue // the first event carries the state
 			}
 			eff, gray := g.effective(key, release, client)
 			if !same(eff, gray) {
-				if err := deliver(model.Event{Type: model.EventReset, Revision: rev, ConfigKey: key, Config: eff}, eff, gray); err != nil {
+				if err := deliver(model.EventReset, model.Event{}, eff, gray); err != nil {
 					return err
 				}
 			}

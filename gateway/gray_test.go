@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/metadata"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends/raftstore"
@@ -138,4 +141,105 @@ func readAll(resp *http.Response) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// The edges of a gray release: a watch that resumes after an abort loses
+// the gray; a promote over a release changed since is refused; a delete
+// ends the gray; two gateways publishing at once leave one gray,
+// served alike by both.
+func TestGrayEdges(t *testing.T) {
+	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	one, two := startOn(t, store, gateway.DefaultConfig()), startOn(t, store, gateway.DefaultConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	canary := metadata.AppendToOutgoingContext(ctx, "junction-client-labels", "env=canary")
+	put := func(e *env, content string, gray bool) *pb.PutConfigResponse {
+		t.Helper()
+		req := &pb.PutConfigRequest{DataId: "edge.yaml", Content: content, ContentType: model.ContentYAML}
+		if gray {
+			req.Gray = &pb.GrayRule{Labels: map[string]string{"env": "canary"}}
+		}
+		r, err := e.cfg.PutConfig(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	read := func(e *env) string {
+		t.Helper()
+		r, err := e.cfg.GetConfig(canary, &pb.GetConfigRequest{DataId: "edge.yaml"})
+		if err != nil {
+			return "absent"
+		}
+		return r.Config.Content
+	}
+	eventually := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+		}
+	}
+	put(one, "v: 1\n", false)
+	put(one, "v: 2\n", true)
+	// The canary's watch sees the gray, then goes away; the gray is
+	// aborted; the watch resumes from the revision it had.
+	w, err := one.cfg.WatchConfig(canary, &pb.WatchConfigRequest{DataId: "edge.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := w.Recv()
+	if err != nil || ev.Config.Content != "v: 2\n" || !ev.Config.Gray {
+		t.Fatalf("the canary's first event: %v %v", ev, err)
+	}
+	if _, err := one.cfg.AbortGrayConfig(ctx, &pb.AbortGrayConfigRequest{DataId: "edge.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the other gateway sees the abort", func() bool { return read(two) == "v: 1\n" })
+	w2, err := two.cfg.WatchConfig(canary, &pb.WatchConfigRequest{DataId: "edge.yaml", Revision: ev.Revision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := w2.Recv(); err != nil || ev.Type != pb.EventType_RESET || ev.Config.Content != "v: 1\n" || ev.Config.Gray {
+		t.Errorf("a watch resumed after the abort starts with %v %v, want a RESET to the release", ev, err)
+	}
+	// A promote over a release changed since the gray is refused.
+	put(one, "v: 3\n", true)
+	put(two, "v: 4\n", false)
+	if _, err := one.cfg.PromoteGrayConfig(ctx, &pb.PromoteGrayConfigRequest{DataId: "edge.yaml"}); !errors.Is(pb.Error(err), model.ErrConflict) {
+		t.Errorf("a promote over a newer release: %v, want CONFLICT", err)
+	}
+	if got, _ := one.cfg.GetConfig(ctx, &pb.GetConfigRequest{DataId: "edge.yaml"}); got.GetConfig().GetContent() != "v: 4\n" {
+		t.Errorf("the refused promote wrote %v", got)
+	}
+	// A delete ends the gray; the item created again has none.
+	if _, err := one.cfg.DeleteConfig(ctx, &pb.DeleteConfigRequest{DataId: "edge.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.cfg.GetGrayConfig(ctx, &pb.GetGrayConfigRequest{DataId: "edge.yaml"}); !errors.Is(pb.Error(err), model.ErrNotFound) {
+		t.Errorf("the gray of a deleted item: %v", err)
+	}
+	put(two, "v: 5\n", false)
+	eventually("the item created again has no gray", func() bool { return read(one) == "v: 5\n" && read(two) == "v: 5\n" })
+	// Two publishers at once: both gateways end up serving the same gray.
+	done := make(chan struct{}, 2)
+	for i, e := range []*env{one, two} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_, _ = e.cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "edge.yaml", Content: "from: " + strconv.Itoa(i) + "\n",
+				Gray: &pb.GrayRule{Labels: map[string]string{"env": "canary"}}})
+		}()
+	}
+	<-done
+	<-done
+	g, err := one.cfg.GetGrayConfig(ctx, &pb.GetGrayConfigRequest{DataId: "edge.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually("both gateways serve the gray the index names", func() bool { return read(one) == g.Content && read(two) == g.Content })
 }

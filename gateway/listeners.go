@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,11 +26,12 @@ import (
 // labels (k=v,k=v). The SDK sends them (WithClientID, WithLabels); REST
 // and CLI clients may. They are what the client says, never proof.
 const (
-	clientIDHeader     = "junction-client-id"
-	clientLabelsHeader = "junction-client-labels"
+	clientIDHeader     = model.ClientIDHeader
+	clientLabelsHeader = model.ClientLabelsHeader
 	listenersGroup     = "config-listeners"
-	// maxPublished bounds the watches one gateway's record lists.
-	maxPublished = 10000
+	// maxPublished bounds the bytes of one gateway's record: what every
+	// store takes in one value.
+	maxPublished = 256 << 10
 )
 
 // clientInfo is who a call says it comes from.
@@ -80,10 +82,13 @@ type listener struct {
 // listenerRecord is what a gateway publishes of its watches in the store,
 // so that any gateway over it can answer who watches an item.
 type listenerRecord struct {
-	Gateway   string     `json:"gateway"`
-	Updated   time.Time  `json:"updated"`
-	Truncated bool       `json:"truncated,omitempty"`
-	Listeners []listener `json:"listeners"`
+	Gateway string    `json:"gateway"`
+	Updated time.Time `json:"updated"`
+	// Beat is how often the gateway writes the record, changed or not:
+	// one silent for three is taken for gone.
+	Beat      time.Duration `json:"beat"`
+	Truncated bool          `json:"truncated,omitempty"`
+	Listeners []listener    `json:"listeners"`
 }
 
 // listeners tracks this gateway's config watches and publishes them.
@@ -182,11 +187,7 @@ func (l *listeners) run(ctx context.Context) {
 		if !changed && time.Since(last) < l.beat {
 			continue
 		}
-		rec := listenerRecord{Gateway: l.gateway, Updated: time.Now().UTC(), Listeners: ws}
-		if len(rec.Listeners) > maxPublished {
-			rec.Listeners, rec.Truncated = rec.Listeners[:maxPublished], true
-		}
-		b, _ := json.Marshal(rec)
+		b := encodeListeners(listenerRecord{Gateway: l.gateway, Updated: time.Now().UTC(), Beat: l.beat, Listeners: ws})
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := l.b.PutConfig(wctx, model.Config{Key: l.recordKey(), Content: b, ContentType: model.ContentJSON}, model.Precondition{})
 		cancel()
@@ -200,6 +201,19 @@ func (l *listeners) run(ctx context.Context) {
 			continue
 		}
 		last = time.Now()
+	}
+}
+
+// encodeListeners writes rec, leaving out the newest watches as long as
+// it is over maxPublished bytes (Truncated says so).
+func encodeListeners(rec listenerRecord) []byte {
+	for {
+		b, _ := json.Marshal(rec)
+		if len(b) <= maxPublished || len(rec.Listeners) == 0 {
+			return b
+		}
+		keep := len(rec.Listeners) * maxPublished / len(b) * 9 / 10
+		rec.Listeners, rec.Truncated = rec.Listeners[:keep], true
 	}
 }
 
@@ -229,7 +243,7 @@ func (l *listeners) of(ctx context.Context, key model.ConfigKey) ([]listener, []
 			return nil, nil, err
 		}
 		var rec listenerRecord
-		if json.Unmarshal(cfg.Content, &rec) != nil || time.Since(rec.Updated) > 3*l.beat {
+		if json.Unmarshal(cfg.Content, &rec) != nil || time.Since(rec.Updated) > 3*cmp.Or(rec.Beat, l.beat) {
 			continue // not a record, or its gateway is gone
 		}
 		gateways = append(gateways, rec.Gateway)
@@ -262,9 +276,14 @@ func (c *configService) ListConfigListeners(ctx context.Context, req *pb.ListCon
 		return nil, err
 	}
 	for _, w := range ws {
+		want := resp.CurrentMd5 // what the watch should have: the gray, where one chooses it
+		if err == nil {
+			eff, _ := c.s.grays.effective(key, &cur, model.GrayClient{ID: w.Client.ID, Labels: w.Client.Labels, IP: w.Client.Addr})
+			want = eff.MD5
+		}
 		resp.Listeners = append(resp.Listeners, &pb.ConfigListener{ClientId: w.Client.ID, Address: w.Client.Addr,
 			Labels: w.Client.Labels, Since: timestamppb.New(w.Since), Md5: w.MD5, Revision: w.Revision,
-			UpToDate: w.MD5 == resp.CurrentMd5, Gateway: w.Gateway})
+			UpToDate: w.MD5 == want, Gateway: w.Gateway})
 	}
 	return resp, nil
 }

@@ -2,9 +2,10 @@ package model
 
 import (
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"net"
 	"slices"
@@ -298,9 +299,8 @@ func (r GrayRule) Matches(key ConfigKey, c GrayClient) bool {
 		if c.ID == "" {
 			return false
 		}
-		h := fnv.New32a()
-		h.Write([]byte(key.String() + "\x00" + c.ID))
-		if int(h.Sum32()%100) >= r.Percent {
+		h := sha256.Sum256([]byte(key.String() + "\x00" + c.ID))
+		if int(binary.BigEndian.Uint64(h[:8])%100) >= r.Percent {
 			return false
 		}
 	}

@@ -1,9 +1,12 @@
 package model
 
 import (
+	"maps"
 	"math"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -176,6 +179,22 @@ var (
 // MaxLabels is how many labels a client may give itself.
 const MaxLabels = 16
 
+// The headers (gRPC metadata) a client names itself with.
+const (
+	ClientIDHeader     = "junction-client-id"
+	ClientLabelsHeader = "junction-client-labels"
+)
+
+// FormatLabels writes labels as the ClientLabelsHeader carries them:
+// k=v,k=v, sorted.
+func FormatLabels(labels map[string]string) string {
+	kv := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kv = append(kv, k+"="+labels[k])
+	}
+	return strings.Join(kv, ",")
+}
+
 // ValidateClientID checks the name a client gives itself.
 func ValidateClientID(id string) error {
 	if !clientIDRE.MatchString(id) {
@@ -216,4 +235,20 @@ func (r GrayRule) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Normalized returns the rule with its addresses in their canonical form
+// (an IPv4-mapped IPv6 address as IPv4), as a client's address is given.
+func (r GrayRule) Normalized() GrayRule {
+	ips := make([]string, 0, len(r.IPs))
+	for _, ip := range r.IPs {
+		if a, err := netip.ParseAddr(ip); err == nil {
+			ip = a.Unmap().String()
+		}
+		ips = append(ips, ip)
+	}
+	if len(ips) > 0 {
+		r.IPs = ips
+	}
+	return r
 }

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -126,19 +124,17 @@ func newIdentity(o options) (identity, error) {
 	if err := model.ValidateClientID(o.clientID); err != nil {
 		return nil, err
 	}
-	id := identity{"junction-client-id": o.clientID}
+	id := identity{model.ClientIDHeader: o.clientID}
 	if len(o.labels) > model.MaxLabels {
 		return nil, model.Invalid("labels", "%d labels; at most %d are allowed", len(o.labels), model.MaxLabels)
 	}
-	var kv []string
-	for _, k := range slices.Sorted(maps.Keys(o.labels)) {
-		if err := model.ValidateLabel(k, o.labels[k]); err != nil {
+	for k, v := range o.labels {
+		if err := model.ValidateLabel(k, v); err != nil {
 			return nil, err
 		}
-		kv = append(kv, k+"="+o.labels[k])
 	}
-	if len(kv) > 0 {
-		id["junction-client-labels"] = strings.Join(kv, ",")
+	if len(o.labels) > 0 {
+		id[model.ClientLabelsHeader] = model.FormatLabels(o.labels)
 	}
 	return id, nil
 }

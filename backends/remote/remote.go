@@ -8,9 +8,7 @@ package remote
 
 import (
 	"context"
-	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -196,13 +194,9 @@ func asClient(ctx context.Context) context.Context {
 	if !ok {
 		return ctx
 	}
-	kv := []string{"junction-client-id", c.ID}
+	kv := []string{model.ClientIDHeader, c.ID}
 	if len(c.Labels) > 0 {
-		var ls []string
-		for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
-			ls = append(ls, k+"="+c.Labels[k])
-		}
-		kv = append(kv, "junction-client-labels", strings.Join(ls, ","))
+		kv = append(kv, model.ClientLabelsHeader, model.FormatLabels(c.Labels))
 	}
 	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
@@ -210,8 +204,7 @@ func asClient(ctx context.Context) context.Context {
 // PublishGray implements backends.Gray.
 func (b *Backend) PublishGray(ctx context.Context, k model.ConfigKey, content []byte, contentType string, rule model.GrayRule) error {
 	_, err := b.cfg.PutConfig(ctx, &pb.PutConfigRequest{Namespace: k.Namespace, Group: k.Group, DataId: k.DataID,
-		Content: string(content), ContentType: contentType,
-		Gray: &pb.GrayRule{Labels: rule.Labels, Ips: rule.IPs, Percent: int32(rule.Percent)}})
+		Content: string(content), ContentType: contentType, Gray: pb.NewGrayRule(rule)})
 	return pb.Error(err)
 }
 

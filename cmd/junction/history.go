@@ -3,10 +3,8 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/model"
 )
 
 func newConfigHistoryCmd(g *globals) *cobra.Command {
@@ -237,11 +236,7 @@ func newConfigListenersCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "CLIENT\tADDRESS\tLABELS\tSINCE\tMD5\tUP TO DATE\tGATEWAY")
 				for _, l := range resp.Listeners {
-					var labels []string
-					for _, k := range slices.Sorted(maps.Keys(l.Labels)) {
-						labels = append(labels, k+"="+l.Labels[k])
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", cmp.Or(l.ClientId, "-"), l.Address, cmp.Or(strings.Join(labels, ","), "-"),
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", cmp.Or(l.ClientId, "-"), l.Address, cmp.Or(model.FormatLabels(l.Labels), "-"),
 						l.Since.AsTime().Local().Format(time.DateTime), cmp.Or(l.Md5, "-"), l.UpToDate, l.Gateway)
 				}
 				fmt.Fprintf(w, "%d watches through %d gateways; current md5 %s\n", len(resp.Listeners), resp.Gateways, cmp.Or(resp.CurrentMd5, "(absent)"))
@@ -266,12 +261,8 @@ func newConfigGrayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var labels []string
-			for _, k := range slices.Sorted(maps.Keys(r.Rule.GetLabels())) {
-				labels = append(labels, k+"="+r.Rule.Labels[k])
-			}
 			return g.printRaw(cmd.OutOrStdout(), r, fmt.Sprintf("# gray of %s over revision %d, by %s: labels %s, ips %s, percent %d, md5 %s\n%s",
-				id, r.ReleaseRevision, cmp.Or(r.Author, "-"), cmp.Or(strings.Join(labels, ","), "-"),
+				id, r.ReleaseRevision, cmp.Or(r.Author, "-"), cmp.Or(model.FormatLabels(r.Rule.GetLabels()), "-"),
 				cmp.Or(strings.Join(r.Rule.GetIps(), ","), "-"), r.Rule.GetPercent(), r.Md5, r.Content))
 		},
 	}

@@ -92,10 +92,10 @@ func (g *globals) conn() (*grpc.ClientConn, error) {
 	if g.clientID != "" || g.clientLabels != "" {
 		var kv []string
 		if g.clientID != "" {
-			kv = append(kv, "junction-client-id", g.clientID)
+			kv = append(kv, model.ClientIDHeader, g.clientID)
 		}
 		if g.clientLabels != "" {
-			kv = append(kv, "junction-client-labels", g.clientLabels)
+			kv = append(kv, model.ClientLabelsHeader, g.clientLabels)
 		}
 		opts = append(opts, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
 			return invoker(metadata.AppendToOutgoingContext(ctx, kv...), method, req, reply, cc, o...)

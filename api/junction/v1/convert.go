@@ -74,6 +74,16 @@ func (x *ConfigVersion) Model() model.ConfigVersion {
 		ContentType: x.GetContentType(), MD5: x.GetMd5(), Author: x.GetAuthor(), Message: x.GetMessage(), Time: x.GetTime().AsTime()}
 }
 
+// NewGrayRule converts a gray rule to its wire form.
+func NewGrayRule(r model.GrayRule) *GrayRule {
+	return &GrayRule{Labels: r.Labels, Ips: r.IPs, Percent: int32(r.Percent)}
+}
+
+// Model converts the wire gray rule to the portable one.
+func (x *GrayRule) Model() model.GrayRule {
+	return model.GrayRule{Labels: x.GetLabels(), IPs: x.GetIps(), Percent: int(x.GetPercent())}
+}
+
 // NewSession converts a portable session to its wire form.
 func NewSession(s model.Session, rev int64) *Session {
 	return &Session{Id: s.ID, Ttl: durationpb.New(s.TTL), Revision: rev}
