@@ -658,6 +658,41 @@ func (v *configView) changed(data string) {
 	defer v.mu.Unlock()
 	v.gen++
 	v.lastRead = nil
+	if data == "" && v.last != nil {
+		// The SDK also announces an empty content when it could not fetch
+		// the new one (its limit of five reads a second of one item): a
+		// delete is delivered once a read agrees.
+		go v.confirmAbsent(v.gen)
+		return
+	}
+	v.changedLocked(data)
+}
+
+// confirmAbsent delivers the delete the server announced at generation
+// gen once a read of the server agrees, unless something newer happened
+// to the item meanwhile; a read that finds content delivers that.
+func (v *configView) confirmAbsent(gen int64) {
+	c, err := v.d.configClient(v.d.nacosNamespace(v.key.Namespace))
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*v.d.cfg.Timeout)
+	defer cancel()
+	content, err := fetch(ctx, c, v.key.Group, v.key.DataID, v.key)
+	if err != nil {
+		v.d.log.Warn("a delete the server announced could not be confirmed; the next change or resettle tells", "config", v.key.String(), "err", err)
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gen != gen {
+		return // a write or a newer notice since
+	}
+	v.changedLocked(content)
+}
+
+// changedLocked is changed with v.mu held.
+func (v *configView) changedLocked(data string) {
 	var c *model.Config
 	if data != "" {
 		c = v.config(data)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/backends/nacos"
 	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/model"
 )
@@ -65,5 +66,46 @@ func TestConfigWatchAfterAnotherClientsWrite(t *testing.T) {
 			t.Errorf("event %v at %d, not after %d", ev.Type, ev.Revision, b.Revision)
 		}
 		view.Apply(ev)
+	}
+}
+
+// An empty notice is a delete only when the server agrees: the SDK also
+// announces "" when it could not fetch a content (its limit of five reads
+// a second of one item). A real delete by another client is delivered.
+func TestEmptyNoticeIsConfirmed(t *testing.T) {
+	p := servertest.NeedPolaris(t)
+	d, other := open(t, p.Addr, "cas=check"), open(t, p.Addr, "cas=check")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := model.ConfigKey{Namespace: "public", Group: "DEFAULT_GROUP", DataID: "empty-notice.txt"}
+	if _, err := d.PutConfig(ctx, model.Config{Key: key, Content: []byte("here")}, model.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the server serves the write, and its settle time passes
+	w, err := d.Watch(ctx, backends.WatchRequest{Config: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if ev, err := w.Next(ctx); err != nil || ev.Config == nil {
+		t.Fatalf("first event %+v %v", ev, err)
+	}
+	nacos.AnnounceForTest(d, key, "")
+	wctx, wcancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	if ev, err := w.Next(wctx); err == nil {
+		t.Errorf("an empty notice of an item the server still has was delivered: %+v", ev)
+	}
+	wcancel()
+	if _, err := other.DeleteConfig(ctx, key, model.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := w.Next(ctx)
+		if err != nil {
+			t.Fatalf("the real delete was not delivered: %v", err)
+		}
+		if ev.Type == model.EventDelete {
+			return
+		}
 	}
 }
