@@ -61,6 +61,26 @@ func startOn(t testing.TB, b backends.Backend, gcfg gateway.Config) *env {
 	return &env{base: "http://" + l.Addr, conn: l.Conn, reg: pb.NewRegistryServiceClient(l.Conn), cfg: pb.NewConfigServiceClient(l.Conn)}
 }
 
+// twoGateways serves two gateways over one built-in store, each with the
+// defaults as tune (given the gateway's index) changes them.
+func twoGateways(t *testing.T, tune func(i int, c *gateway.Config)) (*env, *env) {
+	t.Helper()
+	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var out [2]*env
+	for i := range out {
+		cfg := gateway.DefaultConfig()
+		if tune != nil {
+			tune(i, &cfg)
+		}
+		out[i] = startOn(t, store, cfg)
+	}
+	return out[0], out[1]
+}
+
 type response struct {
 	status int
 	header http.Header

@@ -13,8 +13,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
-	"github.com/junctionhq/junction/backends/raftstore"
-	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
 	"github.com/junctionhq/junction/sdk"
 )
@@ -24,12 +22,7 @@ import (
 // labels; REST's, with its headers); the others keep the release; bad
 // rules and a gray of nothing are refused.
 func TestGrayReleaseAcrossGateways(t *testing.T) {
-	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	one, two := startOn(t, store, gateway.DefaultConfig()), startOn(t, store, gateway.DefaultConfig())
+	one, two := twoGateways(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := one.cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "v: 1\n", ContentType: model.ContentYAML}); err != nil {
@@ -148,12 +141,7 @@ func readAll(resp *http.Response) string {
 // ends the gray; two gateways publishing at once leave one gray,
 // served alike by both.
 func TestGrayEdges(t *testing.T) {
-	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	one, two := startOn(t, store, gateway.DefaultConfig()), startOn(t, store, gateway.DefaultConfig())
+	one, two := twoGateways(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	canary := metadata.AppendToOutgoingContext(ctx, "junction-client-labels", "env=canary")

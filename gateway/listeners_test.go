@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
-	"github.com/junctionhq/junction/backends/raftstore"
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
 	"github.com/junctionhq/junction/sdk"
@@ -22,17 +22,9 @@ import (
 // other; each watch's last md5 follows what it was sent, and a watch that
 // ends leaves the list.
 func TestConfigListeners(t *testing.T) {
-	store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	gw := func(id string) *env {
-		cfg := gateway.DefaultConfig()
-		cfg.GatewayID, cfg.ListenerPublish = id, 50*time.Millisecond
-		return startOn(t, store, cfg)
-	}
-	one, two := gw("gw-1"), gw("gw-2")
+	one, two := twoGateways(t, func(i int, c *gateway.Config) {
+		c.GatewayID, c.ListenerPublish = "gw-"+strconv.Itoa(i+1), 50*time.Millisecond
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	v1, err := one.cfg.PutConfig(ctx, &pb.PutConfigRequest{DataId: "app.yaml", Content: "a: 1\n", ContentType: model.ContentYAML})
