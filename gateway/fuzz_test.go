@@ -54,6 +54,18 @@ func FuzzREST(f *testing.F) {
 		{"GET", "/v1/acl/tokens/%00", "", ""},
 		{"DELETE", "/v1/acl/policies/..%2F", "", ""},
 		{"GET", "/v1/acl/self", "", ""},
+		{"GET", cfg + "app.yaml/history", "", ""},
+		{"GET", cfg + "app.yaml/history/-9223372036854775808", "", ""},
+		{"GET", cfg + "app.yaml/diff?from=-1&to=x", "", ""},
+		{"POST", cfg + "app.yaml/rollback", "application/json", `{"number":"1e3","ifRevision":-1,"message":"\u202e"}`},
+		{"PUT", cfg + "app.yaml?message=%00%1b", "text/plain", "a"},
+		{"PUT", cfg + "app.yaml", "application/json", `{"content":"x","gray":{"percent":-5,"ips":["::::"],"labels":{"":""}}}`},
+		{"POST", cfg + "app.yaml/gray/promote", "application/json", `{"ifRevision":"abc"}`},
+		{"DELETE", cfg + "app.yaml/gray", "", ""},
+		{"GET", cfg + "app.yaml/listeners", "", ""},
+		{"GET", "/v1/namespaces/junction-system/configs:export?group=%00", "", ""},
+		{"POST", "/v1/namespaces/public/configs:import?policy=merge&dryRun=1", "application/zip", "PK\x03\x04junk"},
+		{"POST", "/v1/namespaces/public/configs:import", "application/json", `{"archive":"!!notbase64","policy":7}`},
 	} {
 		f.Add(seed.method, seed.target, seed.ctype, []byte(seed.body))
 	}
