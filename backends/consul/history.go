@@ -120,19 +120,11 @@ func (d *Driver) pruneHistory(ctx context.Context, key model.ConfigKey) error {
 		if err != nil {
 			return err
 		}
-		now := time.Now().UnixMilli()
-		var drop []int64
-		kept := slices.DeleteFunc(slices.Clone(head.Kept), func(e confighist.Entry) bool {
-			if e.Expires <= now {
-				drop = append(drop, e.Number)
-				return true
-			}
-			return false
-		})
+		head, drop := head.Expire(time.Now())
 		if len(drop) == 0 {
 			return nil
 		}
-		head, drop, _ = confighist.Head{Last: head.Last, Kept: kept}.Defer(drop, maxDrops)
+		head, drop, _ = head.Defer(drop, maxDrops)
 		if _, _, err := d.commit(ctx, key, d.historyOps(key, kvs[0].ModifyIndex, head, nil, drop)); err != nil {
 			return err
 		}

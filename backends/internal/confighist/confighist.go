@@ -64,6 +64,20 @@ func (h Head) Encode() []byte {
 // beyond r.Versions.
 func (h Head) Append(now time.Time, r backends.Retention) (Head, int64, []int64) {
 	n := h.Last + 1
+	h, drop := h.Expire(now)
+	kept := append(h.Kept, Entry{Number: n, Expires: now.Add(r.MaxAge).UnixMilli()})
+	if over := len(kept) - max(r.Versions, 1); over > 0 {
+		for _, e := range kept[:over] {
+			drop = append(drop, e.Number)
+		}
+		kept = kept[over:]
+	}
+	return Head{Last: n, Kept: kept}, n, drop
+}
+
+// Expire returns the head without the versions past their time at now
+// (deferred drops among them), and their numbers.
+func (h Head) Expire(now time.Time) (Head, []int64) {
 	kept := make([]Entry, 0, len(h.Kept)+1)
 	var drop []int64
 	for _, e := range h.Kept {
@@ -73,14 +87,7 @@ func (h Head) Append(now time.Time, r backends.Retention) (Head, int64, []int64)
 		}
 		kept = append(kept, e)
 	}
-	kept = append(kept, Entry{Number: n, Expires: now.Add(r.MaxAge).UnixMilli()})
-	if over := len(kept) - max(r.Versions, 1); over > 0 {
-		for _, e := range kept[:over] {
-			drop = append(drop, e.Number)
-		}
-		kept = kept[over:]
-	}
-	return Head{Last: n, Kept: kept}, n, drop
+	return Head{Last: h.Last, Kept: kept}, drop
 }
 
 // Live returns the numbers of the versions the head still keeps at now:
