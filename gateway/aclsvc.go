@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -212,4 +213,40 @@ func (a *aclService) WhoAmI(ctx context.Context, _ *pb.WhoAmIRequest) (*pb.Token
 		return nil, fmt.Errorf("token %s: %w", c.p.AccessorID, model.ErrNotFound)
 	}
 	return tokenToPB(t), nil
+}
+
+// maxAccessChecks bounds one CheckAccess call.
+const maxAccessChecks = 100
+
+// CheckAccess implements AclService: each check is decided by the same
+// function that authorizes the calls themselves.
+func (a *aclService) CheckAccess(ctx context.Context, req *pb.CheckAccessRequest) (*pb.CheckAccessResponse, error) {
+	if len(req.Checks) > maxAccessChecks {
+		return nil, model.Invalid("checks", "%d checks; at most %d in one call", len(req.Checks), maxAccessChecks)
+	}
+	c, _ := callerOf(ctx)
+	resp := &pb.CheckAccessResponse{Allowed: make([]bool, len(req.Checks))}
+	for i, ch := range req.Checks {
+		field := fmt.Sprintf("checks[%d]", i)
+		kind := acl.Kind(ch.Kind)
+		if !slices.Contains(acl.Kinds, kind) {
+			return nil, model.Invalid(field+".kind", "%q is not one of %v", ch.Kind, acl.Kinds)
+		}
+		var act acl.Action
+		switch ch.Action {
+		case "read":
+			act = acl.ActRead
+		case "write":
+			act = acl.ActWrite
+		default:
+			return nil, model.Invalid(field+".action", "%q is neither read nor write", ch.Action)
+		}
+		r := acl.Resource{Kind: kind, Namespace: ch.Namespace, Group: ch.Group, Name: ch.Name}
+		if kind == acl.KindService || kind == acl.KindConfig {
+			r.Namespace = cmp.Or(r.Namespace, model.DefaultNamespace)
+			r.Group = cmp.Or(r.Group, model.DefaultGroup)
+		}
+		resp.Allowed[i] = !a.s.auth.on || c.p.Peer || c.p.Management || authorize(c.p, act, r) == nil
+	}
+	return resp, nil
 }

@@ -204,6 +204,7 @@ var rules = map[string]rule{
 	pb.AclService_ReadPolicy_FullMethodName:   read(global(acl.KindACL, "policies")),
 	pb.AclService_DeletePolicy_FullMethodName: write(global(acl.KindACL, "policies")),
 	pb.AclService_WhoAmI_FullMethodName:       {any: true},
+	pb.AclService_CheckAccess_FullMethodName:  {any: true}, // the caller's own rights
 }
 
 // visible returns what a list answered in ctx may show: what the caller

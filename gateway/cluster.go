@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"net"
+	"sync"
+	"time"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
@@ -23,10 +26,28 @@ func (c *clusterService) list(ctx context.Context, cl backends.Cluster) (*pb.Lis
 		return nil, err
 	}
 	resp := &pb.ListMembersResponse{Leader: leader}
+	var wg sync.WaitGroup
 	for _, m := range ms {
-		resp.Members = append(resp.Members, &pb.Member{Id: m.ID, RaftAddress: m.Address, Voter: m.Voter, Leader: m.Leader})
+		pm := &pb.Member{Id: m.ID, RaftAddress: m.Address, Voter: m.Voter, Leader: m.Leader}
+		resp.Members = append(resp.Members, pm)
+		wg.Go(func() { pm.Reachable = reachable(ctx, m.ID) })
 	}
+	wg.Wait()
 	return resp, nil
+}
+
+// reachable reports whether a member's API address (its id) accepts a
+// connection within half a second.
+func reachable(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 func (c *clusterService) ListMembers(ctx context.Context, _ *pb.ListMembersRequest) (*pb.ListMembersResponse, error) {

@@ -104,6 +104,9 @@ func (c *configService) DiffConfig(ctx context.Context, req *pb.DiffConfigReques
 		return nil, model.Invalid("to", "a version number counts from 1")
 	}
 	opts := backends.ReadOptions{Stale: req.Stale}
+	if req.Content != nil {
+		return c.diffCandidate(ctx, key, req.From, req.To, *req.Content, opts)
+	}
 	vs, _, err := c.s.b.ConfigHistory(ctx, key, opts)
 	if err != nil {
 		return nil, err
@@ -128,6 +131,36 @@ func (c *configService) DiffConfig(ctx context.Context, req *pb.DiffConfigReques
 		before, label = diffSide(f), fmt.Sprintf("%s@%d", key.DataID, f.Number)
 	}
 	resp.Diff = udiff.Unified(label, fmt.Sprintf("%s@%d", key.DataID, to.Number), before, diffSide(to))
+	return resp, nil
+}
+
+// diffCandidate compares a content not yet published with version from,
+// or with the item's current content when from is 0 (nothing when the
+// item does not exist): the diff an editor shows before a publish.
+func (c *configService) diffCandidate(ctx context.Context, key model.ConfigKey, from, to int64, content string, opts backends.ReadOptions) (*pb.DiffConfigResponse, error) {
+	if to != 0 {
+		return nil, model.Invalid("to", "a diff of a candidate content compares it with version from, or with the current content; leave to unset")
+	}
+	before, label := "", "/dev/null"
+	resp := &pb.DiffConfigResponse{}
+	if from != 0 {
+		v, err := c.s.version(ctx, key, from, "from", opts)
+		if err != nil {
+			return nil, err
+		}
+		resp.From = pb.NewConfigVersion(v, false)
+		before, label = diffSide(v), fmt.Sprintf("%s@%d", key.DataID, v.Number)
+	} else {
+		item, _, err := c.s.b.GetConfig(ctx, key, opts)
+		switch {
+		case errors.Is(err, model.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			before, label = string(item.Content), fmt.Sprintf("%s (revision %d)", key.DataID, item.Revision)
+		}
+	}
+	resp.Diff = udiff.Unified(label, key.DataID+" (candidate)", before, content)
 	return resp, nil
 }
 

@@ -217,6 +217,10 @@ func (r *registryService) ListServices(ctx context.Context, req *pb.ListServices
 	case size == 0:
 		size = defaultPageSize
 	}
+	if len(req.Name) > model.MaxNameLen {
+		return nil, model.TooLarge("name", len(req.Name), model.MaxNameLen)
+	}
+	name := acl.Pattern(req.Name)
 	after := model.ServiceKey{Namespace: ns}
 	if req.PageToken != "" {
 		cursor, err := r.s.openPage(req.PageToken)
@@ -243,7 +247,8 @@ func (r *registryService) ListServices(ctx context.Context, req *pb.ListServices
 			rev = info.Revision
 		}
 		for _, s := range batch {
-			if keep(acl.Resource{Kind: acl.KindService, Namespace: s.Key.Namespace, Group: s.Key.Group, Name: s.Key.Service}) {
+			if (req.Name == "" || name.Match(s.Key.Service)) &&
+				keep(acl.Resource{Kind: acl.KindService, Namespace: s.Key.Namespace, Group: s.Key.Group, Name: s.Key.Service}) {
 				list = append(list, s)
 			}
 		}

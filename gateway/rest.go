@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ import (
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/gateway/acl"
+	"github.com/junctionhq/junction/gateway/ui"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -120,6 +122,16 @@ func (s *Server) restHandler() (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(pb.OpenAPI)
 	})
+	if s.cfg.UI {
+		// The console's files are open, like /healthz: they hold nothing
+		// but code; every call they make needs its token like any other.
+		console, err := ui.Handler()
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("GET "+ui.Prefix, console)
+		mux.Handle("GET /ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
+	}
 	mux.Handle("/", limited)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
@@ -224,8 +236,10 @@ var mediaTypes = map[string]string{
 func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
 	q := r.URL.Query()
 	for k := range q {
-		if k != "ifRevision" && k != "type" && k != "validate" && k != "message" {
-			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type, validate, message"))
+		switch k {
+		case "ifRevision", "type", "validate", "message", "grayLabels", "grayIps", "grayPercent":
+		default:
+			writeError(w, model.Invalid(k, "unknown parameter; known: ifRevision, type, validate, message, grayLabels, grayIps, grayPercent"))
 			return
 		}
 	}
@@ -252,6 +266,12 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 		}
 		req.IfRevision = &rev
 	}
+	gray, err := grayQuery(q)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req.Gray = gray
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxContentSize)+1))
 	if err != nil {
 		writeError(w, model.Invalid("body", "could not read the request body: %v", err))
@@ -273,6 +293,42 @@ func (s *Server) putConfigRaw(w http.ResponseWriter, r *http.Request, c pb.Confi
 	}
 	w.Header().Set("ETag", etag(resp.Config.Revision))
 	writeProto(w, resp)
+}
+
+// grayQuery reads a raw publish's gray rule: grayLabels (NAME=VALUE,…),
+// grayIps (IP,…) and grayPercent; nil when none is given (a release).
+// The rule itself is validated where every publish's is.
+func grayQuery(q url.Values) (*pb.GrayRule, error) {
+	if !q.Has("grayLabels") && !q.Has("grayIps") && !q.Has("grayPercent") {
+		return nil, nil
+	}
+	rule := &pb.GrayRule{}
+	for _, kv := range strings.Split(q.Get("grayLabels"), ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, model.Invalid("grayLabels", "%q is not NAME=VALUE", kv)
+		}
+		if rule.Labels == nil {
+			rule.Labels = map[string]string{}
+		}
+		rule.Labels[name] = value
+	}
+	for _, ip := range strings.Split(q.Get("grayIps"), ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			rule.Ips = append(rule.Ips, ip)
+		}
+	}
+	if v := q.Get("grayPercent"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return nil, model.Invalid("grayPercent", "%q is not a whole number", v)
+		}
+		rule.Percent = int32(n)
+	}
+	return rule, nil
 }
 
 // exportRaw answers an export with the zip itself, unless the client

@@ -74,6 +74,8 @@ type Config struct {
 	// watches in the store, when they changed, for ListConfigListeners at
 	// the other gateways.
 	ListenerPublish time.Duration
+	// UI serves the web console at /ui/ (package ui).
+	UI bool
 	// HistoryRetention bounds each config item's history: how many versions
 	// (1 to 10000) and for how long (a minute at least).
 	HistoryRetention backends.Retention

@@ -116,6 +116,7 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxContentSize, "max-content-size", cfg.MaxContentSize, "largest config content accepted, in bytes")
 	f.IntVar(&cfg.HistoryRetention.Versions, "config-history-versions", cfg.HistoryRetention.Versions, "versions of each config item its history keeps")
 	f.DurationVar(&cfg.HistoryRetention.MaxAge, "config-history-max-age", cfg.HistoryRetention.MaxAge, "how long a config item's history keeps a version (also after the item is deleted)")
+	f.BoolVar(&cfg.UI, "ui", true, "serve the web console at /ui/ on the API address")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(clusterOpts["raft-addr"], "raft-addr", "", "cluster mode: the address this node's Raft transport listens on")

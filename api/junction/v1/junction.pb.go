@@ -1816,8 +1816,11 @@ type ListServicesRequest struct {
 	// At most this many services; default 100, at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	Stale         bool   `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Stale     bool   `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	// Only services whose name matches: exact, or with * for any run of
+	// characters ("pay*", "*api*").
+	Name          string `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1885,6 +1888,13 @@ func (x *ListServicesRequest) GetStale() bool {
 		return x.Stale
 	}
 	return false
+}
+
+func (x *ListServicesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 type ServiceSummary struct {
@@ -3797,8 +3807,13 @@ type DiffConfigRequest struct {
 	// Default: the version before to (an empty content when there is none).
 	From int64 `protobuf:"varint,4,opt,name=from,proto3" json:"from,omitempty"`
 	// Default: the newest version.
-	To            int64 `protobuf:"varint,5,opt,name=to,proto3" json:"to,omitempty"`
-	Stale         bool  `protobuf:"varint,6,opt,name=stale,proto3" json:"stale,omitempty"`
+	To    int64 `protobuf:"varint,5,opt,name=to,proto3" json:"to,omitempty"`
+	Stale bool  `protobuf:"varint,6,opt,name=stale,proto3" json:"stale,omitempty"`
+	// A candidate content to compare instead of version to (which must then
+	// be 0): against version from when set, otherwise against the item's
+	// current content (empty when it does not exist). What the console shows
+	// before a publish; it needs no history.
+	Content       *string `protobuf:"bytes,7,opt,name=content,proto3,oneof" json:"content,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3873,6 +3888,13 @@ func (x *DiffConfigRequest) GetStale() bool {
 		return x.Stale
 	}
 	return false
+}
+
+func (x *DiffConfigRequest) GetContent() string {
+	if x != nil && x.Content != nil {
+		return *x.Content
+	}
+	return ""
 }
 
 type DiffConfigResponse struct {
@@ -4772,12 +4794,17 @@ func (x *Capabilities) GetPatchAnyOwner() bool {
 }
 
 type GetStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Backend       string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
-	Revision      int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Leader        string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
-	Capabilities  *Capabilities          `protobuf:"bytes,4,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Backend      string                 `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	Revision     int64                  `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Leader       string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	Capabilities *Capabilities          `protobuf:"bytes,4,opt,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Version      string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	// The id of the gateway that answered.
+	Gateway string `protobuf:"bytes,6,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	// The id of the gateway that runs the health checks (as this gateway
+	// last saw its lease); empty when none holds it.
+	HealthRunner  string `protobuf:"bytes,7,opt,name=health_runner,json=healthRunner,proto3" json:"health_runner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4847,6 +4874,20 @@ func (x *GetStatusResponse) GetVersion() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetHealthRunner() string {
+	if x != nil {
+		return x.HealthRunner
+	}
+	return ""
+}
+
 type ListMembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4893,7 +4934,10 @@ type Member struct {
 	// Whether it votes in elections and counts towards the quorum.
 	Voter bool `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
 	// Whether it leads the group (as this node knows).
-	Leader        bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	Leader bool `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Whether the gateway that answered could connect to the member's API
+	// address just now (within half a second).
+	Reachable     bool `protobuf:"varint,5,opt,name=reachable,proto3" json:"reachable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4952,6 +4996,13 @@ func (x *Member) GetVoter() bool {
 func (x *Member) GetLeader() bool {
 	if x != nil {
 		return x.Leader
+	}
+	return false
+}
+
+func (x *Member) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
 	}
 	return false
 }
@@ -5975,6 +6026,176 @@ func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
 	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
 }
 
+// AccessCheck is one action on one resource, as a policy rule names it.
+type AccessCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// service, config, session, cluster, acl or snapshot.
+	Kind      string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Namespace string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	// The service, config data id or other resource name.
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// read or write.
+	Action        string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessCheck) Reset() {
+	*x = AccessCheck{}
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessCheck) ProtoMessage() {}
+
+func (x *AccessCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessCheck.ProtoReflect.Descriptor instead.
+func (*AccessCheck) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *AccessCheck) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AccessCheck) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *AccessCheck) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AccessCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AccessCheck) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+type CheckAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 100.
+	Checks        []*AccessCheck `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAccessRequest) Reset() {
+	*x = CheckAccessRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAccessRequest) ProtoMessage() {}
+
+func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAccessRequest.ProtoReflect.Descriptor instead.
+func (*CheckAccessRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *CheckAccessRequest) GetChecks() []*AccessCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+type CheckAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One answer for each check, in order.
+	Allowed       []bool `protobuf:"varint,1,rep,packed,name=allowed,proto3" json:"allowed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAccessResponse) Reset() {
+	*x = CheckAccessResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAccessResponse) ProtoMessage() {}
+
+func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAccessResponse.ProtoReflect.Descriptor instead.
+func (*CheckAccessResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *CheckAccessResponse) GetAllowed() []bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return nil
+}
+
 var File_junction_v1_junction_proto protoreflect.FileDescriptor
 
 const file_junction_v1_junction_proto_rawDesc = "" +
@@ -6126,14 +6347,15 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x04type\x18\x01 \x01(\x0e2\x16.junction.v1.EventTypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x121\n" +
 	"\binstance\x18\x03 \x01(\v2\x15.junction.v1.InstanceR\binstance\x123\n" +
-	"\tinstances\x18\x04 \x03(\v2\x15.junction.v1.InstanceR\tinstances\"\x9b\x01\n" +
+	"\tinstances\x18\x04 \x03(\v2\x15.junction.v1.InstanceR\tinstances\"\xaf\x01\n" +
 	"\x13ListServicesRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
-	"\x05stale\x18\x05 \x01(\bR\x05stale\"\x96\x01\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"\x96\x01\n" +
 	"\x0eServiceSummary\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -6295,14 +6517,17 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x16\n" +
 	"\x06number\x18\x04 \x01(\x03R\x06number\x12\x14\n" +
-	"\x05stale\x18\x05 \x01(\bR\x05stale\"\x9a\x01\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\"\xc5\x01\n" +
 	"\x11DiffConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x12\n" +
 	"\x04from\x18\x04 \x01(\x03R\x04from\x12\x0e\n" +
 	"\x02to\x18\x05 \x01(\x03R\x02to\x12\x14\n" +
-	"\x05stale\x18\x06 \x01(\bR\x05stale\"\x84\x01\n" +
+	"\x05stale\x18\x06 \x01(\bR\x05stale\x12\x1d\n" +
+	"\acontent\x18\a \x01(\tH\x00R\acontent\x88\x01\x01B\n" +
+	"\n" +
+	"\b_content\"\x84\x01\n" +
 	"\x12DiffConfigResponse\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.junction.v1.ConfigVersionR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.junction.v1.ConfigVersionR\x02to\x12\x12\n" +
@@ -6378,19 +6603,22 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"native_cas\x18\x06 \x01(\bR\tnativeCas\x12%\n" +
 	"\x0econfig_history\x18\a \x01(\bR\rconfigHistory\x12%\n" +
 	"\x0eatomic_history\x18\b \x01(\bR\ratomicHistory\x12&\n" +
-	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xba\x01\n" +
+	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xf9\x01\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
 	"\x06leader\x18\x03 \x01(\tR\x06leader\x12=\n" +
 	"\fcapabilities\x18\x04 \x01(\v2\x19.junction.v1.CapabilitiesR\fcapabilities\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"\x14\n" +
-	"\x12ListMembersRequest\"i\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12\x18\n" +
+	"\agateway\x18\x06 \x01(\tR\agateway\x12#\n" +
+	"\rhealth_runner\x18\a \x01(\tR\fhealthRunner\"\x14\n" +
+	"\x12ListMembersRequest\"\x87\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12\x14\n" +
 	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x16\n" +
-	"\x06leader\x18\x04 \x01(\bR\x06leader\"\\\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x1c\n" +
+	"\treachable\x18\x05 \x01(\bR\treachable\"\\\n" +
 	"\x13ListMembersResponse\x12-\n" +
 	"\amembers\x18\x01 \x03(\v2\x13.junction.v1.MemberR\amembers\x12\x16\n" +
 	"\x06leader\x18\x02 \x01(\tR\x06leader\"E\n" +
@@ -6446,7 +6674,17 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x13DeletePolicyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
 	"\x14DeletePolicyResponse\"\x0f\n" +
-	"\rWhoAmIRequest*G\n" +
+	"\rWhoAmIRequest\"\x81\x01\n" +
+	"\vAccessCheck\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\"F\n" +
+	"\x12CheckAccessRequest\x120\n" +
+	"\x06checks\x18\x01 \x03(\v2\x18.junction.v1.AccessCheckR\x06checks\"/\n" +
+	"\x13CheckAccessResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x03(\bR\aallowed*G\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03PUT\x10\x01\x12\n" +
@@ -6494,7 +6732,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x0eClusterService\x12P\n" +
 	"\vListMembers\x12\x1f.junction.v1.ListMembersRequest\x1a .junction.v1.ListMembersResponse\x12L\n" +
 	"\tAddMember\x12\x1d.junction.v1.AddMemberRequest\x1a .junction.v1.ListMembersResponse\x12R\n" +
-	"\fRemoveMember\x12 .junction.v1.RemoveMemberRequest\x1a .junction.v1.ListMembersResponse2\xb2\x06\n" +
+	"\fRemoveMember\x12 .junction.v1.RemoveMemberRequest\x1a .junction.v1.ListMembersResponse2\x84\a\n" +
 	"\n" +
 	"AclService\x12D\n" +
 	"\tBootstrap\x12\x1d.junction.v1.BootstrapRequest\x1a\x18.junction.v1.TokenSecret\x12H\n" +
@@ -6509,7 +6747,8 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\n" +
 	"ReadPolicy\x12\x1e.junction.v1.ReadPolicyRequest\x1a\x13.junction.v1.Policy\x12S\n" +
 	"\fDeletePolicy\x12 .junction.v1.DeletePolicyRequest\x1a!.junction.v1.DeletePolicyResponse\x128\n" +
-	"\x06WhoAmI\x12\x1a.junction.v1.WhoAmIRequest\x1a\x12.junction.v1.TokenB;Z9github.com/junctionhq/junction/api/junction/v1;junctionv1b\x06proto3"
+	"\x06WhoAmI\x12\x1a.junction.v1.WhoAmIRequest\x1a\x12.junction.v1.Token\x12P\n" +
+	"\vCheckAccess\x12\x1f.junction.v1.CheckAccessRequest\x1a .junction.v1.CheckAccessResponseB;Z9github.com/junctionhq/junction/api/junction/v1;junctionv1b\x06proto3"
 
 var (
 	file_junction_v1_junction_proto_rawDescOnce sync.Once
@@ -6524,7 +6763,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                      // 0: junction.v1.EventType
 	(ImportPolicy)(0),                   // 1: junction.v1.ImportPolicy
@@ -6613,26 +6852,29 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*DeletePolicyRequest)(nil),         // 84: junction.v1.DeletePolicyRequest
 	(*DeletePolicyResponse)(nil),        // 85: junction.v1.DeletePolicyResponse
 	(*WhoAmIRequest)(nil),               // 86: junction.v1.WhoAmIRequest
-	nil,                                 // 87: junction.v1.Instance.MetadataEntry
-	nil,                                 // 88: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                 // 89: junction.v1.MetadataPatch.EntriesEntry
-	nil,                                 // 90: junction.v1.GrayRule.LabelsEntry
-	nil,                                 // 91: junction.v1.ConfigListener.LabelsEntry
-	(*durationpb.Duration)(nil),         // 92: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 93: google.protobuf.Timestamp
+	(*AccessCheck)(nil),                 // 87: junction.v1.AccessCheck
+	(*CheckAccessRequest)(nil),          // 88: junction.v1.CheckAccessRequest
+	(*CheckAccessResponse)(nil),         // 89: junction.v1.CheckAccessResponse
+	nil,                                 // 90: junction.v1.Instance.MetadataEntry
+	nil,                                 // 91: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                 // 92: junction.v1.MetadataPatch.EntriesEntry
+	nil,                                 // 93: junction.v1.GrayRule.LabelsEntry
+	nil,                                 // 94: junction.v1.ConfigListener.LabelsEntry
+	(*durationpb.Duration)(nil),         // 95: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 96: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	92, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	92, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	87, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	88, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	95, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	95, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	90, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	91, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	9,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	92, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	92, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	93, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	92, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	95, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	95, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	96, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	95, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	12, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	89, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	92, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	7,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	9,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	10, // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -6640,130 +6882,133 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	17, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	7,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	7,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	92, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	95, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	7,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	7,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	26, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	93, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	93, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	96, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	96, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	28, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	92, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	95, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
 	32, // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
-	90, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
+	93, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
 	32, // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
-	93, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
+	96, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
 	28, // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	93, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	96, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
 	42, // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,  // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
 	28, // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	93, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	96, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
 	46, // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
 	46, // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
 	46, // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
 	1,  // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
 	56, // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
-	91, // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
-	93, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
+	94, // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
+	96, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
 	59, // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
 	62, // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
 	65, // 46: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	93, // 47: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	93, // 48: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	96, // 47: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	96, // 48: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
 	69, // 49: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	92, // 50: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	95, // 50: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
 	69, // 51: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
 	78, // 52: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	3,  // 53: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	4,  // 54: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	5,  // 55: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	8,  // 56: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	19, // 57: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	21, // 58: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	23, // 59: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	25, // 60: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	11, // 61: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	13, // 62: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	15, // 63: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	16, // 64: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	29, // 65: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	31, // 66: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	39, // 67: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	41, // 68: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	44, // 69: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	47, // 70: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	49, // 71: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	50, // 72: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	52, // 73: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	53, // 74: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
-	55, // 75: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
-	58, // 76: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
-	34, // 77: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
-	35, // 78: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
-	36, // 79: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
-	61, // 80: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	64, // 81: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	67, // 82: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	68, // 83: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	71, // 84: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	72, // 85: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	73, // 86: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	75, // 87: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	76, // 88: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	79, // 89: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	80, // 90: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	81, // 91: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	83, // 92: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	84, // 93: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	86, // 94: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	2,  // 95: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	2,  // 96: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	6,  // 97: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	18, // 98: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	20, // 99: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	22, // 100: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	24, // 101: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	27, // 102: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	18, // 103: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	14, // 104: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	17, // 105: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	17, // 106: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	30, // 107: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	38, // 108: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	40, // 109: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	43, // 110: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	45, // 111: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	48, // 112: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	46, // 113: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	51, // 114: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	38, // 115: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	54, // 116: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
-	57, // 117: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
-	60, // 118: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
-	33, // 119: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
-	38, // 120: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
-	37, // 121: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
-	63, // 122: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	66, // 123: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	66, // 124: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	66, // 125: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	70, // 126: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	70, // 127: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	74, // 128: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	69, // 129: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	77, // 130: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	78, // 131: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	78, // 132: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	82, // 133: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	78, // 134: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	85, // 135: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	69, // 136: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	95, // [95:137] is the sub-list for method output_type
-	53, // [53:95] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	87, // 53: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
+	3,  // 54: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	4,  // 55: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	5,  // 56: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	8,  // 57: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	19, // 58: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	21, // 59: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	23, // 60: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	25, // 61: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	11, // 62: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13, // 63: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15, // 64: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16, // 65: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	29, // 66: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	31, // 67: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	39, // 68: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	41, // 69: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	44, // 70: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	47, // 71: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	49, // 72: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	50, // 73: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	52, // 74: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	53, // 75: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	55, // 76: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	58, // 77: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
+	34, // 78: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
+	35, // 79: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
+	36, // 80: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
+	61, // 81: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	64, // 82: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	67, // 83: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	68, // 84: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	71, // 85: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	72, // 86: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	73, // 87: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	75, // 88: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	76, // 89: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	79, // 90: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	80, // 91: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	81, // 92: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	83, // 93: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	84, // 94: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	86, // 95: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	88, // 96: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
+	2,  // 97: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,  // 98: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,  // 99: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18, // 100: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20, // 101: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22, // 102: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24, // 103: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	27, // 104: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	18, // 105: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14, // 106: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17, // 107: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17, // 108: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	30, // 109: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	38, // 110: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	40, // 111: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	43, // 112: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	45, // 113: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	48, // 114: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	46, // 115: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	51, // 116: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	38, // 117: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	54, // 118: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	57, // 119: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	60, // 120: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
+	33, // 121: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
+	38, // 122: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
+	37, // 123: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
+	63, // 124: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	66, // 125: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	66, // 126: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	66, // 127: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	70, // 128: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	70, // 129: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	74, // 130: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	69, // 131: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	77, // 132: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	78, // 133: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	78, // 134: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	82, // 135: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	78, // 136: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	85, // 137: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	69, // 138: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	89, // 139: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
+	97, // [97:140] is the sub-list for method output_type
+	54, // [54:97] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -6776,6 +7021,7 @@ func file_junction_v1_junction_proto_init() {
 	file_junction_v1_junction_proto_msgTypes[29].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[33].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[37].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[48].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -6783,7 +7029,7 @@ func file_junction_v1_junction_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   90,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

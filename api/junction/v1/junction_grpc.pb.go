@@ -1602,6 +1602,7 @@ const (
 	AclService_ReadPolicy_FullMethodName   = "/junction.v1.AclService/ReadPolicy"
 	AclService_DeletePolicy_FullMethodName = "/junction.v1.AclService/DeletePolicy"
 	AclService_WhoAmI_FullMethodName       = "/junction.v1.AclService/WhoAmI"
+	AclService_CheckAccess_FullMethodName  = "/junction.v1.AclService/CheckAccess"
 )
 
 // AclServiceClient is the client API for AclService service.
@@ -1640,6 +1641,10 @@ type AclServiceClient interface {
 	DeletePolicy(ctx context.Context, in *DeletePolicyRequest, opts ...grpc.CallOption) (*DeletePolicyResponse, error)
 	// WhoAmI describes the caller's own token.
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*Token, error)
+	// CheckAccess answers, for each action listed, whether the caller's own
+	// token may take it (the console disables the others). It tells nothing
+	// a caller could not learn by trying.
+	CheckAccess(ctx context.Context, in *CheckAccessRequest, opts ...grpc.CallOption) (*CheckAccessResponse, error)
 }
 
 type aclServiceClient struct {
@@ -1760,6 +1765,16 @@ func (c *aclServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts .
 	return out, nil
 }
 
+func (c *aclServiceClient) CheckAccess(ctx context.Context, in *CheckAccessRequest, opts ...grpc.CallOption) (*CheckAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckAccessResponse)
+	err := c.cc.Invoke(ctx, AclService_CheckAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AclServiceServer is the server API for AclService service.
 // All implementations must embed UnimplementedAclServiceServer
 // for forward compatibility.
@@ -1796,6 +1811,10 @@ type AclServiceServer interface {
 	DeletePolicy(context.Context, *DeletePolicyRequest) (*DeletePolicyResponse, error)
 	// WhoAmI describes the caller's own token.
 	WhoAmI(context.Context, *WhoAmIRequest) (*Token, error)
+	// CheckAccess answers, for each action listed, whether the caller's own
+	// token may take it (the console disables the others). It tells nothing
+	// a caller could not learn by trying.
+	CheckAccess(context.Context, *CheckAccessRequest) (*CheckAccessResponse, error)
 	mustEmbedUnimplementedAclServiceServer()
 }
 
@@ -1838,6 +1857,9 @@ func (UnimplementedAclServiceServer) DeletePolicy(context.Context, *DeletePolicy
 }
 func (UnimplementedAclServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*Token, error) {
 	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
+}
+func (UnimplementedAclServiceServer) CheckAccess(context.Context, *CheckAccessRequest) (*CheckAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckAccess not implemented")
 }
 func (UnimplementedAclServiceServer) mustEmbedUnimplementedAclServiceServer() {}
 func (UnimplementedAclServiceServer) testEmbeddedByValue()                    {}
@@ -2058,6 +2080,24 @@ func _AclService_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AclService_CheckAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AclServiceServer).CheckAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AclService_CheckAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AclServiceServer).CheckAccess(ctx, req.(*CheckAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AclService_ServiceDesc is the grpc.ServiceDesc for AclService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2108,6 +2148,10 @@ var AclService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WhoAmI",
 			Handler:    _AclService_WhoAmI_Handler,
+		},
+		{
+			MethodName: "CheckAccess",
+			Handler:    _AclService_CheckAccess_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

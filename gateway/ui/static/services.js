@@ -1,0 +1,283 @@
+// Services: the list of a namespace's services, and one service's
+// instances, live from the watch stream.
+import { useState, useEffect, useMemo } from './vendor/htm-preact-3.1.1.js';
+import { html, useScope, useAsync, useAccess, ErrorNote, Loading, Confirm, Field, href, denied, time } from './lib.js';
+import { call, get, seg, watch } from './api.js';
+
+/** pattern turns a search into a name pattern: "pay" finds "*pay*". */
+const pattern = (q) => (!q ? '' : q.includes('*') ? q : `*${q}*`);
+
+export function Services() {
+  const { namespace, group } = useScope();
+  const [q, setQ] = useState('');
+  const [pages, setPages] = useState([]);
+  const [next, setNext] = useState('');
+  const list = useAsync(
+    async (signal) => {
+      const r = await get(`namespaces/${seg(namespace)}/services`, { group, name: pattern(q), pageSize: 100 }, signal);
+      setPages([r.services]);
+      setNext(r.nextPageToken);
+      return r;
+    },
+    [namespace, group, q],
+  );
+  const more = async () => {
+    const r = await get(`namespaces/${seg(namespace)}/services`, { group, name: pattern(q), pageSize: 100, pageToken: next });
+    setPages((p) => [...p, r.services]);
+    setNext(r.nextPageToken);
+  };
+  const services = pages.flat();
+  return html`<section aria-labelledby="services-title">
+    <h1 id="services-title">Services <small class="muted">in ${namespace}${group ? ' / ' + group : ''}</small></h1>
+    <div class="toolbar">
+      <label>Search <input type="search" name="service-search" value=${q} placeholder="name or pattern (pay*)" onInput=${(e) => setQ(e.target.value.trim())} /></label>
+      <button type="button" onClick=${list.reload}>Refresh</button>
+    </div>
+    ${list.loading && html`<${Loading} what="services" />`}
+    <${ErrorNote} error=${list.error} retry=${list.reload} />
+    ${!list.loading && !list.error && services.length === 0 && html`<p class="muted">No services${q ? ' match' : ''}.</p>`}
+    ${services.length > 0 &&
+    html`<table class="grid" aria-label="Services">
+      <thead><tr><th scope="col">Service</th><th scope="col">Group</th><th scope="col">Instances</th><th scope="col">Healthy / total</th></tr></thead>
+      <tbody>${services.map(
+        (s) => html`<tr data-service=${s.service}>
+          <td><a href=${href('services', s.group, s.service)}>${s.service}</a></td>
+          <td>${s.group}</td>
+          <td>${s.instances}</td>
+          <td class=${s.healthy < s.instances ? 'warn' : 'ok'}>${s.healthy} / ${s.instances}</td>
+        </tr>`,
+      )}</tbody>
+    </table>`}
+    ${next && html`<button type="button" onClick=${more}>Load more</button>`}
+  </section>`;
+}
+
+const ROW = 34; // px: the height of an instance row (style.css agrees)
+const VISIBLE = 16; // rows in view
+
+/**
+ * useInstances follows a service's instances on the watch stream: a RESET
+ * replaces everything seen, a PUT or DELETE changes one instance.
+ */
+function useInstances(namespace, group, service) {
+  const [state, setState] = useState({ map: new Map(), live: 'connecting', error: null });
+  useEffect(() => {
+    const ctl = new AbortController();
+    let map = new Map();
+    watch(`namespaces/${seg(namespace)}/groups/${seg(group)}/services/${seg(service)}/instances:watch`, {
+      signal: ctl.signal,
+      onEvent: (ev) => {
+        if (ev.type === 'RESET') {
+          map = new Map((ev.instances || []).map((i) => [i.id, i]));
+        } else if (ev.type === 'PUT' && ev.instance) {
+          map = new Map(map).set(ev.instance.id, ev.instance);
+        } else if (ev.type === 'DELETE' && ev.instance) {
+          map = new Map(map);
+          map.delete(ev.instance.id);
+        }
+        setState({ map, live: 'live', error: null });
+      },
+      onState: (live, error) => setState((s) => ({ ...s, live, error: error || null })),
+    });
+    return () => ctl.abort();
+  }, [namespace, group, service]);
+  return state;
+}
+
+export function ServiceDetail({ group, service }) {
+  const { namespace } = useScope();
+  const { map, live, error } = useInstances(namespace, group, service);
+  const [cluster, setCluster] = useState('');
+  const [health, setHealth] = useState('');
+  const [selected, setSelected] = useState('');
+  const [scroll, setScroll] = useState(0);
+  const [mayWrite] = useAccess([['service', namespace, group, service, 'write']]);
+  const all = useMemo(() => [...map.values()].sort((a, b) => (a.id < b.id ? -1 : 1)), [map]);
+  const clusters = useMemo(() => [...new Set(all.map((i) => i.cluster))].sort(), [all]);
+  const shown = all.filter(
+    (i) => (!cluster || i.cluster === cluster) && (!health || (health === 'healthy' ? i.healthy : !i.healthy)),
+  );
+  const healthy = all.filter((i) => i.healthy).length;
+  // A virtual list: only the rows in view are in the page, so 10,000
+  // instances cost what 16 do.
+  const first = Math.max(0, Math.floor(scroll / ROW) - 4);
+  const rows = shown.slice(first, first + VISIBLE + 8);
+  const inst = map.get(selected);
+  return html`<section aria-labelledby="service-title">
+    <p><a href="#/services">← Services</a></p>
+    <h1 id="service-title">${service} <small class="muted">${namespace} / ${group}</small></h1>
+    <p class="live" role="status" data-live=${live}>
+      ${live === 'live' ? '● live' : live === 'failed' ? 'stopped' : '○ ' + live}
+      ${' · '}<span data-testid="counts">${healthy} healthy / ${all.length} total</span>
+    </p>
+    <${ErrorNote} error=${error} />
+    <${Settings} namespace=${namespace} group=${group} service=${service} mayWrite=${mayWrite} />
+    <div class="toolbar">
+      <label>Cluster <select name="cluster" value=${cluster} onChange=${(e) => setCluster(e.target.value)}>
+        <option value="">all</option>${clusters.map((c) => html`<option value=${c}>${c}</option>`)}
+      </select></label>
+      <label>Health <select name="health" value=${health} onChange=${(e) => setHealth(e.target.value)}>
+        <option value="">all</option><option value="healthy">healthy</option><option value="unhealthy">unhealthy</option>
+      </select></label>
+      <span class="muted">${shown.length} shown</span>
+    </div>
+    <div class="split">
+      <div class="vlist" role="grid" aria-label="Instances" aria-rowcount=${shown.length} tabindex="0"
+        style=${{ height: ROW * VISIBLE + 'px' }} onScroll=${(e) => setScroll(e.target.scrollTop)}
+        onKeyDown=${(e) => {
+          const i = shown.findIndex((x) => x.id === selected);
+          if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+            e.preventDefault();
+            const n = shown[Math.min(shown.length - 1, Math.max(0, i + (e.key === 'ArrowDown' ? 1 : -1)))];
+            if (n) setSelected(n.id);
+          }
+        }}>
+        <div style=${{ height: shown.length * ROW + 'px', position: 'relative' }}>
+          ${rows.map(
+            (i, k) => html`<div role="row" class=${'irow' + (i.id === selected ? ' sel' : '')} data-instance=${i.id}
+              aria-rowindex=${first + k + 1} aria-selected=${i.id === selected}
+              style=${{ top: (first + k) * ROW + 'px' }} onClick=${() => setSelected(i.id)}>
+              <span role="gridcell" class="addr">${i.ip}:${i.port}</span>
+              <span role="gridcell">${i.cluster}</span>
+              <span role="gridcell">w ${i.weight}</span>
+              <span role="gridcell" class=${i.healthy ? 'ok' : 'bad'}>${i.healthy ? 'healthy' : 'unhealthy'}</span>
+              <span role="gridcell" class=${i.enabled ? '' : 'warn'}>${i.enabled ? 'enabled' : 'maintenance'}</span>
+              <span role="gridcell" class="muted">${i.ephemeral ? 'ephemeral' : 'persistent'}</span>
+            </div>`,
+          )}
+        </div>
+      </div>
+      ${inst
+        ? html`<${InstancePanel} key=${inst.id + '/' + inst.revision} inst=${inst} namespace=${namespace} group=${group} service=${service}
+            mayWrite=${mayWrite} onGone=${() => setSelected('')} />`
+        : html`<p class="muted panel">Select an instance (click, or the arrow keys in the list) to see and change it.</p>`}
+    </div>
+  </section>`;
+}
+
+function Settings({ namespace, group, service, mayWrite }) {
+  const path = `namespaces/${seg(namespace)}/groups/${seg(group)}/services/${seg(service)}/settings`;
+  const cur = useAsync((signal) => get(path, null, signal), [path]);
+  const [value, setValue] = useState(null);
+  const [error, setError] = useState(null);
+  const [saved, setSaved] = useState(false);
+  const shown = value ?? String(cur.data?.protectThreshold ?? '');
+  const save = async (e) => {
+    e.preventDefault();
+    setError(null);
+    setSaved(false);
+    try {
+      await call('PUT', path, { body: { protectThreshold: Number(shown) } });
+      setSaved(true);
+      setValue(null);
+      cur.reload();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<form class="toolbar" onSubmit=${save} aria-label="Service settings">
+    <label>Protect threshold <input name="protect-threshold" type="number" min="0" max="1" step="0.05" value=${shown}
+      onInput=${(e) => setValue(e.target.value)} /></label>
+    <button type="submit" disabled=${!mayWrite} title=${denied(mayWrite, 'change this service')}>Save</button>
+    <small class="muted">0 to 1: when fewer than this share are healthy, healthy-only queries return every instance.</small>
+    ${saved && html`<span role="status" class="ok">Saved.</span>`}
+    <${ErrorNote} error=${error || cur.error} />
+  </form>`;
+}
+
+const metaText = (m) =>
+  Object.entries(m || {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+
+function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
+  const path = `namespaces/${seg(namespace)}/groups/${seg(group)}/services/${seg(service)}/instances/${seg(inst.id)}`;
+  const [weight, setWeight] = useState(String(inst.weight));
+  const [meta, setMeta] = useState(metaText(inst.metadata));
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [confirm, setConfirm] = useState(false);
+  const healthInfo = useAsync((signal) => get(path + '/health', null, signal), [path, inst.revision]);
+  const patch = async (body) => {
+    setError(null);
+    setBusy(true);
+    try {
+      await call('PATCH', path, { body: { ...body, ifRevision: inst.revision } });
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const saveMeta = (e) => {
+    e.preventDefault();
+    const entries = {};
+    for (const line of meta.split('\n')) {
+      const t = line.trim();
+      if (!t) continue;
+      const at = t.indexOf('=');
+      if (at <= 0) {
+        setError(new Error(`"${t}" is not NAME=VALUE`));
+        return;
+      }
+      entries[t.slice(0, at).trim()] = t.slice(at + 1).trim();
+    }
+    patch({ metadata: { entries } });
+  };
+  const deregister = async (yes) => {
+    setConfirm(false);
+    if (!yes) return;
+    try {
+      await call('DELETE', path);
+      onGone();
+    } catch (err) {
+      setError(err);
+    }
+  };
+  const why = denied(mayWrite, 'change this service');
+  const check = healthInfo.data?.check;
+  return html`<aside class="panel" aria-label=${'Instance ' + inst.id}>
+    <h2>${inst.ip}:${inst.port}</h2>
+    <dl class="facts">
+      <dt>ID</dt><dd>${inst.id}</dd>
+      <dt>Cluster</dt><dd>${inst.cluster}</dd>
+      <dt>Kind</dt><dd>${inst.ephemeral ? `ephemeral (session ${inst.session || '—'})` : 'persistent'}</dd>
+      <dt>Healthy</dt><dd class=${inst.healthy ? 'ok' : 'bad'}>${inst.healthy ? 'yes' : 'no'}</dd>
+      <dt>Revision</dt><dd>${inst.revision}</dd>
+    </dl>
+    <${ErrorNote} error=${error} />
+    <form onSubmit=${(e) => {
+      e.preventDefault();
+      patch({ weight: Number(weight) });
+    }}>
+      <${Field} label="Weight" hint="0 to 10000">
+        <input name="weight" type="number" min="0" max="10000" step="any" value=${weight} onInput=${(e) => setWeight(e.target.value)} />
+      </${Field}>
+      <button type="submit" disabled=${!mayWrite || busy} title=${why}>Set weight</button>
+    </form>
+    <div class="actions">
+      <button type="button" name="maintenance" aria-pressed=${!inst.enabled} disabled=${!mayWrite || busy} title=${why}
+        onClick=${() => patch({ enabled: !inst.enabled })}>${inst.enabled ? 'Disable (maintenance)' : 'Enable'}</button>
+      ${!inst.ephemeral &&
+      html`<button type="button" class="danger" disabled=${!mayWrite} title=${why} onClick=${() => setConfirm(true)}>Deregister…</button>`}
+    </div>
+    <form onSubmit=${saveMeta}>
+      <${Field} label="Metadata" hint="one NAME=VALUE a line; replaces all of it">
+        <textarea name="metadata" rows="4" value=${meta} onInput=${(e) => setMeta(e.target.value)}></textarea>
+      </${Field}>
+      <button type="submit" disabled=${!mayWrite || busy} title=${why}>Save metadata</button>
+    </form>
+    <h3>Health check</h3>
+    ${healthInfo.loading && html`<${Loading} />`}
+    ${healthInfo.data &&
+    (check
+      ? html`<p>${check.kind} ${check.target} · run by ${healthInfo.data.runner || 'no gateway yet'}</p>
+          <ul class="results">${(healthInfo.data.history || []).slice(-10).reverse().map(
+            (r) => html`<li class=${r.pass ? 'ok' : 'bad'}>${time(r.at)} ${r.pass ? 'pass' : 'fail'} ${r.output}</li>`,
+          )}</ul>`
+      : html`<p class="muted">No health check: its health is set by hand or by its session.</p>`)}
+    <${Confirm} open=${confirm} title="Deregister this instance?" confirmLabel="Deregister" danger onAnswer=${deregister}>
+      <p>${inst.ip}:${inst.port} (${inst.id}) is removed from ${service}. Clients stop seeing it at once.</p>
+    </${Confirm}>
+  </aside>`;
+}
