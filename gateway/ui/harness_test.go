@@ -312,4 +312,3 @@ func (p *page) shot(name string) {
 		p.t.Fatal(err)
 	}
 }
-
