@@ -214,7 +214,9 @@ func openPage(t *testing.T, s *server) *page {
 
 func (p *page) run(actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	if err := chromedp.Do(p.ctx, actions...); err != nil {
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		p.t.Fatal(err)
 	}
 }
@@ -261,10 +263,14 @@ func (p *page) click(sel string) {
 	p.run(chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 }
 
-// button clicks the enabled button whose text is label.
+// button clicks the button whose text is label, once it is enabled (a
+// click() on the element: a mouse click at its place would miss when the
+// page moves it meanwhile).
 func (p *page) button(label string) {
 	p.t.Helper()
-	p.run(chromedp.Click(fmt.Sprintf(`//button[normalize-space()=%q]`, label), chromedp.NodeVisible))
+	find := fmt.Sprintf(`[...document.querySelectorAll('button')].find(b => b.textContent.trim() === %q && !b.disabled && b.offsetParent !== null)`, label)
+	p.waitFor("!!"+find, 10*time.Second)
+	p.eval(fmt.Sprintf("(%s).click(), true", find))
 }
 
 // disabled reports whether the button labelled label is disabled, and why
@@ -286,7 +292,9 @@ func (p *page) disabled(label string) (bool, string) {
 // text returns the text of the first element sel matches.
 func (p *page) text(sel string) string {
 	p.t.Helper()
-	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel), chromedp.NodeVisible))
 	if err != nil {
 		p.t.Fatalf("text of %s: %v", sel, err)
 	}

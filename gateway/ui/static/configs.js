@@ -89,8 +89,14 @@ export function ConfigDetail({ group, dataId }) {
     watch(base + ':watch', { signal: ctl.signal, onEvent: (ev) => setRemote(ev) });
     return () => ctl.abort();
   }, [base]);
+  // The revision of this page's own last write: its event is no news.
+  const [own, setOwn] = useState(0);
+  const reload = (rev) => {
+    if (rev) setOwn(Number(rev));
+    item.reload();
+  };
   const stored = item.data;
-  const changed = remote && item.data !== undefined && Number(remote.revision) > Number(stored?.revision || 0) &&
+  const changed = remote && item.data !== undefined && Number(remote.revision) > Math.max(own, Number(stored?.revision || 0)) &&
     (remote.type === 'DELETE' ? !!stored : remote.config && remote.config.revision !== stored?.revision);
   const tabs = [
     ['editor', 'Editor'],
@@ -105,7 +111,7 @@ export function ConfigDetail({ group, dataId }) {
     ${item.loading && html`<${Loading} what="the config" />`}
     <${ErrorNote} error=${item.error} retry=${item.reload} />
     ${changed && html`<div class="banner warn" role="status">Changed on the server (revision ${remote.revision}).
-      <button type="button" onClick=${item.reload}>Load it</button></div>`}
+      <button type="button" onClick=${() => reload()}>Load it</button></div>`}
     <div role="tablist" aria-label="Config views" class="tabs">
       ${tabs.map(
         ([id, label]) => html`<button type="button" role="tab" id=${'tab-' + id} aria-selected=${tab === id} aria-controls=${'panel-' + id}
@@ -115,11 +121,11 @@ export function ConfigDetail({ group, dataId }) {
     <div role="tabpanel" id=${'panel-' + tab} aria-labelledby=${'tab-' + tab}>
       ${item.data !== undefined &&
       (tab === 'editor'
-        ? html`<${Editor} key=${stored?.revision || 'new'} base=${base} dataId=${dataId} stored=${stored} mayWrite=${mayWrite} reload=${item.reload} />`
+        ? html`<${Editor} key=${stored?.revision || 'new'} base=${base} dataId=${dataId} stored=${stored} mayWrite=${mayWrite} reload=${reload} />`
         : tab === 'history'
-          ? html`<${History} base=${base} stored=${stored} mayWrite=${mayWrite} reload=${item.reload} />`
+          ? html`<${History} base=${base} stored=${stored} mayWrite=${mayWrite} reload=${reload} />`
           : tab === 'gray'
-            ? html`<${Gray} base=${base} stored=${stored} mayWrite=${mayWrite} reload=${item.reload} />`
+            ? html`<${Gray} base=${base} stored=${stored} mayWrite=${mayWrite} reload=${reload} />`
             : html`<${Listeners} base=${base} />`)}
     </div>
   </section>`;
@@ -131,7 +137,7 @@ function LineEditor({ value, onInput, bad, label, describedBy, readOnly }) {
   const n = value.split('\n').length;
   return html`<div class="editor">
     <pre class="gutter" ref=${gutter} aria-hidden="true">${Array.from({ length: n }, (_, i) =>
-      html`<span class=${i + 1 === bad ? 'bad' : ''}>${i + 1}\n</span>`)}</pre>
+      html`<span class=${i + 1 === bad ? 'bad' : ''}>${i + 1}</span>`)}</pre>
     <textarea name="content" aria-label=${label} spellcheck="false" rows=${Math.min(30, Math.max(8, n + 1))}
       value=${value} readOnly=${readOnly} aria-invalid=${bad ? 'true' : undefined} aria-describedby=${describedBy}
       onInput=${(e) => onInput(e.target.value)}
@@ -166,14 +172,14 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
   const publish = async (ifRevision) => {
     setError(null);
     try {
-      await call('PUT', base, {
+      const r = await call('PUT', base, {
         raw: content,
         query: { type, ifRevision, message, validate: validate ? undefined : 'false' },
       });
       setReview(null);
       setConflict(null);
       setDone('Published.');
-      reload();
+      reload(r.config.revision);
     } catch (err) {
       setReview(null);
       if (err.status === 409) {
@@ -190,9 +196,9 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
     setConfirmDelete(false);
     if (!yes) return;
     try {
-      await call('DELETE', base, { query: { ifRevision: rev, message } });
+      const r = await call('DELETE', base, { query: { ifRevision: rev, message } });
       setDone('Deleted.');
-      reload();
+      reload(r.revision);
     } catch (err) {
       setError(err);
     }
@@ -291,8 +297,8 @@ function History({ base, stored, mayWrite, reload }) {
     if (!yes) return;
     setError(null);
     try {
-      await call('POST', base + '/rollback', { body: { number: n, ifRevision: stored ? stored.revision : 0 } });
-      reload();
+      const r = await call('POST', base + '/rollback', { body: { number: n, ifRevision: stored ? stored.revision : 0 } });
+      reload(r.config.revision);
       list.reload();
     } catch (err) {
       setError(err);
@@ -342,10 +348,10 @@ function Gray({ base, stored, mayWrite, reload }) {
     setError(null);
     setDone('');
     try {
-      await f();
+      const r = await f();
       setDone(what);
       cur.reload();
-      reload();
+      reload(r?.config?.revision);
     } catch (err) {
       setError(err);
     }

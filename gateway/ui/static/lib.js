@@ -107,7 +107,7 @@ export function DiffView({ diff, label }) {
   const lines = diff.replace(/\n$/, '').split('\n');
   return html`<pre class="diff" aria-label=${label || 'Differences'} tabindex="0">${lines.map((l) => {
     const cls = l.startsWith('+++') || l.startsWith('---') ? 'hdr' : l[0] === '+' ? 'add' : l[0] === '-' ? 'del' : l[0] === '@' ? 'hunk' : '';
-    return html`<span class=${cls}>${l}\n</span>`;
+    return html`<span class=${cls}>${l || ' '}</span>`;
   })}</pre>`;
 }
 

@@ -148,7 +148,7 @@ export function ServiceDetail({ group, service }) {
         </div>
       </div>
       ${inst
-        ? html`<${InstancePanel} key=${inst.id + '/' + inst.revision} inst=${inst} namespace=${namespace} group=${group} service=${service}
+        ? html`<${InstancePanel} key=${inst.id} inst=${inst} namespace=${namespace} group=${group} service=${service}
             mayWrite=${mayWrite} onGone=${() => setSelected('')} />`
         : html`<p class="muted panel">Select an instance (click, or the arrow keys in the list) to see and change it.</p>`}
     </div>
@@ -197,6 +197,11 @@ function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const [confirm, setConfirm] = useState(false);
+  // A change from elsewhere (the watch) shows its new values.
+  useEffect(() => {
+    setWeight(String(inst.weight));
+    setMeta(metaText(inst.metadata));
+  }, [inst.revision]);
   const healthInfo = useAsync((signal) => get(path + '/health', null, signal), [path, inst.revision]);
   const patch = async (body) => {
     setError(null);
