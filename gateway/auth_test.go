@@ -531,6 +531,12 @@ func authOps() []authOp {
 			_, err := acls(cc).WhoAmI(ctx, &pb.WhoAmIRequest{})
 			return err
 		}, func(string) (string, string, string) { return "GET", "/v1/acl/self", "" }, nil},
+		{"CheckAccess", anyOK, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			_, err := acls(cc).CheckAccess(ctx, &pb.CheckAccessRequest{Checks: []*pb.AccessCheck{{Kind: "service", Namespace: ns, Name: authSvc, Action: "write"}}})
+			return err
+		}, func(ns string) (string, string, string) {
+			return "POST", "/v1/acl/self/check", `{"checks":[{"kind":"service","namespace":"` + ns + `","name":"x","action":"write"}]}`
+		}, nil},
 	}
 }
 
@@ -679,11 +685,66 @@ func TestAuthMatrix(t *testing.T) {
 			s := setUpACL(t, srv.entry)
 			denials := runMatrix(t, srv, s)
 			checkAuthors(t, srv, s)
+			checkAccessAnswers(t, srv, s)
 			checkFiltered(t, srv, s)
 			checkRevokeEverywhere(t, srv, s)
 			checkAudit(t, srv, denials)
 			checkNoSecrets(t, srv, s)
 		})
+	}
+}
+
+// checkAccessAnswers checks that CheckAccess answers each token as the
+// matrix's enforcement does, cell by cell, and refuses malformed checks.
+func checkAccessAnswers(t *testing.T, srv *authServer, s secrets) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type cell struct{ kind, action, grant string }
+	cells := []cell{{"service", "read", svcR}, {"service", "write", svcW}, {"config", "read", cfgR}, {"config", "write", cfgW}}
+	for name, g := range grants {
+		if len(g.all) == 0 || name == "none" {
+			continue // refused before any check: the matrix covers it
+		}
+		var checks []*pb.AccessCheck
+		var want []bool
+		for _, ns := range []string{nsA, nsB} {
+			granted := g.a
+			if ns == nsB {
+				granted = g.b
+			}
+			for _, c := range cells {
+				res := authSvc
+				if c.kind == "config" {
+					res = authCfg
+				}
+				checks = append(checks, &pb.AccessCheck{Kind: c.kind, Namespace: ns, Group: authGroup, Name: res, Action: c.action})
+				want = append(want, slices.Contains(granted, c.grant))
+			}
+		}
+		resp, err := pb.NewAclServiceClient(withToken(t, srv.entry, s[name])).CheckAccess(ctx, &pb.CheckAccessRequest{Checks: checks})
+		if err != nil {
+			t.Fatalf("%s: CheckAccess: %v", name, err)
+		}
+		for i, ch := range checks {
+			if resp.Allowed[i] != want[i] {
+				t.Errorf("%s: CheckAccess %s %s in %s says %v; the matrix enforces %v", name, ch.Action, ch.Kind, ch.Namespace, resp.Allowed[i], want[i])
+			}
+		}
+	}
+	m := pb.NewAclServiceClient(withToken(t, srv.entry, s["read-a"]))
+	for _, bad := range []*pb.CheckAccessRequest{
+		{Checks: []*pb.AccessCheck{{Kind: "services", Action: "read"}}},
+		{Checks: []*pb.AccessCheck{{Kind: "service", Action: "delete"}}},
+		{Checks: make([]*pb.AccessCheck, 101)},
+	} {
+		for i := range bad.Checks {
+			if bad.Checks[i] == nil {
+				bad.Checks[i] = &pb.AccessCheck{Kind: "service", Action: "read"}
+			}
+		}
+		if _, err := m.CheckAccess(ctx, bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("CheckAccess %v: %v, want INVALID_ARGUMENT", bad.Checks[0], err)
+		}
 	}
 }
 

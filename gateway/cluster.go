@@ -26,10 +26,22 @@ func (c *clusterService) list(ctx context.Context, cl backends.Cluster) (*pb.Lis
 		return nil, err
 	}
 	resp := &pb.ListMembersResponse{Leader: leader}
+	// The node under this gateway is reachable: it answered. (A single
+	// node's id is a name, not an address to dial.)
+	var self string
+	if c.s.lead != nil {
+		if id, isSelf := c.s.lead.Leader(); isSelf {
+			self = id
+		}
+	}
 	var wg sync.WaitGroup
 	for _, m := range ms {
 		pm := &pb.Member{Id: m.ID, RaftAddress: m.Address, Voter: m.Voter, Leader: m.Leader}
 		resp.Members = append(resp.Members, pm)
+		if m.ID == self {
+			pm.Reachable = true
+			continue
+		}
 		wg.Go(func() { pm.Reachable = reachable(ctx, m.ID) })
 	}
 	wg.Wait()

@@ -144,6 +144,7 @@ type Server struct {
 	acl      *aclCache
 	auth     *authorizer
 	health   *healthRunner
+	lead     backends.Leadership // the store node's own, when it has one
 	patches  *patcher
 	checks   *recordSet // the health checks' records
 	settings *settingsCache
@@ -165,6 +166,7 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	routed := Forwarding(b, cfg.Logger)
 	s := &Server{b: routed, cfg: cfg, log: cfg.Logger, m: newMetrics()}
 	lead, _ := b.(backends.Leadership)
+	s.lead = lead
 	s.acl = newACLCache(routed, lead, cfg.Logger)
 	if f, ok := routed.(*forwarding); ok && routed != b {
 		s.fwd = f // this server's own: released with it

@@ -131,6 +131,10 @@ func TestClusterFailover(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("leader %s killed: writes accepted again after %v", c.addrs[old], time.Since(killed).Round(time.Millisecond))
+	// The members list says which node is down (what the console shows).
+	if got := reachability(t, c.addrs[survivor]); got[c.addrs[old]] || !got[c.addrs[survivor]] || !got[c.addrs[3-old-survivor]] || len(got) != 3 {
+		t.Errorf("with %s killed, the members' reachability reads %v", c.addrs[old], got)
+	}
 	c.restart(old)
 
 	rounds := 5
@@ -222,6 +226,30 @@ func checkKeys(t *testing.T, addr string, keys map[string]string) {
 			t.Fatalf("%s: %s = %.80q (%v), want %.80q", addr, k, r.GetConfig().GetContent(), err, want)
 		}
 	}
+}
+
+// reachability is what node addr's members list says of each member:
+// whether it could connect to it.
+func reachability(t *testing.T, addr string) map[string]bool {
+	t.Helper()
+	out, err := runCLI(t, addr, "members", "list", "-o", "json")
+	if err != nil {
+		t.Fatalf("members list: %v\n%s", err, out)
+	}
+	var resp struct {
+		Members []struct {
+			ID        string
+			Reachable bool
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := map[string]bool{}
+	for _, m := range resp.Members {
+		got[m.ID] = m.Reachable
+	}
+	return got
 }
 
 // members lists the members node addr knows, as "id=raft-addr" sorted.

@@ -277,10 +277,11 @@ function History({ base, stored, mayWrite, reload }) {
   const [error, setError] = useState(null);
   const [rollback, setRollback] = useState(0);
   const versions = list.data?.versions || [];
+  // The list is newest first; compare the last two by default.
   useEffect(() => {
-    if (versions.length > 0 && !to) {
-      setTo(Number(versions[versions.length - 1].number));
-      setFrom(versions.length > 1 ? Number(versions[versions.length - 2].number) : 0);
+    if (versions.length > 0) {
+      setTo(Number(versions[0].number));
+      setFrom(versions.length > 1 ? Number(versions[1].number) : 0);
     }
   }, [versions.length]);
   const compare = async () => {
@@ -313,7 +314,7 @@ function History({ base, stored, mayWrite, reload }) {
     html`<table class="grid" aria-label="Versions">
       <thead><tr><th scope="col">Version</th><th scope="col">Operation</th><th scope="col">Author</th><th scope="col">Time</th>
         <th scope="col">Message</th><th scope="col">From</th><th scope="col">To</th><th scope="col"><span class="sr">Actions</span></th></tr></thead>
-      <tbody>${[...versions].reverse().map((v) => {
+      <tbody>${versions.map((v) => {
         const n = Number(v.number);
         return html`<tr data-version=${n}>
           <td>${n}</td><td>${v.op}</td><td>${v.author}</td><td>${time(v.time)}</td><td>${v.message}</td>
