@@ -164,6 +164,7 @@ var rules = map[string]rule{
 	pb.RegistryService_ListInstances_FullMethodName:      read(serviceResource),
 	pb.RegistryService_WatchInstances_FullMethodName:     read(serviceResource),
 	pb.RegistryService_ListServices_FullMethodName:       {any: true}, // filtered by visible, as it pages
+	pb.RegistryService_WatchServices_FullMethodName:      {any: true}, // filtered by visible
 	pb.RegistryService_SetInstanceState_FullMethodName:   write(serviceResource),
 	pb.RegistryService_GetInstanceHealth_FullMethodName:  read(serviceResource),
 	pb.RegistryService_GetServiceSettings_FullMethodName: read(serviceResource),

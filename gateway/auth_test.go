@@ -355,6 +355,22 @@ func authOps() []authOp {
 			return err
 		}, func(ns string) (string, string, string) { return "GET", "/v1/namespaces/" + ns + "/services", "" },
 			func(ctx context.Context, c *sdk.Client) error { _, err := c.Services(ctx); return err }},
+		// Filtered, as ListServices is (checkFiltered); over REST the
+		// stream says nothing until a visible service's summary.
+		{"WatchServices", list, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			// A refusal ends the stream at once; a service left out sends
+			// nothing, so waiting out a short deadline is allowed.
+			ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			w, err := reg(cc).WatchServices(ctx, &pb.WatchServicesRequest{Namespace: ns, Services: []string{authGroup + "/" + authSvc}})
+			if err == nil {
+				_, err = w.Recv()
+			}
+			if status.Code(err) == codes.DeadlineExceeded {
+				err = nil
+			}
+			return err
+		}, func(string) (string, string, string) { return "", "", "" }, nil},
 		{"SetInstanceState", svcW, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
 			w := float64(3)
 			_, err := reg(cc).SetInstanceState(ctx, &pb.SetInstanceStateRequest{Namespace: ns, Group: authGroup, Service: authSvc, Id: "i1", Weight: &w})
@@ -884,6 +900,27 @@ func checkFiltered(t *testing.T, srv *authServer, s secrets) {
 				}
 				for _, sv := range resp.Services {
 					got = append(got, sv.Service)
+				}
+				// A watch of the services shows only what the list shows.
+				wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				w, err := pb.NewRegistryServiceClient(cc).WatchServices(wctx, &pb.WatchServicesRequest{Namespace: ns,
+					Services: []string{authGroup + "/" + authSvc, authGroup + "/absent"}})
+				if err != nil {
+					t.Fatalf("%s watches %s: %v", token, what, err)
+				}
+				var watched []string
+				for {
+					sum, err := w.Recv()
+					if err != nil {
+						break
+					}
+					if sum.Instances > 0 {
+						watched = append(watched, sum.Service)
+					}
+				}
+				cancel()
+				if !slices.Equal(watched, names) {
+					t.Errorf("%s watches %s: %v, want %v", token, what, watched, names)
 				}
 			}
 			slices.Sort(got)

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -230,5 +231,57 @@ func TestConsoleServed(t *testing.T) {
 	var status map[string]any
 	if r := on.do(t, "GET", "/v1/status", ""); json.Unmarshal([]byte(r.body), &status) != nil || status["backend"] != "raft" {
 		t.Errorf("the API beside the console: %s", r.body)
+	}
+}
+
+// WatchServices: the counts of many services on one stream, first as they
+// are, then at each change; over REST as a console reads it.
+func TestWatchServices(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	reg := func(svc, id string, healthy bool) {
+		t.Helper()
+		if _, err := e.reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: svc, Id: id, Ip: "10.0.0.1", Port: 80, Healthy: &healthy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("pay", "a", true)
+	reg("orders", "a", false)
+	events := e.restWatch(t, "/v1/namespaces/public/services:watch?services=DEFAULT_GROUP/pay&services=DEFAULT_GROUP/orders&services=DEFAULT_GROUP/absent")
+	next := func() string {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return fmt.Sprintf("%v %v/%v", ev["service"], ev["healthy"], ev["instances"])
+		case <-time.After(5 * time.Second):
+			t.Fatal("no summary within 5s")
+			return ""
+		}
+	}
+	first := []string{next(), next(), next()}
+	if !sameWords(strings.Join(first, " "), "pay 1/1 orders 0/1 absent 0/0") {
+		t.Errorf("first summaries: %v", first)
+	}
+	reg("pay", "b", false)
+	if got := next(); got != "pay 1/2" {
+		t.Errorf("after a registration: %s", got)
+	}
+	if _, err := e.reg.DeregisterInstance(ctx, &pb.DeregisterInstanceRequest{Service: "orders", Id: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got != "orders 0/0" {
+		t.Errorf("after a deregistration: %s", got)
+	}
+	for q, want := range map[string]int{"": 400, "?services=pay": 400, "?services=DEFAULT_GROUP/" + strings.Repeat("x", 600): 400} {
+		if r := e.do(t, "GET", "/v1/namespaces/public/services:watch"+q, ""); r.status != want && r.status != 413 {
+			t.Errorf("services:watch%s: %d %s", q, r.status, r.body)
+		}
+	}
+	var many []string
+	for i := range 101 {
+		many = append(many, fmt.Sprintf("services=g/s%d", i))
+	}
+	if r := e.do(t, "GET", "/v1/namespaces/public/services:watch?"+strings.Join(many, "&"), ""); r.status != 400 {
+		t.Errorf("101 services: %d %s", r.status, r.body)
 	}
 }

@@ -75,15 +75,20 @@ func TestConsoleInstancesLive(t *testing.T) {
 	s.api(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/pay/instances",
 		`{"id":"a","ip":"10.0.0.1","port":80}`, 200, nil)
 	p.goTo("#/services")
-	p.waitFor(`!!document.querySelector('tr[data-service="pay"]')`, 5*time.Second)
+	p.waitFor(`document.querySelector('tr[data-service="pay"]')?.textContent.includes('1 / 1')`, 5*time.Second)
+	// The list is live too: its counts follow the watch stream.
+	s.api(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/pay/instances",
+		`{"id":"c","ip":"10.0.0.3","port":80,"healthy":false}`, 200, nil)
+	took := p.waitFor(`document.querySelector('tr[data-service="pay"]')?.textContent.includes('1 / 2')`, time.Second)
+	t.Logf("the list's counts changed %v after the API answered", took)
 	p.shot("services")
 	p.click(`tr[data-service="pay"] a`)
 	p.waitFor(`!!document.querySelector('[data-instance="a"]') && document.querySelector('[data-live]').dataset.live === 'live'`, 5*time.Second)
 	s.api(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/pay/instances",
 		`{"id":"b","ip":"10.0.0.2","port":80}`, 200, nil)
-	took := p.waitFor(`!!document.querySelector('[data-instance="b"]')`, time.Second)
+	took = p.waitFor(`!!document.querySelector('[data-instance="b"]')`, time.Second)
 	t.Logf("a registration appeared in the page %v after the API answered", took)
-	if got := p.text(`[data-testid="counts"]`); got != "2 healthy / 2 total" {
+	if got := p.text(`[data-testid="counts"]`); got != "2 healthy / 3 total" {
 		t.Errorf("counts %q", got)
 	}
 	s.api(t, "DELETE", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/pay/instances/b", "", 200, nil)

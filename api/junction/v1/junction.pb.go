@@ -1897,6 +1897,59 @@ func (x *ListServicesRequest) GetName() string {
 	return ""
 }
 
+type WatchServicesRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// GROUP/SERVICE each; at least 1, at most 100.
+	Services      []string `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchServicesRequest) Reset() {
+	*x = WatchServicesRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchServicesRequest) ProtoMessage() {}
+
+func (x *WatchServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchServicesRequest.ProtoReflect.Descriptor instead.
+func (*WatchServicesRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *WatchServicesRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *WatchServicesRequest) GetServices() []string {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
 type ServiceSummary struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -1910,7 +1963,7 @@ type ServiceSummary struct {
 
 func (x *ServiceSummary) Reset() {
 	*x = ServiceSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	mi := &file_junction_v1_junction_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +1975,7 @@ func (x *ServiceSummary) String() string {
 func (*ServiceSummary) ProtoMessage() {}
 
 func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[24]
+	mi := &file_junction_v1_junction_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +1988,7 @@ func (x *ServiceSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSummary.ProtoReflect.Descriptor instead.
 func (*ServiceSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{24}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ServiceSummary) GetNamespace() string {
@@ -1985,7 +2038,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[25]
+	mi := &file_junction_v1_junction_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1997,7 +2050,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[25]
+	mi := &file_junction_v1_junction_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2010,7 +2063,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{25}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListServicesResponse) GetServices() []*ServiceSummary {
@@ -2061,7 +2114,7 @@ type Config struct {
 
 func (x *Config) Reset() {
 	*x = Config{}
-	mi := &file_junction_v1_junction_proto_msgTypes[26]
+	mi := &file_junction_v1_junction_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2126,7 @@ func (x *Config) String() string {
 func (*Config) ProtoMessage() {}
 
 func (x *Config) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[26]
+	mi := &file_junction_v1_junction_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2139,7 @@ func (x *Config) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Config.ProtoReflect.Descriptor instead.
 func (*Config) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{26}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Config) GetNamespace() string {
@@ -2185,7 +2238,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[27]
+	mi := &file_junction_v1_junction_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2250,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[27]
+	mi := &file_junction_v1_junction_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2263,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{27}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetConfigRequest) GetNamespace() string {
@@ -2255,7 +2308,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[28]
+	mi := &file_junction_v1_junction_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2267,7 +2320,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[28]
+	mi := &file_junction_v1_junction_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2280,7 +2333,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{28}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetConfigResponse) GetConfig() *Config {
@@ -2337,7 +2390,7 @@ type PutConfigRequest struct {
 
 func (x *PutConfigRequest) Reset() {
 	*x = PutConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[29]
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2402,7 @@ func (x *PutConfigRequest) String() string {
 func (*PutConfigRequest) ProtoMessage() {}
 
 func (x *PutConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[29]
+	mi := &file_junction_v1_junction_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2415,7 @@ func (x *PutConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigRequest.ProtoReflect.Descriptor instead.
 func (*PutConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{29}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PutConfigRequest) GetNamespace() string {
@@ -2447,7 +2500,7 @@ type GrayRule struct {
 
 func (x *GrayRule) Reset() {
 	*x = GrayRule{}
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2512,7 @@ func (x *GrayRule) String() string {
 func (*GrayRule) ProtoMessage() {}
 
 func (x *GrayRule) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[30]
+	mi := &file_junction_v1_junction_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2525,7 @@ func (x *GrayRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrayRule.ProtoReflect.Descriptor instead.
 func (*GrayRule) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{30}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GrayRule) GetLabels() map[string]string {
@@ -2516,7 +2569,7 @@ type GrayConfig struct {
 
 func (x *GrayConfig) Reset() {
 	*x = GrayConfig{}
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2581,7 @@ func (x *GrayConfig) String() string {
 func (*GrayConfig) ProtoMessage() {}
 
 func (x *GrayConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[31]
+	mi := &file_junction_v1_junction_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2594,7 @@ func (x *GrayConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrayConfig.ProtoReflect.Descriptor instead.
 func (*GrayConfig) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{31}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GrayConfig) GetNamespace() string {
@@ -2632,7 +2685,7 @@ type GetGrayConfigRequest struct {
 
 func (x *GetGrayConfigRequest) Reset() {
 	*x = GetGrayConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +2697,7 @@ func (x *GetGrayConfigRequest) String() string {
 func (*GetGrayConfigRequest) ProtoMessage() {}
 
 func (x *GetGrayConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[32]
+	mi := &file_junction_v1_junction_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +2710,7 @@ func (x *GetGrayConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGrayConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetGrayConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{32}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetGrayConfigRequest) GetNamespace() string {
@@ -2696,7 +2749,7 @@ type PromoteGrayConfigRequest struct {
 
 func (x *PromoteGrayConfigRequest) Reset() {
 	*x = PromoteGrayConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2761,7 @@ func (x *PromoteGrayConfigRequest) String() string {
 func (*PromoteGrayConfigRequest) ProtoMessage() {}
 
 func (x *PromoteGrayConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[33]
+	mi := &file_junction_v1_junction_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2774,7 @@ func (x *PromoteGrayConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteGrayConfigRequest.ProtoReflect.Descriptor instead.
 func (*PromoteGrayConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{33}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PromoteGrayConfigRequest) GetNamespace() string {
@@ -2770,7 +2823,7 @@ type AbortGrayConfigRequest struct {
 
 func (x *AbortGrayConfigRequest) Reset() {
 	*x = AbortGrayConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +2835,7 @@ func (x *AbortGrayConfigRequest) String() string {
 func (*AbortGrayConfigRequest) ProtoMessage() {}
 
 func (x *AbortGrayConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[34]
+	mi := &file_junction_v1_junction_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +2848,7 @@ func (x *AbortGrayConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortGrayConfigRequest.ProtoReflect.Descriptor instead.
 func (*AbortGrayConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{34}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AbortGrayConfigRequest) GetNamespace() string {
@@ -2827,7 +2880,7 @@ type AbortGrayConfigResponse struct {
 
 func (x *AbortGrayConfigResponse) Reset() {
 	*x = AbortGrayConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +2892,7 @@ func (x *AbortGrayConfigResponse) String() string {
 func (*AbortGrayConfigResponse) ProtoMessage() {}
 
 func (x *AbortGrayConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[35]
+	mi := &file_junction_v1_junction_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +2905,7 @@ func (x *AbortGrayConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortGrayConfigResponse.ProtoReflect.Descriptor instead.
 func (*AbortGrayConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{35}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
 }
 
 type PutConfigResponse struct {
@@ -2864,7 +2917,7 @@ type PutConfigResponse struct {
 
 func (x *PutConfigResponse) Reset() {
 	*x = PutConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[36]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +2929,7 @@ func (x *PutConfigResponse) String() string {
 func (*PutConfigResponse) ProtoMessage() {}
 
 func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[36]
+	mi := &file_junction_v1_junction_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +2942,7 @@ func (x *PutConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutConfigResponse.ProtoReflect.Descriptor instead.
 func (*PutConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{36}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PutConfigResponse) GetConfig() *Config {
@@ -2914,7 +2967,7 @@ type DeleteConfigRequest struct {
 
 func (x *DeleteConfigRequest) Reset() {
 	*x = DeleteConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[37]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +2979,7 @@ func (x *DeleteConfigRequest) String() string {
 func (*DeleteConfigRequest) ProtoMessage() {}
 
 func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[37]
+	mi := &file_junction_v1_junction_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +2992,7 @@ func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigRequest.ProtoReflect.Descriptor instead.
 func (*DeleteConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{37}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteConfigRequest) GetNamespace() string {
@@ -2986,7 +3039,7 @@ type DeleteConfigResponse struct {
 
 func (x *DeleteConfigResponse) Reset() {
 	*x = DeleteConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2998,7 +3051,7 @@ func (x *DeleteConfigResponse) String() string {
 func (*DeleteConfigResponse) ProtoMessage() {}
 
 func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[38]
+	mi := &file_junction_v1_junction_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3011,7 +3064,7 @@ func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteConfigResponse.ProtoReflect.Descriptor instead.
 func (*DeleteConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{38}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteConfigResponse) GetRevision() int64 {
@@ -3043,7 +3096,7 @@ type ListConfigsRequest struct {
 
 func (x *ListConfigsRequest) Reset() {
 	*x = ListConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3108,7 @@ func (x *ListConfigsRequest) String() string {
 func (*ListConfigsRequest) ProtoMessage() {}
 
 func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[39]
+	mi := &file_junction_v1_junction_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3121,7 @@ func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{39}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListConfigsRequest) GetNamespace() string {
@@ -3137,7 +3190,7 @@ type ConfigSummary struct {
 
 func (x *ConfigSummary) Reset() {
 	*x = ConfigSummary{}
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3202,7 @@ func (x *ConfigSummary) String() string {
 func (*ConfigSummary) ProtoMessage() {}
 
 func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[40]
+	mi := &file_junction_v1_junction_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3215,7 @@ func (x *ConfigSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSummary.ProtoReflect.Descriptor instead.
 func (*ConfigSummary) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{40}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ConfigSummary) GetNamespace() string {
@@ -3240,7 +3293,7 @@ type ListConfigsResponse struct {
 
 func (x *ListConfigsResponse) Reset() {
 	*x = ListConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3252,7 +3305,7 @@ func (x *ListConfigsResponse) String() string {
 func (*ListConfigsResponse) ProtoMessage() {}
 
 func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[41]
+	mi := &file_junction_v1_junction_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3265,7 +3318,7 @@ func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{41}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListConfigsResponse) GetConfigs() []*ConfigSummary {
@@ -3302,7 +3355,7 @@ type WatchConfigRequest struct {
 
 func (x *WatchConfigRequest) Reset() {
 	*x = WatchConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3314,7 +3367,7 @@ func (x *WatchConfigRequest) String() string {
 func (*WatchConfigRequest) ProtoMessage() {}
 
 func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[42]
+	mi := &file_junction_v1_junction_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3327,7 +3380,7 @@ func (x *WatchConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchConfigRequest.ProtoReflect.Descriptor instead.
 func (*WatchConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{42}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchConfigRequest) GetNamespace() string {
@@ -3374,7 +3427,7 @@ type ConfigEvent struct {
 
 func (x *ConfigEvent) Reset() {
 	*x = ConfigEvent{}
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3439,7 @@ func (x *ConfigEvent) String() string {
 func (*ConfigEvent) ProtoMessage() {}
 
 func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[43]
+	mi := &file_junction_v1_junction_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3452,7 @@ func (x *ConfigEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigEvent.ProtoReflect.Descriptor instead.
 func (*ConfigEvent) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{43}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ConfigEvent) GetType() EventType {
@@ -3474,7 +3527,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3539,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[44]
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3552,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{44}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConfigVersion) GetNamespace() string {
@@ -3605,7 +3658,7 @@ type ListConfigHistoryRequest struct {
 
 func (x *ListConfigHistoryRequest) Reset() {
 	*x = ListConfigHistoryRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3670,7 @@ func (x *ListConfigHistoryRequest) String() string {
 func (*ListConfigHistoryRequest) ProtoMessage() {}
 
 func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3683,7 @@ func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListConfigHistoryRequest) GetNamespace() string {
@@ -3674,7 +3727,7 @@ type ListConfigHistoryResponse struct {
 
 func (x *ListConfigHistoryResponse) Reset() {
 	*x = ListConfigHistoryResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3686,7 +3739,7 @@ func (x *ListConfigHistoryResponse) String() string {
 func (*ListConfigHistoryResponse) ProtoMessage() {}
 
 func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3699,7 +3752,7 @@ func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListConfigHistoryResponse) GetVersions() []*ConfigVersion {
@@ -3736,7 +3789,7 @@ type GetConfigVersionRequest struct {
 
 func (x *GetConfigVersionRequest) Reset() {
 	*x = GetConfigVersionRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3748,7 +3801,7 @@ func (x *GetConfigVersionRequest) String() string {
 func (*GetConfigVersionRequest) ProtoMessage() {}
 
 func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3761,7 +3814,7 @@ func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigVersionRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetConfigVersionRequest) GetNamespace() string {
@@ -3820,7 +3873,7 @@ type DiffConfigRequest struct {
 
 func (x *DiffConfigRequest) Reset() {
 	*x = DiffConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3832,7 +3885,7 @@ func (x *DiffConfigRequest) String() string {
 func (*DiffConfigRequest) ProtoMessage() {}
 
 func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3845,7 +3898,7 @@ func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DiffConfigRequest) GetNamespace() string {
@@ -3912,7 +3965,7 @@ type DiffConfigResponse struct {
 
 func (x *DiffConfigResponse) Reset() {
 	*x = DiffConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3924,7 +3977,7 @@ func (x *DiffConfigResponse) String() string {
 func (*DiffConfigResponse) ProtoMessage() {}
 
 func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3937,7 +3990,7 @@ func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DiffConfigResponse) GetFrom() *ConfigVersion {
@@ -3978,7 +4031,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4043,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4056,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RollbackConfigRequest) GetNamespace() string {
@@ -4059,7 +4112,7 @@ type ExportConfigsRequest struct {
 
 func (x *ExportConfigsRequest) Reset() {
 	*x = ExportConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4071,7 +4124,7 @@ func (x *ExportConfigsRequest) String() string {
 func (*ExportConfigsRequest) ProtoMessage() {}
 
 func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4084,7 +4137,7 @@ func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ExportConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportConfigsRequest) GetNamespace() string {
@@ -4115,7 +4168,7 @@ type ExportConfigsResponse struct {
 
 func (x *ExportConfigsResponse) Reset() {
 	*x = ExportConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4127,7 +4180,7 @@ func (x *ExportConfigsResponse) String() string {
 func (*ExportConfigsResponse) ProtoMessage() {}
 
 func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4140,7 +4193,7 @@ func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ExportConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExportConfigsResponse) GetArchive() []byte {
@@ -4181,7 +4234,7 @@ type ImportConfigsRequest struct {
 
 func (x *ImportConfigsRequest) Reset() {
 	*x = ImportConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4246,7 @@ func (x *ImportConfigsRequest) String() string {
 func (*ImportConfigsRequest) ProtoMessage() {}
 
 func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4259,7 @@ func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ImportConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ImportConfigsRequest) GetNamespace() string {
@@ -4270,7 +4323,7 @@ type ImportItem struct {
 
 func (x *ImportItem) Reset() {
 	*x = ImportItem{}
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4282,7 +4335,7 @@ func (x *ImportItem) String() string {
 func (*ImportItem) ProtoMessage() {}
 
 func (x *ImportItem) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4295,7 +4348,7 @@ func (x *ImportItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
 func (*ImportItem) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ImportItem) GetGroup() string {
@@ -4361,7 +4414,7 @@ type ImportConfigsResponse struct {
 
 func (x *ImportConfigsResponse) Reset() {
 	*x = ImportConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +4426,7 @@ func (x *ImportConfigsResponse) String() string {
 func (*ImportConfigsResponse) ProtoMessage() {}
 
 func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +4439,7 @@ func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ImportConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ImportConfigsResponse) GetItems() []*ImportItem {
@@ -4421,7 +4474,7 @@ type ListConfigListenersRequest struct {
 
 func (x *ListConfigListenersRequest) Reset() {
 	*x = ListConfigListenersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4486,7 @@ func (x *ListConfigListenersRequest) String() string {
 func (*ListConfigListenersRequest) ProtoMessage() {}
 
 func (x *ListConfigListenersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4499,7 @@ func (x *ListConfigListenersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigListenersRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigListenersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListConfigListenersRequest) GetNamespace() string {
@@ -4492,7 +4545,7 @@ type ConfigListener struct {
 
 func (x *ConfigListener) Reset() {
 	*x = ConfigListener{}
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4504,7 +4557,7 @@ func (x *ConfigListener) String() string {
 func (*ConfigListener) ProtoMessage() {}
 
 func (x *ConfigListener) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4517,7 +4570,7 @@ func (x *ConfigListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigListener.ProtoReflect.Descriptor instead.
 func (*ConfigListener) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ConfigListener) GetClientId() string {
@@ -4591,7 +4644,7 @@ type ListConfigListenersResponse struct {
 
 func (x *ListConfigListenersResponse) Reset() {
 	*x = ListConfigListenersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4603,7 +4656,7 @@ func (x *ListConfigListenersResponse) String() string {
 func (*ListConfigListenersResponse) ProtoMessage() {}
 
 func (x *ListConfigListenersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4616,7 +4669,7 @@ func (x *ListConfigListenersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigListenersResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigListenersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListConfigListenersResponse) GetListeners() []*ConfigListener {
@@ -4655,7 +4708,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4667,7 +4720,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4680,7 +4733,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
 }
 
 type Capabilities struct {
@@ -4702,7 +4755,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4714,7 +4767,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4727,7 +4780,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -4811,7 +4864,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4823,7 +4876,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4836,7 +4889,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -4896,7 +4949,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4908,7 +4961,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4921,7 +4974,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
 }
 
 // Member is one server of a built-in store cluster.
@@ -4944,7 +4997,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4956,7 +5009,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4969,7 +5022,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Member) GetId() string {
@@ -5018,7 +5071,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5030,7 +5083,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5043,7 +5096,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -5072,7 +5125,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5084,7 +5137,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5097,7 +5150,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -5123,7 +5176,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5135,7 +5188,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5148,7 +5201,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -5180,7 +5233,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5192,7 +5245,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5205,7 +5258,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -5270,7 +5323,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5282,7 +5335,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5295,7 +5348,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -5320,7 +5373,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5332,7 +5385,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5345,7 +5398,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 type CreateTokenRequest struct {
@@ -5366,7 +5419,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5378,7 +5431,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5391,7 +5444,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -5430,7 +5483,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5442,7 +5495,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5455,7 +5508,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
 }
 
 type ListTokensResponse struct {
@@ -5467,7 +5520,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5479,7 +5532,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5492,7 +5545,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -5511,7 +5564,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5523,7 +5576,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5536,7 +5589,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -5555,7 +5608,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5567,7 +5620,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5580,7 +5633,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -5598,7 +5651,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5610,7 +5663,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5623,7 +5676,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -5639,7 +5692,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5651,7 +5704,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5664,7 +5717,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Policy) GetName() string {
@@ -5698,7 +5751,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5710,7 +5763,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5723,7 +5776,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -5744,7 +5797,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5756,7 +5809,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5769,7 +5822,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -5794,7 +5847,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5806,7 +5859,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5819,7 +5872,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
 }
 
 type ListPoliciesResponse struct {
@@ -5831,7 +5884,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5843,7 +5896,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5856,7 +5909,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -5875,7 +5928,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5887,7 +5940,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5900,7 +5953,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -5919,7 +5972,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5931,7 +5984,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5944,7 +5997,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -5962,7 +6015,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5974,7 +6027,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5987,7 +6040,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
 }
 
 type WhoAmIRequest struct {
@@ -5998,7 +6051,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6010,7 +6063,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6023,7 +6076,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
 }
 
 // AccessCheck is one action on one resource, as a policy rule names it.
@@ -6043,7 +6096,7 @@ type AccessCheck struct {
 
 func (x *AccessCheck) Reset() {
 	*x = AccessCheck{}
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6055,7 +6108,7 @@ func (x *AccessCheck) String() string {
 func (*AccessCheck) ProtoMessage() {}
 
 func (x *AccessCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6068,7 +6121,7 @@ func (x *AccessCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessCheck.ProtoReflect.Descriptor instead.
 func (*AccessCheck) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AccessCheck) GetKind() string {
@@ -6116,7 +6169,7 @@ type CheckAccessRequest struct {
 
 func (x *CheckAccessRequest) Reset() {
 	*x = CheckAccessRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6128,7 +6181,7 @@ func (x *CheckAccessRequest) String() string {
 func (*CheckAccessRequest) ProtoMessage() {}
 
 func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6141,7 +6194,7 @@ func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessRequest.ProtoReflect.Descriptor instead.
 func (*CheckAccessRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CheckAccessRequest) GetChecks() []*AccessCheck {
@@ -6161,7 +6214,7 @@ type CheckAccessResponse struct {
 
 func (x *CheckAccessResponse) Reset() {
 	*x = CheckAccessResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6173,7 +6226,7 @@ func (x *CheckAccessResponse) String() string {
 func (*CheckAccessResponse) ProtoMessage() {}
 
 func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6186,7 +6239,7 @@ func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessResponse.ProtoReflect.Descriptor instead.
 func (*CheckAccessResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CheckAccessResponse) GetAllowed() []bool {
@@ -6355,7 +6408,10 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x14\n" +
 	"\x05stale\x18\x05 \x01(\bR\x05stale\x12\x12\n" +
-	"\x04name\x18\x06 \x01(\tR\x04name\"\x96\x01\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\"P\n" +
+	"\x14WatchServicesRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1a\n" +
+	"\bservices\x18\x02 \x03(\tR\bservices\"\x96\x01\n" +
 	"\x0eServiceSummary\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x18\n" +
@@ -6695,7 +6751,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x19IMPORT_POLICY_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05ABORT\x10\x01\x12\b\n" +
 	"\x04SKIP\x10\x02\x12\r\n" +
-	"\tOVERWRITE\x10\x032\xbe\b\n" +
+	"\tOVERWRITE\x10\x032\x91\t\n" +
 	"\x0fRegistryService\x12H\n" +
 	"\rCreateSession\x12!.junction.v1.CreateSessionRequest\x1a\x14.junction.v1.Session\x12N\n" +
 	"\x10KeepAliveSession\x12$.junction.v1.KeepAliveSessionRequest\x1a\x14.junction.v1.Session\x12V\n" +
@@ -6704,7 +6760,8 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x12DeregisterInstance\x12&.junction.v1.DeregisterInstanceRequest\x1a'.junction.v1.DeregisterInstanceResponse\x12V\n" +
 	"\rListInstances\x12!.junction.v1.ListInstancesRequest\x1a\".junction.v1.ListInstancesResponse\x12R\n" +
 	"\x0eWatchInstances\x12\".junction.v1.WatchInstancesRequest\x1a\x1a.junction.v1.InstanceEvent0\x01\x12S\n" +
-	"\fListServices\x12 .junction.v1.ListServicesRequest\x1a!.junction.v1.ListServicesResponse\x12_\n" +
+	"\fListServices\x12 .junction.v1.ListServicesRequest\x1a!.junction.v1.ListServicesResponse\x12Q\n" +
+	"\rWatchServices\x12!.junction.v1.WatchServicesRequest\x1a\x1b.junction.v1.ServiceSummary0\x01\x12_\n" +
 	"\x10SetInstanceState\x12$.junction.v1.SetInstanceStateRequest\x1a%.junction.v1.RegisterInstanceResponse\x12W\n" +
 	"\x11GetInstanceHealth\x12%.junction.v1.GetInstanceHealthRequest\x1a\x1b.junction.v1.InstanceHealth\x12Z\n" +
 	"\x12GetServiceSettings\x12&.junction.v1.GetServiceSettingsRequest\x1a\x1c.junction.v1.ServiceSettings\x12Z\n" +
@@ -6763,7 +6820,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                      // 0: junction.v1.EventType
 	(ImportPolicy)(0),                   // 1: junction.v1.ImportPolicy
@@ -6791,90 +6848,91 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*WatchInstancesRequest)(nil),       // 23: junction.v1.WatchInstancesRequest
 	(*InstanceEvent)(nil),               // 24: junction.v1.InstanceEvent
 	(*ListServicesRequest)(nil),         // 25: junction.v1.ListServicesRequest
-	(*ServiceSummary)(nil),              // 26: junction.v1.ServiceSummary
-	(*ListServicesResponse)(nil),        // 27: junction.v1.ListServicesResponse
-	(*Config)(nil),                      // 28: junction.v1.Config
-	(*GetConfigRequest)(nil),            // 29: junction.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),           // 30: junction.v1.GetConfigResponse
-	(*PutConfigRequest)(nil),            // 31: junction.v1.PutConfigRequest
-	(*GrayRule)(nil),                    // 32: junction.v1.GrayRule
-	(*GrayConfig)(nil),                  // 33: junction.v1.GrayConfig
-	(*GetGrayConfigRequest)(nil),        // 34: junction.v1.GetGrayConfigRequest
-	(*PromoteGrayConfigRequest)(nil),    // 35: junction.v1.PromoteGrayConfigRequest
-	(*AbortGrayConfigRequest)(nil),      // 36: junction.v1.AbortGrayConfigRequest
-	(*AbortGrayConfigResponse)(nil),     // 37: junction.v1.AbortGrayConfigResponse
-	(*PutConfigResponse)(nil),           // 38: junction.v1.PutConfigResponse
-	(*DeleteConfigRequest)(nil),         // 39: junction.v1.DeleteConfigRequest
-	(*DeleteConfigResponse)(nil),        // 40: junction.v1.DeleteConfigResponse
-	(*ListConfigsRequest)(nil),          // 41: junction.v1.ListConfigsRequest
-	(*ConfigSummary)(nil),               // 42: junction.v1.ConfigSummary
-	(*ListConfigsResponse)(nil),         // 43: junction.v1.ListConfigsResponse
-	(*WatchConfigRequest)(nil),          // 44: junction.v1.WatchConfigRequest
-	(*ConfigEvent)(nil),                 // 45: junction.v1.ConfigEvent
-	(*ConfigVersion)(nil),               // 46: junction.v1.ConfigVersion
-	(*ListConfigHistoryRequest)(nil),    // 47: junction.v1.ListConfigHistoryRequest
-	(*ListConfigHistoryResponse)(nil),   // 48: junction.v1.ListConfigHistoryResponse
-	(*GetConfigVersionRequest)(nil),     // 49: junction.v1.GetConfigVersionRequest
-	(*DiffConfigRequest)(nil),           // 50: junction.v1.DiffConfigRequest
-	(*DiffConfigResponse)(nil),          // 51: junction.v1.DiffConfigResponse
-	(*RollbackConfigRequest)(nil),       // 52: junction.v1.RollbackConfigRequest
-	(*ExportConfigsRequest)(nil),        // 53: junction.v1.ExportConfigsRequest
-	(*ExportConfigsResponse)(nil),       // 54: junction.v1.ExportConfigsResponse
-	(*ImportConfigsRequest)(nil),        // 55: junction.v1.ImportConfigsRequest
-	(*ImportItem)(nil),                  // 56: junction.v1.ImportItem
-	(*ImportConfigsResponse)(nil),       // 57: junction.v1.ImportConfigsResponse
-	(*ListConfigListenersRequest)(nil),  // 58: junction.v1.ListConfigListenersRequest
-	(*ConfigListener)(nil),              // 59: junction.v1.ConfigListener
-	(*ListConfigListenersResponse)(nil), // 60: junction.v1.ListConfigListenersResponse
-	(*GetStatusRequest)(nil),            // 61: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),                // 62: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),           // 63: junction.v1.GetStatusResponse
-	(*ListMembersRequest)(nil),          // 64: junction.v1.ListMembersRequest
-	(*Member)(nil),                      // 65: junction.v1.Member
-	(*ListMembersResponse)(nil),         // 66: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),            // 67: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),         // 68: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                       // 69: junction.v1.Token
-	(*TokenSecret)(nil),                 // 70: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),            // 71: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),          // 72: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),           // 73: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),          // 74: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),            // 75: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),          // 76: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),         // 77: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                      // 78: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),         // 79: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),         // 80: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),         // 81: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),        // 82: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),           // 83: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),         // 84: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),        // 85: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),               // 86: junction.v1.WhoAmIRequest
-	(*AccessCheck)(nil),                 // 87: junction.v1.AccessCheck
-	(*CheckAccessRequest)(nil),          // 88: junction.v1.CheckAccessRequest
-	(*CheckAccessResponse)(nil),         // 89: junction.v1.CheckAccessResponse
-	nil,                                 // 90: junction.v1.Instance.MetadataEntry
-	nil,                                 // 91: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                 // 92: junction.v1.MetadataPatch.EntriesEntry
-	nil,                                 // 93: junction.v1.GrayRule.LabelsEntry
-	nil,                                 // 94: junction.v1.ConfigListener.LabelsEntry
-	(*durationpb.Duration)(nil),         // 95: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 96: google.protobuf.Timestamp
+	(*WatchServicesRequest)(nil),        // 26: junction.v1.WatchServicesRequest
+	(*ServiceSummary)(nil),              // 27: junction.v1.ServiceSummary
+	(*ListServicesResponse)(nil),        // 28: junction.v1.ListServicesResponse
+	(*Config)(nil),                      // 29: junction.v1.Config
+	(*GetConfigRequest)(nil),            // 30: junction.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),           // 31: junction.v1.GetConfigResponse
+	(*PutConfigRequest)(nil),            // 32: junction.v1.PutConfigRequest
+	(*GrayRule)(nil),                    // 33: junction.v1.GrayRule
+	(*GrayConfig)(nil),                  // 34: junction.v1.GrayConfig
+	(*GetGrayConfigRequest)(nil),        // 35: junction.v1.GetGrayConfigRequest
+	(*PromoteGrayConfigRequest)(nil),    // 36: junction.v1.PromoteGrayConfigRequest
+	(*AbortGrayConfigRequest)(nil),      // 37: junction.v1.AbortGrayConfigRequest
+	(*AbortGrayConfigResponse)(nil),     // 38: junction.v1.AbortGrayConfigResponse
+	(*PutConfigResponse)(nil),           // 39: junction.v1.PutConfigResponse
+	(*DeleteConfigRequest)(nil),         // 40: junction.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),        // 41: junction.v1.DeleteConfigResponse
+	(*ListConfigsRequest)(nil),          // 42: junction.v1.ListConfigsRequest
+	(*ConfigSummary)(nil),               // 43: junction.v1.ConfigSummary
+	(*ListConfigsResponse)(nil),         // 44: junction.v1.ListConfigsResponse
+	(*WatchConfigRequest)(nil),          // 45: junction.v1.WatchConfigRequest
+	(*ConfigEvent)(nil),                 // 46: junction.v1.ConfigEvent
+	(*ConfigVersion)(nil),               // 47: junction.v1.ConfigVersion
+	(*ListConfigHistoryRequest)(nil),    // 48: junction.v1.ListConfigHistoryRequest
+	(*ListConfigHistoryResponse)(nil),   // 49: junction.v1.ListConfigHistoryResponse
+	(*GetConfigVersionRequest)(nil),     // 50: junction.v1.GetConfigVersionRequest
+	(*DiffConfigRequest)(nil),           // 51: junction.v1.DiffConfigRequest
+	(*DiffConfigResponse)(nil),          // 52: junction.v1.DiffConfigResponse
+	(*RollbackConfigRequest)(nil),       // 53: junction.v1.RollbackConfigRequest
+	(*ExportConfigsRequest)(nil),        // 54: junction.v1.ExportConfigsRequest
+	(*ExportConfigsResponse)(nil),       // 55: junction.v1.ExportConfigsResponse
+	(*ImportConfigsRequest)(nil),        // 56: junction.v1.ImportConfigsRequest
+	(*ImportItem)(nil),                  // 57: junction.v1.ImportItem
+	(*ImportConfigsResponse)(nil),       // 58: junction.v1.ImportConfigsResponse
+	(*ListConfigListenersRequest)(nil),  // 59: junction.v1.ListConfigListenersRequest
+	(*ConfigListener)(nil),              // 60: junction.v1.ConfigListener
+	(*ListConfigListenersResponse)(nil), // 61: junction.v1.ListConfigListenersResponse
+	(*GetStatusRequest)(nil),            // 62: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),                // 63: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),           // 64: junction.v1.GetStatusResponse
+	(*ListMembersRequest)(nil),          // 65: junction.v1.ListMembersRequest
+	(*Member)(nil),                      // 66: junction.v1.Member
+	(*ListMembersResponse)(nil),         // 67: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),            // 68: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),         // 69: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                       // 70: junction.v1.Token
+	(*TokenSecret)(nil),                 // 71: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),            // 72: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),          // 73: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),           // 74: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 75: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),            // 76: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),          // 77: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),         // 78: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                      // 79: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),         // 80: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),         // 81: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),         // 82: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),        // 83: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),           // 84: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),         // 85: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),        // 86: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),               // 87: junction.v1.WhoAmIRequest
+	(*AccessCheck)(nil),                 // 88: junction.v1.AccessCheck
+	(*CheckAccessRequest)(nil),          // 89: junction.v1.CheckAccessRequest
+	(*CheckAccessResponse)(nil),         // 90: junction.v1.CheckAccessResponse
+	nil,                                 // 91: junction.v1.Instance.MetadataEntry
+	nil,                                 // 92: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                 // 93: junction.v1.MetadataPatch.EntriesEntry
+	nil,                                 // 94: junction.v1.GrayRule.LabelsEntry
+	nil,                                 // 95: junction.v1.ConfigListener.LabelsEntry
+	(*durationpb.Duration)(nil),         // 96: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 97: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	95, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	95, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	90, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	91, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	96, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	96, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	91, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	92, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	9,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	95, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	95, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	96, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	95, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	96, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	96, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	97, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	96, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	12, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	92, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	93, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	7,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	9,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	10, // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -6882,42 +6940,42 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	17, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	7,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	7,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	95, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	96, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	7,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	7,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
-	26, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	96, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	96, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
-	28, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	95, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
-	32, // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
-	93, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
-	32, // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
-	96, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
-	28, // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	96, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	42, // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	27, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
+	97, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	97, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	29, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
+	96, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	33, // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
+	94, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
+	33, // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
+	97, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
+	29, // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	97, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	43, // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,  // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	28, // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	96, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
-	46, // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
-	46, // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
-	46, // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
+	29, // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	97, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	47, // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
+	47, // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
+	47, // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
 	1,  // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
-	56, // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
-	94, // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
-	96, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
-	59, // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
-	62, // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	65, // 46: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	96, // 47: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	96, // 48: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	69, // 49: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	95, // 50: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	69, // 51: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	78, // 52: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	87, // 53: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
+	57, // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
+	95, // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
+	97, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
+	60, // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
+	63, // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	66, // 46: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	97, // 47: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	97, // 48: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	70, // 49: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	96, // 50: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	70, // 51: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	79, // 52: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	88, // 53: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
 	3,  // 54: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
 	4,  // 55: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
 	5,  // 56: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
@@ -6926,86 +6984,88 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	21, // 59: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
 	23, // 60: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
 	25, // 61: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	11, // 62: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	13, // 63: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	15, // 64: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	16, // 65: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	29, // 66: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	31, // 67: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	39, // 68: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	41, // 69: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	44, // 70: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	47, // 71: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	49, // 72: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	50, // 73: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	52, // 74: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	53, // 75: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
-	55, // 76: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
-	58, // 77: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
-	34, // 78: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
-	35, // 79: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
-	36, // 80: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
-	61, // 81: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	64, // 82: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	67, // 83: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	68, // 84: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	71, // 85: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	72, // 86: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	73, // 87: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	75, // 88: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	76, // 89: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	79, // 90: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	80, // 91: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	81, // 92: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	83, // 93: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	84, // 94: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	86, // 95: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	88, // 96: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
-	2,  // 97: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	2,  // 98: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	6,  // 99: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	18, // 100: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	20, // 101: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	22, // 102: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	24, // 103: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	27, // 104: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	18, // 105: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	14, // 106: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	17, // 107: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	17, // 108: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	30, // 109: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	38, // 110: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	40, // 111: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	43, // 112: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	45, // 113: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	48, // 114: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	46, // 115: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	51, // 116: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	38, // 117: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	54, // 118: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
-	57, // 119: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
-	60, // 120: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
-	33, // 121: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
-	38, // 122: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
-	37, // 123: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
-	63, // 124: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	66, // 125: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	66, // 126: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	66, // 127: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	70, // 128: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	70, // 129: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	74, // 130: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	69, // 131: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	77, // 132: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	78, // 133: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	78, // 134: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	82, // 135: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	78, // 136: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	85, // 137: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	69, // 138: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	89, // 139: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
-	97, // [97:140] is the sub-list for method output_type
-	54, // [54:97] is the sub-list for method input_type
+	26, // 62: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
+	11, // 63: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13, // 64: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15, // 65: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16, // 66: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	30, // 67: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	32, // 68: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	40, // 69: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	42, // 70: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	45, // 71: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	48, // 72: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	50, // 73: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	51, // 74: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	53, // 75: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	54, // 76: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	56, // 77: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	59, // 78: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
+	35, // 79: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
+	36, // 80: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
+	37, // 81: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
+	62, // 82: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	65, // 83: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	68, // 84: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	69, // 85: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	72, // 86: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	73, // 87: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	74, // 88: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	76, // 89: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	77, // 90: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	80, // 91: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	81, // 92: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	82, // 93: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	84, // 94: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	85, // 95: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	87, // 96: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	89, // 97: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
+	2,  // 98: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,  // 99: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,  // 100: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18, // 101: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20, // 102: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22, // 103: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24, // 104: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	28, // 105: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	27, // 106: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
+	18, // 107: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14, // 108: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17, // 109: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17, // 110: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	31, // 111: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	39, // 112: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	41, // 113: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	44, // 114: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	46, // 115: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	49, // 116: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	47, // 117: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	52, // 118: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	39, // 119: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	55, // 120: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	58, // 121: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	61, // 122: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
+	34, // 123: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
+	39, // 124: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
+	38, // 125: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
+	64, // 126: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	67, // 127: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	67, // 128: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	67, // 129: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	71, // 130: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	71, // 131: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	75, // 132: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	70, // 133: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	78, // 134: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	79, // 135: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	79, // 136: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	83, // 137: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	79, // 138: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	86, // 139: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	70, // 140: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	90, // 141: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
+	98, // [98:142] is the sub-list for method output_type
+	54, // [54:98] is the sub-list for method input_type
 	54, // [54:54] is the sub-list for extension type_name
 	54, // [54:54] is the sub-list for extension extendee
 	0,  // [0:54] is the sub-list for field type_name
@@ -7018,18 +7078,18 @@ func file_junction_v1_junction_proto_init() {
 	}
 	file_junction_v1_junction_proto_msgTypes[6].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[9].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[29].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[33].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[37].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[48].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[50].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[30].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[34].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[38].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[49].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[51].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   93,
+			NumMessages:   94,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -31,6 +31,7 @@ const (
 	RegistryService_ListInstances_FullMethodName      = "/junction.v1.RegistryService/ListInstances"
 	RegistryService_WatchInstances_FullMethodName     = "/junction.v1.RegistryService/WatchInstances"
 	RegistryService_ListServices_FullMethodName       = "/junction.v1.RegistryService/ListServices"
+	RegistryService_WatchServices_FullMethodName      = "/junction.v1.RegistryService/WatchServices"
 	RegistryService_SetInstanceState_FullMethodName   = "/junction.v1.RegistryService/SetInstanceState"
 	RegistryService_GetInstanceHealth_FullMethodName  = "/junction.v1.RegistryService/GetInstanceHealth"
 	RegistryService_GetServiceSettings_FullMethodName = "/junction.v1.RegistryService/GetServiceSettings"
@@ -61,6 +62,11 @@ type RegistryServiceClient interface {
 	WatchInstances(ctx context.Context, in *WatchInstancesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InstanceEvent], error)
 	// ListServices lists the services of a namespace, a page at a time.
 	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
+	// WatchServices follows the instance counts of many services on one
+	// stream (a console's page of the list): first each service's counts,
+	// then a new summary whenever one changes. Services the caller may not
+	// read are left out, as ListServices leaves them out.
+	WatchServices(ctx context.Context, in *WatchServicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServiceSummary], error)
 	// SetInstanceState changes some of an instance's fields in place:
 	// maintenance (enabled), health by hand, weight, metadata, optionally
 	// only at a given revision. The rest of it, and the session that owns it,
@@ -172,6 +178,25 @@ func (c *registryServiceClient) ListServices(ctx context.Context, in *ListServic
 	return out, nil
 }
 
+func (c *registryServiceClient) WatchServices(ctx context.Context, in *WatchServicesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ServiceSummary], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[1], RegistryService_WatchServices_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchServicesRequest, ServiceSummary]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchServicesClient = grpc.ServerStreamingClient[ServiceSummary]
+
 func (c *registryServiceClient) SetInstanceState(ctx context.Context, in *SetInstanceStateRequest, opts ...grpc.CallOption) (*RegisterInstanceResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RegisterInstanceResponse)
@@ -236,6 +261,11 @@ type RegistryServiceServer interface {
 	WatchInstances(*WatchInstancesRequest, grpc.ServerStreamingServer[InstanceEvent]) error
 	// ListServices lists the services of a namespace, a page at a time.
 	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
+	// WatchServices follows the instance counts of many services on one
+	// stream (a console's page of the list): first each service's counts,
+	// then a new summary whenever one changes. Services the caller may not
+	// read are left out, as ListServices leaves them out.
+	WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[ServiceSummary]) error
 	// SetInstanceState changes some of an instance's fields in place:
 	// maintenance (enabled), health by hand, weight, metadata, optionally
 	// only at a given revision. The rest of it, and the session that owns it,
@@ -281,6 +311,9 @@ func (UnimplementedRegistryServiceServer) WatchInstances(*WatchInstancesRequest,
 }
 func (UnimplementedRegistryServiceServer) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListServices not implemented")
+}
+func (UnimplementedRegistryServiceServer) WatchServices(*WatchServicesRequest, grpc.ServerStreamingServer[ServiceSummary]) error {
+	return status.Error(codes.Unimplemented, "method WatchServices not implemented")
 }
 func (UnimplementedRegistryServiceServer) SetInstanceState(context.Context, *SetInstanceStateRequest) (*RegisterInstanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetInstanceState not implemented")
@@ -452,6 +485,17 @@ func _RegistryService_ListServices_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RegistryService_WatchServices_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchServicesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RegistryServiceServer).WatchServices(m, &grpc.GenericServerStream[WatchServicesRequest, ServiceSummary]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchServicesServer = grpc.ServerStreamingServer[ServiceSummary]
+
 func _RegistryService_SetInstanceState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetInstanceStateRequest)
 	if err := dec(in); err != nil {
@@ -580,6 +624,11 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WatchInstances",
 			Handler:       _RegistryService_WatchInstances_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchServices",
+			Handler:       _RegistryService_WatchServices_Handler,
 			ServerStreams: true,
 		},
 	},

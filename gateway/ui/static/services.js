@@ -26,7 +26,22 @@ export function Services() {
     setPages((p) => [...p, r.services]);
     setNext(r.nextPageToken);
   };
-  const services = pages.flat();
+  // Live counts: the listed services' summaries on one watch stream per
+  // page (the first three pages; a browser holds few streams at once).
+  const [live, setLive] = useState({});
+  useEffect(() => {
+    const ctl = new AbortController();
+    for (const page of pages.slice(0, 3)) {
+      if (!page?.length) continue;
+      watch(`namespaces/${seg(namespace)}/services:watch`, {
+        signal: ctl.signal,
+        query: { services: page.map((s) => `${s.group}/${s.service}`) },
+        onEvent: (sum) => setLive((l) => ({ ...l, [`${sum.group}/${sum.service}`]: sum })),
+      });
+    }
+    return () => ctl.abort();
+  }, [pages]);
+  const services = pages.flat().map((s) => live[`${s.group}/${s.service}`] || s);
   return html`<section aria-labelledby="services-title">
     <h1 id="services-title">Services <small class="muted">in ${namespace}${group ? ' / ' + group : ''}</small></h1>
     <div class="toolbar">
