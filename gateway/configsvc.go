@@ -241,7 +241,7 @@ func (st *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) 
 		c.WatchHistory = st.s.cfg.WatchHistory
 	}
 	return &pb.GetStatusResponse{Backend: s.Backend, Revision: s.Revision, Leader: s.Leader, Version: st.s.cfg.Version,
-		Capabilities: newCapabilities(c), Gateway: st.s.cfg.GatewayID, HealthRunner: st.s.health.runner()}, nil
+		Capabilities: newCapabilities(c), Gateway: st.s.cfg.GatewayID, HealthRunner: st.s.health.runner(), Measured: st.s.cfg.Measured}, nil
 }
 
 // newCapabilities converts what a driver declares to its wire form.

@@ -76,6 +76,9 @@ type Config struct {
 	ListenerPublish time.Duration
 	// UI serves the web console at /ui/ (package ui).
 	UI bool
+	// Measured is what a conformance run measured on this kind of store,
+	// shown by the status beside the declared capabilities (nil: none).
+	Measured *pb.MeasuredGuarantees
 	// HistoryRetention bounds each config item's history: how many versions
 	// (1 to 10000) and for how long (a minute at least).
 	HistoryRetention backends.Retention

@@ -25,7 +25,7 @@ import (
 
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var backendURL, dataDir, logLevel, joinToken string
+	var backendURL, dataDir, logLevel, joinToken, measuredFile, measuredTarget string
 	var insecureNoAuth bool
 	var tlsFiles gateway.TLSFiles
 	// Cluster flags, passed to the built-in store as raft:// options.
@@ -66,6 +66,22 @@ func newServerCmd() *cobra.Command {
 			}
 			if err := checkExposure(cfg.Listen, cfg.Auth, insecureNoAuth); err != nil {
 				return err
+			}
+			if measuredFile != "" {
+				kind := "raft"
+				if u, err := url.Parse(backendURL); err == nil {
+					kind = u.Scheme
+					if kind == "zk" {
+						kind = "zookeeper"
+					}
+				}
+				m, err := loadMeasured(measuredFile, measuredTarget, kind)
+				if err != nil {
+					return err
+				}
+				cfg.Measured = m
+			} else if measuredTarget != "" {
+				return model.Invalid("guarantees-target", "applies with --guarantees only")
 			}
 			cfg.Version, cfg.Logger = version, log
 			ctx := cmd.Context()
@@ -117,6 +133,8 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.HistoryRetention.Versions, "config-history-versions", cfg.HistoryRetention.Versions, "versions of each config item its history keeps")
 	f.DurationVar(&cfg.HistoryRetention.MaxAge, "config-history-max-age", cfg.HistoryRetention.MaxAge, "how long a config item's history keeps a version (also after the item is deleted)")
 	f.BoolVar(&cfg.UI, "ui", true, "serve the web console at /ui/ on the API address")
+	f.StringVar(&measuredFile, "guarantees", "", "a report of junction conformance --format json: the status (and the console) show its figures beside the declared capabilities")
+	f.StringVar(&measuredTarget, "guarantees-target", "", "the report's target to show (default: the backend's kind through the gateway, such as raft+gateway)")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(clusterOpts["raft-addr"], "raft-addr", "", "cluster mode: the address this node's Raft transport listens on")

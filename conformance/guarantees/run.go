@@ -134,8 +134,9 @@ func Run(ctx context.Context, targets []*Target, opts Options) (*Report, error) 
 	return rep, nil
 }
 
-// summary is a one-line rendering of an outcome's figures.
-func summary(o Outcome) string {
+// FiguresText renders an outcome's figures on one line, as the report
+// prints them ("p99 12ms, events 1000").
+func (o Outcome) FiguresText() string {
 	s := ""
 	for i, f := range o.Figures {
 		if i > 0 {
@@ -143,6 +144,12 @@ func summary(o Outcome) string {
 		}
 		s += f.Name + " " + formatValue(f)
 	}
+	return s
+}
+
+// summary is a one-line rendering of an outcome's figures.
+func summary(o Outcome) string {
+	s := o.FiguresText()
 	if o.Verdict != Pass && o.Detail != "" {
 		if s != "" {
 			s += "; "

@@ -12,6 +12,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/gateway"
 )
 
@@ -442,4 +445,25 @@ func TestConsoleAccess(t *testing.T) {
 	p.goTo("#/services/DEFAULT_GROUP/pay")
 	p.click(`[data-instance="a"]`)
 	p.waitFor(`[...document.querySelectorAll('button')].some(b => b.textContent.trim() === 'Set weight' && !b.disabled)`, 5*time.Second)
+}
+
+// The overview: the store, the gateway that runs the health checks, the
+// members with the leader reachable, and a report's measured figures
+// beside the declared capabilities.
+func TestConsoleOverview(t *testing.T) {
+	s := startServer(t, func(c *gateway.Config) {
+		c.GatewayID = "gw-1"
+		c.Measured = &pb.MeasuredGuarantees{Target: "raft+gateway", Label: "built-in Raft store", Started: timestamppb.Now(),
+			Results: []*pb.MeasuredGuarantee{{Scenario: "cas", Rule: "a compare-and-set succeeds once", Verdict: "pass", Figures: "winners 1"}}}
+	})
+	p := openPage(t, s)
+	p.waitFor(`document.querySelector('[data-testid="health-runner"]')?.textContent === 'gw-1'`, 10*time.Second)
+	if got := p.text(`tr[data-scenario="cas"]`); !strings.Contains(got, "pass") || !strings.Contains(got, "winners 1") {
+		t.Errorf("measured row: %q", got)
+	}
+	p.waitFor(`[...document.querySelectorAll('[aria-label="Cluster members"] td')].some(td => td.textContent === 'leader')`, 5*time.Second)
+	if got := p.text(`[aria-label="Cluster members"] tbody tr`); !strings.Contains(got, "yes") {
+		t.Errorf("the member row %q: the node that answered is reachable", got)
+	}
+	p.shot("overview")
 }

@@ -4857,7 +4857,10 @@ type GetStatusResponse struct {
 	Gateway string `protobuf:"bytes,6,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	// The id of the gateway that runs the health checks (as this gateway
 	// last saw its lease); empty when none holds it.
-	HealthRunner  string `protobuf:"bytes,7,opt,name=health_runner,json=healthRunner,proto3" json:"health_runner,omitempty"`
+	HealthRunner string `protobuf:"bytes,7,opt,name=health_runner,json=healthRunner,proto3" json:"health_runner,omitempty"`
+	// What junction conformance measured on this kind of store, when the
+	// server was given a report (--guarantees); absent otherwise.
+	Measured      *MeasuredGuarantees `protobuf:"bytes,8,opt,name=measured,proto3" json:"measured,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4941,6 +4944,172 @@ func (x *GetStatusResponse) GetHealthRunner() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetMeasured() *MeasuredGuarantees {
+	if x != nil {
+		return x.Measured
+	}
+	return nil
+}
+
+// MeasuredGuarantees is one target's column of a conformance report.
+type MeasuredGuarantees struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The report's target (raft+gateway, etcd, ...) and its description.
+	Target string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Label  string `protobuf:"bytes,2,opt,name=label,proto3" json:"label,omitempty"`
+	// When the run started, and the command that made it.
+	Started       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started,proto3" json:"started,omitempty"`
+	Command       string                 `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`
+	Results       []*MeasuredGuarantee   `protobuf:"bytes,5,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeasuredGuarantees) Reset() {
+	*x = MeasuredGuarantees{}
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeasuredGuarantees) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeasuredGuarantees) ProtoMessage() {}
+
+func (x *MeasuredGuarantees) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeasuredGuarantees.ProtoReflect.Descriptor instead.
+func (*MeasuredGuarantees) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *MeasuredGuarantees) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantees) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantees) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *MeasuredGuarantees) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantees) GetResults() []*MeasuredGuarantee {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// MeasuredGuarantee is one scenario's outcome.
+type MeasuredGuarantee struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Scenario string                 `protobuf:"bytes,1,opt,name=scenario,proto3" json:"scenario,omitempty"`
+	// The contract rule the scenario checks.
+	Rule string `protobuf:"bytes,2,opt,name=rule,proto3" json:"rule,omitempty"`
+	// pass, fail, n/a or declared (a shortfall the capabilities declare).
+	Verdict string `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// The figures measured, as the report prints them.
+	Figures       string `protobuf:"bytes,4,opt,name=figures,proto3" json:"figures,omitempty"`
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeasuredGuarantee) Reset() {
+	*x = MeasuredGuarantee{}
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeasuredGuarantee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeasuredGuarantee) ProtoMessage() {}
+
+func (x *MeasuredGuarantee) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeasuredGuarantee.ProtoReflect.Descriptor instead.
+func (*MeasuredGuarantee) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *MeasuredGuarantee) GetScenario() string {
+	if x != nil {
+		return x.Scenario
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantee) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantee) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantee) GetFigures() string {
+	if x != nil {
+		return x.Figures
+	}
+	return ""
+}
+
+func (x *MeasuredGuarantee) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 type ListMembersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -4949,7 +5118,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4961,7 +5130,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4974,7 +5143,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 // Member is one server of a built-in store cluster.
@@ -4997,7 +5166,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5009,7 +5178,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5022,7 +5191,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Member) GetId() string {
@@ -5071,7 +5240,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5083,7 +5252,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5096,7 +5265,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -5125,7 +5294,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5137,7 +5306,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5150,7 +5319,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -5176,7 +5345,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5188,7 +5357,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5201,7 +5370,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -5233,7 +5402,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5245,7 +5414,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5258,7 +5427,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -5323,7 +5492,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5335,7 +5504,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5348,7 +5517,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -5373,7 +5542,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5385,7 +5554,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5398,7 +5567,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
 }
 
 type CreateTokenRequest struct {
@@ -5419,7 +5588,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5431,7 +5600,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5444,7 +5613,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -5483,7 +5652,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5495,7 +5664,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5508,7 +5677,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
 }
 
 type ListTokensResponse struct {
@@ -5520,7 +5689,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5532,7 +5701,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5545,7 +5714,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -5564,7 +5733,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5576,7 +5745,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5589,7 +5758,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -5608,7 +5777,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5620,7 +5789,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5633,7 +5802,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -5651,7 +5820,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5663,7 +5832,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5676,7 +5845,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -5692,7 +5861,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5704,7 +5873,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5717,7 +5886,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *Policy) GetName() string {
@@ -5751,7 +5920,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5763,7 +5932,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5776,7 +5945,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -5797,7 +5966,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5809,7 +5978,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5822,7 +5991,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -5847,7 +6016,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5859,7 +6028,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5872,7 +6041,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
 }
 
 type ListPoliciesResponse struct {
@@ -5884,7 +6053,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5896,7 +6065,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5909,7 +6078,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -5928,7 +6097,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5940,7 +6109,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5953,7 +6122,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -5972,7 +6141,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5984,7 +6153,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5997,7 +6166,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -6015,7 +6184,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6027,7 +6196,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6040,7 +6209,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
 }
 
 type WhoAmIRequest struct {
@@ -6051,7 +6220,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6063,7 +6232,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6076,7 +6245,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
 }
 
 // AccessCheck is one action on one resource, as a policy rule names it.
@@ -6096,7 +6265,7 @@ type AccessCheck struct {
 
 func (x *AccessCheck) Reset() {
 	*x = AccessCheck{}
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6108,7 +6277,7 @@ func (x *AccessCheck) String() string {
 func (*AccessCheck) ProtoMessage() {}
 
 func (x *AccessCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6121,7 +6290,7 @@ func (x *AccessCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessCheck.ProtoReflect.Descriptor instead.
 func (*AccessCheck) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *AccessCheck) GetKind() string {
@@ -6169,7 +6338,7 @@ type CheckAccessRequest struct {
 
 func (x *CheckAccessRequest) Reset() {
 	*x = CheckAccessRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6181,7 +6350,7 @@ func (x *CheckAccessRequest) String() string {
 func (*CheckAccessRequest) ProtoMessage() {}
 
 func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6194,7 +6363,7 @@ func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessRequest.ProtoReflect.Descriptor instead.
 func (*CheckAccessRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CheckAccessRequest) GetChecks() []*AccessCheck {
@@ -6214,7 +6383,7 @@ type CheckAccessResponse struct {
 
 func (x *CheckAccessResponse) Reset() {
 	*x = CheckAccessResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[88]
+	mi := &file_junction_v1_junction_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6226,7 +6395,7 @@ func (x *CheckAccessResponse) String() string {
 func (*CheckAccessResponse) ProtoMessage() {}
 
 func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[88]
+	mi := &file_junction_v1_junction_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6239,7 +6408,7 @@ func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessResponse.ProtoReflect.Descriptor instead.
 func (*CheckAccessResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CheckAccessResponse) GetAllowed() []bool {
@@ -6659,7 +6828,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"native_cas\x18\x06 \x01(\bR\tnativeCas\x12%\n" +
 	"\x0econfig_history\x18\a \x01(\bR\rconfigHistory\x12%\n" +
 	"\x0eatomic_history\x18\b \x01(\bR\ratomicHistory\x12&\n" +
-	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xf9\x01\n" +
+	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xb6\x02\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
@@ -6667,7 +6836,20 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\fcapabilities\x18\x04 \x01(\v2\x19.junction.v1.CapabilitiesR\fcapabilities\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12\x18\n" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12#\n" +
-	"\rhealth_runner\x18\a \x01(\tR\fhealthRunner\"\x14\n" +
+	"\rhealth_runner\x18\a \x01(\tR\fhealthRunner\x12;\n" +
+	"\bmeasured\x18\b \x01(\v2\x1f.junction.v1.MeasuredGuaranteesR\bmeasured\"\xcc\x01\n" +
+	"\x12MeasuredGuarantees\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x14\n" +
+	"\x05label\x18\x02 \x01(\tR\x05label\x124\n" +
+	"\astarted\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12\x18\n" +
+	"\acommand\x18\x04 \x01(\tR\acommand\x128\n" +
+	"\aresults\x18\x05 \x03(\v2\x1e.junction.v1.MeasuredGuaranteeR\aresults\"\x8f\x01\n" +
+	"\x11MeasuredGuarantee\x12\x1a\n" +
+	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
+	"\x04rule\x18\x02 \x01(\tR\x04rule\x12\x18\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict\x12\x18\n" +
+	"\afigures\x18\x04 \x01(\tR\afigures\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"\x14\n" +
 	"\x12ListMembersRequest\"\x87\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -6820,7 +7002,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                      // 0: junction.v1.EventType
 	(ImportPolicy)(0),                   // 1: junction.v1.ImportPolicy
@@ -6887,188 +7069,193 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),            // 62: junction.v1.GetStatusRequest
 	(*Capabilities)(nil),                // 63: junction.v1.Capabilities
 	(*GetStatusResponse)(nil),           // 64: junction.v1.GetStatusResponse
-	(*ListMembersRequest)(nil),          // 65: junction.v1.ListMembersRequest
-	(*Member)(nil),                      // 66: junction.v1.Member
-	(*ListMembersResponse)(nil),         // 67: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),            // 68: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),         // 69: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                       // 70: junction.v1.Token
-	(*TokenSecret)(nil),                 // 71: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),            // 72: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),          // 73: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),           // 74: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),          // 75: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),            // 76: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),          // 77: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),         // 78: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                      // 79: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),         // 80: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),         // 81: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),         // 82: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),        // 83: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),           // 84: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),         // 85: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),        // 86: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),               // 87: junction.v1.WhoAmIRequest
-	(*AccessCheck)(nil),                 // 88: junction.v1.AccessCheck
-	(*CheckAccessRequest)(nil),          // 89: junction.v1.CheckAccessRequest
-	(*CheckAccessResponse)(nil),         // 90: junction.v1.CheckAccessResponse
-	nil,                                 // 91: junction.v1.Instance.MetadataEntry
-	nil,                                 // 92: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                 // 93: junction.v1.MetadataPatch.EntriesEntry
-	nil,                                 // 94: junction.v1.GrayRule.LabelsEntry
-	nil,                                 // 95: junction.v1.ConfigListener.LabelsEntry
-	(*durationpb.Duration)(nil),         // 96: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 97: google.protobuf.Timestamp
+	(*MeasuredGuarantees)(nil),          // 65: junction.v1.MeasuredGuarantees
+	(*MeasuredGuarantee)(nil),           // 66: junction.v1.MeasuredGuarantee
+	(*ListMembersRequest)(nil),          // 67: junction.v1.ListMembersRequest
+	(*Member)(nil),                      // 68: junction.v1.Member
+	(*ListMembersResponse)(nil),         // 69: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),            // 70: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),         // 71: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                       // 72: junction.v1.Token
+	(*TokenSecret)(nil),                 // 73: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),            // 74: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),          // 75: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),           // 76: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 77: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),            // 78: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),          // 79: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),         // 80: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                      // 81: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),         // 82: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),         // 83: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),         // 84: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),        // 85: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),           // 86: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),         // 87: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),        // 88: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),               // 89: junction.v1.WhoAmIRequest
+	(*AccessCheck)(nil),                 // 90: junction.v1.AccessCheck
+	(*CheckAccessRequest)(nil),          // 91: junction.v1.CheckAccessRequest
+	(*CheckAccessResponse)(nil),         // 92: junction.v1.CheckAccessResponse
+	nil,                                 // 93: junction.v1.Instance.MetadataEntry
+	nil,                                 // 94: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                 // 95: junction.v1.MetadataPatch.EntriesEntry
+	nil,                                 // 96: junction.v1.GrayRule.LabelsEntry
+	nil,                                 // 97: junction.v1.ConfigListener.LabelsEntry
+	(*durationpb.Duration)(nil),         // 98: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 99: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	96, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	96, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	91, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	92, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
-	9,  // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	96, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	96, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	97, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	96, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
-	12, // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	93, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
-	7,  // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
-	9,  // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
-	10, // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
-	10, // 14: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
-	17, // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
-	7,  // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
-	7,  // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	96, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
-	0,  // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
-	7,  // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
-	7,  // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
-	27, // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	97, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	97, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
-	29, // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	96, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
-	33, // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
-	94, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
-	33, // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
-	97, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
-	29, // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	97, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
-	43, // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
-	0,  // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
-	29, // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	97, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
-	47, // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
-	47, // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
-	47, // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
-	1,  // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
-	57, // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
-	95, // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
-	97, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
-	60, // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
-	63, // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	66, // 46: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	97, // 47: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	97, // 48: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	70, // 49: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	96, // 50: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	70, // 51: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	79, // 52: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	88, // 53: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
-	3,  // 54: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	4,  // 55: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	5,  // 56: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	8,  // 57: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	19, // 58: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	21, // 59: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	23, // 60: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	25, // 61: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	26, // 62: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
-	11, // 63: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	13, // 64: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	15, // 65: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	16, // 66: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	30, // 67: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	32, // 68: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	40, // 69: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	42, // 70: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	45, // 71: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	48, // 72: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	50, // 73: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	51, // 74: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	53, // 75: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	54, // 76: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
-	56, // 77: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
-	59, // 78: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
-	35, // 79: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
-	36, // 80: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
-	37, // 81: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
-	62, // 82: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	65, // 83: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	68, // 84: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	69, // 85: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	72, // 86: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	73, // 87: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	74, // 88: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	76, // 89: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	77, // 90: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	80, // 91: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	81, // 92: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	82, // 93: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	84, // 94: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	85, // 95: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	87, // 96: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	89, // 97: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
-	2,  // 98: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	2,  // 99: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	6,  // 100: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	18, // 101: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	20, // 102: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	22, // 103: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	24, // 104: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	28, // 105: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	27, // 106: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
-	18, // 107: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	14, // 108: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	17, // 109: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	17, // 110: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	31, // 111: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	39, // 112: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	41, // 113: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	44, // 114: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	46, // 115: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	49, // 116: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	47, // 117: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	52, // 118: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	39, // 119: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	55, // 120: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
-	58, // 121: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
-	61, // 122: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
-	34, // 123: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
-	39, // 124: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
-	38, // 125: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
-	64, // 126: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	67, // 127: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	67, // 128: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	67, // 129: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	71, // 130: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	71, // 131: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	75, // 132: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	70, // 133: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	78, // 134: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	79, // 135: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	79, // 136: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	83, // 137: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	79, // 138: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	86, // 139: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	70, // 140: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	90, // 141: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
-	98, // [98:142] is the sub-list for method output_type
-	54, // [54:98] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	98,  // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	98,  // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	93,  // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	94,  // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	9,   // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
+	98,  // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	98,  // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	99,  // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	98,  // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	12,  // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
+	95,  // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	7,   // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
+	9,   // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
+	10,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
+	10,  // 14: junction.v1.InstanceHealth.history:type_name -> junction.v1.CheckResult
+	17,  // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
+	7,   // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
+	7,   // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
+	98,  // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	0,   // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
+	7,   // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
+	7,   // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
+	27,  // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
+	99,  // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	99,  // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	29,  // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
+	98,  // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	33,  // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
+	96,  // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
+	33,  // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
+	99,  // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
+	29,  // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
+	99,  // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	43,  // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
+	0,   // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
+	29,  // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
+	99,  // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	47,  // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
+	47,  // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
+	47,  // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
+	1,   // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
+	57,  // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
+	97,  // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
+	99,  // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
+	60,  // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
+	63,  // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	65,  // 46: junction.v1.GetStatusResponse.measured:type_name -> junction.v1.MeasuredGuarantees
+	99,  // 47: junction.v1.MeasuredGuarantees.started:type_name -> google.protobuf.Timestamp
+	66,  // 48: junction.v1.MeasuredGuarantees.results:type_name -> junction.v1.MeasuredGuarantee
+	68,  // 49: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	99,  // 50: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	99,  // 51: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	72,  // 52: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	98,  // 53: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	72,  // 54: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	81,  // 55: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	90,  // 56: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
+	3,   // 57: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	4,   // 58: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	5,   // 59: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	8,   // 60: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	19,  // 61: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	21,  // 62: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	23,  // 63: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	25,  // 64: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	26,  // 65: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
+	11,  // 66: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13,  // 67: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15,  // 68: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16,  // 69: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	30,  // 70: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	32,  // 71: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	40,  // 72: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	42,  // 73: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	45,  // 74: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	48,  // 75: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	50,  // 76: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	51,  // 77: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	53,  // 78: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	54,  // 79: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	56,  // 80: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	59,  // 81: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
+	35,  // 82: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
+	36,  // 83: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
+	37,  // 84: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
+	62,  // 85: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	67,  // 86: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	70,  // 87: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	71,  // 88: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	74,  // 89: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	75,  // 90: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	76,  // 91: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	78,  // 92: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	79,  // 93: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	82,  // 94: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	83,  // 95: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	84,  // 96: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	86,  // 97: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	87,  // 98: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	89,  // 99: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	91,  // 100: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
+	2,   // 101: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,   // 102: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,   // 103: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18,  // 104: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20,  // 105: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22,  // 106: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24,  // 107: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	28,  // 108: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	27,  // 109: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
+	18,  // 110: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14,  // 111: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17,  // 112: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17,  // 113: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	31,  // 114: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	39,  // 115: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	41,  // 116: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	44,  // 117: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	46,  // 118: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	49,  // 119: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	47,  // 120: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	52,  // 121: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	39,  // 122: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	55,  // 123: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	58,  // 124: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	61,  // 125: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
+	34,  // 126: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
+	39,  // 127: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
+	38,  // 128: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
+	64,  // 129: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	69,  // 130: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	69,  // 131: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	69,  // 132: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	73,  // 133: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	73,  // 134: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	77,  // 135: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	72,  // 136: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	80,  // 137: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	81,  // 138: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	81,  // 139: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	85,  // 140: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	81,  // 141: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	88,  // 142: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	72,  // 143: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	92,  // 144: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
+	101, // [101:145] is the sub-list for method output_type
+	57,  // [57:101] is the sub-list for method input_type
+	57,  // [57:57] is the sub-list for extension type_name
+	57,  // [57:57] is the sub-list for extension extendee
+	0,   // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -7089,7 +7276,7 @@ func file_junction_v1_junction_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   94,
+			NumMessages:   96,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

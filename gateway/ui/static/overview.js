@@ -1,6 +1,6 @@
 // Overview: the store, its declared capabilities, the cluster members and
 // the gateway that runs the health checks.
-import { html, useAsync, ErrorNote, Loading } from './lib.js';
+import { html, useAsync, ErrorNote, Loading, time } from './lib.js';
 import { get } from './api.js';
 
 const CAPABILITIES = [
@@ -37,13 +37,15 @@ export function Overview() {
         <dt>Health checks run by</dt><dd data-testid="health-runner">${status.data.healthRunner || 'no gateway yet'}</dd>
       </dl>
       <h2>Capabilities</h2>
-      <p class="muted">As the backend declares them. <code>junction conformance</code> measures what it really guarantees (docs/guarantees.md).</p>
+      <p class="muted">As the backend declares them. <code>junction conformance</code> measures what it really guarantees
+        ${status.data.measured ? ': its figures are below.' : '; start the server with --guarantees REPORT.json to show them here.'}</p>
       <table class="grid" aria-label="Capabilities">
         <thead><tr><th scope="col">Capability</th><th scope="col">Declared</th><th scope="col">Meaning</th></tr></thead>
         <tbody>${CAPABILITIES.map(
           ([k, label, meaning]) => html`<tr><th scope="row">${label}</th><td>${yes(status.data.capabilities[k])}</td><td class="muted">${meaning}</td></tr>`,
         )}</tbody>
-      </table>`}
+      </table>
+      ${status.data.measured && html`<${Measured} m=${status.data.measured} />`}`}
     <h2>Cluster members</h2>
     ${members.loading && html`<${Loading} what="the members" />`}
     <${ErrorNote} error=${members.error} retry=${members.reload} />
@@ -60,4 +62,21 @@ export function Overview() {
       )}</tbody>
     </table>`}
   </section>`;
+}
+
+/** Measured is a conformance report's column for this kind of store. */
+function Measured({ m }) {
+  return html`<h2>Measured guarantees</h2>
+    <p class="muted">${m.label} — measured ${time(m.started)}${m.command ? html` by <code>${m.command}</code>` : ''}.</p>
+    <table class="grid" aria-label="Measured guarantees">
+      <thead><tr><th scope="col">Scenario</th><th scope="col">Verdict</th><th scope="col">Figures</th><th scope="col">Rule</th></tr></thead>
+      <tbody>${m.results.map(
+        (r) => html`<tr data-scenario=${r.scenario}>
+          <th scope="row">${r.scenario}</th>
+          <td class=${r.verdict === 'pass' ? 'ok' : r.verdict === 'fail' ? 'bad' : 'warn'}>${r.verdict}</td>
+          <td>${r.figures}${r.detail && r.verdict !== 'pass' ? html`<br /><small>${r.detail}</small>` : ''}</td>
+          <td class="muted">${r.rule}</td>
+        </tr>`,
+      )}</tbody>
+    </table>`;
 }
