@@ -467,3 +467,90 @@ func TestConsoleOverview(t *testing.T) {
 	}
 	p.shot("overview")
 }
+
+// Every control of every screen has a name a screen reader can say, and
+// the screens are reached from the keyboard.
+func TestConsoleAccessibility(t *testing.T) {
+	s := startServer(t)
+	s.api(t, "POST", payPath, `{"id":"a","ip":"10.0.0.1","port":80}`, 200, nil)
+	s.api(t, "PUT", appPath+"?type=json", `{"v": 1}`, 200, nil)
+	p := openPage(t, s)
+	const unnamed = `[...document.querySelectorAll('button, input, select, textarea, a[href], [role="grid"]')]
+		.filter(e => !(e.labels?.length || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || e.textContent.trim() || e.title))
+		.map(e => e.outerHTML.slice(0, 120))`
+	for _, screen := range []struct{ hash, ready string }{
+		{"#/", `!!document.querySelector('[data-testid="backend"]')`},
+		{"#/services", `!!document.querySelector('tr[data-service="pay"]')`},
+		{"#/services/DEFAULT_GROUP/pay", `!!document.querySelector('[data-instance="a"]')`},
+		{"#/configs", `!!document.querySelector('tr[data-config="app.json"]')`},
+		{"#/configs/DEFAULT_GROUP/app.json", `!!document.querySelector('textarea[name="content"]')`},
+	} {
+		p.goTo(screen.hash)
+		p.waitFor(screen.ready, 5*time.Second)
+		if screen.hash == "#/services/DEFAULT_GROUP/pay" {
+			p.click(`[data-instance="a"]`)
+			p.waitFor(`!!document.querySelector('input[name="weight"]')`, 5*time.Second)
+		}
+		var bad []string
+		if err := json.Unmarshal(p.eval(unnamed), &bad); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bad {
+			t.Errorf("%s: a control without a name: %s", screen.hash, b)
+		}
+	}
+	// The keyboard: Tab from the top reaches the screens' links, and
+	// Enter follows one.
+	p.goTo("#/")
+	p.waitFor(`!!document.querySelector('[data-testid="backend"]')`, 5*time.Second)
+	p.eval(`document.activeElement.blur(), true`)
+	for range 10 {
+		p.run(chromedp.KeyEvent(kb.Tab))
+		var at string
+		_ = json.Unmarshal(p.eval(`document.activeElement.textContent.trim()`), &at)
+		if at == "Configs" {
+			p.run(chromedp.KeyEvent(kb.Enter))
+			p.waitFor(`location.hash === '#/configs'`, 5*time.Second)
+			return
+		}
+	}
+	t.Error("ten Tabs from the top of the page never reached the Configs link")
+}
+
+// A store that goes away shows as a banner, and the list as its error.
+func TestConsoleStoreUnavailable(t *testing.T) {
+	s := startServer(t)
+	p := openPage(t, s)
+	p.goTo("#/services")
+	p.waitFor(`!!document.querySelector('#services-title')`, 5*time.Second)
+	if err := s.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.button("Refresh")
+	p.waitFor(`document.querySelector('.banner')?.textContent.includes('The store is unavailable')`, 5*time.Second)
+	p.waitFor(`document.querySelector('[role="alert"].error')?.textContent.includes('Try again')`, 5*time.Second)
+}
+
+// The instance list filters by cluster and by health, and the panel shows
+// an instance's check and its recent results.
+func TestConsoleFiltersAndChecks(t *testing.T) {
+	s := startServer(t)
+	s.api(t, "POST", payPath, `{"id":"a","ip":"10.0.0.1","port":80,"cluster":"east"}`, 200, nil)
+	s.api(t, "POST", payPath, `{"id":"b","ip":"10.0.0.2","port":80,"cluster":"west","healthy":false}`, 200, nil)
+	// A check of a port nobody listens on: it fails.
+	s.api(t, "POST", payPath, `{"id":"c","ip":"127.0.0.1","port":1,"cluster":"west","check":{"kind":"tcp","interval":"0.2s","timeout":"0.1s"}}`, 200, nil)
+	p := openPage(t, s)
+	p.goTo("#/services/DEFAULT_GROUP/pay")
+	p.waitFor(`document.querySelectorAll('[data-instance]').length === 3`, 5*time.Second)
+	p.fill(`select[name="cluster"]`, "west")
+	p.waitFor(`document.querySelectorAll('[data-instance]').length === 2 && !document.querySelector('[data-instance="a"]')`, 5*time.Second)
+	p.fill(`select[name="health"]`, "unhealthy")
+	p.waitFor(`!!document.querySelector('[data-instance="b"]')`, 5*time.Second)
+	p.fill(`select[name="cluster"]`, "")
+	p.fill(`select[name="health"]`, "healthy")
+	p.waitFor(`!document.querySelector('[data-instance="b"]') && !!document.querySelector('[data-instance="a"]')`, 5*time.Second)
+	p.fill(`select[name="health"]`, "")
+	p.click(`[data-instance="c"]`)
+	p.waitFor(`document.querySelector('aside')?.textContent.includes('tcp 127.0.0.1:1')`, 10*time.Second)
+	p.waitFor(`!!document.querySelector('aside .results li.bad')`, 10*time.Second)
+}

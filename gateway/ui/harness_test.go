@@ -100,6 +100,7 @@ func startBrowser(t *testing.T) context.Context {
 type server struct {
 	base  string
 	token string // sent with every API call the test makes itself
+	store *raftstore.Store
 }
 
 func startServer(t *testing.T, tune ...func(*gateway.Config)) *server {
@@ -119,7 +120,7 @@ func startServer(t *testing.T, tune ...func(*gateway.Config)) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	return &server{base: "http://" + l.Addr}
+	return &server{base: "http://" + l.Addr, store: store}
 }
 
 // api makes a REST call as the test (not the page) and decodes a JSON
