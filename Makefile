@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos clean
+.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos console-screenshots clean
 
 build:
 	$(GO) build -o bin/junction ./cmd/junction
@@ -96,6 +96,11 @@ guarantees: deps build
 # and writes the report to guarantees-nacos/.
 guarantees-nacos: deps build
 	unshare --net sh -c 'ip link set lo up && JUNCTION_PRIVATE_NETNS=1 exec ./bin/junction conformance --backend nacos --out guarantees-nacos'
+
+# console-screenshots runs the console's browser tests (Debian's Chromium)
+# and writes a PNG of each screen into docs/console.
+console-screenshots: deps-apt
+	JUNCTION_REQUIRE_BROWSER=1 $(GO) test -count=1 ./gateway/ui -args -ui.screenshots=$(CURDIR)/docs/console
 
 lint: $(BIN)/staticcheck
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -316,6 +316,13 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.log.Info("junction serving", "addr", lis.Addr().String(), "auth", s.cfg.Auth)
+	if s.cfg.UI {
+		scheme := "http"
+		if s.cfg.TLS != nil {
+			scheme = "https"
+		}
+		s.log.Info("console at " + scheme + "://" + lis.Addr().String() + "/ui/")
+	}
 	if !s.cfg.Auth {
 		s.log.Warn("access control is off: anyone who reaches " + lis.Addr().String() + " may do anything (--auth turns it on)")
 	}

@@ -243,7 +243,7 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
       setReview(null);
     }} bad=${bad} label=${'Content of ' + dataId} describedBy=${error ? 'editor-error' : undefined} readOnly=${mayWrite === false} />
     <div id="editor-error">
-      ${bad > 0 && html`<p class="error" role="alert" data-line=${bad}>Line ${bad}: ${error.message.replace(/^content: /, '')}</p>`}
+      ${bad > 0 && html`<p class="error" role="alert" data-line=${bad}>${error.message.replace(/^content: /, '')}</p>`}
       ${!bad && html`<${ErrorNote} error=${error} />`}
     </div>
     <${Field} label="Message" hint="kept with the version this change makes">
