@@ -44,6 +44,10 @@ type rule struct {
 	// and back, for a caller under access control (session handles).
 	in  func(a *authorizer, c caller, req any) error
 	out func(a *authorizer, c caller, resp any) error
+	// lost, for a filtered stream, says whether an ACL change took away
+	// something the stream shows: before is the principal it was opened
+	// with, now the token's current one. A PERMISSION_DENIED ends it.
+	lost func(before, now acl.Principal, req any) error
 }
 
 type serviceRequest interface {
@@ -163,8 +167,8 @@ var rules = map[string]rule{
 	pb.RegistryService_DeregisterInstance_FullMethodName: write(serviceResource),
 	pb.RegistryService_ListInstances_FullMethodName:      read(serviceResource),
 	pb.RegistryService_WatchInstances_FullMethodName:     read(serviceResource),
-	pb.RegistryService_ListServices_FullMethodName:       {any: true}, // filtered by visible, as it pages
-	pb.RegistryService_WatchServices_FullMethodName:      {any: true}, // filtered by visible
+	pb.RegistryService_ListServices_FullMethodName:       {any: true},                     // filtered by visible, as it pages
+	pb.RegistryService_WatchServices_FullMethodName:      {any: true, lost: lostServices}, // filtered by visible
 	pb.RegistryService_SetInstanceState_FullMethodName:   write(serviceResource),
 	pb.RegistryService_GetInstanceHealth_FullMethodName:  read(serviceResource),
 	pb.RegistryService_GetServiceSettings_FullMethodName: read(serviceResource),
@@ -206,6 +210,22 @@ var rules = map[string]rule{
 	pb.AclService_DeletePolicy_FullMethodName: write(global(acl.KindACL, "policies")),
 	pb.AclService_WhoAmI_FullMethodName:       {any: true},
 	pb.AclService_CheckAccess_FullMethodName:  {any: true}, // the caller's own rights
+}
+
+// lostServices ends a WatchServices stream whose token no longer may read
+// a service it showed.
+func lostServices(before, now acl.Principal, req any) error {
+	for _, ref := range req.(*pb.WatchServicesRequest).Services {
+		group, svc, _ := strings.Cut(ref, "/")
+		k := model.ServiceKey{Namespace: req.(*pb.WatchServicesRequest).Namespace, Group: group, Service: svc}.WithDefaults()
+		r := acl.Resource{Kind: acl.KindService, Namespace: k.Namespace, Group: k.Group, Name: k.Service}
+		if (before.Management || mayRead(before, r)) && !now.Management {
+			if err := authorize(now, acl.ActRead, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // visible returns what a list answered in ctx may show: what the caller
@@ -596,6 +616,9 @@ func (a *authorizer) recheck(h *held) {
 	}
 	if err == nil {
 		err = a.authorizeReq(caller{p: p}, h.r, h.req)
+	}
+	if err == nil && h.r.lost != nil && !h.c.p.Peer {
+		err = h.r.lost(h.c.p, p, h.req)
 	}
 	if err != nil {
 		a.audit.denied(h.c, h.method, resourceOf(h.method, h.req), err)

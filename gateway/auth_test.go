@@ -358,17 +358,19 @@ func authOps() []authOp {
 		// Filtered, as ListServices is (checkFiltered); over REST the
 		// stream says nothing until a visible service's summary.
 		{"WatchServices", list, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
-			// A refusal ends the stream at once; a service left out sends
-			// nothing, so waiting out a short deadline is allowed.
-			ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			// Allowed: the stream's header says its watches are in place
+			// (a service left out sends nothing more). Refused: no header,
+			// and the status says why.
+			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			w, err := reg(cc).WatchServices(ctx, &pb.WatchServicesRequest{Namespace: ns, Services: []string{authGroup + "/" + authSvc}})
-			if err == nil {
-				_, err = w.Recv()
+			if err != nil {
+				return err
 			}
-			if status.Code(err) == codes.DeadlineExceeded {
-				err = nil
+			if md, err := w.Header(); err == nil && len(md.Get(gateway.WatchEstablishedHeader)) > 0 {
+				return nil
 			}
+			_, err = w.Recv()
 			return err
 		}, func(string) (string, string, string) { return "", "", "" }, nil},
 		{"SetInstanceState", svcW, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
@@ -702,11 +704,53 @@ func TestAuthMatrix(t *testing.T) {
 			denials := runMatrix(t, srv, s)
 			checkAuthors(t, srv, s)
 			checkAccessAnswers(t, srv, s)
+			checkWatchServicesLosesRight(t, srv, s)
 			checkFiltered(t, srv, s)
 			checkRevokeEverywhere(t, srv, s)
 			checkAudit(t, srv, denials)
 			checkNoSecrets(t, srv, s)
 		})
+	}
+}
+
+// checkWatchServicesLosesRight: a WatchServices stream, filtered when it
+// opened, ends with PERMISSION_DENIED once a policy change takes away the
+// right to read a service it shows.
+func checkWatchServicesLosesRight(t *testing.T, srv *authServer, s secrets) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m := pb.NewAclServiceClient(withToken(t, srv.entry, s["management"]))
+	const grant = "name: counts\nrules:\n  - namespace: team-a\n    service: \"*\"\n    access: read\n"
+	if _, err := m.CreatePolicy(ctx, &pb.CreatePolicyRequest{Rules: grant}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := m.CreateToken(ctx, &pb.CreateTokenRequest{Description: "counts", Policies: []string{"counts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pb.NewRegistryServiceClient(withToken(t, srv.entry, ts.Secret)).WatchServices(ctx,
+		&pb.WatchServicesRequest{Namespace: nsA, Services: []string{authGroup + "/" + authSvc}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := w.Recv(); err != nil || sum.Service != authSvc {
+		t.Fatalf("first summary: %v, %v", sum, err)
+	}
+	if _, err := m.UpdatePolicy(ctx, &pb.UpdatePolicyRequest{Name: "counts",
+		Rules: "name: counts\nrules:\n  - namespace: team-b\n    service: \"*\"\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	for {
+		_, err := w.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("the stream ended with %v, want PERMISSION_DENIED", err)
+		}
+		t.Logf("WatchServices ended %v after the policy lost the right", time.Since(changed).Round(time.Millisecond))
+		return
 	}
 }
 
@@ -901,21 +945,31 @@ func checkFiltered(t *testing.T, srv *authServer, s secrets) {
 				for _, sv := range resp.Services {
 					got = append(got, sv.Service)
 				}
-				// A watch of the services shows only what the list shows.
-				wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				// A watch of the service shows only what the list shows: its
+				// first summary when visible, nothing otherwise (waited for a
+				// second).
+				wait := 5 * time.Second
+				if len(names) == 0 {
+					wait = time.Second
+				}
+				wctx, cancel := context.WithTimeout(ctx, wait)
 				w, err := pb.NewRegistryServiceClient(cc).WatchServices(wctx, &pb.WatchServicesRequest{Namespace: ns,
-					Services: []string{authGroup + "/" + authSvc, authGroup + "/absent"}})
+					Services: []string{authGroup + "/" + authSvc}})
 				if err != nil {
 					t.Fatalf("%s watches %s: %v", token, what, err)
 				}
 				var watched []string
-				for {
+				for len(watched) <= len(names) {
 					sum, err := w.Recv()
 					if err != nil {
+						if status.Code(err) != codes.DeadlineExceeded {
+							t.Errorf("%s watches %s: %v", token, what, err)
+						}
 						break
 					}
-					if sum.Instances > 0 {
-						watched = append(watched, sum.Service)
+					watched = append(watched, sum.Service)
+					if len(watched) == len(names) {
+						break
 					}
 				}
 				cancel()

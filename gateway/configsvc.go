@@ -48,7 +48,7 @@ func (c *configService) GetConfig(ctx context.Context, req *pb.GetConfigRequest)
 		return nil, err
 	}
 	eff, gray := &cfg, false
-	if !forwarded(ctx) { // a follower's read: it applies the gray itself
+	if !forwarded(ctx) && !req.Release { // a follower's read: it applies the gray itself
 		eff, gray = c.s.grays.effective(key, &cfg, grayClient(ctx))
 	}
 	resp := &pb.GetConfigResponse{Config: pb.NewConfig(*eff), Revision: info.Revision, Consistency: string(info.Consistency),

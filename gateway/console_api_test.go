@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -170,6 +171,17 @@ func TestRawGrayPublish(t *testing.T) {
 	if r := e.do(t, "GET", path, ""); r.body != "a: 1\n" {
 		t.Errorf("a client outside the rule reads %q", r.body)
 	}
+	// A rule that matches this client (its address): it reads the gray,
+	// unless it asks for the release (as the console's editor does).
+	if r := e.do(t, "PUT", path+"?grayIps=127.0.0.1", "a: 9\n"); r.status != 200 {
+		t.Fatal(r.status, r.body)
+	}
+	if r := e.do(t, "GET", path, ""); r.body != "a: 9\n" {
+		t.Errorf("a client the rule matches reads %q", r.body)
+	}
+	if r := e.do(t, "GET", path+"?release=true", "", "Accept", "application/json"); !strings.Contains(r.body, `"content":"a: 1\n"`) || !strings.Contains(r.body, `"gray":false`) {
+		t.Errorf("?release=true reads %s", r.body)
+	}
 	for q, field := range map[string]string{"grayLabels=env": "grayLabels", "grayPercent=ten": "grayPercent", "grayPercent=101": "", "grayIps=not-an-ip": "", "gray=1": "gray"} {
 		r := e.do(t, "PUT", path+"?"+q, "a: 3\n")
 		if r.status != 400 {
@@ -215,8 +227,17 @@ func TestConsoleServed(t *testing.T) {
 	if resp.Header.Get("Content-Encoding") != "gzip" || resp.Header.Get("Content-Type") != "text/javascript; charset=utf-8" {
 		t.Errorf("app.js with gzip accepted: %v", resp.Header)
 	}
-	if r := on.do(t, "GET", "/ui/../go.mod", ""); r.status == 200 {
-		t.Errorf("a path out of the console: %d", r.status)
+	for _, p := range []string{"/ui/../go.mod", "/ui/%2e%2e/go.mod", "/ui/static/index.html", "/ui//etc/passwd"} {
+		req, _ := http.NewRequest("GET", on.base+p, nil)
+		resp, err := (&http.Transport{}).RoundTrip(req) // no redirect followed
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || strings.Contains(string(body), "module ") {
+			t.Errorf("%s: %d %q", p, resp.StatusCode, body)
+		}
 	}
 	if r := on.do(t, "GET", "/ui/nope.js", ""); r.status != 404 {
 		t.Errorf("a missing file: %d", r.status)

@@ -401,8 +401,9 @@ func (s *Server) importRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigSe
 func (s *Server) getConfigRaw(w http.ResponseWriter, r *http.Request, c pb.ConfigServiceClient) {
 	q := r.URL.Query()
 	stale, _ := strconv.ParseBool(q.Get("stale"))
+	release, _ := strconv.ParseBool(q.Get("release"))
 	resp, err := c.GetConfig(restCall(r, s.cfg.TLS), &pb.GetConfigRequest{Namespace: r.PathValue("namespace"),
-		Group: r.PathValue("group"), DataId: r.PathValue("dataId"), Stale: stale})
+		Group: r.PathValue("group"), DataId: r.PathValue("dataId"), Stale: stale, Release: release})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/gateway/acl"
@@ -50,12 +53,16 @@ func (r *registryService) WatchServices(req *pb.WatchServicesRequest, stream grp
 		subs[i] = r.s.hub.subscribe(topicKey{svc: key}, 0)
 		defer subs[i].Close()
 	}
+	// Every store watch in place first, as one watch's stream waits for
+	// its own (and as long): then the header says so.
+	wait, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
 	for _, w := range subs {
-		if err := w.Established(ctx); err != nil {
-			return err
+		if err := w.Established(wait); err != nil {
+			return fmt.Errorf("watch not established: %w: %v", model.ErrUnavailable, err)
 		}
 	}
-	if err := stream.SendHeader(nil); err != nil {
+	if err := stream.SendHeader(metadata.Pairs(WatchEstablishedHeader, "true")); err != nil {
 		return err
 	}
 	out := make(chan *pb.ServiceSummary)
@@ -80,9 +87,13 @@ func (r *registryService) WatchServices(req *pb.WatchServicesRequest, stream grp
 						insts[in.ID] = in.Healthy
 					}
 				case model.EventPut:
-					insts[e.Instance.ID] = e.Instance.Healthy
+					if e.Instance != nil {
+						insts[e.Instance.ID] = e.Instance.Healthy
+					}
 				case model.EventDelete:
-					delete(insts, e.Instance.ID)
+					if e.Instance != nil {
+						delete(insts, e.Instance.ID)
+					}
 				}
 				sum := &pb.ServiceSummary{Namespace: key.Namespace, Group: key.Group, Service: key.Service, Instances: int32(len(insts))}
 				for _, h := range insts {

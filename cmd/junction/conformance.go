@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/conformance/guarantees"
 	"github.com/junctionhq/junction/model"
 )
@@ -103,7 +104,7 @@ Default: every backend this machine can run.`,
 				artifacts = "."
 			}
 			rep, err := guarantees.Run(cmd.Context(), measured, guarantees.Options{Scenarios: scenarios, Quick: quick,
-				Out: artifacts, Progress: cmd.ErrOrStderr(), Command: "junction " + strings.Join(os.Args[1:], " ")})
+				Out: artifacts, Progress: cmd.ErrOrStderr(), Command: "junction " + redactArgs(os.Args[1:])})
 			if err != nil {
 				return err
 			}
@@ -156,4 +157,22 @@ func scenarioNames() string {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// redactArgs joins a command line with the secrets of its store URLs
+// (user:password@, token@) left out, for a report anyone may read.
+func redactArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if !strings.Contains(a, "://") {
+			continue
+		}
+		if name, u, ok := strings.Cut(a, "="); ok && !strings.Contains(name, "://") {
+			out[i] = name + "=" + backends.Redact(u)
+		} else {
+			out[i] = backends.Redact(a)
+		}
+	}
+	return strings.Join(out, " ")
 }

@@ -48,7 +48,8 @@ func loadMeasured(path, target, kind string) (*pb.MeasuredGuarantees, error) {
 	for _, r := range rep.Rules {
 		rules[r.Name] = r.Rule
 	}
-	out := &pb.MeasuredGuarantees{Target: info.Name, Label: info.Label, Started: timestamppb.New(rep.Started), Command: rep.Command}
+	out := &pb.MeasuredGuarantees{Target: info.Name, Label: info.Label, Started: timestamppb.New(rep.Started),
+		Command: redactArgs(strings.Fields(rep.Command))} // an older report may hold a store's secret
 	for _, r := range rep.Results {
 		if r.Target != info.Name {
 			continue

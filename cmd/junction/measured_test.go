@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,21 @@ func TestServerShowsMeasuredGuarantees(t *testing.T) {
 		t.Fatalf("conformance: %v\n%s", err, out)
 	}
 	report := filepath.Join(dir, "guarantees.json")
+	// A report of a store run elsewhere names its URL, secret and all:
+	// the status must not show the secret.
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["command"] = "junction conformance --backend etcd=etcd://root:s3cret@10.0.0.1:2379 --backend consul://tok3n@h:8500"
+	raw, _ = json.Marshal(doc)
+	if err := os.WriteFile(report, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	addr := freeAddr(t)
 	startServerArgs(t, addr, "--data-dir", t.TempDir(), "--guarantees", report)
 	resp, err := http.Get("http://" + addr + "/v1/status")
@@ -36,6 +52,9 @@ func TestServerShowsMeasuredGuarantees(t *testing.T) {
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(string(body), "s3cret") || strings.Contains(string(body), "tok3n") {
+		t.Errorf("the status shows a store's secret: %s", body)
 	}
 	m := st.Measured
 	if m.Target != "raft+gateway" || len(m.Results) != 2 {

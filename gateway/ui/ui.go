@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strconv"
@@ -26,6 +25,15 @@ var static embed.FS
 
 // Prefix is the path the console is served under.
 const Prefix = "/ui/"
+
+// types are the files' content types, fixed: a host's MIME table (which
+// may map .js to text/plain) would stop the modules loading, nosniff set.
+var types = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".md":   "text/markdown; charset=utf-8",
+}
 
 // file is one embedded file, compressed once when the handler is made.
 type file struct {
@@ -56,8 +64,8 @@ func Handler() (http.Handler, error) {
 			return err
 		}
 		sum := sha256.Sum256(body)
-		ctype := mime.TypeByExtension(path.Ext(name))
-		if ctype == "" {
+		ctype, ok := types[path.Ext(name)]
+		if !ok {
 			ctype = "text/plain; charset=utf-8"
 		}
 		files[strings.TrimPrefix(name, "static/")] = file{body: body, gzipped: z.Bytes(), ctype: ctype,
@@ -83,17 +91,21 @@ func Handler() (http.Handler, error) {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", f.etag)
+		// Each encoding its own strong ETag: the bodies differ.
+		body, tag := f.body, f.etag
+		gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
+		if gz {
+			body, tag = f.gzipped, f.etag[:len(f.etag)-1]+`-gz"`
+		}
+		h.Set("ETag", tag)
 		h.Set("Vary", "Accept-Encoding")
 		h.Set("Content-Type", f.ctype)
-		if r.Header.Get("If-None-Match") == f.etag {
+		if match := r.Header.Get("If-None-Match"); match == tag {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		body := f.body
-		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if gz {
 			h.Set("Content-Encoding", "gzip")
-			body = f.gzipped
 		}
 		h.Set("Content-Length", fmt.Sprint(len(body)))
 		if r.Method != http.MethodHead {

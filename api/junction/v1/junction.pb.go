@@ -2227,11 +2227,14 @@ func (x *Config) GetGray() bool {
 }
 
 type GetConfigRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Namespace     string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	DataId        string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
-	Stale         bool                   `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Group     string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	DataId    string                 `protobuf:"bytes,3,opt,name=data_id,json=dataId,proto3" json:"data_id,omitempty"`
+	Stale     bool                   `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
+	// The release, even when a gray rule matches this client: what an
+	// editor starts from (the console's).
+	Release       bool `protobuf:"varint,5,opt,name=release,proto3" json:"release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2290,6 +2293,13 @@ func (x *GetConfigRequest) GetDataId() string {
 func (x *GetConfigRequest) GetStale() bool {
 	if x != nil {
 		return x.Stale
+	}
+	return false
+}
+
+func (x *GetConfigRequest) GetRelease() bool {
+	if x != nil {
+		return x.Release
 	}
 	return false
 }
@@ -6604,12 +6614,13 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\acreated\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
 	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x12\n" +
-	"\x04gray\x18\f \x01(\bR\x04gray\"u\n" +
+	"\x04gray\x18\f \x01(\bR\x04gray\"\x8f\x01\n" +
 	"\x10GetConfigRequest\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x03 \x01(\tR\x06dataId\x12\x14\n" +
-	"\x05stale\x18\x04 \x01(\bR\x05stale\"\xb7\x01\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\x12\x18\n" +
+	"\arelease\x18\x05 \x01(\bR\arelease\"\xb7\x01\n" +
 	"\x11GetConfigResponse\x12+\n" +
 	"\x06config\x18\x01 \x01(\v2\x13.junction.v1.ConfigR\x06config\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12 \n" +

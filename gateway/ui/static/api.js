@@ -41,7 +41,7 @@ export const seg = (...parts) => parts.map((p) => encodeURIComponent(p)).join('/
 function url(path, query) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(query || {})) {
-    if (v === undefined || v === null || v === '') continue;
+    if (v === undefined || v === null) continue;
     for (const one of Array.isArray(v) ? v : [v]) q.append(k, String(one));
   }
   const s = q.toString();
@@ -110,11 +110,12 @@ export async function watch(path, { onEvent, onState, signal, query }) {
   let revision = 0;
   let pause = 250;
   while (!signal.aborted) {
+    let reader;
     try {
       const res = await fetch(url(path, { ...query, revision: revision || undefined }), { headers: headers(), signal });
       if (!res.ok) throw await failure(res);
       onState?.('live');
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
       for (;;) {
         const { value, done } = await reader.read();
@@ -126,7 +127,11 @@ export async function watch(path, { onEvent, onState, signal, query }) {
           buf = buf.slice(nl + 1);
           if (!line) continue;
           const msg = JSON.parse(line);
-          if (msg.error) throw new ApiError(GRPC_HTTP[msg.error.code] || 500, '', msg.error.message);
+          if (msg.error) {
+            const err = new ApiError(GRPC_HTTP[msg.error.code] || 500, '', msg.error.message);
+            if (err.status === 401) window.dispatchEvent(new CustomEvent('junction-unauthenticated', { detail: err }));
+            throw err;
+          }
           const ev = msg.result;
           if (ev.revision) revision = Number(ev.revision);
           pause = 250;
@@ -143,6 +148,9 @@ export async function watch(path, { onEvent, onState, signal, query }) {
       onState?.('reconnecting', e);
       await new Promise((r) => setTimeout(r, pause));
       pause = Math.min(pause * 2, 5000);
+    } finally {
+      // A stream left for any reason is closed: a browser holds few.
+      reader?.cancel().catch(() => {});
     }
   }
 }

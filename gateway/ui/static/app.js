@@ -10,8 +10,14 @@ import { Configs, ConfigDetail } from './configs.js';
 const NS_KEY = 'junction.namespace';
 
 function route() {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
-  return parts;
+  const decode = (p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p; // a malformed escape: shown as it is
+    }
+  };
+  return location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decode);
 }
 
 function Login({ user, authOn, onLogin, onLogout }) {

@@ -1,7 +1,7 @@
 // Configs: the list with search by name and content, and one item's
 // editor, history, gray release and listeners.
 import { useState, useEffect, useRef } from './vendor/htm-preact-3.1.1.js';
-import { html, useScope, useAsync, useAccess, ErrorNote, Loading, Confirm, DiffView, Field, href, denied, navigate, time } from './lib.js';
+import { html, useScope, useAsync, usePaged, useAccess, ErrorNote, Loading, Confirm, DiffView, Field, href, denied, navigate, time } from './lib.js';
 import { call, get, seg, watch, ApiError } from './api.js';
 
 const TYPES = ['text', 'json', 'yaml', 'properties', 'xml', 'toml'];
@@ -11,25 +11,16 @@ export function Configs() {
   const { namespace, group } = useScope();
   const [name, setName] = useState('');
   const [contains, setContains] = useState('');
-  const [pages, setPages] = useState([]);
-  const [next, setNext] = useState('');
   const [newGroup, setNewGroup] = useState(group || 'DEFAULT_GROUP');
   const [newId, setNewId] = useState('');
-  const query = { group, name: pattern(name), contains, pageSize: 100 };
-  const list = useAsync(
-    async (signal) => {
-      const r = await get(`namespaces/${seg(namespace)}/configs`, query, signal);
-      setPages([r.configs]);
-      setNext(r.nextPageToken);
-      return r;
-    },
+  const list = usePaged(
+    (pageToken, signal) =>
+      get(`namespaces/${seg(namespace)}/configs`, { group, name: pattern(name), contains, pageSize: 100, pageToken: pageToken || undefined }, signal).then(
+        (r) => ({ items: r.configs, next: r.nextPageToken }),
+      ),
     [namespace, group, name, contains],
   );
-  const more = async () => {
-    const r = await get(`namespaces/${seg(namespace)}/configs`, { ...query, pageToken: next });
-    setPages((p) => [...p, r.configs]);
-    setNext(r.nextPageToken);
-  };
+  const pages = list.pages;
   const items = pages.flat();
   return html`<section aria-labelledby="configs-title">
     <h1 id="configs-title">Configs <small class="muted">in ${namespace}${group ? ' / ' + group : ''}</small></h1>
@@ -59,7 +50,7 @@ export function Configs() {
         </tr>`,
       )}</tbody>
     </table>`}
-    ${next && html`<button type="button" onClick=${more}>Load more</button>`}
+    ${list.next && html`<button type="button" disabled=${list.loadingMore} onClick=${list.more}>${list.loadingMore ? 'Loading…' : 'Load more'}</button>`}
   </section>`;
 }
 
@@ -79,7 +70,9 @@ export function ConfigDetail({ group, dataId }) {
   ]);
   // The stored item, reloaded after each change; null: it does not exist.
   const item = useAsync(
-    (signal) => get(base, null, signal).then((r) => r.config, (e) => (e.status === 404 ? null : Promise.reject(e))),
+    // The release, even when a gray rule matches this browser: what the
+    // editor starts from, and what a publish replaces.
+    (signal) => get(base, { release: true }, signal).then((r) => r.config, (e) => (e.status === 404 ? null : Promise.reject(e))),
     [base],
   );
   // Someone else's change shows as a notice while the editor is open.
@@ -95,6 +88,9 @@ export function ConfigDetail({ group, dataId }) {
     if (rev) setOwn(Number(rev));
     item.reload();
   };
+  // What the last action did: kept here, since the editor starts again
+  // (keyed by the revision) after each write.
+  const [notice, setNotice] = useState('');
   const stored = item.data;
   const changed = remote && item.data !== undefined && Number(remote.revision) > Math.max(own, Number(stored?.revision || 0)) &&
     (remote.type === 'DELETE' ? !!stored : remote.config && remote.config.revision !== stored?.revision);
@@ -112,16 +108,20 @@ export function ConfigDetail({ group, dataId }) {
     <${ErrorNote} error=${item.error} retry=${item.reload} />
     ${changed && html`<div class="banner warn" role="status">Changed on the server (revision ${remote.revision}).
       <button type="button" onClick=${() => reload()}>Load it</button></div>`}
+    ${notice && html`<p role="status" class="ok notice">${notice}</p>`}
     <div role="tablist" aria-label="Config views" class="tabs">
       ${tabs.map(
         ([id, label]) => html`<button type="button" role="tab" id=${'tab-' + id} aria-selected=${tab === id} aria-controls=${'panel-' + id}
-          onClick=${() => setTab(id)}>${label}</button>`,
+          onClick=${() => {
+            setTab(id);
+            setNotice('');
+          }}>${label}</button>`,
       )}
     </div>
     <div role="tabpanel" id=${'panel-' + tab} aria-labelledby=${'tab-' + tab}>
       ${item.data !== undefined &&
       (tab === 'editor'
-        ? html`<${Editor} key=${stored?.revision || 'new'} base=${base} dataId=${dataId} stored=${stored} mayWrite=${mayWrite} reload=${reload} />`
+        ? html`<${Editor} key=${stored?.revision || 'new'} base=${base} dataId=${dataId} stored=${stored} mayWrite=${mayWrite} reload=${reload} onDone=${setNotice} />`
         : tab === 'history'
           ? html`<${History} base=${base} stored=${stored} mayWrite=${mayWrite} reload=${reload} />`
           : tab === 'gray'
@@ -145,7 +145,7 @@ function LineEditor({ value, onInput, bad, label, describedBy, readOnly }) {
   </div>`;
 }
 
-function Editor({ base, dataId, stored, mayWrite, reload }) {
+function Editor({ base, dataId, stored, mayWrite, reload, onDone }) {
   const [content, setContent] = useState(stored?.content || '');
   const [type, setType] = useState(stored?.contentType || 'text');
   const [message, setMessage] = useState('');
@@ -153,8 +153,8 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
   const [review, setReview] = useState(null); // the diff shown before publish
   const [conflict, setConflict] = useState(null); // { theirs, diff }
   const [error, setError] = useState(null);
-  const [done, setDone] = useState('');
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const setDone = onDone;
   const [rev, setRev] = useState(stored ? Number(stored.revision) : 0);
   const bad = errorLine(error);
   const why = denied(mayWrite, 'change this config');
@@ -184,7 +184,7 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
       setReview(null);
       if (err.status === 409) {
         // Someone else published first: show theirs beside ours.
-        const theirs = await get(base).then((r) => r.config, () => null);
+        const theirs = await get(base, { release: true }).then((r) => r.config, () => null);
         const d = await call('POST', base + '/diff', { body: { content } }).then((r) => r.diff, () => '');
         setConflict({ theirs, diff: d, error: err });
         return;
@@ -208,6 +208,7 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
     const theirs = conflict.theirs;
     return html`<div class="conflict" role="region" aria-label="Conflict">
       <div class="error" role="alert">${conflict.error.explained}</div>
+      <${ErrorNote} error=${error} />
       <p>Another writer published ${theirs ? `revision ${theirs.revision}` : 'a delete'} while you edited. Compare, then choose.</p>
       <div class="two">
         <div><h3>Theirs (on the server)</h3><pre class="content" aria-label="Their version">${theirs ? theirs.content : '(deleted)'}</pre></div>
@@ -253,7 +254,6 @@ function Editor({ base, dataId, stored, mayWrite, reload }) {
       ? html`<div class="actions">
           <button type="button" class="primary" disabled=${!mayWrite} title=${why} onClick=${showDiff}>Review changes…</button>
           ${stored && html`<button type="button" class="danger" disabled=${!mayWrite} title=${why} onClick=${() => setConfirmDelete(true)}>Delete…</button>`}
-          ${done && html`<span role="status" class="ok">${done}</span>`}
         </div>`
       : html`<div class="review" role="region" aria-label="Review">
           <h3>Changes to publish</h3>
@@ -283,7 +283,7 @@ function History({ base, stored, mayWrite, reload }) {
       setTo(Number(versions[0].number));
       setFrom(versions.length > 1 ? Number(versions[1].number) : 0);
     }
-  }, [versions.length]);
+  }, [versions[0]?.number]);
   const compare = async () => {
     setError(null);
     try {
@@ -359,8 +359,12 @@ function Gray({ base, stored, mayWrite, reload }) {
   };
   const publish = (e) => {
     e.preventDefault();
+    if (!labels.trim() && !ips.trim() && !percent) {
+      setError(new Error('Name the clients that get the gray: labels, IPs or a percent. Without a rule it would be a release for everyone.'));
+      return;
+    }
     act(
-      () => call('PUT', base, { raw: content, query: { type: stored?.contentType, grayLabels: labels, grayIps: ips, grayPercent: percent || undefined } }),
+      () => call('PUT', base, { raw: content, query: { type: stored?.contentType, grayLabels: labels.trim(), grayIps: ips.trim() || undefined, grayPercent: percent || undefined } }),
       'Gray release published.',
     );
   };

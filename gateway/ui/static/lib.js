@@ -37,6 +37,38 @@ export function useAsync(load, deps) {
 }
 
 /**
+ * usePaged lists a page at a time: fetchPage(pageToken, signal) returns
+ * { items, next }. It returns { pages, next, loading, loadingMore, error,
+ * more, reload }; more() appends the next page, once at a time, and a
+ * page answered for an older query (deps) is dropped.
+ */
+export function usePaged(fetchPage, deps) {
+  const [st, setSt] = useState({ pages: [], next: '', loading: true, loadingMore: false, error: null });
+  const gen = useRef(0);
+  const [n, setN] = useState(0);
+  useEffect(() => {
+    const my = ++gen.current;
+    const ctl = new AbortController();
+    setSt((s) => ({ ...s, loading: true, error: null }));
+    fetchPage('', ctl.signal).then(
+      (r) => my === gen.current && setSt({ pages: [r.items], next: r.next, loading: false, loadingMore: false, error: null }),
+      (e) => my === gen.current && e.name !== 'AbortError' && setSt({ pages: [], next: '', loading: false, loadingMore: false, error: e }),
+    );
+    return () => ctl.abort();
+  }, [...deps, n]);
+  const more = () => {
+    if (st.loadingMore || !st.next) return;
+    const my = gen.current;
+    setSt((s) => ({ ...s, loadingMore: true }));
+    fetchPage(st.next).then(
+      (r) => my === gen.current && setSt((s) => ({ ...s, pages: [...s.pages, r.items], next: r.next, loadingMore: false })),
+      (e) => my === gen.current && setSt((s) => ({ ...s, loadingMore: false, error: e })),
+    );
+  };
+  return { ...st, more, reload: () => setN((x) => x + 1) };
+}
+
+/**
  * useAccess asks the server which of checks the user's token allows
  * (POST /v1/acl/self/check) and returns one boolean per check; undefined
  * while it asks. Each check: [kind, namespace, group, name, action].

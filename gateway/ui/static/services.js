@@ -1,7 +1,7 @@
 // Services: the list of a namespace's services, and one service's
 // instances, live from the watch stream.
 import { useState, useEffect, useMemo } from './vendor/htm-preact-3.1.1.js';
-import { html, useScope, useAsync, useAccess, ErrorNote, Loading, Confirm, Field, href, denied, time } from './lib.js';
+import { html, useScope, useAsync, usePaged, useAccess, ErrorNote, Loading, Confirm, Field, href, denied, time } from './lib.js';
 import { call, get, seg, watch } from './api.js';
 
 /** pattern turns a search into a name pattern: "pay" finds "*pay*". */
@@ -10,22 +10,14 @@ const pattern = (q) => (!q ? '' : q.includes('*') ? q : `*${q}*`);
 export function Services() {
   const { namespace, group } = useScope();
   const [q, setQ] = useState('');
-  const [pages, setPages] = useState([]);
-  const [next, setNext] = useState('');
-  const list = useAsync(
-    async (signal) => {
-      const r = await get(`namespaces/${seg(namespace)}/services`, { group, name: pattern(q), pageSize: 100 }, signal);
-      setPages([r.services]);
-      setNext(r.nextPageToken);
-      return r;
-    },
+  const list = usePaged(
+    (pageToken, signal) =>
+      get(`namespaces/${seg(namespace)}/services`, { group, name: pattern(q), pageSize: 100, pageToken: pageToken || undefined }, signal).then(
+        (r) => ({ items: r.services, next: r.nextPageToken }),
+      ),
     [namespace, group, q],
   );
-  const more = async () => {
-    const r = await get(`namespaces/${seg(namespace)}/services`, { group, name: pattern(q), pageSize: 100, pageToken: next });
-    setPages((p) => [...p, r.services]);
-    setNext(r.nextPageToken);
-  };
+  const pages = list.pages;
   // Live counts: the listed services' summaries on one watch stream per
   // page (the first three pages; a browser holds few streams at once).
   const [live, setLive] = useState({});
@@ -63,7 +55,7 @@ export function Services() {
         </tr>`,
       )}</tbody>
     </table>`}
-    ${next && html`<button type="button" onClick=${more}>Load more</button>`}
+    ${list.next && html`<button type="button" disabled=${list.loadingMore} onClick=${list.more}>${list.loadingMore ? 'Loading…' : 'Load more'}</button>`}
   </section>`;
 }
 
@@ -78,23 +70,33 @@ function useInstances(namespace, group, service) {
   const [state, setState] = useState({ map: new Map(), live: 'connecting', error: null });
   useEffect(() => {
     const ctl = new AbortController();
-    let map = new Map();
+    // Events change one map; the page renders at most every 30 ms, however
+    // many arrived (a burst of registrations on a large service).
+    const map = new Map();
+    let frame = 0;
+    const flush = () => {
+      frame = 0;
+      setState({ map: new Map(map), live: 'live', error: null });
+    };
     watch(`namespaces/${seg(namespace)}/groups/${seg(group)}/services/${seg(service)}/instances:watch`, {
       signal: ctl.signal,
       onEvent: (ev) => {
         if (ev.type === 'RESET') {
-          map = new Map((ev.instances || []).map((i) => [i.id, i]));
+          map.clear();
+          for (const i of ev.instances || []) map.set(i.id, i);
         } else if (ev.type === 'PUT' && ev.instance) {
-          map = new Map(map).set(ev.instance.id, ev.instance);
+          map.set(ev.instance.id, ev.instance);
         } else if (ev.type === 'DELETE' && ev.instance) {
-          map = new Map(map);
           map.delete(ev.instance.id);
         }
-        setState({ map, live: 'live', error: null });
+        frame ||= setTimeout(flush, 30);
       },
       onState: (live, error) => setState((s) => ({ ...s, live, error: error || null })),
     });
-    return () => ctl.abort();
+    return () => {
+      ctl.abort();
+      clearTimeout(frame);
+    };
   }, [namespace, group, service]);
   return state;
 }
@@ -143,8 +145,13 @@ export function ServiceDetail({ group, service }) {
           const i = shown.findIndex((x) => x.id === selected);
           if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
             e.preventDefault();
-            const n = shown[Math.min(shown.length - 1, Math.max(0, i + (e.key === 'ArrowDown' ? 1 : -1)))];
-            if (n) setSelected(n.id);
+            const at = Math.min(shown.length - 1, Math.max(0, i + (e.key === 'ArrowDown' ? 1 : -1)));
+            if (!shown[at]) return;
+            setSelected(shown[at].id);
+            // Keep the selected row in view (and so rendered).
+            const g = e.currentTarget;
+            if (at * ROW < g.scrollTop) g.scrollTop = at * ROW;
+            else if ((at + 1) * ROW > g.scrollTop + g.clientHeight) g.scrollTop = (at + 1) * ROW - g.clientHeight;
           }
         }}>
         <div style=${{ height: shown.length * ROW + 'px', position: 'relative' }}>
@@ -181,6 +188,7 @@ function Settings({ namespace, group, service, mayWrite }) {
     e.preventDefault();
     setError(null);
     setSaved(false);
+    if (shown.trim() === '') return setError(new Error('Give a protect threshold from 0 to 1.'));
     try {
       await call('PUT', path, { body: { protectThreshold: Number(shown) } });
       setSaved(true);
@@ -191,7 +199,7 @@ function Settings({ namespace, group, service, mayWrite }) {
     }
   };
   return html`<form class="toolbar" onSubmit=${save} aria-label="Service settings">
-    <label>Protect threshold <input name="protect-threshold" type="number" min="0" max="1" step="0.05" value=${shown}
+    <label>Protect threshold <input name="protect-threshold" type="number" min="0" max="1" step="0.05" required value=${shown}
       onInput=${(e) => setValue(e.target.value)} /></label>
     <button type="submit" disabled=${!mayWrite} title=${denied(mayWrite, 'change this service')}>Save</button>
     <small class="muted">0 to 1: when fewer than this share are healthy, healthy-only queries return every instance.</small>
@@ -212,17 +220,20 @@ function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const [confirm, setConfirm] = useState(false);
-  // A change from elsewhere (the watch) shows its new values.
+  // A change from elsewhere (the watch) shows its new values in the
+  // fields the user has not touched.
+  const [touched, setTouched] = useState({});
   useEffect(() => {
-    setWeight(String(inst.weight));
-    setMeta(metaText(inst.metadata));
+    if (!touched.weight) setWeight(String(inst.weight));
+    if (!touched.meta) setMeta(metaText(inst.metadata));
   }, [inst.revision]);
   const healthInfo = useAsync((signal) => get(path + '/health', null, signal), [path, inst.revision]);
-  const patch = async (body) => {
+  const patch = async (body, field) => {
     setError(null);
     setBusy(true);
     try {
       await call('PATCH', path, { body: { ...body, ifRevision: inst.revision } });
+      if (field) setTouched((t) => ({ ...t, [field]: false }));
     } catch (err) {
       setError(err);
     } finally {
@@ -242,7 +253,7 @@ function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
       }
       entries[t.slice(0, at).trim()] = t.slice(at + 1).trim();
     }
-    patch({ metadata: { entries } });
+    patch({ metadata: { entries } }, 'meta');
   };
   const deregister = async (yes) => {
     setConfirm(false);
@@ -268,10 +279,15 @@ function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
     <${ErrorNote} error=${error} />
     <form onSubmit=${(e) => {
       e.preventDefault();
-      patch({ weight: Number(weight) });
+      if (weight.trim() === '') return setError(new Error('Give a weight: 0 to 10000 (0 takes it out of the traffic).'));
+      patch({ weight: Number(weight) }, 'weight');
     }}>
       <${Field} label="Weight" hint="0 to 10000">
-        <input name="weight" type="number" min="0" max="10000" step="any" value=${weight} onInput=${(e) => setWeight(e.target.value)} />
+        <input name="weight" type="number" min="0" max="10000" step="any" required value=${weight}
+          onInput=${(e) => {
+            setWeight(e.target.value);
+            setTouched((t) => ({ ...t, weight: true }));
+          }} />
       </${Field}>
       <button type="submit" disabled=${!mayWrite || busy} title=${why}>Set weight</button>
     </form>
@@ -283,7 +299,10 @@ function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
     </div>
     <form onSubmit=${saveMeta}>
       <${Field} label="Metadata" hint="one NAME=VALUE a line; replaces all of it">
-        <textarea name="metadata" rows="4" value=${meta} onInput=${(e) => setMeta(e.target.value)}></textarea>
+        <textarea name="metadata" rows="4" value=${meta} onInput=${(e) => {
+          setMeta(e.target.value);
+          setTouched((t) => ({ ...t, meta: true }));
+        }}></textarea>
       </${Field}>
       <button type="submit" disabled=${!mayWrite || busy} title=${why}>Save metadata</button>
     </form>
