@@ -228,11 +228,14 @@ function InstancePanel({ inst, namespace, group, service, mayWrite, onGone }) {
     if (!touched.meta) setMeta(metaText(inst.metadata));
   }, [inst.revision]);
   const healthInfo = useAsync((signal) => get(path + '/health', null, signal), [path, inst.revision]);
+  // A weight or a maintenance toggle sets one field, whatever else
+  // changed meanwhile; metadata replaces the whole map, so it is guarded by
+  // the revision shown (a conflict says someone changed it first).
   const patch = async (body, field) => {
     setError(null);
     setBusy(true);
     try {
-      await call('PATCH', path, { body: { ...body, ifRevision: inst.revision } });
+      await call('PATCH', path, { body: field === 'meta' ? { ...body, ifRevision: inst.revision } : body });
       if (field) setTouched((t) => ({ ...t, [field]: false }));
     } catch (err) {
       setError(err);
