@@ -309,6 +309,11 @@ func (s *Server) resetBootstrap(ctx context.Context) {
 	}
 }
 
+// Backend returns the store as the gateway's own calls use it: routed to
+// a built-in store cluster's leader where a call must be. Another front
+// end over the same store (the Nacos protocols) calls it.
+func (s *Server) Backend() backends.Backend { return s.b }
+
 // ListenAndServe listens on cfg.Listen and serves until ctx ends.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	lis, err := net.Listen("tcp", s.cfg.Listen)
@@ -353,6 +358,9 @@ type Loopback struct {
 	cancel context.CancelFunc
 	done   chan error
 }
+
+// Server returns the gateway serving on the loopback address.
+func (l *Loopback) Server() *Server { return l.srv }
 
 // ServeLoopback serves b through a new gateway on 127.0.0.1 and connects a
 // gRPC client to it. Close stops both; it does not close b.

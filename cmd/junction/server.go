@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -20,12 +21,13 @@ import (
 	"github.com/junctionhq/junction/backends/raftstore"
 	_ "github.com/junctionhq/junction/backends/zookeeper" // zk:// driver
 	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/gateway/nacos"
 	"github.com/junctionhq/junction/model"
 )
 
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var backendURL, dataDir, logLevel, joinToken, measuredFile, measuredTarget string
+	var backendURL, dataDir, logLevel, joinToken, measuredFile, measuredTarget, nacosListen, nacosGRPCListen string
 	var insecureNoAuth bool
 	var tlsFiles gateway.TLSFiles
 	// Cluster flags, passed to the built-in store as raft:// options.
@@ -66,6 +68,15 @@ func newServerCmd() *cobra.Command {
 			}
 			if err := checkExposure(cfg.Listen, cfg.Auth, insecureNoAuth); err != nil {
 				return err
+			}
+			nacosGRPC, err := nacosAddr(nacosListen, nacosGRPCListen, cfg.Auth)
+			if err != nil {
+				return err
+			}
+			if nacosGRPC != "" {
+				if err := checkExposure(nacosGRPC, false, insecureNoAuth); err != nil {
+					return err
+				}
 			}
 			if measuredFile != "" {
 				kind := "raft"
@@ -118,7 +129,25 @@ func newServerCmd() *cobra.Command {
 			}
 			st, _ := b.Status(ctx)
 			log.Info("backend ready", "backend", backends.Redact(backendURL), "revision", st.Revision, "leader", st.Leader)
-			if err := srv.ListenAndServe(ctx); err != nil {
+			nacosDone := make(chan error, 1)
+			serveCtx, stopServing := context.WithCancel(ctx)
+			defer stopServing()
+			if nacosGRPC != "" {
+				lis, err := net.Listen("tcp", nacosGRPC)
+				if err != nil {
+					return fmt.Errorf("--nacos-listen: %w", err)
+				}
+				front := nacos.New(srv.Backend(), nacos.Config{Logger: log})
+				go func() { nacosDone <- front.Serve(serveCtx, lis) }()
+			}
+			err = srv.ListenAndServe(serveCtx)
+			stopServing()
+			if nacosGRPC != "" {
+				if nerr := <-nacosDone; err == nil && nerr != nil {
+					err = fmt.Errorf("nacos: %w", nerr)
+				}
+			}
+			if err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
 			log.Info("stopped")
@@ -133,6 +162,8 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.HistoryRetention.Versions, "config-history-versions", cfg.HistoryRetention.Versions, "versions of each config item its history keeps")
 	f.DurationVar(&cfg.HistoryRetention.MaxAge, "config-history-max-age", cfg.HistoryRetention.MaxAge, "how long a config item's history keeps a version (also after the item is deleted)")
 	f.BoolVar(&cfg.UI, "ui", true, "serve the web console at /ui/ on the API address")
+	f.StringVar(&nacosListen, "nacos-listen", "", "serve the Nacos protocols for unmodified Nacos clients: HOST:PORT as they are configured with (the 2.x gRPC protocol listens on PORT+1000)")
+	f.StringVar(&nacosGRPCListen, "nacos-grpc-listen", "", "the Nacos gRPC protocol's address, instead of --nacos-listen's PORT+1000")
 	f.StringVar(&measuredFile, "guarantees", "", "a report of junction conformance --format json: the status (and the console) show its figures beside the declared capabilities")
 	f.StringVar(&measuredTarget, "guarantees-target", "", "the report's target to show (default: the backend's kind through the gateway, such as raft+gateway)")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
@@ -191,6 +222,31 @@ func openBackend(ctx context.Context, rawURL, joinToken string, t *gateway.TLS) 
 
 // checkExposure refuses to serve an address other hosts can reach with
 // access control off, unless the operator says so.
+// nacosAddr is where the Nacos gRPC protocol listens: grpcListen, or
+// listen's port + 1000, where Nacos 2.x clients look for it; "" when
+// neither is set. The front end has no access control yet: it is refused
+// with --auth rather than served open beside a secured API.
+func nacosAddr(listen, grpcListen string, auth bool) (string, error) {
+	if listen == "" && grpcListen == "" {
+		return "", nil
+	}
+	if auth {
+		return "", model.Invalid("nacos-listen", "the Nacos front end does not enforce access control yet: it cannot run with --auth")
+	}
+	if grpcListen != "" {
+		if _, _, err := net.SplitHostPort(grpcListen); err != nil {
+			return "", model.Invalid("nacos-grpc-listen", "%q is not HOST:PORT", grpcListen)
+		}
+		return grpcListen, nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || n < 1 || n > 65535-1000 {
+		return "", model.Invalid("nacos-listen", "%q is not HOST:PORT with a port of at most %d (gRPC listens on PORT+1000)", listen, 65535-1000)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1000)), nil
+}
+
 func checkExposure(listen string, auth, insecure bool) error {
 	if auth || insecure {
 		return nil

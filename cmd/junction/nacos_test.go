@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	nacosclients "github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+)
+
+// junction server --nacos-listen: an unmodified nacos-sdk-go client
+// registers through it, and the CLI lists the instance.
+func TestServerNacosListen(t *testing.T) {
+	addr, grpcAddr := freeAddr(t), freeAddr(t)
+	startServerArgs(t, addr, "--data-dir", t.TempDir(), "--nacos-listen", "127.0.0.1:8848", "--nacos-grpc-listen", grpcAddr)
+	_, port, _ := strings.Cut(grpcAddr, ":")
+	p, _ := strconv.ParseUint(port, 10, 64)
+	dir := t.TempDir()
+	cc := constant.NewClientConfig(constant.WithTimeoutMs(5000), constant.WithNotLoadCacheAtStart(true),
+		constant.WithLogDir(dir), constant.WithCacheDir(dir), constant.WithLogLevel("warn"))
+	nc, err := nacosclients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc,
+		ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig("127.0.0.1", 8848, constant.WithGrpcPort(p))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.CloseClient()
+	if ok, err := nc.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.0.5", Port: 8080, ServiceName: "orders",
+		Weight: 1, Enable: true, Healthy: true, Ephemeral: true}); err != nil || !ok {
+		t.Fatalf("register: %v %v", ok, err)
+	}
+	out, err := runCLI(t, addr, "service", "instances", "orders")
+	if err != nil || !strings.Contains(out, "10.0.0.5") {
+		t.Fatalf("the CLI lists: %v\n%s", err, out)
+	}
+	nc.CloseClient()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ = runCLI(t, addr, "service", "instances", "orders")
+		if !strings.Contains(out, "10.0.0.5") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed client's instance is still listed:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The Nacos addresses: PORT+1000 by default, refused when malformed, and
+// refused with access control on, which the front end does not enforce
+// yet.
+func TestNacosAddr(t *testing.T) {
+	for _, c := range []struct {
+		listen, grpc string
+		auth         bool
+		want, err    string
+	}{
+		{"", "", false, "", ""},
+		{"127.0.0.1:8848", "", false, "127.0.0.1:9848", ""},
+		{"[::1]:8848", "", false, "[::1]:9848", ""},
+		{"127.0.0.1:8848", "127.0.0.1:7000", false, "127.0.0.1:7000", ""},
+		{"127.0.0.1:65000", "", false, "", "at most 64535"},
+		{"8848", "", false, "", "not HOST:PORT"},
+		{"", "nope", false, "", "not HOST:PORT"},
+		{"127.0.0.1:8848", "", true, "", "access control"},
+	} {
+		got, err := nacosAddr(c.listen, c.grpc, c.auth)
+		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("nacosAddr(%q, %q, %v) = %q, %v; want %q, %q", c.listen, c.grpc, c.auth, got, err, c.want, c.err)
+		}
+	}
+	out, err := exec.Command(binary(t), "server", "--data-dir", t.TempDir(), "--listen", freeAddr(t), "--auth",
+		"--nacos-listen", "127.0.0.1:8848").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "access control") {
+		t.Errorf("--nacos-listen with --auth: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,208 @@
+package nacos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/model"
+)
+
+// configKey maps a request's tenant, group and data id onto Junction's.
+func configKey(tenant, group, dataID string) (model.ConfigKey, error) {
+	k := model.ConfigKey{Namespace: tenant, Group: group, DataID: dataID}.WithDefaults()
+	return k, k.Validate()
+}
+
+// contentTypes maps Nacos' config types onto Junction's (html is text).
+var contentTypes = map[string]string{"text": model.ContentText, "json": model.ContentJSON, "yaml": model.ContentYAML,
+	"properties": model.ContentProperties, "xml": model.ContentXML, "toml": model.ContentTOML, "html": model.ContentText}
+
+// change names the author of a write: the Nacos client's address.
+func change(ctx context.Context) context.Context {
+	host, _, err := net.SplitHostPort(peerAddr(ctx))
+	if err != nil {
+		host = peerAddr(ctx)
+	}
+	return backends.WithChange(ctx, backends.Change{Author: "nacos:" + host})
+}
+
+func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
+	var req configPublishRequest
+	if err := decode(body, &req); err != nil {
+		return "ConfigPublishResponse", failure(err)
+	}
+	key, err := configKey(req.Tenant, req.Group, req.DataID)
+	if err != nil {
+		return "ConfigPublishResponse", failure(err)
+	}
+	var cond model.Precondition
+	if req.CasMd5 != "" {
+		// casMd5: a compare-and-set on the revision the md5 was read at,
+		// so that a write between the read and this one fails too.
+		cur, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
+		switch {
+		case errors.Is(err, model.ErrNotFound):
+			return "ConfigPublishResponse", fail(errConflict, fmt.Sprintf("cas publish of %s failed: it does not exist", key))
+		case err != nil:
+			return "ConfigPublishResponse", failure(err)
+		case cur.MD5 != req.CasMd5:
+			return "ConfigPublishResponse", fail(errConflict, fmt.Sprintf("cas publish of %s failed: its md5 is %s, not %s", key, cur.MD5, req.CasMd5))
+		}
+		cond = model.Precondition{Check: true, Revision: cur.Revision}
+	}
+	content := []byte(req.Content)
+	if err := model.ValidateContent(content, model.DefaultMaxContentSize); err != nil {
+		return "ConfigPublishResponse", failure(err)
+	}
+	cfg := model.Config{Key: key, Content: content, ContentType: contentTypes[req.AdditionMap["type"]]}
+	if _, err := s.b.PutConfig(change(ctx), cfg, cond); err != nil {
+		return "ConfigPublishResponse", failure(err)
+	}
+	return "ConfigPublishResponse", ok()
+}
+
+func queryConfig(ctx context.Context, s *Server, body []byte) (string, any) {
+	type configQueryResponse struct {
+		response
+		Content      string `json:"content"`
+		ContentType  string `json:"contentType"`
+		MD5          string `json:"md5"`
+		LastModified int64  `json:"lastModified"`
+	}
+	var req configRequest
+	if err := decode(body, &req); err != nil {
+		return "ConfigQueryResponse", failure(err)
+	}
+	key, err := configKey(req.Tenant, req.Group, req.DataID)
+	if err != nil {
+		return "ConfigQueryResponse", failure(err)
+	}
+	cfg, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
+	if err != nil {
+		return "ConfigQueryResponse", configQueryResponse{response: failure(err)}
+	}
+	return "ConfigQueryResponse", configQueryResponse{response: ok(), Content: string(cfg.Content),
+		ContentType: cfg.ContentType, MD5: cfg.MD5, LastModified: cfg.Updated.UnixMilli()}
+}
+
+func removeConfig(ctx context.Context, s *Server, body []byte) (string, any) {
+	var req configRequest
+	if err := decode(body, &req); err != nil {
+		return "ConfigRemoveResponse", failure(err)
+	}
+	key, err := configKey(req.Tenant, req.Group, req.DataID)
+	if err != nil {
+		return "ConfigRemoveResponse", failure(err)
+	}
+	if _, err := s.b.DeleteConfig(change(ctx), key, model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+		return "ConfigRemoveResponse", failure(err)
+	}
+	return "ConfigRemoveResponse", ok()
+}
+
+// batchListen answers which of the configs listed changed (their md5
+// differs from the client's), and keeps a watch of each for the
+// connection: a change is pushed as a ConfigChangeNotifyRequest, after
+// which the client queries the config.
+func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
+	type batchListenResponse struct {
+		response
+		ChangedConfigs []configContext `json:"changedConfigs"`
+	}
+	var req configBatchListenRequest
+	if err := decode(body, &req); err != nil {
+		return "ConfigChangeBatchListenResponse", failure(err)
+	}
+	c, found := s.connOf(ctx)
+	if !found {
+		return "ErrorResponse", fail(errUnregistered, errUnregisteredConn.Error())
+	}
+	changed := []configContext{}
+	for _, l := range req.Contexts {
+		key, err := configKey(l.Tenant, l.Group, l.DataID)
+		if err != nil {
+			return "ConfigChangeBatchListenResponse", failure(err)
+		}
+		if !req.Listen {
+			c.unlisten(key)
+			continue
+		}
+		cur, rev, err := s.current(ctx, key)
+		if err != nil {
+			return "ConfigChangeBatchListenResponse", failure(err)
+		}
+		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev); err != nil {
+			return "ConfigChangeBatchListenResponse", failure(err)
+		}
+		if cur != l.MD5 {
+			changed = append(changed, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant})
+		}
+	}
+	return "ConfigChangeBatchListenResponse", batchListenResponse{response: ok(), ChangedConfigs: changed}
+}
+
+// current returns a config's md5 ("" when it does not exist) and the
+// revision of the read.
+func (s *Server) current(ctx context.Context, key model.ConfigKey) (string, int64, error) {
+	cfg, info, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
+	switch {
+	case errors.Is(err, model.ErrNotFound):
+		return "", info.Revision, nil
+	case err != nil:
+		return "", 0, err
+	}
+	return cfg.MD5, info.Revision, nil
+}
+
+func (c *conn) unlisten(key model.ConfigKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stop := c.listens[key]; stop != nil {
+		stop()
+		delete(c.listens, key)
+	}
+}
+
+// listen keeps one watch of key for the connection, from revision rev
+// (a listen already running stays).
+func (c *conn) listen(key model.ConfigKey, names configContext, rev int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.listens[key] != nil {
+		return nil
+	}
+	w, err := c.s.b.Watch(c.ctx, backends.WatchRequest{Config: &key, FromRevision: rev})
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(c.ctx)
+	c.listens[key] = stop
+	go func() {
+		defer w.Close()
+		for {
+			e, err := w.Next(ctx)
+			if err != nil {
+				if ctx.Err() == nil { // the watch failed: the client's next listen starts another
+					c.unlisten(key)
+				}
+				return
+			}
+			if e.Type == model.EventReset && e.Revision <= rev {
+				continue
+			}
+			type configChangeNotifyRequest struct {
+				request
+				configContext
+				Module string `json:"module"`
+			}
+			if err := c.push("ConfigChangeNotifyRequest", configChangeNotifyRequest{request: request{RequestID: c.pushID()},
+				configContext: names, Module: "config"}); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
