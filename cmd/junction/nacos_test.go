@@ -15,15 +15,17 @@ import (
 // junction server --nacos-listen: an unmodified nacos-sdk-go client
 // registers through it, and the CLI lists the instance.
 func TestServerNacosListen(t *testing.T) {
-	addr, grpcAddr := freeAddr(t), freeAddr(t)
-	startServerArgs(t, addr, "--data-dir", t.TempDir(), "--nacos-listen", "127.0.0.1:8848", "--nacos-grpc-listen", grpcAddr)
+	addr, httpAddr, grpcAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	startServerArgs(t, addr, "--data-dir", t.TempDir(), "--nacos-listen", httpAddr, "--nacos-grpc-listen", grpcAddr)
 	_, port, _ := strings.Cut(grpcAddr, ":")
 	p, _ := strconv.ParseUint(port, 10, 64)
+	_, hport, _ := strings.Cut(httpAddr, ":")
+	hp, _ := strconv.ParseUint(hport, 10, 64)
 	dir := t.TempDir()
 	cc := constant.NewClientConfig(constant.WithTimeoutMs(5000), constant.WithNotLoadCacheAtStart(true),
 		constant.WithLogDir(dir), constant.WithCacheDir(dir), constant.WithLogLevel("warn"))
 	nc, err := nacosclients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc,
-		ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig("127.0.0.1", 8848, constant.WithGrpcPort(p))}})
+		ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig("127.0.0.1", hp, constant.WithGrpcPort(p))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,8 +73,11 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if nacosGRPC != "" {
-				if err := checkExposure(nacosGRPC, false, insecureNoAuth); err != nil {
+			for _, a := range []string{nacosGRPC, nacosListen} {
+				if a == "" {
+					continue
+				}
+				if err := checkExposure(a, false, insecureNoAuth); err != nil {
 					return err
 				}
 			}
@@ -133,19 +136,40 @@ func newServerCmd() *cobra.Command {
 			serveCtx, stopServing := context.WithCancel(ctx)
 			defer stopServing()
 			if nacosGRPC != "" {
+				nc := nacos.DefaultConfig()
+				nc.Logger, nc.MaxContentSize, nc.HistoryRetention = log, cfg.MaxContentSize, cfg.HistoryRetention
+				front := nacos.New(srv.Backend(), nc)
+				var httpLis net.Listener
+				if nacosListen != "" {
+					if httpLis, err = net.Listen("tcp", nacosListen); err != nil {
+						return fmt.Errorf("--nacos-listen: %w", err)
+					}
+				}
 				lis, err := net.Listen("tcp", nacosGRPC)
 				if err != nil {
-					return fmt.Errorf("--nacos-listen: %w", err)
+					if httpLis != nil {
+						httpLis.Close()
+					}
+					return fmt.Errorf("--nacos-grpc-listen: %w", err)
 				}
-				front := nacos.New(srv.Backend(), nacos.Config{Logger: log})
-				go func() { nacosDone <- front.Serve(serveCtx, lis) }()
+				go func() { nacosDone <- front.Serve(serveCtx, lis, httpLis) }()
 			}
-			err = srv.ListenAndServe(serveCtx)
-			stopServing()
-			if nacosGRPC != "" {
-				if nerr := <-nacosDone; err == nil && nerr != nil {
-					err = fmt.Errorf("nacos: %w", nerr)
+			gwDone := make(chan error, 1)
+			go func() { gwDone <- srv.ListenAndServe(serveCtx) }()
+			// Either front end failing stops both.
+			var nerr error
+			select {
+			case err = <-gwDone:
+				stopServing()
+				if nacosGRPC != "" {
+					nerr = <-nacosDone
 				}
+			case nerr = <-nacosDone:
+				stopServing()
+				err = <-gwDone
+			}
+			if err == nil && nerr != nil {
+				err = fmt.Errorf("nacos: %w", nerr)
 			}
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)
@@ -162,7 +186,7 @@ func newServerCmd() *cobra.Command {
 	f.IntVar(&cfg.HistoryRetention.Versions, "config-history-versions", cfg.HistoryRetention.Versions, "versions of each config item its history keeps")
 	f.DurationVar(&cfg.HistoryRetention.MaxAge, "config-history-max-age", cfg.HistoryRetention.MaxAge, "how long a config item's history keeps a version (also after the item is deleted)")
 	f.BoolVar(&cfg.UI, "ui", true, "serve the web console at /ui/ on the API address")
-	f.StringVar(&nacosListen, "nacos-listen", "", "serve the Nacos protocols for unmodified Nacos clients: HOST:PORT as they are configured with (the 2.x gRPC protocol listens on PORT+1000)")
+	f.StringVar(&nacosListen, "nacos-listen", "", "serve the Nacos protocols for unmodified Nacos clients: the v1 HTTP open API on HOST:PORT, as clients are configured with, and the 2.x gRPC protocol on PORT+1000")
 	f.StringVar(&nacosGRPCListen, "nacos-grpc-listen", "", "the Nacos gRPC protocol's address, instead of --nacos-listen's PORT+1000")
 	f.StringVar(&measuredFile, "guarantees", "", "a report of junction conformance --format json: the status (and the console) show its figures beside the declared capabilities")
 	f.StringVar(&measuredTarget, "guarantees-target", "", "the report's target to show (default: the backend's kind through the gateway, such as raft+gateway)")

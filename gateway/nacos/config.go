@@ -13,6 +13,9 @@ import (
 // configKey maps a request's tenant, group and data id onto Junction's.
 func configKey(tenant, group, dataID string) (model.ConfigKey, error) {
 	k := model.ConfigKey{Namespace: tenant, Group: group, DataID: dataID}.WithDefaults()
+	if k.Namespace == model.SystemNamespace {
+		return k, fmt.Errorf("namespace %s is Junction's own: %w", k.Namespace, model.ErrPermissionDenied)
+	}
 	return k, k.Validate()
 }
 
@@ -20,13 +23,14 @@ func configKey(tenant, group, dataID string) (model.ConfigKey, error) {
 var contentTypes = map[string]string{"text": model.ContentText, "json": model.ContentJSON, "yaml": model.ContentYAML,
 	"properties": model.ContentProperties, "xml": model.ContentXML, "toml": model.ContentTOML, "html": model.ContentText}
 
-// change names the author of a write: the Nacos client's address.
-func change(ctx context.Context) context.Context {
+// change names the author of a write (the Nacos client's address) and
+// the history's retention, as the gateway's writes do.
+func (s *Server) change(ctx context.Context) context.Context {
 	host, _, err := net.SplitHostPort(peerAddr(ctx))
 	if err != nil {
 		host = peerAddr(ctx)
 	}
-	return backends.WithChange(ctx, backends.Change{Author: "nacos:" + host})
+	return backends.WithChange(ctx, backends.Change{Author: "nacos:" + host, Retention: s.cfg.HistoryRetention})
 }
 
 func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
@@ -37,6 +41,13 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	key, err := configKey(req.Tenant, req.Group, req.DataID)
 	if err != nil {
 		return "ConfigPublishResponse", failure(err)
+	}
+	for _, k := range []string{"betaIps", "tag", "encryptedDataKey"} {
+		if req.AdditionMap[k] != "" {
+			// A beta (gray) or tagged publish, or an encrypted one, must not
+			// land as the release for everyone.
+			return "ConfigPublishResponse", fail(errNotImplemented, "Junction's Nacos front end does not take "+k+" yet: publish gray releases through Junction's API")
+		}
 	}
 	var cond model.Precondition
 	if req.CasMd5 != "" {
@@ -54,11 +65,11 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		cond = model.Precondition{Check: true, Revision: cur.Revision}
 	}
 	content := []byte(req.Content)
-	if err := model.ValidateContent(content, model.DefaultMaxContentSize); err != nil {
+	if err := model.ValidateContent(content, s.cfg.MaxContentSize); err != nil {
 		return "ConfigPublishResponse", failure(err)
 	}
 	cfg := model.Config{Key: key, Content: content, ContentType: contentTypes[req.AdditionMap["type"]]}
-	if _, err := s.b.PutConfig(change(ctx), cfg, cond); err != nil {
+	if _, err := s.b.PutConfig(s.change(ctx), cfg, cond); err != nil {
 		return "ConfigPublishResponse", failure(err)
 	}
 	return "ConfigPublishResponse", ok()
@@ -97,7 +108,7 @@ func removeConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	if err != nil {
 		return "ConfigRemoveResponse", failure(err)
 	}
-	if _, err := s.b.DeleteConfig(change(ctx), key, model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+	if _, err := s.b.DeleteConfig(s.change(ctx), key, model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
 		return "ConfigRemoveResponse", failure(err)
 	}
 	return "ConfigRemoveResponse", ok()
@@ -137,11 +148,20 @@ func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
 		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev); err != nil {
 			return "ConfigChangeBatchListenResponse", failure(err)
 		}
-		if cur != l.MD5 {
+		if !sameMD5(cur, l.MD5) {
 			changed = append(changed, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant})
 		}
 	}
 	return "ConfigChangeBatchListenResponse", batchListenResponse{response: ok(), ChangedConfigs: changed}
+}
+
+// emptyMD5 is the md5 of an empty content, which the Go client spells "".
+var emptyMD5 = model.ContentMD5(nil)
+
+// sameMD5 reports whether the client's md5 is the server's: the Go client
+// sends "" for an empty content (the Java client its md5).
+func sameMD5(server, client string) bool {
+	return server == client || (server == emptyMD5 && client == "")
 }
 
 // current returns a config's md5 ("" when it does not exist) and the
@@ -174,29 +194,24 @@ func (c *conn) listen(key model.ConfigKey, names configContext, rev int64) error
 	if c.listens[key] != nil {
 		return nil
 	}
-	w, err := c.s.b.Watch(c.ctx, backends.WatchRequest{Config: &key, FromRevision: rev})
-	if err != nil {
-		return err
+	if len(c.listens) >= maxPerConn {
+		return fmt.Errorf("a connection listens to at most %d configs: %w", maxPerConn, model.ErrInvalidArgument)
 	}
 	ctx, stop := context.WithCancel(c.ctx)
 	c.listens[key] = stop
+	events := make(chan model.Event, 16)
+	go c.s.follow(ctx, backends.WatchRequest{Config: &key}, rev, events)
 	go func() {
-		defer w.Close()
+		type configChangeNotifyRequest struct {
+			request
+			configContext
+			Module string `json:"module"`
+		}
 		for {
-			e, err := w.Next(ctx)
-			if err != nil {
-				if ctx.Err() == nil { // the watch failed: the client's next listen starts another
-					c.unlisten(key)
-				}
+			select {
+			case <-ctx.Done():
 				return
-			}
-			if e.Type == model.EventReset && e.Revision <= rev {
-				continue
-			}
-			type configChangeNotifyRequest struct {
-				request
-				configContext
-				Module string `json:"module"`
+			case <-events:
 			}
 			if err := c.push("ConfigChangeNotifyRequest", configChangeNotifyRequest{request: request{RequestID: c.pushID()},
 				configContext: names, Module: "config"}); err != nil {

@@ -39,6 +39,7 @@ import (
 type env struct {
 	rest  string // the gateway's REST base URL
 	grpc  uint64 // the Nacos gRPC port
+	http  uint64 // the Nacos HTTP port
 	nacos *nacos.Server
 }
 
@@ -70,7 +71,7 @@ var stores = map[string]func(t *testing.T) backends.Backend{
 func start(t *testing.T) *env { return startOn(t, stores["raft"](t)) }
 
 // startOn serves a gateway and the front end over b.
-func startOn(t *testing.T, b backends.Backend) *env {
+func startOn(t *testing.T, b backends.Backend, tune ...func(*nacos.Config)) *env {
 	t.Helper()
 	l, err := gateway.ServeLoopback(b, gateway.DefaultConfig())
 	if err != nil {
@@ -81,32 +82,44 @@ func startOn(t *testing.T, b backends.Backend) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := nacos.New(l.Server().Backend(), nacos.DefaultConfig())
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := nacos.DefaultConfig()
+	for _, f := range tune {
+		f(&cfg)
+	}
+	front := nacos.New(l.Server().Backend(), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- front.Serve(ctx, lis) }()
+	go func() { done <- front.Serve(ctx, lis, httpLis) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("nacos front end: %v", err)
 		}
 	})
-	return &env{rest: "http://" + l.Addr, grpc: uint64(lis.Addr().(*net.TCPAddr).Port), nacos: front}
+	return &env{rest: "http://" + l.Addr, grpc: uint64(lis.Addr().(*net.TCPAddr).Port), http: uint64(httpLis.Addr().(*net.TCPAddr).Port), nacos: front}
 }
 
-func clientParam(t testing.TB, grpcPort uint64) vo.NacosClientParam {
-	dir := t.TempDir()
+func clientParam(t testing.TB, httpPort, grpcPort uint64) vo.NacosClientParam {
+	return clientParamIn(t.TempDir(), httpPort, grpcPort)
+}
+
+func clientParamIn(dir string, httpPort, grpcPort uint64) vo.NacosClientParam {
 	cc := constant.NewClientConfig(constant.WithTimeoutMs(5000), constant.WithNotLoadCacheAtStart(true),
 		constant.WithUpdateCacheWhenEmpty(true), constant.WithLogDir(dir), constant.WithCacheDir(dir), constant.WithLogLevel("warn"))
 	// The HTTP port is what a client is configured with; the 2.x client
-	// speaks gRPC only, on GrpcPort (PORT+1000 by default).
-	sc := constant.NewServerConfig("127.0.0.1", grpcPort-1000, constant.WithGrpcPort(grpcPort))
+	// speaks gRPC on GrpcPort (PORT+1000 by default), and HTTP for
+	// persistent instances.
+	sc := constant.NewServerConfig("127.0.0.1", httpPort, constant.WithGrpcPort(grpcPort))
 	return vo.NacosClientParam{ClientConfig: cc, ServerConfigs: []constant.ServerConfig{*sc}}
 }
 
-func namingClient(t testing.TB, grpcPort uint64) naming_client.INamingClient {
+func namingClient(t testing.TB, e *env) naming_client.INamingClient {
 	t.Helper()
-	c, err := clients.NewNamingClient(clientParam(t, grpcPort))
+	c, err := clients.NewNamingClient(clientParam(t, e.http, e.grpc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +127,9 @@ func namingClient(t testing.TB, grpcPort uint64) naming_client.INamingClient {
 	return c
 }
 
-func configClient(t testing.TB, grpcPort uint64) config_client.IConfigClient {
+func configClient(t testing.TB, e *env) config_client.IConfigClient {
 	t.Helper()
-	c, err := clients.NewConfigClient(clientParam(t, grpcPort))
+	c, err := clients.NewConfigClient(clientParam(t, e.http, e.grpc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +201,7 @@ func TestNacosNaming(t *testing.T) {
 }
 
 func testNaming(t *testing.T, e *env) {
-	provider := namingClient(t, e.grpc)
+	provider := namingClient(t, e)
 	if ok, err := provider.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.0.5", Port: 8080, ServiceName: "orders",
 		Weight: 2, Enable: true, Healthy: true, Ephemeral: true, Metadata: map[string]string{"zone": "a"}}); err != nil || !ok {
 		t.Fatalf("register: %v %v", ok, err)
@@ -198,15 +211,13 @@ func testNaming(t *testing.T, e *env) {
 		t.Fatalf("REST shows the client's registration as %+v", got)
 	}
 
-	consumer := namingClient(t, e.grpc)
+	consumer := namingClient(t, e)
 	var mu sync.Mutex
 	var seen [][]nmodel.Instance
-	pushed := make(chan struct{}, 16)
 	if err := consumer.Subscribe(&vo.SubscribeParam{ServiceName: "orders", SubscribeCallback: func(insts []nmodel.Instance, err error) {
 		mu.Lock()
 		seen = append(seen, insts)
 		mu.Unlock()
-		pushed <- struct{}{}
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +288,7 @@ func TestNacosClientKilled(t *testing.T) {
 	}
 	e := start(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestNacosClientKilled$")
-	cmd.Env = append(os.Environ(), "JUNCTION_NACOS_CHILD="+strconv.FormatUint(e.grpc, 10))
+	cmd.Env = append(os.Environ(), "JUNCTION_NACOS_CHILD="+strconv.FormatUint(e.http, 10)+","+strconv.FormatUint(e.grpc, 10))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -306,9 +317,12 @@ func TestNacosClientKilled(t *testing.T) {
 
 // child registers an instance through a real client, says so, and waits
 // to be killed.
-func child(port string) {
-	p, _ := strconv.ParseUint(port, 10, 64)
-	c, err := clients.NewNamingClient(clientParam(&testing.T{}, p))
+func child(ports string) {
+	h, g, _ := strings.Cut(ports, ",")
+	hp, _ := strconv.ParseUint(h, 10, 64)
+	gp, _ := strconv.ParseUint(g, 10, 64)
+	dir, _ := os.MkdirTemp("", "nacos-child-")
+	c, err := clients.NewNamingClient(clientParamIn(dir, hp, gp))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -332,7 +346,7 @@ func TestNacosConfig(t *testing.T) {
 }
 
 func testConfig(t *testing.T, e *env) {
-	c := configClient(t, e.grpc)
+	c := configClient(t, e)
 	if ok, err := c.PublishConfig(vo.ConfigParam{DataId: "app.yaml", Group: "DEFAULT_GROUP", Content: "replicas: 2\n", Type: "yaml"}); err != nil || !ok {
 		t.Fatalf("publish: %v %v", ok, err)
 	}
@@ -414,7 +428,7 @@ func TestNacosManyClients(t *testing.T) {
 	cs := make([]naming_client.INamingClient, n)
 	for i := range n {
 		wg.Go(func() {
-			c, err := clients.NewNamingClient(clientParam(t, e.grpc))
+			c, err := clients.NewNamingClient(clientParam(t, e.http, e.grpc))
 			if err != nil {
 				errs <- err
 				return

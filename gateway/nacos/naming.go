@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/junctionhq/junction/backends"
@@ -24,13 +23,16 @@ func serviceKey(namespace, group, service string) (model.ServiceKey, error) {
 		group, service = cmp.Or(group, g), name
 	}
 	k := model.ServiceKey{Namespace: namespace, Group: group, Service: service}.WithDefaults()
+	if k.Namespace == model.SystemNamespace {
+		return k, fmt.Errorf("namespace %s is Junction's own: %w", k.Namespace, model.ErrPermissionDenied)
+	}
 	return k, k.Validate()
 }
 
 // instanceID is the id Junction keeps a Nacos instance under: Nacos tells
 // instances apart by address and cluster.
 func instanceID(ip string, port uint64, cluster string) string {
-	id := fmt.Sprintf("%s:%d", ip, port)
+	id := model.DefaultInstanceID(ip, int(port))
 	if cluster != "" && cluster != model.DefaultCluster {
 		id += "@" + cluster
 	}
@@ -45,6 +47,9 @@ func toInstance(in instance) model.Instance {
 
 func fromInstance(svc model.ServiceKey, i model.Instance) instance {
 	cluster := cmp.Or(i.Cluster, model.DefaultCluster)
+	if i.Metadata == nil {
+		i.Metadata = map[string]string{} // clients expect an object, never null
+	}
 	return instance{InstanceID: i.ID, IP: i.IP, Port: uint64(i.Port), Weight: i.Weight, Healthy: i.Healthy,
 		Enabled: i.Enabled, Ephemeral: i.Ephemeral, ClusterName: cluster,
 		ServiceName: svc.Group + groupSep + svc.Service, Metadata: i.Metadata}
@@ -106,31 +111,74 @@ func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, i
 	if err != nil {
 		return err
 	}
+	if len(insts) > maxBatch {
+		return fmt.Errorf("%d instances in one request; at most %d: %w", len(insts), maxBatch, model.ErrInvalidArgument)
+	}
+	// This path is the ephemeral one: a connection's instances, owned by
+	// its session (persistent ones come over HTTP, as Nacos has them).
+	c, found := s.connOf(ctx)
+	if !found {
+		return errUnregisteredConn
+	}
+	var session string
+	if op == "deregisterInstance" {
+		c.mu.Lock()
+		session = c.session // none yet: it owns nothing
+		c.mu.Unlock()
+		if session == "" {
+			return nil
+		}
+	} else if session, err = c.sessionID(ctx); err != nil {
+		return err
+	}
+	cur, _, err := s.b.Instances(ctx, svc, backends.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	owner := map[string]string{} // id → session, "" for a persistent instance
+	for _, i := range cur {
+		owner[i.ID] = i.Session
+	}
 	switch op {
 	case "registerInstance", "batchRegisterInstance":
+		ids := map[string]bool{}
 		for _, in := range insts {
-			inst := toInstance(in)
-			if inst.Ephemeral {
-				c, found := s.connOf(ctx)
-				if !found {
-					return errUnregisteredConn
-				}
-				if inst.Session, err = c.sessionID(ctx); err != nil {
-					return err
-				}
+			if !in.Ephemeral {
+				return fmt.Errorf("instance %s:%d is persistent: register it over HTTP (the v1 open API), as Nacos clients do: %w", in.IP, in.Port, model.ErrInvalidArgument)
 			}
+			inst := toInstance(in)
+			if o, exists := owner[inst.ID]; exists && o == "" {
+				return fmt.Errorf("instance %s of %s is registered as persistent: %w", inst.ID, svc, model.ErrConflict)
+			}
+			inst.Session = session
 			if err := inst.Normalize(); err != nil {
 				return err
 			}
 			if _, err := s.b.Register(ctx, svc, inst); err != nil {
 				return err
 			}
+			ids[inst.ID] = true
+		}
+		if op == "batchRegisterInstance" {
+			// A batch is the connection's whole set for the service.
+			for id, o := range owner {
+				if o == session && !ids[id] {
+					if _, err := s.b.Deregister(ctx, svc, id); err != nil && !errors.Is(err, model.ErrNotFound) {
+						return err
+					}
+				}
+			}
 		}
 		return nil
 	case "deregisterInstance":
 		for _, in := range insts {
-			_, err := s.b.Deregister(ctx, svc, instanceID(in.IP, in.Port, in.ClusterName))
-			if err != nil && !errors.Is(err, model.ErrNotFound) {
+			// Only the connection's own: another client's instance, or a
+			// persistent one, stays (and the request succeeds, as in Nacos).
+			id := instanceID(in.IP, in.Port, in.ClusterName)
+			if owner[id] != session {
+				continue
+			}
+			if _, err := s.b.Deregister(ctx, svc, id); err != nil && !errors.Is(err, model.ErrNotFound) {
 				return err
 			}
 		}
@@ -138,6 +186,9 @@ func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, i
 	}
 	return fmt.Errorf("instance request type %q: %w", op, model.ErrInvalidArgument)
 }
+
+// maxBatch bounds the instances of one batch request.
+const maxBatch = 1000
 
 func queryService(ctx context.Context, s *Server, body []byte) (string, any) {
 	type queryServiceResponse struct {
@@ -180,10 +231,21 @@ func listServices(ctx context.Context, s *Server, body []byte) (string, any) {
 	for _, sv := range list {
 		names = append(names, sv.Key.Service)
 	}
-	size := cmp.Or(req.PageSize, 10)
-	page := max(req.PageNo, 1)
-	from := min((page-1)*size, len(names))
-	return "ServiceListResponse", serviceListResponse{response: ok(), Count: len(names), ServiceNames: names[from:min(from+size, len(names))]}
+	return "ServiceListResponse", serviceListResponse{response: ok(), Count: len(names), ServiceNames: page(names, req.PageNo, req.PageSize)}
+}
+
+// page returns page no (from 1) of size (1 to 1000, default 10) of names.
+func page(names []string, no, size int) []string {
+	if size <= 0 {
+		size = 10
+	}
+	size = min(size, 1000)
+	no = max(no, 1)
+	if no-1 > len(names)/size {
+		return []string{}
+	}
+	from := min((no-1)*size, len(names))
+	return names[from:min(from+size, len(names))]
 }
 
 // subscription pushes a service's instances to one connection at each
@@ -230,14 +292,10 @@ func (c *conn) unsubscribe(svc model.ServiceKey) {
 }
 
 // subscribe starts (or restarts) the connection's subscription to svc:
-// the instances now, for the response, then a push at each change after
-// them, for as long as the connection lives.
+// the instances now, for the response, then a push after changes, for as
+// long as the connection lives. Events that arrive together make one push.
 func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscribeRequest) (serviceInfo, error) {
 	insts, rd, err := c.s.b.Instances(ctx, svc, backends.ReadOptions{})
-	if err != nil {
-		return serviceInfo{}, err
-	}
-	w, err := c.s.b.Watch(c.ctx, backends.WatchRequest{Service: &svc, FromRevision: rd.Revision})
 	if err != nil {
 		return serviceInfo{}, err
 	}
@@ -245,6 +303,10 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 	c.mu.Lock()
 	if old := c.subs[svc]; old != nil {
 		old.stop()
+	} else if len(c.subs) >= maxPerConn {
+		c.mu.Unlock()
+		stop()
+		return serviceInfo{}, fmt.Errorf("a connection subscribes to at most %d services: %w", maxPerConn, model.ErrInvalidArgument)
 	}
 	c.subs[svc] = &subscription{stop: stop}
 	c.mu.Unlock()
@@ -254,18 +316,15 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 	for _, i := range insts {
 		view[i.ID] = i
 	}
-	var once sync.Once
+	events := make(chan model.Event, 256)
+	go c.s.follow(subCtx, backends.WatchRequest{Service: &svc}, rd.Revision, events)
 	go func() {
-		defer once.Do(func() { w.Close() })
-		for {
-			e, err := w.Next(subCtx)
-			if err != nil {
-				if subCtx.Err() == nil {
-					c.s.log.Warn("a subscription's watch ended: the client re-subscribes after a reconnect", "service", svc, "err", err)
-					c.stop() // the client's redo subscribes again on a new connection
-				}
-				return
-			}
+		type notifySubscriberRequest struct {
+			namingRequest
+			Module      string      `json:"module"`
+			ServiceInfo serviceInfo `json:"serviceInfo"`
+		}
+		apply := func(e model.Event) {
 			switch e.Type {
 			case model.EventReset:
 				clear(view)
@@ -281,10 +340,21 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 					delete(view, e.Instance.ID)
 				}
 			}
-			type notifySubscriberRequest struct {
-				namingRequest
-				Module      string      `json:"module"`
-				ServiceInfo serviceInfo `json:"serviceInfo"`
+		}
+		for {
+			select {
+			case <-subCtx.Done():
+				return
+			case e := <-events:
+				apply(e)
+			}
+			for drained := false; !drained; { // the rest of a burst, into the same push
+				select {
+				case e := <-events:
+					apply(e)
+				default:
+					drained = true
+				}
 			}
 			now := make([]model.Instance, 0, len(view))
 			for _, i := range view {
@@ -300,6 +370,9 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 	}()
 	return first, nil
 }
+
+// maxPerConn bounds one connection's subscriptions, and its listens.
+const maxPerConn = 10000
 
 // refTime gives a subscription's pushes increasing times: a client drops
 // a push no newer than the last it has.

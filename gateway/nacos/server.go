@@ -20,14 +20,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	nacosgrpc "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/model"
@@ -38,18 +43,29 @@ type Config struct {
 	// SessionTTL is how long a connection's ephemeral instances outlive a
 	// server that dies without closing the connection's session.
 	SessionTTL time.Duration
+	// BeatTTL is how long an instance registered as ephemeral over HTTP
+	// (the v1 API) lives without a beat; clients beat every 5 s.
+	BeatTTL time.Duration
 	// Keepalive is how long a connection may stay silent before the server
 	// pings it; a connection that does not answer within as long again is
 	// dead, and closed.
 	Keepalive time.Duration
+	// MaxContentSize limits a config's content, in bytes (the gateway's
+	// --max-content-size).
+	MaxContentSize int
+	// HistoryRetention bounds each config item's history, as the gateway's
+	// writes do (zero: the default).
+	HistoryRetention backends.Retention
 	// Logger receives the front end's logs; nil: slog.Default().
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults: instances outlive a crashed server
-// by 10 s, a silent connection is pinged after 10 s.
+// by 10 s, an HTTP-registered instance lives 15 s without a beat, a silent
+// connection is pinged after 10 s.
 func DefaultConfig() Config {
-	return Config{SessionTTL: 10 * time.Second, Keepalive: 10 * time.Second}
+	return Config{SessionTTL: 10 * time.Second, BeatTTL: 15 * time.Second, Keepalive: 10 * time.Second,
+		MaxContentSize: model.DefaultMaxContentSize, HistoryRetention: backends.DefaultRetention}
 }
 
 // Server serves the Nacos protocol over a backend.
@@ -60,9 +76,63 @@ type Server struct {
 	grpc *grpc.Server
 
 	mu      sync.Mutex
-	conns   map[string]*conn // by the client's address
-	arrived chan struct{}    // closed and replaced when a connection is set up
-	seq     atomic.Int64
+	conns   map[uint64]*conn     // by transport (one client connection)
+	checked map[uint64]time.Time // transports that asked ServerCheck: a stream comes next
+	arrived chan struct{}        // closed and replaced when a connection is set up
+	seq     atomic.Uint64
+}
+
+// maxStreams bounds the concurrent calls on one client connection.
+const maxStreams = 256
+
+// transportKey is the context key of a call's transport id.
+type transportKey struct{}
+
+// transports numbers each client connection (each HTTP/2 transport): the
+// unary calls and the stream of one client share it, whatever its address
+// (clients behind one proxy share that).
+type transports struct{ s *Server }
+
+func (t transports) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return context.WithValue(ctx, transportKey{}, t.s.seq.Add(1))
+}
+
+func (t transports) HandleConn(ctx context.Context, st stats.ConnStats) {
+	if _, end := st.(*stats.ConnEnd); end {
+		t.s.mu.Lock()
+		delete(t.s.checked, transportOf(ctx))
+		t.s.mu.Unlock()
+	}
+}
+
+func (transports) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (transports) HandleRPC(context.Context, stats.RPCStats)                       {}
+
+func transportOf(ctx context.Context) uint64 {
+	id, _ := ctx.Value(transportKey{}).(uint64)
+	return id
+}
+
+// recoverUnary and recoverStream turn a handler's panic into an error
+// for its caller: one bad request must not end the server.
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("nacos request panicked", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return h(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("nacos stream panicked", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return h(srv, ss)
 }
 
 // New returns a front end over b.
@@ -76,29 +146,54 @@ func New(b backends.Backend, cfg Config) *Server {
 	if cfg.Keepalive <= 0 {
 		cfg.Keepalive = DefaultConfig().Keepalive
 	}
-	s := &Server{b: b, cfg: cfg, log: cfg.Logger.With("component", "nacos"), conns: map[string]*conn{}, arrived: make(chan struct{})}
+	if cfg.BeatTTL <= 0 {
+		cfg.BeatTTL = DefaultConfig().BeatTTL
+	}
+	if cfg.MaxContentSize <= 0 {
+		cfg.MaxContentSize = DefaultConfig().MaxContentSize
+	}
+	s := &Server{b: b, cfg: cfg, log: cfg.Logger.With("component", "nacos"), conns: map[uint64]*conn{},
+		checked: map[uint64]time.Time{}, arrived: make(chan struct{})}
 	s.grpc = grpc.NewServer(
+		grpc.StatsHandler(transports{s}),
+		grpc.ChainUnaryInterceptor(s.recoverUnary),
+		grpc.ChainStreamInterceptor(s.recoverStream),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.Keepalive, Timeout: cfg.Keepalive}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(16<<20))
+		grpc.MaxConcurrentStreams(maxStreams),
+		grpc.WaitForHandlers(true),
+		grpc.MaxRecvMsgSize(cfg.MaxContentSize+1<<20))
 	nacosgrpc.RegisterRequestServer(s.grpc, requestService{s})
 	nacosgrpc.RegisterBiRequestStreamServer(s.grpc, streamService{s})
 	return s
 }
 
-// Serve serves the gRPC protocol on lis until ctx ends.
-func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+// Serve serves the gRPC protocol on lis, and the v1 HTTP open API on
+// httpLis when it is not nil, until ctx ends.
+func (s *Server) Serve(ctx context.Context, lis, httpLis net.Listener) error {
 	s.log.Info("nacos gRPC protocol serving", "addr", lis.Addr().String())
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(lis) }()
+	var hs *http.Server
+	if httpLis != nil {
+		s.log.Info("nacos HTTP open API serving", "addr", httpLis.Addr().String())
+		hs = &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		go func() { errc <- hs.Serve(httpLis) }()
+	}
+	var err error
 	select {
 	case <-ctx.Done():
-		s.grpc.Stop()
-		<-errc
-		return nil
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	}
+	s.grpc.Stop()
+	if hs != nil {
+		_ = hs.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
 }
 
 // requestService answers the unary Request RPC.
@@ -125,7 +220,7 @@ var handlers map[string]handler
 func init() {
 	handlers = map[string]handler{
 		"ServerCheckRequest":       serverCheck,
-		"HealthCheckRequest":       func(context.Context, *Server, []byte) (string, any) { return "HealthCheckResponse", ok() },
+		"HealthCheckRequest":       healthCheck,
 		"InstanceRequest":          registerInstance,
 		"BatchInstanceRequest":     batchRegister,
 		"SubscribeServiceRequest":  subscribe,
@@ -158,6 +253,8 @@ func failure(err error) response {
 		return fail(errConflict, err.Error())
 	case errors.Is(err, model.ErrUnsupported):
 		return fail(errNotImplemented, err.Error())
+	case errors.Is(err, model.ErrPermissionDenied):
+		return fail(errForbidden, err.Error())
 	}
 	return fail(errServer, err.Error())
 }
@@ -167,8 +264,24 @@ func serverCheck(ctx context.Context, s *Server, _ []byte) (string, any) {
 		response
 		ConnectionID string `json:"connectionId"`
 	}
+	id := transportOf(ctx)
+	s.mu.Lock()
+	s.checked[id] = time.Now()
+	s.mu.Unlock()
 	return "ServerCheckResponse", serverCheckResponse{response: ok(),
-		ConnectionID: fmt.Sprintf("%d_%d_%s", time.Now().UnixMilli(), s.seq.Add(1), peerAddr(ctx))}
+		ConnectionID: fmt.Sprintf("%d_%d_%s", time.Now().UnixMilli(), id, peerAddr(ctx))}
+}
+
+// healthCheck answers a client's periodic check: 301 when its connection
+// is not set up, on which a client reconnects.
+func healthCheck(ctx context.Context, s *Server, _ []byte) (string, any) {
+	s.mu.Lock()
+	_, found := s.conns[transportOf(ctx)]
+	s.mu.Unlock()
+	if !found {
+		return "ErrorResponse", fail(errUnregistered, errUnregisteredConn.Error())
+	}
+	return "HealthCheckResponse", ok()
 }
 
 func peerAddr(ctx context.Context) string {
@@ -182,6 +295,7 @@ func peerAddr(ctx context.Context) string {
 // server pushes on, and what the connection holds.
 type conn struct {
 	s    *Server
+	id   uint64 // its transport
 	addr string
 	ctx  context.Context
 	stop context.CancelFunc
@@ -196,19 +310,28 @@ type conn struct {
 	pushes  atomic.Int64
 }
 
-// connOf returns the connection a unary request arrived on: the stream set
-// up from the same client address. A client sets its stream up just
-// before its first request; this waits for it a little.
+// connOf returns the connection a unary request arrived on: the stream
+// set up on the same transport. A client sets its stream up just after
+// its ServerCheck and before its first request; a request on a transport
+// that checked in moments ago waits for it a little, any other is
+// answered at once.
 func (s *Server) connOf(ctx context.Context) (*conn, bool) {
-	addr := peerAddr(ctx)
-	deadline := time.After(3 * time.Second)
+	id := transportOf(ctx)
+	var deadline <-chan time.Time
 	for {
 		s.mu.Lock()
-		c, found := s.conns[addr]
+		c, found := s.conns[id]
+		checked, recent := s.checked[id]
 		arrived := s.arrived
 		s.mu.Unlock()
 		if found {
 			return c, true
+		}
+		if !recent || time.Since(checked) > 10*time.Second {
+			return nil, false
+		}
+		if deadline == nil {
+			deadline = time.After(3 * time.Second)
 		}
 		select {
 		case <-arrived:
@@ -230,22 +353,37 @@ type streamService struct{ s *Server }
 // pushes. When the stream ends, so does everything the connection held.
 func (t streamService) RequestBiStream(stream nacosgrpc.BiRequestStream_RequestBiStreamServer) error {
 	s := t.s
-	first, err := stream.Recv()
-	if err != nil {
-		return err
+	// The setup comes first, and soon: a stream that says nothing holds
+	// nothing for long.
+	firstc := make(chan error, 1)
+	var first *nacosgrpc.Payload
+	go func() {
+		var err error
+		first, err = stream.Recv()
+		firstc <- err
+	}()
+	select {
+	case err := <-firstc:
+		if err != nil {
+			return err
+		}
+	case <-time.After(10 * time.Second):
+		return status.Error(codes.DeadlineExceeded, "no ConnectionSetupRequest within 10s")
 	}
 	if typ := first.GetMetadata().GetType(); typ != "ConnectionSetupRequest" {
-		return fmt.Errorf("the first message of a connection is a ConnectionSetupRequest, not %s", typ)
+		return status.Errorf(codes.InvalidArgument, "the first message of a connection is a ConnectionSetupRequest, not %s", typ)
 	}
 	ctx, stop := context.WithCancel(stream.Context())
 	defer stop()
-	c := &conn{s: s, addr: peerAddr(stream.Context()), ctx: ctx, stop: stop, stream: stream,
+	c := &conn{s: s, id: transportOf(stream.Context()), addr: peerAddr(stream.Context()), ctx: ctx, stop: stop, stream: stream,
 		subs: map[model.ServiceKey]*subscription{}, listens: map[model.ConfigKey]context.CancelFunc{}}
 	s.mu.Lock()
-	if old := s.conns[c.addr]; old != nil {
-		old.stop()
+	if s.conns[c.id] != nil {
+		s.mu.Unlock()
+		return status.Error(codes.AlreadyExists, "this connection has its stream already")
 	}
-	s.conns[c.addr] = c
+	s.conns[c.id] = c
+	delete(s.checked, c.id)
 	close(s.arrived)
 	s.arrived = make(chan struct{})
 	s.mu.Unlock()
@@ -273,9 +411,11 @@ func (t streamService) RequestBiStream(stream nacosgrpc.BiRequestStream_RequestB
 // its session, whose ephemeral instances go with it.
 func (c *conn) close() {
 	c.stop()
+	c.sendMu.Lock() // no push still sending once the handler returns
+	c.sendMu.Unlock()
 	c.s.mu.Lock()
-	if c.s.conns[c.addr] == c {
-		delete(c.s.conns, c.addr)
+	if c.s.conns[c.id] == c {
+		delete(c.s.conns, c.id)
 	}
 	c.s.mu.Unlock()
 	c.mu.Lock()

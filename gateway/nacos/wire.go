@@ -32,7 +32,8 @@ func ok() response { return response{ResultCode: 200, Success: true} }
 const (
 	codeFail          = 500
 	errNotFound       = 300 // a config that does not exist
-	errConflict       = 400 // a config changed concurrently (casMd5)
+	errConflict       = 409 // a casMd5 that no longer holds
+	errForbidden      = 403 // Junction's own namespace
 	errUnregistered   = 301 // the connection is not set up: the client reconnects
 	errNoHandler      = 302
 	errInvalid        = 400
