@@ -302,6 +302,7 @@ type conn struct {
 
 	sendMu sync.Mutex
 	stream nacosgrpc.BiRequestStream_RequestBiStreamServer
+	closed bool // under sendMu: the stream's handler returned
 
 	mu      sync.Mutex
 	session string                                 // for its ephemeral instances; "" until the first
@@ -411,7 +412,8 @@ func (t streamService) RequestBiStream(stream nacosgrpc.BiRequestStream_RequestB
 // its session, whose ephemeral instances go with it.
 func (c *conn) close() {
 	c.stop()
-	c.sendMu.Lock() // no push still sending once the handler returns
+	c.sendMu.Lock() // no push still sending once the handler returns, nor after
+	c.closed = true
 	c.sendMu.Unlock()
 	c.s.mu.Lock()
 	if c.s.conns[c.id] == c {
@@ -482,8 +484,8 @@ func (c *conn) push(typ string, body any) error {
 	}
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
-	if c.ctx.Err() != nil {
-		return c.ctx.Err()
+	if c.closed || c.ctx.Err() != nil {
+		return context.Canceled
 	}
 	c.pushes.Add(1)
 	return c.stream.Send(p)
