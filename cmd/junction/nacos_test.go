@@ -52,32 +52,29 @@ func TestServerNacosListen(t *testing.T) {
 	}
 }
 
-// The Nacos addresses: PORT+1000 by default, refused when malformed, and
-// refused with access control on, which the front end does not enforce
-// yet.
+// The Nacos addresses: PORT+1000 by default, refused when malformed.
 func TestNacosAddr(t *testing.T) {
 	for _, c := range []struct {
 		listen, grpc string
-		auth         bool
 		want, err    string
 	}{
-		{"", "", false, "", ""},
-		{"127.0.0.1:8848", "", false, "127.0.0.1:9848", ""},
-		{"[::1]:8848", "", false, "[::1]:9848", ""},
-		{"127.0.0.1:8848", "127.0.0.1:7000", false, "127.0.0.1:7000", ""},
-		{"127.0.0.1:65000", "", false, "", "at most 64535"},
-		{"8848", "", false, "", "not HOST:PORT"},
-		{"", "nope", false, "", "not HOST:PORT"},
-		{"127.0.0.1:8848", "", true, "", "access control"},
+		{"", "", "", ""},
+		{"127.0.0.1:8848", "", "127.0.0.1:9848", ""},
+		{"[::1]:8848", "", "[::1]:9848", ""},
+		{"127.0.0.1:8848", "127.0.0.1:7000", "127.0.0.1:7000", ""},
+		{"127.0.0.1:65000", "", "", "at most 64535"},
+		{"8848", "", "", "not HOST:PORT"},
+		{"", "nope", "", "not HOST:PORT"},
 	} {
-		got, err := nacosAddr(c.listen, c.grpc, c.auth)
+		got, err := nacosAddr(c.listen, c.grpc)
 		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
-			t.Errorf("nacosAddr(%q, %q, %v) = %q, %v; want %q, %q", c.listen, c.grpc, c.auth, got, err, c.want, c.err)
+			t.Errorf("nacosAddr(%q, %q) = %q, %v; want %q, %q", c.listen, c.grpc, got, err, c.want, c.err)
 		}
 	}
-	out, err := exec.Command(binary(t), "server", "--data-dir", t.TempDir(), "--listen", freeAddr(t), "--auth",
-		"--nacos-listen", "127.0.0.1:8848").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "access control") {
-		t.Errorf("--nacos-listen with --auth: %v\n%s", err, out)
+	// Reachable from other hosts with access control off: refused.
+	out, err := exec.Command(binary(t), "server", "--data-dir", t.TempDir(), "--listen", freeAddr(t),
+		"--nacos-listen", "0.0.0.0:8848").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "access control is off") {
+		t.Errorf("--nacos-listen 0.0.0.0 without --auth: %v\n%s", err, out)
 	}
 }

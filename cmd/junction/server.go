@@ -69,7 +69,7 @@ func newServerCmd() *cobra.Command {
 			if err := checkExposure(cfg.Listen, cfg.Auth, insecureNoAuth); err != nil {
 				return err
 			}
-			nacosGRPC, err := nacosAddr(nacosListen, nacosGRPCListen, cfg.Auth)
+			nacosGRPC, err := nacosAddr(nacosListen, nacosGRPCListen)
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ func newServerCmd() *cobra.Command {
 				if a == "" {
 					continue
 				}
-				if err := checkExposure(a, false, insecureNoAuth); err != nil {
+				if err := checkExposure(a, cfg.Auth, insecureNoAuth); err != nil {
 					return err
 				}
 			}
@@ -138,6 +138,7 @@ func newServerCmd() *cobra.Command {
 			if nacosGRPC != "" {
 				nc := nacos.DefaultConfig()
 				nc.Logger, nc.MaxContentSize, nc.HistoryRetention = log, cfg.MaxContentSize, cfg.HistoryRetention
+				nc.Authorizer = srv // the gateway's one authorizer, rules and audit log
 				front := nacos.New(srv.Backend(), nc)
 				var httpLis net.Listener
 				if nacosListen != "" {
@@ -248,14 +249,10 @@ func openBackend(ctx context.Context, rawURL, joinToken string, t *gateway.TLS) 
 // access control off, unless the operator says so.
 // nacosAddr is where the Nacos gRPC protocol listens: grpcListen, or
 // listen's port + 1000, where Nacos 2.x clients look for it; "" when
-// neither is set. The front end has no access control yet: it is refused
-// with --auth rather than served open beside a secured API.
-func nacosAddr(listen, grpcListen string, auth bool) (string, error) {
+// neither is set.
+func nacosAddr(listen, grpcListen string) (string, error) {
 	if listen == "" && grpcListen == "" {
 		return "", nil
-	}
-	if auth {
-		return "", model.Invalid("nacos-listen", "the Nacos front end does not enforce access control yet: it cannot run with --auth")
 	}
 	if grpcListen != "" {
 		if _, _, err := net.SplitHostPort(grpcListen); err != nil {

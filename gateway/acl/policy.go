@@ -352,3 +352,22 @@ func decide(rules []Rule, res Resource) (Access, *Rule) {
 	}
 	return best.Access, best
 }
+
+// Request is one call another front end (the Nacos protocols) received,
+// as the gateway's authorizer decides it.
+type Request struct {
+	// Method names the call in the audit log ("nacos/ConfigPublishRequest").
+	Method string
+	// Secret is the token secret the client sent; "" when it sent none.
+	Secret string
+	// Addr is the client's address: failed authentications are limited
+	// per address.
+	Addr string
+	// Action and Resource are what the call does. A zero Resource only
+	// authenticates (a login).
+	Action   Action
+	Resource Resource
+	// Quiet leaves a denial out of the audit log: a list that filters what
+	// the caller may not see asks about every item.
+	Quiet bool
+}

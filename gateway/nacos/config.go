@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -42,6 +43,12 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	if err != nil {
 		return "ConfigPublishResponse", failure(err)
 	}
+	done, err := s.allow(ctx, "ConfigPublishRequest", acl.ActWrite, configRes(key))
+	if err != nil {
+		return "ConfigPublishResponse", failure(err)
+	}
+	var werr error
+	defer func() { done(werr) }()
 	for _, k := range []string{"betaIps", "tag", "encryptedDataKey"} {
 		if req.AdditionMap[k] != "" {
 			// A beta (gray) or tagged publish, or an encrypted one, must not
@@ -69,8 +76,8 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		return "ConfigPublishResponse", failure(err)
 	}
 	cfg := model.Config{Key: key, Content: content, ContentType: contentTypes[req.AdditionMap["type"]]}
-	if _, err := s.b.PutConfig(s.change(ctx), cfg, cond); err != nil {
-		return "ConfigPublishResponse", failure(err)
+	if _, werr = s.b.PutConfig(s.change(ctx), cfg, cond); werr != nil {
+		return "ConfigPublishResponse", failure(werr)
 	}
 	return "ConfigPublishResponse", ok()
 }
@@ -88,8 +95,11 @@ func queryConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		return "ConfigQueryResponse", failure(err)
 	}
 	key, err := configKey(req.Tenant, req.Group, req.DataID)
+	if err == nil {
+		_, err = s.allow(ctx, "ConfigQueryRequest", acl.ActRead, configRes(key))
+	}
 	if err != nil {
-		return "ConfigQueryResponse", failure(err)
+		return "ConfigQueryResponse", configQueryResponse{response: failure(err)}
 	}
 	cfg, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
 	if err != nil {
@@ -108,7 +118,13 @@ func removeConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	if err != nil {
 		return "ConfigRemoveResponse", failure(err)
 	}
-	if _, err := s.b.DeleteConfig(s.change(ctx), key, model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+	done, err := s.allow(ctx, "ConfigRemoveRequest", acl.ActWrite, configRes(key))
+	if err != nil {
+		return "ConfigRemoveResponse", failure(err)
+	}
+	_, err = s.b.DeleteConfig(s.change(ctx), key, model.Precondition{})
+	done(err)
+	if err != nil && !errors.Is(err, model.ErrNotFound) {
 		return "ConfigRemoveResponse", failure(err)
 	}
 	return "ConfigRemoveResponse", ok()
@@ -134,6 +150,9 @@ func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
 	changed := []configContext{}
 	for _, l := range req.Contexts {
 		key, err := configKey(l.Tenant, l.Group, l.DataID)
+		if err == nil {
+			_, err = s.allow(ctx, "ConfigBatchListenRequest", acl.ActRead, configRes(key))
+		}
 		if err != nil {
 			return "ConfigChangeBatchListenResponse", failure(err)
 		}
@@ -145,7 +164,7 @@ func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
 		if err != nil {
 			return "ConfigChangeBatchListenResponse", failure(err)
 		}
-		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev); err != nil {
+		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev, secretOf(ctx)); err != nil {
 			return "ConfigChangeBatchListenResponse", failure(err)
 		}
 		if !sameMD5(cur, l.MD5) {
@@ -188,7 +207,7 @@ func (c *conn) unlisten(key model.ConfigKey) {
 
 // listen keeps one watch of key for the connection, from revision rev
 // (a listen already running stays).
-func (c *conn) listen(key model.ConfigKey, names configContext, rev int64) error {
+func (c *conn) listen(key model.ConfigKey, names configContext, rev int64, secret string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.listens[key] != nil {
@@ -212,6 +231,10 @@ func (c *conn) listen(key model.ConfigKey, names configContext, rev int64) error
 			case <-ctx.Done():
 				return
 			case <-events:
+			}
+			if !c.s.mayRead(withSecret(c.ctx, secret), configRes(key)) {
+				c.unlisten(key) // the token lost the right: no more news
+				return
 			}
 			if err := c.push("ConfigChangeNotifyRequest", configChangeNotifyRequest{request: request{RequestID: c.pushID()},
 				configContext: names, Module: "config"}); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -40,6 +41,8 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("POST /nacos/v1/cs/configs", s.httpPublish)
 	mux.HandleFunc("DELETE /nacos/v1/cs/configs", s.httpRemove)
 	mux.HandleFunc("POST /nacos/v1/cs/configs/listener", s.httpListen)
+	mux.HandleFunc("POST /nacos/v1/auth/login", s.httpLogin)
+	mux.HandleFunc("POST /nacos/v1/auth/users/login", s.httpLogin)
 	mux.HandleFunc("GET /nacos/v1/console/health/liveness", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxContentSize)+1<<20)
@@ -47,7 +50,8 @@ func (s *Server) HTTPHandler() http.Handler {
 			httpFail(w, fmt.Errorf("%w: %v", model.ErrInvalidArgument, err))
 			return
 		}
-		mux.ServeHTTP(w, r)
+		ctx := context.WithValue(withSecret(r.Context(), httpSecret(r)), addrKey{}, r.RemoteAddr)
+		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -63,6 +67,10 @@ func httpFail(w http.ResponseWriter, err error) {
 		code = http.StatusConflict
 	case errors.Is(err, model.ErrPermissionDenied):
 		code = http.StatusForbidden
+	case errors.Is(err, model.ErrUnauthenticated):
+		code = http.StatusUnauthorized
+	case errors.Is(err, model.ErrRateLimited):
+		code = http.StatusTooManyRequests
 	case errors.Is(err, model.ErrUnavailable):
 		code = http.StatusServiceUnavailable
 	}
@@ -147,6 +155,16 @@ func parseMetadata(v string) (map[string]string, error) {
 	return m, nil
 }
 
+// httpAllow decides an HTTP request, answering a refusal itself.
+func (s *Server) httpAllow(w http.ResponseWriter, r *http.Request, act acl.Action, res acl.Resource) (func(error), bool) {
+	done, err := s.allow(r.Context(), r.Method+" "+r.URL.Path, act, res)
+	if err != nil {
+		httpFail(w, err)
+		return nil, false
+	}
+	return done, true
+}
+
 // httpRegister registers an instance. An ephemeral one (the default) gets
 // a session of its own that its beats keep alive; registering it again
 // keeps its session while that lives.
@@ -159,6 +177,10 @@ func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
 	inst, err := formInstance(r)
 	if err != nil {
 		httpFail(w, err)
+		return
+	}
+	done, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc))
+	if !allowed {
 		return
 	}
 	check := inst
@@ -189,7 +211,9 @@ func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, err)
 		return
 	}
-	if _, err := s.b.Register(ctx, svc, inst); err != nil {
+	_, err = s.b.Register(ctx, svc, inst)
+	done(err)
+	if err != nil {
 		httpFail(w, err)
 		return
 	}
@@ -237,7 +261,13 @@ func (s *Server) httpUpdate(w http.ResponseWriter, r *http.Request) {
 			p.Metadata = map[string]string{} // an empty map clears it
 		}
 	}
-	if _, err := s.b.PatchInstance(r.Context(), svc, inst.ID, p); err != nil {
+	done, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc))
+	if !allowed {
+		return
+	}
+	_, err = s.b.PatchInstance(r.Context(), svc, inst.ID, p)
+	done(err)
+	if err != nil {
 		httpFail(w, err)
 		return
 	}
@@ -256,7 +286,13 @@ func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := instanceID(r.Form.Get("ip"), port, r.Form.Get("clusterName"))
-	if _, err := s.b.Deregister(r.Context(), svc, id); err != nil && !errors.Is(err, model.ErrNotFound) {
+	done, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc))
+	if !allowed {
+		return
+	}
+	_, err = s.b.Deregister(r.Context(), svc, id)
+	done(err)
+	if err != nil && !errors.Is(err, model.ErrNotFound) {
 		httpFail(w, err)
 		return
 	}
@@ -267,6 +303,9 @@ func (s *Server) httpInstance(w http.ResponseWriter, r *http.Request) {
 	svc, err := formService(r)
 	if err != nil {
 		httpFail(w, err)
+		return
+	}
+	if _, allowed := s.httpAllow(w, r, acl.ActRead, serviceRes(svc)); !allowed {
 		return
 	}
 	port, _ := strconv.ParseUint(r.Form.Get("port"), 10, 16)
@@ -288,6 +327,9 @@ func (s *Server) httpList(w http.ResponseWriter, r *http.Request) {
 	healthyOnly, err := formBool(r, false, "healthyOnly")
 	if err != nil {
 		httpFail(w, err)
+		return
+	}
+	if _, allowed := s.httpAllow(w, r, acl.ActRead, serviceRes(svc)); !allowed {
 		return
 	}
 	insts, _, err := s.b.Instances(r.Context(), svc, backends.ReadOptions{})
@@ -330,6 +372,9 @@ func (s *Server) httpBeat(w http.ResponseWriter, r *http.Request) {
 		Code               int   `json:"code"`
 		LightBeatEnabled   bool  `json:"lightBeatEnabled"`
 	}
+	if _, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc)); !allowed {
+		return
+	}
 	inst, found := s.find(r.Context(), svc, instanceID(b.IP, b.Port, b.Cluster))
 	if !found || inst.Session == "" {
 		writeJSON(w, beatResponse{ClientBeatInterval: 5000, Code: 20404})
@@ -356,7 +401,9 @@ func (s *Server) httpServices(w http.ResponseWriter, r *http.Request) {
 	}
 	names := []string{}
 	for _, sv := range list {
-		names = append(names, sv.Key.Service)
+		if s.mayRead(r.Context(), serviceRes(sv.Key)) {
+			names = append(names, sv.Key.Service)
+		}
 	}
 	no, _ := strconv.Atoi(r.Form.Get("pageNo"))
 	size, _ := strconv.Atoi(r.Form.Get("pageSize"))
@@ -371,6 +418,9 @@ func (s *Server) httpGetConfig(w http.ResponseWriter, r *http.Request) {
 	key, err := formConfig(r)
 	if err != nil {
 		httpFail(w, err)
+		return
+	}
+	if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(key)); !allowed {
 		return
 	}
 	cfg, _, err := s.b.GetConfig(r.Context(), key, backends.ReadOptions{})
@@ -403,6 +453,12 @@ func (s *Server) httpPublish(w http.ResponseWriter, r *http.Request) {
 		switch res.ErrorCode {
 		case errConflict:
 			code = http.StatusConflict
+		case errForbidden:
+			code = http.StatusForbidden
+		case errUnauthenticated:
+			code = http.StatusUnauthorized
+		case errRateLimited:
+			code = http.StatusTooManyRequests
 		case errNotImplemented:
 			code = http.StatusNotImplemented
 		case errServer:
@@ -420,7 +476,13 @@ func (s *Server) httpRemove(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, err)
 		return
 	}
-	if _, err := s.b.DeleteConfig(s.change(r.Context()), key, model.Precondition{}); err != nil && !errors.Is(err, model.ErrNotFound) {
+	done, allowed := s.httpAllow(w, r, acl.ActWrite, configRes(key))
+	if !allowed {
+		return
+	}
+	_, err = s.b.DeleteConfig(s.change(r.Context()), key, model.Precondition{})
+	done(err)
+	if err != nil && !errors.Is(err, model.ErrNotFound) {
 		httpFail(w, err)
 		return
 	}
@@ -484,6 +546,11 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var changed []listenKey
 	revs := make([]int64, len(keys))
+	for _, k := range keys {
+		if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(k.key)); !allowed {
+			return
+		}
+	}
 	for i, k := range keys {
 		cur, rev, err := s.current(ctx, k.key)
 		if err != nil {

@@ -37,6 +37,7 @@ import (
 // the built-in store, with Junction's REST API beside it.
 
 type env struct {
+	token string // sent with REST calls, when set
 	rest  string // the gateway's REST base URL
 	grpc  uint64 // the Nacos gRPC port
 	http  uint64 // the Nacos HTTP port
@@ -142,6 +143,9 @@ func (e *env) restCall(t testing.TB, method, path, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.rest+path, strings.NewReader(body))
 	req.Header.Set("Accept", "application/json")
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -106,11 +107,16 @@ func batchRegister(ctx context.Context, s *Server, body []byte) (string, any) {
 
 // instanceOp registers or deregisters instances: an ephemeral one with
 // the session of the connection the request came on.
-func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, insts []instance) error {
+func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, insts []instance) (err error) {
 	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
 	if err != nil {
 		return err
 	}
+	done, err := s.allow(ctx, "InstanceRequest", acl.ActWrite, serviceRes(svc))
+	if err != nil {
+		return err
+	}
+	defer func() { done(err) }()
 	if len(insts) > maxBatch {
 		return fmt.Errorf("%d instances in one request; at most %d: %w", len(insts), maxBatch, model.ErrInvalidArgument)
 	}
@@ -200,6 +206,9 @@ func queryService(ctx context.Context, s *Server, body []byte) (string, any) {
 		return "QueryServiceResponse", failure(err)
 	}
 	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
+	if err == nil {
+		_, err = s.allow(ctx, "ServiceQueryRequest", acl.ActRead, serviceRes(svc))
+	}
 	if err != nil {
 		return "QueryServiceResponse", failure(err)
 	}
@@ -229,7 +238,9 @@ func listServices(ctx context.Context, s *Server, body []byte) (string, any) {
 	}
 	names := []string{}
 	for _, sv := range list {
-		names = append(names, sv.Key.Service)
+		if s.mayRead(ctx, serviceRes(sv.Key)) {
+			names = append(names, sv.Key.Service)
+		}
 	}
 	return "ServiceListResponse", serviceListResponse{response: ok(), Count: len(names), ServiceNames: page(names, req.PageNo, req.PageSize)}
 }
@@ -264,6 +275,9 @@ func subscribe(ctx context.Context, s *Server, body []byte) (string, any) {
 		return "SubscribeServiceResponse", failure(err)
 	}
 	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
+	if err == nil {
+		_, err = s.allow(ctx, "SubscribeServiceRequest", acl.ActRead, serviceRes(svc))
+	}
 	if err != nil {
 		return "SubscribeServiceResponse", failure(err)
 	}
@@ -275,7 +289,7 @@ func subscribe(ctx context.Context, s *Server, body []byte) (string, any) {
 		c.unsubscribe(svc)
 		return "SubscribeServiceResponse", subscribeServiceResponse{response: ok(), ServiceInfo: info(svc, req.Clusters, nil, false, 0)}
 	}
-	first, err := c.subscribe(ctx, svc, req)
+	first, err := c.subscribe(ctx, svc, req, secretOf(ctx))
 	if err != nil {
 		return "SubscribeServiceResponse", failure(err)
 	}
@@ -294,7 +308,7 @@ func (c *conn) unsubscribe(svc model.ServiceKey) {
 // subscribe starts (or restarts) the connection's subscription to svc:
 // the instances now, for the response, then a push after changes, for as
 // long as the connection lives. Events that arrive together make one push.
-func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscribeRequest) (serviceInfo, error) {
+func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscribeRequest, secret string) (serviceInfo, error) {
 	insts, rd, err := c.s.b.Instances(ctx, svc, backends.ReadOptions{})
 	if err != nil {
 		return serviceInfo{}, err
@@ -355,6 +369,12 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 				default:
 					drained = true
 				}
+			}
+			// A token that lost the right (revoked, expired, a policy
+			// changed) gets no more pushes.
+			if !c.s.mayRead(withSecret(c.ctx, secret), serviceRes(svc)) {
+				c.unsubscribe(svc)
+				return
 			}
 			now := make([]model.Instance, 0, len(view))
 			for _, i := range view {

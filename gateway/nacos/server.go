@@ -56,6 +56,9 @@ type Config struct {
 	// HistoryRetention bounds each config item's history, as the gateway's
 	// writes do (zero: the default).
 	HistoryRetention backends.Retention
+	// Authorizer decides each request (the gateway's, with access control
+	// on); nil: every request is allowed, as with access control off.
+	Authorizer Authorizer
 	// Logger receives the front end's logs; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -207,6 +210,7 @@ func (r requestService) Request(ctx context.Context, p *nacosgrpc.Payload) (*nac
 	if !found {
 		return payload("ErrorResponse", fail(errNoHandler, "Junction does not serve "+typ))
 	}
+	ctx = withSecret(ctx, p.GetMetadata().GetHeaders()["accessToken"])
 	respType, body := h(ctx, r.s, p.GetBody().GetValue())
 	return payload(respType, body)
 }
@@ -255,6 +259,10 @@ func failure(err error) response {
 		return fail(errNotImplemented, err.Error())
 	case errors.Is(err, model.ErrPermissionDenied):
 		return fail(errForbidden, err.Error())
+	case errors.Is(err, model.ErrUnauthenticated):
+		return fail(errUnauthenticated, err.Error())
+	case errors.Is(err, model.ErrRateLimited):
+		return fail(errRateLimited, err.Error())
 	}
 	return fail(errServer, err.Error())
 }
@@ -284,7 +292,13 @@ func healthCheck(ctx context.Context, s *Server, _ []byte) (string, any) {
 	return "HealthCheckResponse", ok()
 }
 
+// addrKey carries an HTTP request's client address (gRPC's is its peer).
+type addrKey struct{}
+
 func peerAddr(ctx context.Context) string {
+	if a, found := ctx.Value(addrKey{}).(string); found {
+		return a
+	}
 	if p, found := peer.FromContext(ctx); found {
 		return p.Addr.String()
 	}

@@ -30,15 +30,17 @@ func ok() response { return response{ResultCode: 200, Success: true} }
 
 // Result and error codes of the protocol.
 const (
-	codeFail          = 500
-	errNotFound       = 300 // a config that does not exist
-	errConflict       = 409 // a casMd5 that no longer holds
-	errForbidden      = 403 // Junction's own namespace
-	errUnregistered   = 301 // the connection is not set up: the client reconnects
-	errNoHandler      = 302
-	errInvalid        = 400
-	errServer         = 500
-	errNotImplemented = 501
+	codeFail           = 500
+	errNotFound        = 300 // a config that does not exist
+	errConflict        = 409 // a casMd5 that no longer holds
+	errForbidden       = 403 // Junction's own namespace, or what the token may not do
+	errUnauthenticated = 401
+	errRateLimited     = 429
+	errUnregistered    = 301 // the connection is not set up: the client reconnects
+	errNoHandler       = 302
+	errInvalid         = 400
+	errServer          = 500
+	errNotImplemented  = 501
 )
 
 func fail(code int, msg string) response {

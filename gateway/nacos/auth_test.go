@@ -1,0 +1,198 @@
+package nacos_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	nmodel "github.com/nacos-group/nacos-sdk-go/v2/model"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+
+	"github.com/junctionhq/junction/gateway"
+	"github.com/junctionhq/junction/gateway/nacos"
+)
+
+// startAuth serves a gateway with access control on, and the front end
+// deciding with its authorizer; it returns the management token's secret.
+func startAuth(t *testing.T) (*env, string) {
+	t.Helper()
+	b := stores["raft"](t)
+	cfg := gateway.DefaultConfig()
+	cfg.Auth = true
+	l, err := gateway.ServeLoopback(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	httpLis, _ := net.Listen("tcp", "127.0.0.1:0")
+	nc := nacos.DefaultConfig()
+	nc.Authorizer = l.Server()
+	front := nacos.New(l.Server().Backend(), nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- front.Serve(ctx, lis, httpLis) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e := &env{rest: "http://" + l.Addr, grpc: uint64(lis.Addr().(*net.TCPAddr).Port), http: uint64(httpLis.Addr().(*net.TCPAddr).Port), nacos: front}
+	var boot struct{ Secret string }
+	code, body := e.restCall(t, "POST", "/v1/acl/bootstrap", "")
+	if code != 200 || json.Unmarshal([]byte(body), &boot) != nil {
+		t.Fatalf("bootstrap: %d %s", code, body)
+	}
+	return e, boot.Secret
+}
+
+func (e *env) asToken(secret string) *env {
+	c := *e
+	c.token = secret
+	return &c
+}
+
+func authClientParam(t testing.TB, e *env, password string) vo.NacosClientParam {
+	p := clientParam(t, e.http, e.grpc)
+	if password != "" {
+		constant.WithUsername("junction")(p.ClientConfig)
+		constant.WithPassword(password)(p.ClientConfig)
+	}
+	return p
+}
+
+// From the attacker's side: with access control on, a Nacos client with
+// no token, or a wrong one, may do nothing; a token's policy decides each
+// request, lists show only what it may read, and a revoked token's
+// subscription gets no more pushes.
+func TestNacosAccessControl(t *testing.T) {
+	e, mgmt := startAuth(t)
+	m := e.asToken(mgmt)
+	policy := "name: orders\nrules:\n  - namespace: public\n    service: \"orders\"\n    access: write\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n"
+	body, _ := json.Marshal(map[string]string{"rules": policy})
+	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
+		t.Fatal(code, b)
+	}
+	var tok struct {
+		Secret string
+		Token  struct{ AccessorId string }
+	}
+	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"orders","policies":["orders"]}`)
+	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
+		t.Fatal(code, b)
+	}
+	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
+	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/secret.yaml", "k: v\n")
+	m.restCall(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/payments/instances", `{"ip":"10.0.0.9","port":1}`)
+
+	reg := func(password, svc string) error {
+		t.Helper()
+		c, err := clients.NewNamingClient(authClientParam(t, e, password))
+		if err != nil {
+			return err
+		}
+		defer c.CloseClient()
+		ok, err := c.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.0.5", Port: 8080, ServiceName: svc, Weight: 1, Enable: true, Healthy: true, Ephemeral: true})
+		if err == nil && !ok {
+			err = errRefused
+		}
+		return err
+	}
+	if err := reg("", "orders"); err == nil {
+		t.Error("a client with no token registered")
+	}
+	if err := reg("jct_not-a-token", "orders"); err == nil {
+		t.Error("a client with a wrong token registered")
+	}
+	if err := reg(tok.Secret, "payments"); err == nil {
+		t.Error("a token that may write orders registered payments")
+	}
+	if _, found := m.instances(t, "orders")["10.0.0.5:8080"]; found {
+		t.Fatal("a refused registration is listed")
+	}
+
+	// The token's client: what its policy grants, and nothing more.
+	nc, err := clients.NewNamingClient(authClientParam(t, e, tok.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.CloseClient()
+	if ok, err := nc.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.0.5", Port: 8080, ServiceName: "orders", Weight: 1, Enable: true, Healthy: true, Ephemeral: true}); err != nil || !ok {
+		t.Fatalf("the token's registration: %v %v", ok, err)
+	}
+	if list, err := nc.GetAllServicesInfo(vo.GetAllServiceInfoParam{PageNo: 1, PageSize: 10}); err != nil || strings.Join(list.Doms, ",") != "orders" {
+		t.Errorf("the token lists %v (%v); payments is not its to see", list.Doms, err)
+	}
+	cc, err := clients.NewConfigClient(authClientParam(t, e, tok.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.CloseClient()
+	if got, err := cc.GetConfig(vo.ConfigParam{DataId: "app.yaml", Group: "DEFAULT_GROUP"}); err != nil || got != "a: 1\n" {
+		t.Errorf("a config the token may read: %q %v", got, err)
+	}
+	if got, _ := cc.GetConfig(vo.ConfigParam{DataId: "secret.yaml", Group: "DEFAULT_GROUP"}); got == "k: v\n" {
+		t.Error("a config the token may not read was read")
+	}
+	if ok, _ := cc.PublishConfig(vo.ConfigParam{DataId: "app.yaml", Group: "DEFAULT_GROUP", Content: "a: 2\n"}); ok {
+		t.Error("a read-only token published")
+	}
+
+	// HTTP: no token, a wrong one, the token; the login.
+	for _, c := range []struct {
+		token string
+		id    string
+		want  int
+	}{{"", "app.yaml", 401}, {"jct_nope", "app.yaml", 401}, {tok.Secret, "app.yaml", 200}, {tok.Secret, "secret.yaml", 403}} {
+		q := url.Values{"dataId": {c.id}, "group": {"DEFAULT_GROUP"}}
+		if c.token != "" {
+			q.Set("accessToken", c.token)
+		}
+		if code, b := e.nacosCall(t, "GET", "/nacos/v1/cs/configs", q); code != c.want {
+			t.Errorf("GET %s with token %.8q: %d %s, want %d", c.id, c.token, code, b, c.want)
+		}
+	}
+	if code, _ := e.nacosCall(t, "POST", "/nacos/v1/auth/login", url.Values{"username": {"u"}, "password": {"jct_nope"}}); code != 401 {
+		t.Errorf("a login with a wrong token: %d", code)
+	}
+	if code, b := e.nacosCall(t, "POST", "/nacos/v1/auth/login", url.Values{"username": {"u"}, "password": {tok.Secret}}); code != 200 || !strings.Contains(b, "accessToken") {
+		t.Errorf("a login with the token: %d %s", code, b)
+	}
+
+	// Revoked: the subscription gets no more pushes.
+	pushes := make(chan []nmodel.Instance, 32)
+	if err := nc.Subscribe(&vo.SubscribeParam{ServiceName: "orders", SubscribeCallback: func(insts []nmodel.Instance, _ error) {
+		select {
+		case pushes <- insts:
+		default:
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if code, b := m.restCall(t, "DELETE", "/v1/acl/tokens/"+tok.Token.AccessorId, ""); code != 200 {
+		t.Fatal(code, b)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for len(pushes) > 0 {
+		<-pushes
+	}
+	m.restCall(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/orders/instances", `{"ip":"10.0.0.77","port":1}`)
+	select {
+	case insts := <-pushes:
+		for _, i := range insts {
+			if i.Ip == "10.0.0.77" {
+				t.Errorf("a revoked token's subscription was pushed %v", insts)
+			}
+		}
+	case <-time.After(time.Second):
+	}
+}
+
+var errRefused = refused("refused")
+
+type refused string
+
+func (r refused) Error() string { return string(r) }
