@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
@@ -21,12 +22,19 @@ func (s *Server) Authorize(ctx context.Context, req acl.Request) (done func(erro
 		auth = []string{"Bearer " + req.Secret}
 	}
 	c, err := a.authenticate(ctx, auth, nil, req.Addr)
-	if err == nil && a.on && req.Resource != (acl.Resource{}) {
-		if req.Resource.Namespace == SystemNamespace && req.Resource.Group == aclKey.Group {
-			err = model.ErrPermissionDenied
-		} else {
-			err = authorize(c.p, req.Action, req.Resource)
-		}
+	switch {
+	case err != nil || !a.on:
+	case c.p.Peer:
+		// Gateways speak to each other over gRPC, never through another
+		// front end: the peer secret is no client's token there.
+		err = fmt.Errorf("the gateways' own secret is not a token: %w", model.ErrUnauthenticated)
+	case req.AuthenticateOnly:
+	case req.Resource.Kind == "":
+		err = fmt.Errorf("a request names no resource: %w", model.ErrPermissionDenied)
+	case req.Resource.Namespace == SystemNamespace && req.Resource.Group == aclKey.Group:
+		err = fmt.Errorf("%s is the ACL's own record: %w", req.Resource, model.ErrPermissionDenied)
+	default:
+		err = authorize(c.p, req.Action, req.Resource)
 	}
 	if err != nil {
 		if !req.Quiet {
@@ -40,5 +48,9 @@ func (s *Server) Authorize(ctx context.Context, req acl.Request) (done func(erro
 	return func(err error) { a.audit.wrote(c, req.Method, req.Resource.String(), nil, err) }, nil
 }
 
-// AuthOn reports whether access control is on.
-func (s *Server) AuthOn() bool { return s.auth.on }
+// ProtectThreshold returns a service's protect threshold (0 to 1): below
+// that share of healthy instances, queries return every instance.
+func (s *Server) ProtectThreshold(ctx context.Context, svc model.ServiceKey) (float64, error) {
+	rec, err := s.settings.get(ctx, svc.WithDefaults())
+	return rec.ProtectThreshold, err
+}

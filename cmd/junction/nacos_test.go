@@ -1,15 +1,26 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	anypb "github.com/golang/protobuf/ptypes/any"
+	nacosgrpc "github.com/nacos-group/nacos-sdk-go/v2/api/grpc"
 	nacosclients "github.com/nacos-group/nacos-sdk-go/v2/clients"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 // junction server --nacos-listen: an unmodified nacos-sdk-go client
@@ -76,5 +87,41 @@ func TestNacosAddr(t *testing.T) {
 		"--nacos-listen", "0.0.0.0:8848").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "access control is off") {
 		t.Errorf("--nacos-listen 0.0.0.0 without --auth: %v\n%s", err, out)
+	}
+}
+
+// With TLS on, the Nacos ports speak TLS as the API does: a plaintext
+// client is refused, one that trusts the server's authority is served.
+func TestServerNacosOverTLS(t *testing.T) {
+	ca := servertest.NewCA(t)
+	cert, key := ca.Issue(t, "server", 10)
+	addr, grpcAddr := freeAddr(t), freeAddr(t)
+	srv := launchServer(t, addr, "--data-dir", t.TempDir(), "--tls-cert", cert, "--tls-key", key, "--nacos-grpc-listen", grpcAddr)
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(ca.Path("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	check := func(creds credentials.TransportCredentials) error {
+		cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err = nacosgrpc.NewRequestClient(cc).Request(ctx, &nacosgrpc.Payload{Metadata: &nacosgrpc.Metadata{Type: "ServerCheckRequest"}, Body: &anypb.Any{Value: []byte(`{}`)}})
+		return err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for check(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("a TLS client was never served:\n%s", srv.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := check(insecure.NewCredentials()); err == nil {
+		t.Error("a plaintext client was served on the Nacos port of a TLS server")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -139,6 +140,7 @@ func newServerCmd() *cobra.Command {
 				nc := nacos.DefaultConfig()
 				nc.Logger, nc.MaxContentSize, nc.HistoryRetention = log, cfg.MaxContentSize, cfg.HistoryRetention
 				nc.Authorizer = srv // the gateway's one authorizer, rules and audit log
+				nc.Thresholds = srv // and its service settings
 				front := nacos.New(srv.Backend(), nc)
 				var httpLis net.Listener
 				if nacosListen != "" {
@@ -152,6 +154,15 @@ func newServerCmd() *cobra.Command {
 						httpLis.Close()
 					}
 					return fmt.Errorf("--nacos-grpc-listen: %w", err)
+				}
+				if cfg.TLS != nil {
+					// As the API is served: tokens never cross the network
+					// in clear, and a client certificate is asked for where
+					// the API asks for one.
+					lis = tls.NewListener(lis, cfg.TLS.ServerConfig())
+					if httpLis != nil {
+						httpLis = tls.NewListener(httpLis, cfg.TLS.ServerConfig())
+					}
 				}
 				go func() { nacosDone <- front.Serve(serveCtx, lis, httpLis) }()
 			}

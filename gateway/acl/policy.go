@@ -363,10 +363,13 @@ type Request struct {
 	// Addr is the client's address: failed authentications are limited
 	// per address.
 	Addr string
-	// Action and Resource are what the call does. A zero Resource only
-	// authenticates (a login).
+	// Action and Resource are what the call does.
 	Action   Action
 	Resource Resource
+	// AuthenticateOnly asks only whether the secret is a valid token's (a
+	// login, or a list about to be filtered); Action and Resource are not
+	// looked at.
+	AuthenticateOnly bool
 	// Quiet leaves a denial out of the audit log: a list that filters what
 	// the caller may not see asks about every item.
 	Quiet bool

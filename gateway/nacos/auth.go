@@ -45,6 +45,16 @@ func (s *Server) allow(ctx context.Context, method string, act acl.Action, res a
 	return s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: secretOf(ctx), Addr: hostOf(peerAddr(ctx)), Action: act, Resource: res})
 }
 
+// authenticated checks that the request carries a valid token (when
+// access control is on), before a list is filtered item by item.
+func (s *Server) authenticated(ctx context.Context, method string) error {
+	if s.cfg.Authorizer == nil {
+		return nil
+	}
+	_, err := s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: secretOf(ctx), Addr: hostOf(peerAddr(ctx)), AuthenticateOnly: true})
+	return err
+}
+
 // mayRead filters a list: a denial is no audit event there.
 func (s *Server) mayRead(ctx context.Context, res acl.Resource) bool {
 	if s.cfg.Authorizer == nil {
@@ -83,10 +93,7 @@ func httpSecret(r *http.Request) string {
 // any login succeeds.
 func (s *Server) httpLogin(w http.ResponseWriter, r *http.Request) {
 	secret := r.Form.Get("password")
-	if _, err := s.allow(withSecret(r.Context(), secret), "login", acl.ActRead, acl.Resource{}); err != nil || (s.cfg.Authorizer != nil && secret == "") {
-		if err == nil {
-			err = model.ErrUnauthenticated
-		}
+	if err := s.authenticated(withSecret(r.Context(), secret), "login"); err != nil {
 		httpFail(w, err)
 		return
 	}

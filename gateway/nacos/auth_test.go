@@ -189,6 +189,16 @@ func TestNacosAccessControl(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 	}
+	// And the instances it registered go too, as a revoked session's do.
+	took := eventually(t, "a revoked token's instance removed", 10*time.Second, func() bool {
+		_, found := m.instances(t, "orders")["10.0.0.5:8080"]
+		return !found
+	})
+	t.Logf("a revoked token's nacos-sdk-go instance was gone %v after the revoke was checked", took)
+	// A list asked without a token is refused, not answered empty.
+	if code, b := e.nacosCall(t, "GET", "/nacos/v1/ns/service/list", url.Values{"pageNo": {"1"}, "pageSize": {"10"}}); code != 401 {
+		t.Errorf("a service list without a token: %d %s", code, b)
+	}
 }
 
 var errRefused = refused("refused")

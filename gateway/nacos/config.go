@@ -53,6 +53,7 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		if req.AdditionMap[k] != "" {
 			// A beta (gray) or tagged publish, or an encrypted one, must not
 			// land as the release for everyone.
+			werr = fmt.Errorf("%s is not taken yet: %w", k, model.ErrUnsupported)
 			return "ConfigPublishResponse", fail(errNotImplemented, "Junction's Nacos front end does not take "+k+" yet: publish gray releases through Junction's API")
 		}
 	}
@@ -63,17 +64,20 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		cur, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
 		switch {
 		case errors.Is(err, model.ErrNotFound):
-			return "ConfigPublishResponse", fail(errConflict, fmt.Sprintf("cas publish of %s failed: it does not exist", key))
+			werr = fmt.Errorf("cas publish of %s failed: it does not exist: %w", key, model.ErrConflict)
+			return "ConfigPublishResponse", fail(errConflict, werr.Error())
 		case err != nil:
+			werr = err
 			return "ConfigPublishResponse", failure(err)
 		case cur.MD5 != req.CasMd5:
-			return "ConfigPublishResponse", fail(errConflict, fmt.Sprintf("cas publish of %s failed: its md5 is %s, not %s", key, cur.MD5, req.CasMd5))
+			werr = fmt.Errorf("cas publish of %s failed: its md5 is %s, not %s: %w", key, cur.MD5, req.CasMd5, model.ErrConflict)
+			return "ConfigPublishResponse", fail(errConflict, werr.Error())
 		}
 		cond = model.Precondition{Check: true, Revision: cur.Revision}
 	}
 	content := []byte(req.Content)
-	if err := model.ValidateContent(content, s.cfg.MaxContentSize); err != nil {
-		return "ConfigPublishResponse", failure(err)
+	if werr = model.ValidateContent(content, s.cfg.MaxContentSize); werr != nil {
+		return "ConfigPublishResponse", failure(werr)
 	}
 	cfg := model.Config{Key: key, Content: content, ContentType: contentTypes[req.AdditionMap["type"]]}
 	if _, werr = s.b.PutConfig(s.change(ctx), cfg, cond); werr != nil {

@@ -193,7 +193,7 @@ func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if inst.Ephemeral {
-		if cur, found := s.find(ctx, svc, inst.ID); found && cur.Session != "" {
+		if cur, found := s.find(ctx, svc, inst.ID); found && s.beating(cur.Session) {
 			if _, err := s.b.KeepAlive(ctx, cur.Session); err == nil {
 				inst.Session = cur.Session
 			}
@@ -201,13 +201,16 @@ func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
 		if inst.Session == "" {
 			sess, _, err := s.b.CreateSession(ctx, s.cfg.BeatTTL)
 			if err != nil {
+				done(err)
 				httpFail(w, err)
 				return
 			}
 			inst.Session = sess.ID
+			s.beat(sess.ID)
 		}
 	}
 	if err := inst.Normalize(); err != nil {
+		done(err)
 		httpFail(w, err)
 		return
 	}
@@ -218,6 +221,30 @@ func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeText(w, "ok")
+}
+
+// beating reports whether id is a session the HTTP API made (and has
+// heard a beat for within three TTLs).
+func (s *Server) beating(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, found := s.beats[id]
+	return id != "" && found && time.Since(last) < 3*s.cfg.BeatTTL
+}
+
+// beat records a beat of an HTTP session, and forgets the ones long
+// silent (their sessions have expired in the store).
+func (s *Server) beat(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beats[id] = time.Now()
+	if len(s.beats)%1024 == 0 {
+		for k, t := range s.beats {
+			if time.Since(t) > 3*s.cfg.BeatTTL {
+				delete(s.beats, k)
+			}
+		}
+	}
 }
 
 // find reads one instance of svc.
@@ -337,7 +364,7 @@ func (s *Server) httpList(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, err)
 		return
 	}
-	out := info(svc, r.Form.Get("clusters"), insts, healthyOnly, uint64(time.Now().UnixMilli()))
+	out := info(svc, r.Form.Get("clusters"), insts, healthyOnly, s.threshold(r.Context(), svc), uint64(time.Now().UnixMilli()))
 	out.Name = svc.Group + groupSep + svc.Service // the v1 API's full name
 	writeJSON(w, out)
 }
@@ -376,10 +403,11 @@ func (s *Server) httpBeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inst, found := s.find(r.Context(), svc, instanceID(b.IP, b.Port, b.Cluster))
-	if !found || inst.Session == "" {
+	if !found || !s.beating(inst.Session) {
 		writeJSON(w, beatResponse{ClientBeatInterval: 5000, Code: 20404})
 		return
 	}
+	s.beat(inst.Session)
 	if _, err := s.b.KeepAlive(r.Context(), inst.Session); err != nil {
 		if errors.Is(err, model.ErrSessionExpired) {
 			writeJSON(w, beatResponse{ClientBeatInterval: 5000, Code: 20404})
@@ -392,8 +420,15 @@ func (s *Server) httpBeat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) httpServices(w http.ResponseWriter, r *http.Request) {
-	ns := cmp.Or(r.Form.Get("namespaceId"), model.DefaultNamespace)
-	group := cmp.Or(r.Form.Get("groupName"), model.DefaultGroup)
+	scope, err := serviceKey(r.Form.Get("namespaceId"), r.Form.Get("groupName"), "-")
+	if err == nil {
+		err = s.authenticated(r.Context(), "GET /nacos/v1/ns/service/list")
+	}
+	if err != nil {
+		httpFail(w, err)
+		return
+	}
+	ns, group := scope.Namespace, scope.Group
 	list, _, err := s.b.Services(r.Context(), ns, group, model.ServiceKey{Namespace: ns}, 0, backends.ReadOptions{})
 	if err != nil {
 		httpFail(w, err)
@@ -564,6 +599,12 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(changed) == 0 && timeout > 0 && len(keys) > 0 {
 		changed = s.waitChange(ctx, keys, revs, timeout)
+		// Held up to two minutes: the token must still be good.
+		for _, k := range changed {
+			if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(k.key)); !allowed {
+				return
+			}
+		}
 	}
 	var b strings.Builder
 	for _, k := range changed {

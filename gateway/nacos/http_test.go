@@ -141,6 +141,16 @@ func TestNacosHTTPNaming(t *testing.T) {
 	if _, found := e.instances(t, "orders")["10.0.0.6:8080"]; found {
 		t.Error("deregistered, still listed")
 	}
+	// A beat keeps alive only the sessions the HTTP API made: not a
+	// gRPC connection's.
+	c := namingClient(t, e)
+	if ok, err := c.RegisterInstance(vo.RegisterInstanceParam{Ip: "10.0.0.40", Port: 80, ServiceName: "orders", Weight: 1, Enable: true, Healthy: true, Ephemeral: true}); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	foreign := url.Values{"serviceName": {"orders"}, "beat": {`{"ip":"10.0.0.40","port":80}`}}
+	if code, body := e.nacosCall(t, "PUT", "/nacos/v1/ns/instance/beat", foreign); code != 200 || !strings.Contains(body, `"code":20404`) {
+		t.Errorf("a beat of a connection's instance: %d %s", code, body)
+	}
 	for _, bad := range []url.Values{
 		{"serviceName": {"orders"}, "ip": {"10.0.0.5"}, "port": {"http"}},
 		{"serviceName": {"orders"}, "ip": {"10.0.0.5"}, "port": {"80"}, "weight": {"heavy"}},

@@ -91,6 +91,9 @@ func startOn(t *testing.T, b backends.Backend, tune ...func(*nacos.Config)) *env
 	for _, f := range tune {
 		f(&cfg)
 	}
+	// Wired as junction server wires it: the gateway's authorizer (which
+	// allows everything with access control off) and its settings.
+	cfg.Authorizer, cfg.Thresholds = l.Server(), l.Server()
 	front := nacos.New(l.Server().Backend(), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -458,4 +461,51 @@ func TestNacosManyClients(t *testing.T) {
 		}
 	}
 	eventually(t, "every closed client's instance removed", 20*time.Second, func() bool { return len(e.instances(t, "crowd")) == 0 })
+}
+
+// The protect threshold, as Nacos applies it: below its share of healthy
+// instances, a query returns every instance, as healthy, and says so.
+func TestNacosProtectThreshold(t *testing.T) {
+	e := start(t)
+	for i, healthy := range []bool{true, false, false, false} {
+		body := fmt.Sprintf(`{"ip":"10.0.0.%d","port":80,"healthy":%v}`, i+1, healthy)
+		if code, b := e.restCall(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/guarded/instances", body); code != 200 {
+			t.Fatal(code, b)
+		}
+	}
+	c := namingClient(t, e)
+	selectHealthy := func() int {
+		t.Helper()
+		insts, err := c.SelectInstances(vo.SelectInstancesParam{ServiceName: "guarded", HealthyOnly: true})
+		if err != nil {
+			return 0
+		}
+		return len(insts)
+	}
+	if n := selectHealthy(); n != 1 {
+		t.Fatalf("without a threshold: %d healthy instances, want 1", n)
+	}
+	if code, b := e.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/guarded/settings", `{"protectThreshold":0.5}`); code != 200 {
+		t.Fatal(code, b)
+	}
+	code, body := e.nacosCall(t, "GET", "/nacos/v1/ns/instance/list", url.Values{"serviceName": {"guarded"}, "healthyOnly": {"true"}})
+	var list struct {
+		Hosts                    []struct{ Healthy bool }
+		ReachProtectionThreshold bool
+	}
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list.Hosts) != 4 || !list.ReachProtectionThreshold {
+		t.Errorf("below the threshold, HTTP lists %d %s", code, body)
+	}
+	for _, h := range list.Hosts {
+		if !h.Healthy {
+			t.Errorf("below the threshold an instance is listed unhealthy: %s", body)
+		}
+	}
+	// A fresh client's query (the first client cached the service).
+	if n := len(func() []nmodel.Instance {
+		insts, _ := namingClient(t, e).SelectInstances(vo.SelectInstancesParam{ServiceName: "guarded", HealthyOnly: true})
+		return insts
+	}()); n != 4 {
+		t.Errorf("below the threshold a client selects %d instances, want all 4", n)
+	}
 }

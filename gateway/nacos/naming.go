@@ -57,8 +57,11 @@ func fromInstance(svc model.ServiceKey, i model.Instance) instance {
 }
 
 // info is what a client caches of a service: the instances of the
-// clusters it asked for (all when none), healthy or not (it picks).
-func info(svc model.ServiceKey, clusters string, insts []model.Instance, healthyOnly bool, ref uint64) serviceInfo {
+// clusters it asked for (all when none), healthy or not (it picks), or
+// only the healthy ones when asked. Below the protect threshold's share of
+// healthy instances, as Nacos does, every instance is returned as healthy
+// and the answer says the threshold was reached.
+func info(svc model.ServiceKey, clusters string, insts []model.Instance, healthyOnly bool, threshold float64, ref uint64) serviceInfo {
 	want := map[string]bool{}
 	for _, c := range strings.Split(clusters, ",") {
 		if c = strings.TrimSpace(c); c != "" {
@@ -67,8 +70,23 @@ func info(svc model.ServiceKey, clusters string, insts []model.Instance, healthy
 	}
 	out := serviceInfo{Name: svc.Service, GroupName: svc.Group, Clusters: clusters, CacheMillis: 10000,
 		Hosts: []instance{}, LastRefTime: ref, Valid: true}
+	var all []model.Instance
+	healthy := 0
 	for _, i := range insts {
-		if (len(want) > 0 && !want[cmp.Or(i.Cluster, model.DefaultCluster)]) || (healthyOnly && !i.Healthy) {
+		if len(want) > 0 && !want[cmp.Or(i.Cluster, model.DefaultCluster)] {
+			continue
+		}
+		all = append(all, i)
+		if i.Healthy {
+			healthy++
+		}
+	}
+	protect := len(all) > 0 && float64(healthy) < threshold*float64(len(all))
+	out.ReachProtectionThreshold = protect
+	for _, i := range all {
+		if protect {
+			i.Healthy = true
+		} else if healthyOnly && !i.Healthy {
 			continue
 		}
 		out.Hosts = append(out.Hosts, fromInstance(svc, i))
@@ -165,6 +183,9 @@ func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, i
 			}
 			ids[inst.ID] = true
 		}
+		c.mu.Lock()
+		c.grants[svc] = secretOf(ctx) // asked again at each keepalive
+		c.mu.Unlock()
 		if op == "batchRegisterInstance" {
 			// A batch is the connection's whole set for the service.
 			for id, o := range owner {
@@ -217,7 +238,7 @@ func queryService(ctx context.Context, s *Server, body []byte) (string, any) {
 		return "QueryServiceResponse", failure(err)
 	}
 	return "QueryServiceResponse", queryServiceResponse{response: ok(),
-		ServiceInfo: info(svc, req.Cluster, insts, req.HealthyOnly, uint64(time.Now().UnixMilli()))}
+		ServiceInfo: info(svc, req.Cluster, insts, req.HealthyOnly, s.threshold(ctx, svc), uint64(time.Now().UnixMilli()))}
 }
 
 func listServices(ctx context.Context, s *Server, body []byte) (string, any) {
@@ -230,8 +251,14 @@ func listServices(ctx context.Context, s *Server, body []byte) (string, any) {
 	if err := decode(body, &req); err != nil {
 		return "ServiceListResponse", failure(err)
 	}
-	ns := cmp.Or(req.Namespace, model.DefaultNamespace)
-	group := cmp.Or(req.GroupName, model.DefaultGroup)
+	scope, err := serviceKey(req.Namespace, req.GroupName, "-")
+	if err == nil {
+		err = s.authenticated(ctx, "ServiceListRequest")
+	}
+	if err != nil {
+		return "ServiceListResponse", failure(err)
+	}
+	ns, group := scope.Namespace, scope.Group
 	list, _, err := s.b.Services(ctx, ns, group, model.ServiceKey{Namespace: ns}, 0, backends.ReadOptions{})
 	if err != nil {
 		return "ServiceListResponse", failure(err)
@@ -287,7 +314,7 @@ func subscribe(ctx context.Context, s *Server, body []byte) (string, any) {
 	}
 	if !req.Subscribe {
 		c.unsubscribe(svc)
-		return "SubscribeServiceResponse", subscribeServiceResponse{response: ok(), ServiceInfo: info(svc, req.Clusters, nil, false, 0)}
+		return "SubscribeServiceResponse", subscribeServiceResponse{response: ok(), ServiceInfo: info(svc, req.Clusters, nil, false, 0, 0)}
 	}
 	first, err := c.subscribe(ctx, svc, req, secretOf(ctx))
 	if err != nil {
@@ -325,7 +352,7 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 	c.subs[svc] = &subscription{stop: stop}
 	c.mu.Unlock()
 	ref := &refTime{}
-	first := info(svc, req.Clusters, insts, false, ref.next())
+	first := info(svc, req.Clusters, insts, false, c.s.threshold(ctx, svc), ref.next())
 	view := map[string]model.Instance{}
 	for _, i := range insts {
 		view[i.ID] = i
@@ -382,7 +409,7 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 			}
 			n := notifySubscriberRequest{namingRequest: namingRequest{request: request{RequestID: c.pushID()},
 				Namespace: svc.Namespace, ServiceName: svc.Service, GroupName: svc.Group}, Module: "naming",
-				ServiceInfo: info(svc, req.Clusters, now, false, ref.next())}
+				ServiceInfo: info(svc, req.Clusters, now, false, c.s.threshold(c.ctx, svc), ref.next())}
 			if err := c.push("NotifySubscriberRequest", n); err != nil {
 				return
 			}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -35,6 +36,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
 
@@ -59,6 +61,9 @@ type Config struct {
 	// Authorizer decides each request (the gateway's, with access control
 	// on); nil: every request is allowed, as with access control off.
 	Authorizer Authorizer
+	// Thresholds gives each service's protect threshold (the gateway's
+	// service settings); nil: none is applied.
+	Thresholds Thresholds
 	// Logger receives the front end's logs; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -69,6 +74,25 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{SessionTTL: 10 * time.Second, BeatTTL: 15 * time.Second, Keepalive: 10 * time.Second,
 		MaxContentSize: model.DefaultMaxContentSize, HistoryRetention: backends.DefaultRetention}
+}
+
+// Thresholds gives a service's protect threshold (gateway.Server is one).
+type Thresholds interface {
+	ProtectThreshold(ctx context.Context, svc model.ServiceKey) (float64, error)
+}
+
+// threshold is svc's protect threshold; 0 when there is none or it cannot
+// be read (the instances are then returned as they are).
+func (s *Server) threshold(ctx context.Context, svc model.ServiceKey) float64 {
+	if s.cfg.Thresholds == nil {
+		return 0
+	}
+	t, err := s.cfg.Thresholds.ProtectThreshold(ctx, svc)
+	if err != nil {
+		s.log.Warn("a service's protect threshold cannot be read: none applied", "service", svc, "err", err)
+		return 0
+	}
+	return t
 }
 
 // Server serves the Nacos protocol over a backend.
@@ -83,6 +107,10 @@ type Server struct {
 	checked map[uint64]time.Time // transports that asked ServerCheck: a stream comes next
 	arrived chan struct{}        // closed and replaced when a connection is set up
 	seq     atomic.Uint64
+	// beats are the sessions the HTTP API made for its ephemeral
+	// instances, by id, with their last beat: a beat keeps only those
+	// alive, never a session someone else holds.
+	beats map[string]time.Time
 }
 
 // maxStreams bounds the concurrent calls on one client connection.
@@ -156,7 +184,7 @@ func New(b backends.Backend, cfg Config) *Server {
 		cfg.MaxContentSize = DefaultConfig().MaxContentSize
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger.With("component", "nacos"), conns: map[uint64]*conn{},
-		checked: map[uint64]time.Time{}, arrived: make(chan struct{})}
+		checked: map[uint64]time.Time{}, arrived: make(chan struct{}), beats: map[string]time.Time{}}
 	s.grpc = grpc.NewServer(
 		grpc.StatsHandler(transports{s}),
 		grpc.ChainUnaryInterceptor(s.recoverUnary),
@@ -320,6 +348,7 @@ type conn struct {
 
 	mu      sync.Mutex
 	session string                                 // for its ephemeral instances; "" until the first
+	grants  map[model.ServiceKey]string            // the services it registered into, and the token that did
 	subs    map[model.ServiceKey]*subscription     // services it subscribed to
 	listens map[model.ConfigKey]context.CancelFunc // configs it listens to
 	pushes  atomic.Int64
@@ -391,7 +420,7 @@ func (t streamService) RequestBiStream(stream nacosgrpc.BiRequestStream_RequestB
 	ctx, stop := context.WithCancel(stream.Context())
 	defer stop()
 	c := &conn{s: s, id: transportOf(stream.Context()), addr: peerAddr(stream.Context()), ctx: ctx, stop: stop, stream: stream,
-		subs: map[model.ServiceKey]*subscription{}, listens: map[model.ConfigKey]context.CancelFunc{}}
+		subs: map[model.ServiceKey]*subscription{}, listens: map[model.ConfigKey]context.CancelFunc{}, grants: map[model.ServiceKey]string{}}
 	s.mu.Lock()
 	if s.conns[c.id] != nil {
 		s.mu.Unlock()
@@ -478,6 +507,7 @@ func (c *conn) keepAlive(id string) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.SessionTTL/3)
+		c.recheck(ctx, id)
 		_, err := c.s.b.KeepAlive(ctx, id)
 		cancel()
 		if errors.Is(err, model.ErrSessionExpired) {
@@ -487,6 +517,39 @@ func (c *conn) keepAlive(id string) {
 			c.stop()
 			return
 		}
+	}
+}
+
+// recheck asks again, for each service the connection registered into,
+// whether the token that did may still write it: a token revoked, expired
+// or stripped of the right takes the connection's instances of that
+// service with it, as a revoked session would.
+func (c *conn) recheck(ctx context.Context, session string) {
+	if c.s.cfg.Authorizer == nil {
+		return
+	}
+	c.mu.Lock()
+	grants := maps.Clone(c.grants)
+	c.mu.Unlock()
+	for svc, secret := range grants {
+		if _, err := c.s.allow(withSecret(ctx, secret), "InstanceRequest", acl.ActWrite, serviceRes(svc)); err == nil {
+			continue
+		}
+		insts, _, err := c.s.b.Instances(ctx, svc, backends.ReadOptions{})
+		if err != nil {
+			continue // asked again at the next tick
+		}
+		for _, i := range insts {
+			if i.Session == session {
+				_, _ = c.s.b.Deregister(ctx, svc, i.ID)
+			}
+		}
+		c.mu.Lock()
+		if c.grants[svc] == secret {
+			delete(c.grants, svc)
+		}
+		c.mu.Unlock()
+		c.s.log.Info("a Nacos connection's token lost the right to its instances: removed", "service", svc, "client", c.addr)
 	}
 }
 
