@@ -206,3 +206,57 @@ var errRefused = refused("refused")
 type refused string
 
 func (r refused) Error() string { return string(r) }
+
+// Every gRPC request type and every HTTP route decides its request: with
+// access control on, none but the open ones answers a client without a
+// token with anything but 401 (and nothing is written).
+func TestNacosEveryRouteDecides(t *testing.T) {
+	e, mgmt := startAuth(t)
+	e.asToken(mgmt).restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
+	r := dialRaw(t, e, true)
+	bodies := map[string]string{
+		"InstanceRequest":          `{"serviceName":"s","type":"registerInstance","instance":{"ip":"10.0.0.1","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}}`,
+		"BatchInstanceRequest":     `{"serviceName":"s","type":"batchRegisterInstance","instances":[{"ip":"10.0.0.1","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}]}`,
+		"SubscribeServiceRequest":  `{"serviceName":"s","subscribe":true}`,
+		"ServiceQueryRequest":      `{"serviceName":"s"}`,
+		"ServiceListRequest":       `{"pageNo":1,"pageSize":10}`,
+		"ConfigPublishRequest":     `{"group":"DEFAULT_GROUP","dataId":"app.yaml","content":"a: 2\n"}`,
+		"ConfigQueryRequest":       `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`,
+		"ConfigRemoveRequest":      `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`,
+		"ConfigBatchListenRequest": `{"listen":true,"configListenContexts":[{"group":"DEFAULT_GROUP","dataId":"app.yaml","md5":""}]}`,
+	}
+	for typ, open := range nacos.RequestTypes() {
+		if open {
+			continue
+		}
+		body, found := bodies[typ]
+		if !found {
+			t.Errorf("%s: no request body in this test: add one", typ)
+			continue
+		}
+		// 429: refused unlooked at, once the address failed too often.
+		if _, m := r.call(typ, body); code(m) != 401 && code(m) != 429 {
+			t.Errorf("%s without a token: %v, want errorCode 401", typ, m)
+		}
+	}
+	forms := map[string]url.Values{
+		"/nacos/v1/ns/instance":         {"serviceName": {"s"}, "ip": {"10.0.0.1"}, "port": {"1"}},
+		"/nacos/v1/ns/instance/list":    {"serviceName": {"s"}},
+		"/nacos/v1/ns/instance/beat":    {"serviceName": {"s"}, "ip": {"10.0.0.1"}, "port": {"1"}},
+		"/nacos/v1/ns/service/list":     {"pageNo": {"1"}},
+		"/nacos/v1/cs/configs":          {"dataId": {"app.yaml"}, "group": {"DEFAULT_GROUP"}, "content": {"a: 3\n"}},
+		"/nacos/v1/cs/configs/listener": {"Listening-Configs": {"app.yaml\x02DEFAULT_GROUP\x02x\x01"}},
+	}
+	for pattern, open := range nacos.Routes() {
+		if open {
+			continue
+		}
+		method, path, _ := strings.Cut(pattern, " ")
+		if code, body := e.nacosCall(t, method, path, forms[path]); code != 401 && code != 429 {
+			t.Errorf("%s without a token: %d %s, want 401", pattern, code, body)
+		}
+	}
+	if _, body := e.asToken(mgmt).restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", ""); !strings.Contains(body, `"content":"a: 1\n"`) {
+		t.Errorf("after the refused requests: %s", body)
+	}
+}

@@ -27,23 +27,45 @@ const maxListenKeys = 3000
 // maxLongPoll bounds how long a long poll may ask to be held.
 const maxLongPoll = 120 * time.Second
 
+// routes is the one table of the open API. Every route decides its
+// request with the authorizer, except the open ones (TestNacosEveryRouteDecides).
+var routes = []struct {
+	pattern string
+	handler func(*Server, http.ResponseWriter, *http.Request)
+	open    bool // no token needed: it reads nothing of the store
+}{
+	{"POST /nacos/v1/ns/instance", (*Server).httpRegister, false},
+	{"PUT /nacos/v1/ns/instance", (*Server).httpUpdate, false},
+	{"DELETE /nacos/v1/ns/instance", (*Server).httpDeregister, false},
+	{"GET /nacos/v1/ns/instance", (*Server).httpInstance, false},
+	{"GET /nacos/v1/ns/instance/list", (*Server).httpList, false},
+	{"PUT /nacos/v1/ns/instance/beat", (*Server).httpBeat, false},
+	{"GET /nacos/v1/ns/service/list", (*Server).httpServices, false},
+	{"GET /nacos/v1/cs/configs", (*Server).httpGetConfig, false},
+	{"POST /nacos/v1/cs/configs", (*Server).httpPublish, false},
+	{"DELETE /nacos/v1/cs/configs", (*Server).httpRemove, false},
+	{"POST /nacos/v1/cs/configs/listener", (*Server).httpListen, false},
+	{"POST /nacos/v1/auth/login", (*Server).httpLogin, true},
+	{"POST /nacos/v1/auth/users/login", (*Server).httpLogin, true},
+	{"GET /nacos/v1/console/health/liveness", func(_ *Server, w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }, true},
+}
+
+// Routes lists the open API's routes (METHOD PATH), and whether each is
+// open (needs no token).
+func Routes() map[string]bool {
+	out := map[string]bool{}
+	for _, r := range routes {
+		out[r.pattern] = r.open
+	}
+	return out
+}
+
 // HTTPHandler returns the open API's handler.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /nacos/v1/ns/instance", s.httpRegister)
-	mux.HandleFunc("PUT /nacos/v1/ns/instance", s.httpUpdate)
-	mux.HandleFunc("DELETE /nacos/v1/ns/instance", s.httpDeregister)
-	mux.HandleFunc("GET /nacos/v1/ns/instance", s.httpInstance)
-	mux.HandleFunc("GET /nacos/v1/ns/instance/list", s.httpList)
-	mux.HandleFunc("PUT /nacos/v1/ns/instance/beat", s.httpBeat)
-	mux.HandleFunc("GET /nacos/v1/ns/service/list", s.httpServices)
-	mux.HandleFunc("GET /nacos/v1/cs/configs", s.httpGetConfig)
-	mux.HandleFunc("POST /nacos/v1/cs/configs", s.httpPublish)
-	mux.HandleFunc("DELETE /nacos/v1/cs/configs", s.httpRemove)
-	mux.HandleFunc("POST /nacos/v1/cs/configs/listener", s.httpListen)
-	mux.HandleFunc("POST /nacos/v1/auth/login", s.httpLogin)
-	mux.HandleFunc("POST /nacos/v1/auth/users/login", s.httpLogin)
-	mux.HandleFunc("GET /nacos/v1/console/health/liveness", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) })
+	for _, rt := range routes {
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxContentSize)+1<<20)
 		if err := r.ParseForm(); err != nil {

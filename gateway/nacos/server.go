@@ -249,6 +249,16 @@ type handler func(ctx context.Context, s *Server, body []byte) (string, any)
 
 var handlers map[string]handler
 
+// RequestTypes lists the gRPC request types served, and whether each is
+// open (needs no token: it reads nothing of the store).
+func RequestTypes() map[string]bool {
+	out := map[string]bool{}
+	for t := range handlers {
+		out[t] = t == "ServerCheckRequest" || t == "HealthCheckRequest"
+	}
+	return out
+}
+
 func init() {
 	handlers = map[string]handler{
 		"ServerCheckRequest":       serverCheck,
