@@ -252,7 +252,11 @@ func TestNacosEveryRouteDecides(t *testing.T) {
 			continue
 		}
 		method, path, _ := strings.Cut(pattern, " ")
-		if code, body := e.nacosCall(t, method, path, forms[path]); code != 401 && code != 429 {
+		form, found := forms[path]
+		if !found { // a v2 route: its v1 route's form
+			form = forms[strings.Replace(strings.Replace(path, "/v2/", "/v1/", 1), "/cs/config", "/cs/configs", 1)]
+		}
+		if code, body := e.nacosCall(t, method, path, form); code != 401 && code != 429 {
 			t.Errorf("%s without a token: %d %s, want 401", pattern, code, body)
 		}
 	}

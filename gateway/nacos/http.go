@@ -50,12 +50,15 @@ var routes = []struct {
 	{"GET /nacos/v1/console/health/liveness", func(_ *Server, w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }, true},
 }
 
-// Routes lists the open API's routes (METHOD PATH), and whether each is
-// open (needs no token).
+// Routes lists the open API's routes (METHOD PATH), v1 and v2, and
+// whether each is open (needs no token).
 func Routes() map[string]bool {
 	out := map[string]bool{}
 	for _, r := range routes {
 		out[r.pattern] = r.open
+	}
+	for v2, same := range v2Routes {
+		out[v2] = out[same]
 	}
 	return out
 }
@@ -63,8 +66,14 @@ func Routes() map[string]bool {
 // HTTPHandler returns the open API's handler.
 func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
+	v1 := map[string]func(*Server, http.ResponseWriter, *http.Request){}
 	for _, rt := range routes {
 		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
+		v1[rt.pattern] = rt.handler
+	}
+	for v2, same := range v2Routes {
+		h := v1[same]
+		mux.HandleFunc(v2, func(w http.ResponseWriter, r *http.Request) { s.v2(h, w, r) })
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, int64(s.cfg.MaxContentSize)+1<<20)

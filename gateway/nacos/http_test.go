@@ -225,3 +225,45 @@ func TestNacosHTTPConfig(t *testing.T) {
 		t.Errorf("removed through Nacos; REST reads %d", code)
 	}
 }
+
+// The /nacos/v2 open API: the same operations, in an envelope.
+func TestNacosV2OpenAPI(t *testing.T) {
+	e := start(t)
+	type envelope struct {
+		Code    int
+		Message string
+		Data    json.RawMessage
+	}
+	call := func(method, path string, form url.Values) (int, envelope) {
+		t.Helper()
+		code, body := e.nacosCall(t, method, path, form)
+		var env envelope
+		if err := json.Unmarshal([]byte(body), &env); err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, code, body)
+		}
+		return code, env
+	}
+	inst := url.Values{"serviceName": {"orders"}, "ip": {"10.0.0.5"}, "port": {"8080"}, "ephemeral": {"false"}}
+	if code, env := call("POST", "/nacos/v2/ns/instance", inst); code != 200 || env.Code != 0 || string(env.Data) != `"ok"` {
+		t.Errorf("register: %d %+v", code, env)
+	}
+	if code, env := call("GET", "/nacos/v2/ns/instance/list", url.Values{"serviceName": {"orders"}}); code != 200 || env.Code != 0 || !strings.Contains(string(env.Data), `"ip":"10.0.0.5"`) {
+		t.Errorf("list: %d %+v", code, env)
+	}
+	cfg := url.Values{"dataId": {"app.yaml"}, "group": {"DEFAULT_GROUP"}, "namespaceId": {"public"}, "content": {"a: 1\n"}}
+	if code, env := call("POST", "/nacos/v2/cs/config", cfg); code != 200 || string(env.Data) != "true" {
+		t.Errorf("publish: %d %+v", code, env)
+	}
+	if code, env := call("GET", "/nacos/v2/cs/config", url.Values{"dataId": {"app.yaml"}, "group": {"DEFAULT_GROUP"}, "namespaceId": {"public"}}); code != 200 || string(env.Data) != `"a: 1\n"` {
+		t.Errorf("get: %d %+v", code, env)
+	}
+	if code, env := call("GET", "/nacos/v2/cs/config", url.Values{"dataId": {"absent"}, "group": {"DEFAULT_GROUP"}}); code != 404 || env.Code != 20004 {
+		t.Errorf("a missing config: %d %+v", code, env)
+	}
+	if code, env := call("POST", "/nacos/v2/ns/instance", url.Values{"serviceName": {"orders"}, "ip": {"10.0.0.5"}, "port": {"x"}}); code != 400 || env.Code != 10000 || env.Message == "" {
+		t.Errorf("a bad port: %d %+v", code, env)
+	}
+	if code, env := call("DELETE", "/nacos/v2/cs/config", url.Values{"dataId": {"app.yaml"}, "group": {"DEFAULT_GROUP"}}); code != 200 || string(env.Data) != "true" {
+		t.Errorf("remove: %d %+v", code, env)
+	}
+}
