@@ -351,9 +351,18 @@ func TestDamagedNodeRecovery(t *testing.T) {
 	}
 	t.Logf("the damaged node refused to start: %s", strings.TrimSpace(out))
 
-	// The recovery, as the error says.
-	if out, err := runCLI(t, c.addrs[other], "members", "remove", c.addrs[victim]); err != nil {
-		t.Fatalf("members remove: %v\n%s", err, out)
+	// The recovery, as the error says. The victim may have led when it
+	// went down: the others may still be electing a new leader, which the
+	// removal needs.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		out, err := runCLI(t, c.addrs[other], "members", "remove", c.addrs[victim])
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !(strings.Contains(out, "unreachable") || strings.Contains(out, "UNAVAILABLE") || strings.Contains(out, "no leader")) {
+			t.Fatalf("members remove: %v\n%s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
