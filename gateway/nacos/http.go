@@ -196,6 +196,23 @@ func (s *Server) httpAllow(w http.ResponseWriter, r *http.Request, act acl.Actio
 	return done, true
 }
 
+// httpWrite decides a write, makes it, audits its outcome and answers:
+// answer when it succeeded (or, with absentOK, when there was nothing to
+// remove), the error otherwise.
+func (s *Server) httpWrite(w http.ResponseWriter, r *http.Request, res acl.Resource, answer string, absentOK bool, write func() error) {
+	done, allowed := s.httpAllow(w, r, acl.ActWrite, res)
+	if !allowed {
+		return
+	}
+	err := write()
+	done(err)
+	if err != nil && !(absentOK && errors.Is(err, model.ErrNotFound)) {
+		httpFail(w, err)
+		return
+	}
+	writeText(w, answer)
+}
+
 // httpRegister registers an instance. An ephemeral one (the default) gets
 // a session of its own that its beats keep alive; registering it again
 // keeps its session while that lives.
@@ -319,17 +336,10 @@ func (s *Server) httpUpdate(w http.ResponseWriter, r *http.Request) {
 			p.Metadata = map[string]string{} // an empty map clears it
 		}
 	}
-	done, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc))
-	if !allowed {
-		return
-	}
-	_, err = s.b.PatchInstance(r.Context(), svc, inst.ID, p)
-	done(err)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	writeText(w, "ok")
+	s.httpWrite(w, r, serviceRes(svc), "ok", false, func() error {
+		_, err := s.b.PatchInstance(r.Context(), svc, inst.ID, p)
+		return err
+	})
 }
 
 func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
@@ -344,17 +354,10 @@ func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := instanceID(r.Form.Get("ip"), port, r.Form.Get("clusterName"))
-	done, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc))
-	if !allowed {
-		return
-	}
-	_, err = s.b.Deregister(r.Context(), svc, id)
-	done(err)
-	if err != nil && !errors.Is(err, model.ErrNotFound) {
-		httpFail(w, err)
-		return
-	}
-	writeText(w, "ok")
+	s.httpWrite(w, r, serviceRes(svc), "ok", true, func() error {
+		_, err := s.b.Deregister(r.Context(), svc, id)
+		return err
+	})
 }
 
 func (s *Server) httpInstance(w http.ResponseWriter, r *http.Request) {
@@ -542,17 +545,10 @@ func (s *Server) httpRemove(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, err)
 		return
 	}
-	done, allowed := s.httpAllow(w, r, acl.ActWrite, configRes(key))
-	if !allowed {
-		return
-	}
-	_, err = s.b.DeleteConfig(s.change(r.Context()), key, model.Precondition{})
-	done(err)
-	if err != nil && !errors.Is(err, model.ErrNotFound) {
-		httpFail(w, err)
-		return
-	}
-	writeText(w, "true")
+	s.httpWrite(w, r, configRes(key), "true", true, func() error {
+		_, err := s.b.DeleteConfig(s.change(r.Context()), key, model.Precondition{})
+		return err
+	})
 }
 
 // listenKey is one config of a long poll, as the client named it.
