@@ -154,3 +154,29 @@ func BenchmarkDriverVsClient(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkConfigPutLatency times one config put at a time, with a pause
+// between puts so that the server is idle when each begins, as a single
+// operator's publish finds it: an item of junction-system, which keeps no
+// history, against an ordinary item, whose put also numbers its version on
+// the history's head (the version's record is written after the put
+// returns). The ratio history/none is the latency history adds.
+func BenchmarkConfigPutLatency(b *testing.B) {
+	p := servertest.NeedPolaris(b)
+	d := open(b, p.Addr, "cas=check")
+	ctx := backends.WithChange(context.Background(), backends.Change{Author: "bench", Retention: backends.Retention{Versions: 10, MaxAge: time.Hour}})
+	for _, ns := range []string{model.SystemNamespace, model.DefaultNamespace} {
+		label := map[string]string{model.SystemNamespace: "none", model.DefaultNamespace: "history"}[ns]
+		b.Run(label, func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				time.Sleep(40 * time.Millisecond) // the last put's record is written meanwhile
+				b.StartTimer()
+				key := model.ConfigKey{Namespace: ns, Group: "bench-latency", DataID: "item-" + strconv.Itoa(i%3)}
+				if _, err := d.PutConfig(ctx, model.Config{Key: key, Content: []byte("size: " + strconv.Itoa(i))}, model.Precondition{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

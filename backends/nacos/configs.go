@@ -425,14 +425,15 @@ func holds(cond model.Precondition, cur *model.Config) bool {
 // PutConfig publishes an item. Conditional writes are Nacos' own
 // compare-and-set (casMd5): the server refuses the write if the item's
 // content changed since the driver read it. Once the server acknowledged
-// it, the write's version is appended to the item's history.
+// it, the write's version is appended to the item's history (record).
 func (d *Driver) PutConfig(ctx context.Context, cfg model.Config, cond model.Precondition) (model.Config, error) {
-	defer d.lockConfig(cfg.Key)()
+	unlock := d.lockConfig(cfg.Key)
 	out, existed, err := d.publish(ctx, cfg, cond)
 	if err != nil {
+		unlock()
 		return model.Config{}, err
 	}
-	d.record(ctx, confighist.Op(existed), out)
+	d.record(ctx, confighist.Op(existed), out, unlock)
 	return out, nil
 }
 
@@ -506,14 +507,15 @@ func isCASFailure(err error) bool {
 // delete, so a write landing between the two is lost (measured and
 // declared in the README). Once the server acknowledged it, the delete's
 // version, holding the content it removed, is appended to the item's
-// history.
+// history (record).
 func (d *Driver) DeleteConfig(ctx context.Context, key model.ConfigKey, cond model.Precondition) (int64, error) {
-	defer d.lockConfig(key)()
+	unlock := d.lockConfig(key)
 	gone, err := d.remove(ctx, key, cond)
 	if err != nil {
+		unlock()
 		return 0, err
 	}
-	d.record(ctx, model.OpDelete, gone)
+	d.record(ctx, model.OpDelete, gone, unlock)
 	return gone.Revision, nil
 }
 

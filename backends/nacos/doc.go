@@ -56,6 +56,9 @@
 // writer gets in between; under cas=check only the driver's own writers
 // are serialized), then writes the record, then deletes the records
 // retention drops: the head first, so that a number is given out once. The
+// version is written after the change returns to its caller, off its path;
+// the item's next change through the driver, and a read of its history
+// through the driver, wait for it. The
 // history is not atomic with the change: a change whose version cannot be
 // written stands, with a warning logged, and leaves a gap in its history;
 // under cas=check two drivers changing one item within seconds of each

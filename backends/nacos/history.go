@@ -66,41 +66,71 @@ func (d *Driver) lockConfig(key model.ConfigKey) func() {
 	return lockStripe(d.configWrites[:], key.String())
 }
 
-// record appends the version a change made to its item's history. It runs
-// after the change, which has happened: a failure is logged, not returned
-// (the history is not atomic, Capabilities.AtomicHistory).
-func (d *Driver) record(ctx context.Context, op model.ConfigOp, c model.Config) {
+// record appends the version a change made to its item's history. It is
+// called once the change has happened, with the item's write lock held
+// (lockConfig), and takes the lock over. The version's number is claimed
+// on the item's head before record returns, so that a change acknowledged
+// before another driver's begins has the lower number. The record itself,
+// and the deletes of the records retention drops, are written after the
+// caller has its answer, by a goroutine that then unlocks: the item's
+// next change through this driver, and a read of its history through this
+// driver (settle), wait for them. A failure is logged, not returned (the
+// history is not atomic, Capabilities.AtomicHistory). A driver closing
+// waits for the records still being written.
+//
+// The head comes first: it is where numbers are given out, by
+// compare-and-set, so a number is given out once and its record written
+// by its one owner. A record written first, under the number its writer
+// expects, could be overwritten by a concurrent writer expecting the same
+// one, and a version lost. A failure between the two leaves a number
+// without a record, which the history skips.
+func (d *Driver) record(ctx context.Context, op model.ConfigOp, c model.Config, unlock func()) {
 	if !confighist.Tracked(c.Key) {
+		unlock()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.WriteTimeout)
-	defer cancel()
-	if err := d.appendVersion(ctx, op, c); err != nil {
-		d.log.Warn("config history: the change happened but its version was not recorded",
-			"key", c.Key.String(), "op", op, "revision", c.Revision, "err", err)
-	}
-}
-
-// appendVersion numbers the version of a change in the item's head, then
-// writes its record, then deletes the records retention drops. The head
-// comes first: it is where numbers are given out, by compare-and-set, so a
-// number is given out once and its record written by its one owner. A
-// record written first, under the number its writer expects, could be
-// overwritten by a concurrent writer expecting the same one, and a
-// version lost. A failure between the two leaves a number without a
-// record, which the history skips.
-func (d *Driver) appendVersion(ctx context.Context, op model.ConfigOp, c model.Config) error {
 	ch := backends.ChangeFrom(ctx)
 	names := d.histNames(c.Key)
 	now := time.Now()
+	failed := func(err error) {
+		d.log.Warn("config history: the change happened but its version was not recorded",
+			"key", c.Key.String(), "op", op, "revision", c.Revision, "err", err)
+	}
 	n, drop, err := d.claim(ctx, names, now, ch.Retention)
+	cancel()
 	if err != nil {
-		return fmt.Errorf("number the version: %w", err)
+		unlock()
+		failed(fmt.Errorf("number the version: %w", err))
+		return
 	}
 	rec := confighist.NewRecord(n, op, c, ch, now)
 	rec.Revision = c.Revision // Nacos has no revisions: the one the driver gave the change
-	if err := d.writeOwn(names.record(n), string(rec.Encode()), ""); err != nil {
-		return fmt.Errorf("record version %d: %w", n, err)
+	write := func() {
+		defer unlock()
+		if err := d.writeRecord(names, rec, drop); err != nil {
+			failed(err)
+		}
+	}
+	d.mu.Lock()
+	if d.closing { // Close is waiting for d.recording: write it here
+		d.mu.Unlock()
+		write()
+		return
+	}
+	d.recording.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.recording.Done()
+		write()
+	}()
+}
+
+// writeRecord writes the record of a version whose number was claimed,
+// then deletes the records of the versions in drop.
+func (d *Driver) writeRecord(names histNames, rec confighist.Record, drop []int64) error {
+	if err := d.writeOwn(names.record(rec.Number), string(rec.Encode()), ""); err != nil {
+		return fmt.Errorf("record version %d: %w", rec.Number, err)
 	}
 	var errs []error
 	for _, old := range drop {
@@ -110,6 +140,10 @@ func (d *Driver) appendVersion(ctx context.Context, op model.ConfigOp, c model.C
 	}
 	return errors.Join(errs...)
 }
+
+// settle waits until the records of key's changes through this driver
+// are written.
+func (d *Driver) settle(key model.ConfigKey) { d.lockConfig(key)() }
 
 // claim appends a version made at now to an item's head and returns its
 // number and the numbers of the versions retention drops. The head is
@@ -166,6 +200,7 @@ func (d *Driver) ConfigHistory(ctx context.Context, key model.ConfigKey, _ backe
 	if !confighist.Tracked(key) {
 		return []model.ConfigVersion{}, info, nil
 	}
+	d.settle(key)
 	names := d.histNames(key)
 	head, err := d.readHead(ctx, names)
 	if err != nil {
@@ -192,6 +227,7 @@ func (d *Driver) ConfigVersion(ctx context.Context, key model.ConfigKey, number 
 	if !confighist.Tracked(key) {
 		return model.ConfigVersion{}, missing
 	}
+	d.settle(key)
 	names := d.histNames(key)
 	head, err := d.readHead(ctx, names)
 	if err != nil {

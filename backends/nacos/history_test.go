@@ -85,3 +85,23 @@ func historyAcrossDrivers(t *testing.T, addr string) {
 		t.Errorf("a write among the history's own items: %v, want ErrInvalidArgument", err)
 	}
 }
+
+// historyWrittenBeforeClose checks that the versions a driver writes after
+// its puts have returned are written before it closes: a driver closed
+// right after a put leaves the version for the next driver to read.
+func historyWrittenBeforeClose(t *testing.T, addr string) {
+	a := open(t, addr, "cas=check")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key := model.ConfigKey{Namespace: model.DefaultNamespace, Group: model.DefaultGroup, DataID: fmt.Sprintf("closing-%d", time.Now().UnixNano())}
+	c, err := a.PutConfig(backends.WithChange(ctx, backends.Change{Author: "alice"}), model.Config{Key: key, Content: []byte("a: 1")}, model.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b := open(t, addr, "cas=check")
+	eventually(t, 10*time.Second, "the version of a put made just before its driver closed", func() bool {
+		v, err := b.ConfigVersion(ctx, key, 1, backends.ReadOptions{})
+		return err == nil && v.Revision == c.Revision && v.Author == "alice"
+	})
+}

@@ -171,8 +171,11 @@ type Driver struct {
 	configWrites [64]sync.Mutex
 	// own holds the driver's recent writes of its history items.
 	own ownItems
+	// recording counts the versions being written after their changes.
+	recording sync.WaitGroup
 
 	mu      sync.Mutex
+	closing bool // Close has begun: versions are written before it returns
 	closed  bool
 	naming  map[string]naming_client.INamingClient // by Nacos namespace id
 	configs map[string]config_client.IConfigClient
@@ -346,10 +349,14 @@ func (d *Driver) Status(ctx context.Context) (backends.Status, error) {
 // connections) and closes every client.
 func (d *Driver) Close() error {
 	d.mu.Lock()
-	if d.closed {
+	if d.closing {
 		d.mu.Unlock()
 		return nil
 	}
+	d.closing = true
+	d.mu.Unlock()
+	d.recording.Wait() // the versions of changes already made, with the clients still open
+	d.mu.Lock()
 	d.closed = true
 	close(d.stop)
 	naming, configs, conns := d.naming, d.configs, d.conns

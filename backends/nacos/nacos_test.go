@@ -65,6 +65,7 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, &harness{d: open(t, p.Addr, "watch-history=50&cas=check"), addr: p.Addr, query: "watch-history=50&cas=check"})
 	// What the shared history scenario cannot see through one driver.
 	t.Run("HistoryAcrossDrivers", func(t *testing.T) { historyAcrossDrivers(t, p.Addr) })
+	t.Run("HistoryWrittenBeforeClose", func(t *testing.T) { historyWrittenBeforeClose(t, p.Addr) })
 }
 
 func nacosURL(addr string) (*url.URL, error) { return url.Parse("nacos://" + addr) }
