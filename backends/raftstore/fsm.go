@@ -82,6 +82,7 @@ type fsm struct {
 	services map[model.ServiceKey]map[string]model.Instance
 	configs  map[model.ConfigKey]model.Config
 	hist     map[model.ConfigKey]*itemHistory    // config history
+	swept    time.Time                           // the last sweep of expired versions (sweep)
 	owned    map[string]map[instanceRef]struct{} // session id → its instances
 	applied  int64
 	history  *eventlog.Log
@@ -195,6 +196,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 		f.configs[cfg.Key] = cfg
 		f.record(confighist.Op(exists), cfg, c.change(), c.Now, rev)
+		f.sweep(c.Now)
 		res.config = cfg
 		evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, ConfigKey: cfg.Key, Config: &cfg})
 	case opConfigDelete:
@@ -209,6 +211,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		}
 		delete(f.configs, c.Key)
 		f.record(model.OpDelete, cur, c.change(), c.Now, rev)
+		f.sweep(c.Now)
 		evs = append(evs, model.Event{Type: model.EventDelete, Revision: rev, ConfigKey: c.Key, Config: &cur})
 	case opRestore:
 		if c.State == nil {

@@ -49,6 +49,36 @@ func (f *fsm) record(op model.ConfigOp, c model.Config, ch backends.Change, now 
 	}
 }
 
+// sweepEvery is how often, at most, a config write sweeps every item's
+// history of its expired versions (sweep); a variable for the tests.
+var sweepEvery = time.Minute
+
+// sweep drops, from every item's history, the versions past their time at
+// now, at most once every sweepEvery; the caller holds mu. Retention
+// trims an item's history at each of its writes, so without a sweep the
+// versions of an item never written again, a deleted one above all, would
+// stay in memory past their time, unseen. Only the number given out last
+// stays, so that a re-created item numbers on. now is a log entry's time,
+// so replicas sweep alike; what they drop is hidden from reads already
+// (live), so a replica restored from a snapshot, which sweeps on its own
+// schedule, answers the same.
+func (f *fsm) sweep(now time.Time) {
+	if now.Sub(f.swept) < sweepEvery {
+		return
+	}
+	f.swept = now
+	for _, h := range f.hist {
+		// Versions are oldest first, and retention's age rarely changes:
+		// an item whose oldest is still kept is almost always kept whole.
+		if len(h.Versions) > 0 && !h.Versions[0].Expires.After(now) {
+			h.Versions = slices.DeleteFunc(h.Versions, func(v keptVersion) bool { return !v.Expires.After(now) })
+			if len(h.Versions) == 0 {
+				h.Versions = nil // and the array that held them
+			}
+		}
+	}
+}
+
 // lastVersions returns the number each item's history gave out last; the
 // caller holds mu.
 func (f *fsm) lastVersions() map[model.ConfigKey]int64 {

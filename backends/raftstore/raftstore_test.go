@@ -262,3 +262,56 @@ func numbers(vs []model.ConfigVersion) []int64 {
 	}
 	return out
 }
+
+// The versions of an item past their retention leave the state machine's
+// memory within a sweep of the next config write of any item, even when
+// the item itself is never written again (deleted); its last number stays,
+// so a re-created item numbers on.
+func TestExpiredVersionsAreSwept(t *testing.T) {
+	defer raftstore.SweepEvery(50 * time.Millisecond)()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	short := backends.WithChange(ctx, backends.Change{Retention: backends.Retention{Versions: 10, MaxAge: 100 * time.Millisecond}})
+	gone := model.ConfigKey{Namespace: "public", Group: "g", DataID: "gone"}
+	for _, content := range []string{"a", "b"} {
+		if _, err := s.PutConfig(short, model.Config{Key: gone, Content: []byte(content)}, model.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteConfig(short, gone, model.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := raftstore.StoredVersions(s, gone); n != 3 {
+		t.Fatalf("%d versions stored after two puts and a delete, want 3", n)
+	}
+	other := model.ConfigKey{Namespace: "public", Group: "g", DataID: "other"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		time.Sleep(60 * time.Millisecond)
+		if _, err := s.PutConfig(ctx, model.Config{Key: other, Content: []byte("x")}, model.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+		n, last := raftstore.StoredVersions(s, gone)
+		if n == 0 {
+			if last != 3 {
+				t.Fatalf("the last number given out is %d after the sweep, want 3", last)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d expired versions of a deleted item still stored", n)
+		}
+	}
+	if n, _ := raftstore.StoredVersions(s, other); n == 0 {
+		t.Fatal("the sweep dropped versions still kept")
+	}
+	c, err := s.PutConfig(ctx, model.Config{Key: gone, Content: []byte("again")}, model.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _, err := s.ConfigHistory(ctx, gone, backends.ReadOptions{})
+	if err != nil || len(vs) != 1 || vs[0].Number != 4 || vs[0].Revision != c.Revision || vs[0].Op != model.OpCreate {
+		t.Fatalf("history of the re-created item: %+v (%v), want version 4, a create", vs, err)
+	}
+}
