@@ -97,6 +97,12 @@ guarantees: deps build
 guarantees-nacos: deps build
 	unshare --net sh -c 'ip link set lo up && JUNCTION_PRIVATE_NETNS=1 exec ./bin/junction conformance --backend nacos --out guarantees-nacos'
 
+# bench-nacos runs one nacos-sdk-go workload against Junction's Nacos front
+# end and against Polaris' Nacos server, side by side (docs/benchmarks.md).
+bench-nacos: deps
+	$(GO) test -run '^$$' -bench 'AgainstPolaris/(register|query)' -benchtime 3s -count 2 ./gateway/nacos/
+	$(GO) test -run '^$$' -bench 'AgainstPolaris/config-push' -benchtime 40x ./gateway/nacos/
+
 # console-screenshots runs the console's browser tests (Debian's Chromium)
 # and writes a PNG of each screen into docs/console.
 console-screenshots: deps-apt

@@ -46,8 +46,8 @@ type env struct {
 
 // stores are the backends the client runs over: the built-in store and
 // etcd.
-var stores = map[string]func(t *testing.T) backends.Backend{
-	"raft": func(t *testing.T) backends.Backend {
+var stores = map[string]func(t testing.TB) backends.Backend{
+	"raft": func(t testing.TB) backends.Backend {
 		store, err := raftstore.Open(context.Background(), raftstore.DefaultConfig(t.TempDir()))
 		if err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ var stores = map[string]func(t *testing.T) backends.Backend{
 		t.Cleanup(func() { store.Close() })
 		return store
 	},
-	"etcd": func(t *testing.T) backends.Backend {
+	"etcd": func(t testing.TB) backends.Backend {
 		ep, _ := servertest.Etcd(t)
 		u, _ := url.Parse("etcd://" + ep)
 		cfg, _ := etcd.ConfigFromURL(u)
@@ -69,10 +69,10 @@ var stores = map[string]func(t *testing.T) backends.Backend{
 }
 
 // start serves the front end over the built-in store.
-func start(t *testing.T) *env { return startOn(t, stores["raft"](t)) }
+func start(t testing.TB) *env { return startOn(t, stores["raft"](t)) }
 
 // startOn serves a gateway and the front end over b.
-func startOn(t *testing.T, b backends.Backend, tune ...func(*nacos.Config)) *env {
+func startOn(t testing.TB, b backends.Backend, tune ...func(*nacos.Config)) *env {
 	t.Helper()
 	l, err := gateway.ServeLoopback(b, gateway.DefaultConfig())
 	if err != nil {
