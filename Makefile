@@ -14,7 +14,7 @@ PROTOC_VERSION := 3.21.12
 .PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos console-screenshots clean
 
 build:
-	$(GO) build -o bin/junction ./cmd/junction
+	$(GO) build -buildvcs=auto -o bin/junction ./cmd/junction
 
 run: build
 	./bin/junction server

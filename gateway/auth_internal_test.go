@@ -69,7 +69,7 @@ func BenchmarkAuthorizer(b *testing.B) {
 	info := &grpc.UnaryServerInfo{FullMethod: pb.ConfigService_GetConfig_FullMethodName}
 	handler := func(context.Context, any) (any, error) { return &pb.GetConfigResponse{}, nil }
 	for _, on := range []bool{false, true} {
-		a := &authorizer{on: on, acl: cache, audit: newAuditLog(AuditConfig{}, newMetrics()), fails: newFailLimiter(5), m: newMetrics()}
+		a := &authorizer{on: on, acl: cache, audit: newAuditLog(AuditConfig{}, newMetrics(BuildInfo{})), fails: newFailLimiter(5), m: newMetrics(BuildInfo{})}
 		b.Run(map[bool]string{false: "off", true: "on"}[on], func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

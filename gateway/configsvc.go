@@ -240,8 +240,9 @@ func (st *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) 
 	if c.ResumableWatch && (c.WatchHistory == 0 || c.WatchHistory > st.s.cfg.WatchHistory) {
 		c.WatchHistory = st.s.cfg.WatchHistory
 	}
-	return &pb.GetStatusResponse{Backend: s.Backend, Revision: s.Revision, Leader: s.Leader, Version: st.s.cfg.Version,
-		Capabilities: newCapabilities(c), Gateway: st.s.cfg.GatewayID, HealthRunner: st.s.health.runner(), Measured: st.s.cfg.Measured}, nil
+	return &pb.GetStatusResponse{Backend: s.Backend, Revision: s.Revision, Leader: s.Leader, Version: st.s.cfg.Build.Version,
+		Capabilities: newCapabilities(c), Gateway: st.s.cfg.GatewayID, HealthRunner: st.s.health.runner(), Measured: st.s.cfg.Measured,
+		Build: st.s.cfg.Build.proto()}, nil
 }
 
 // newCapabilities converts what a driver declares to its wire form.

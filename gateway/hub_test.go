@@ -21,7 +21,7 @@ func TestHubSlowSubscriber(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store := openStore(ctx, t)
-	h := newHub(store, 8, slog.Default(), newMetrics())
+	h := newHub(store, 8, slog.Default(), newMetrics(BuildInfo{}))
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "hub"}
 	first := model.Instance{IP: "10.0.0.1", Port: 1, Weight: 1, Healthy: true, Enabled: true}
 	_ = first.Normalize()
@@ -80,7 +80,7 @@ func TestHubFirstSubscriberGetsEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store := openStore(ctx, t)
-	h := newHub(store, 64, slog.Default(), newMetrics())
+	h := newHub(store, 64, slog.Default(), newMetrics(BuildInfo{}))
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "exact"}
 	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "other"}
 	inst := func(port int) model.Instance {
@@ -119,7 +119,7 @@ func TestHubSubscriberAheadOfTopic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store := openStore(ctx, t)
-	h := newHub(store, 64, slog.Default(), newMetrics())
+	h := newHub(store, 64, slog.Default(), newMetrics(BuildInfo{}))
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "ahead"}
 	// A topic whose log stands still at revision 0: no backend events reach it.
 	key := topicKey{svc: svc}
@@ -204,7 +204,7 @@ func TestHubRetryBackoffResets(t *testing.T) {
 	// Three failed opens, a watch that works and then breaks, three more
 	// failed opens, and a watch that holds.
 	flaky := &flakyWatches{Backend: store, fail: []bool{true, true, true, false, true, true, true}}
-	h := newHub(flaky, 8, slog.New(slog.DiscardHandler), newMetrics())
+	h := newHub(flaky, 8, slog.New(slog.DiscardHandler), newMetrics(BuildInfo{}))
 	waits := make(chan time.Duration, 16)
 	h.sleep = func(ctx context.Context, d time.Duration) bool {
 		waits <- d

@@ -25,7 +25,7 @@ type metrics struct {
 	auditEvents      *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(build BuildInfo) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "junction_requests_total",
@@ -45,7 +45,7 @@ func newMetrics() *metrics {
 		auditEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "junction_audit_events_total",
 			Help: "Audited writes and denials, by outcome."}, []string{"outcome"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.topics, m.subscribers, m.resets, m.subscriberResets, m.authFailures, m.auditEvents,
+	m.reg.MustRegister(build.collector(), m.requests, m.latency, m.topics, m.subscribers, m.resets, m.subscriberResets, m.authFailures, m.auditEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

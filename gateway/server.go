@@ -33,8 +33,9 @@ type Config struct {
 	// WatchHistory is how many recent events each watched service or config
 	// keeps for subscribers that lag or resume; beyond it they get a RESET.
 	WatchHistory int
-	// Version is reported by the status endpoint.
-	Version string
+	// Build is the server's build, reported by the status endpoint and the
+	// junction_build_info metric.
+	Build BuildInfo
 	// Logger receives the server's logs; nil: slog.Default().
 	Logger *slog.Logger
 	// GatewayID names this gateway to the others over the same store
@@ -94,7 +95,7 @@ const maxHistoryVersions = 10000
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Version: "dev",
+	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Build: BuildInfo{Version: "dev"},
 		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second,
 		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5, HistoryRetention: backends.DefaultRetention,
 		ListenerPublish: 2 * time.Second}
@@ -167,7 +168,7 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	// Every call on the store, the API's and the gateway's own (health
 	// checks, patches, watches), is routed to the leader where it must be.
 	routed := Forwarding(b, cfg.Logger)
-	s := &Server{b: routed, cfg: cfg, log: cfg.Logger, m: newMetrics()}
+	s := &Server{b: routed, cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Build)}
 	lead, _ := b.(backends.Leadership)
 	s.lead = lead
 	s.acl = newACLCache(routed, lead, cfg.Logger)

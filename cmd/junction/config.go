@@ -264,6 +264,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), resp, func(w *tabwriter.Writer) {
 				c := resp.Capabilities
 				fmt.Fprintf(w, "backend\t%s\nversion\t%s\nrevision\t%d\nleader\t%s\n", resp.Backend, resp.Version, resp.Revision, resp.Leader)
+				if b := resp.Build; b != nil {
+					fmt.Fprintf(w, "commit\t%s (%s, %s)\n", b.Commit, b.Date, b.GoVersion)
+				}
 				fmt.Fprintf(w, "native sessions\t%t\nnative revisions\t%t\nresumable watch\t%t (%d events)\nlinearizable reads\t%t\nnative CAS\t%t\nconfig history\t%t (atomic %t)\npatch any owner\t%t\n",
 					c.NativeSessions, c.NativeRevisions, c.ResumableWatch, c.WatchHistory, c.LinearizableReads, c.NativeCas, c.ConfigHistory, c.AtomicHistory, c.PatchAnyOwner)
 			})

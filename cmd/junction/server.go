@@ -29,7 +29,8 @@ import (
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
 	var backendURL, dataDir, logLevel, joinToken, measuredFile, measuredTarget, nacosListen, nacosGRPCListen string
-	var insecureNoAuth bool
+	var insecureNoAuth, printConfig bool
+	var configFile string
 	var tlsFiles gateway.TLSFiles
 	// Cluster flags, passed to the built-in store as raft:// options.
 	clusterOpts := map[string]*string{"raft-addr": new(string), "peers": new(string), "join": new(string),
@@ -39,6 +40,17 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the Junction server (default: the built-in store in ./junction-data)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" {
+				configFile = os.Getenv("JUNCTION_CONFIG")
+			}
+			// The server's own flags: not the client commands' (--addr, --token, ...).
+			settings := cmd.NonInheritedFlags()
+			if err := applySettings(settings, configFile, os.LookupEnv); err != nil {
+				return err
+			}
+			if printConfig {
+				return printSettings(cmd.OutOrStdout(), settings)
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return model.Invalid("log-level", "%q is not debug, info, warn or error", logLevel)
@@ -98,7 +110,7 @@ func newServerCmd() *cobra.Command {
 			} else if measuredTarget != "" {
 				return model.Invalid("guarantees-target", "applies with --guarantees only")
 			}
-			cfg.Version, cfg.Logger = version, log
+			cfg.Build, cfg.Logger = gateway.ReadBuildInfo(version), log
 			ctx := cmd.Context()
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -191,6 +203,8 @@ func newServerCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "read settings from this YAML file, keyed by these flags' names (env JUNCTION_CONFIG); a flag, then the environment (JUNCTION_ and the flag's name, such as JUNCTION_LISTEN), then the file, then the default")
+	f.BoolVar(&printConfig, "print-config", false, "print the effective settings, as a file --config reads, with secrets redacted, and exit")
 	f.StringVar(&backendURL, "backend", "", "backend URL: raft://DIR, etcd://HOST:PORT, ... (default: raft://DATA_DIR)")
 	f.StringVar(&dataDir, "data-dir", "junction-data", "data directory of the built-in store")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address for gRPC and REST")

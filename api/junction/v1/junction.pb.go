@@ -4870,7 +4870,9 @@ type GetStatusResponse struct {
 	HealthRunner string `protobuf:"bytes,7,opt,name=health_runner,json=healthRunner,proto3" json:"health_runner,omitempty"`
 	// What junction conformance measured on this kind of store, when the
 	// server was given a report (--guarantees); absent otherwise.
-	Measured      *MeasuredGuarantees `protobuf:"bytes,8,opt,name=measured,proto3" json:"measured,omitempty"`
+	Measured *MeasuredGuarantees `protobuf:"bytes,8,opt,name=measured,proto3" json:"measured,omitempty"`
+	// The build of the server that answered.
+	Build         *BuildInfo `protobuf:"bytes,9,opt,name=build,proto3" json:"build,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4961,6 +4963,87 @@ func (x *GetStatusResponse) GetMeasured() *MeasuredGuarantees {
 	return nil
 }
 
+func (x *GetStatusResponse) GetBuild() *BuildInfo {
+	if x != nil {
+		return x.Build
+	}
+	return nil
+}
+
+// BuildInfo says which build of Junction a server runs.
+type BuildInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The release version ("dev" for a build outside make release).
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The source's commit, with "-dirty" when it had uncommitted changes.
+	Commit string `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	// When the commit was made (RFC 3339), which a reproducible build uses
+	// as its build date.
+	Date string `protobuf:"bytes,3,opt,name=date,proto3" json:"date,omitempty"`
+	// The Go toolchain that built it.
+	GoVersion     string `protobuf:"bytes,4,opt,name=go_version,json=goVersion,proto3" json:"go_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildInfo) Reset() {
+	*x = BuildInfo{}
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildInfo) ProtoMessage() {}
+
+func (x *BuildInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
+func (*BuildInfo) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *BuildInfo) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetDate() string {
+	if x != nil {
+		return x.Date
+	}
+	return ""
+}
+
+func (x *BuildInfo) GetGoVersion() string {
+	if x != nil {
+		return x.GoVersion
+	}
+	return ""
+}
+
 // MeasuredGuarantees is one target's column of a conformance report.
 type MeasuredGuarantees struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4977,7 +5060,7 @@ type MeasuredGuarantees struct {
 
 func (x *MeasuredGuarantees) Reset() {
 	*x = MeasuredGuarantees{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4989,7 +5072,7 @@ func (x *MeasuredGuarantees) String() string {
 func (*MeasuredGuarantees) ProtoMessage() {}
 
 func (x *MeasuredGuarantees) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5002,7 +5085,7 @@ func (x *MeasuredGuarantees) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeasuredGuarantees.ProtoReflect.Descriptor instead.
 func (*MeasuredGuarantees) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *MeasuredGuarantees) GetTarget() string {
@@ -5057,7 +5140,7 @@ type MeasuredGuarantee struct {
 
 func (x *MeasuredGuarantee) Reset() {
 	*x = MeasuredGuarantee{}
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5069,7 +5152,7 @@ func (x *MeasuredGuarantee) String() string {
 func (*MeasuredGuarantee) ProtoMessage() {}
 
 func (x *MeasuredGuarantee) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5082,7 +5165,7 @@ func (x *MeasuredGuarantee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeasuredGuarantee.ProtoReflect.Descriptor instead.
 func (*MeasuredGuarantee) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *MeasuredGuarantee) GetScenario() string {
@@ -5128,7 +5211,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5140,7 +5223,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5153,7 +5236,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 // Member is one server of a built-in store cluster.
@@ -5176,7 +5259,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5188,7 +5271,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5201,7 +5284,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Member) GetId() string {
@@ -5250,7 +5333,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5262,7 +5345,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5275,7 +5358,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -5304,7 +5387,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5316,7 +5399,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5329,7 +5412,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -5355,7 +5438,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5367,7 +5450,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5380,7 +5463,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -5412,7 +5495,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5424,7 +5507,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5437,7 +5520,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -5502,7 +5585,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5514,7 +5597,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5527,7 +5610,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -5552,7 +5635,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5564,7 +5647,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5577,7 +5660,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
 }
 
 type CreateTokenRequest struct {
@@ -5598,7 +5681,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5610,7 +5693,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5623,7 +5706,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -5662,7 +5745,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5674,7 +5757,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5687,7 +5770,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
 }
 
 type ListTokensResponse struct {
@@ -5699,7 +5782,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5711,7 +5794,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5724,7 +5807,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -5743,7 +5826,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5755,7 +5838,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5768,7 +5851,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -5787,7 +5870,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5799,7 +5882,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5812,7 +5895,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -5830,7 +5913,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5842,7 +5925,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5855,7 +5938,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -5871,7 +5954,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5883,7 +5966,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5896,7 +5979,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *Policy) GetName() string {
@@ -5930,7 +6013,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5942,7 +6025,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5955,7 +6038,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -5976,7 +6059,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5988,7 +6071,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6001,7 +6084,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -6026,7 +6109,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6038,7 +6121,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6051,7 +6134,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
 }
 
 type ListPoliciesResponse struct {
@@ -6063,7 +6146,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6075,7 +6158,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6088,7 +6171,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -6107,7 +6190,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6119,7 +6202,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6132,7 +6215,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -6151,7 +6234,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6163,7 +6246,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6176,7 +6259,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -6194,7 +6277,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6206,7 +6289,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6219,7 +6302,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
 }
 
 type WhoAmIRequest struct {
@@ -6230,7 +6313,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6242,7 +6325,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6255,7 +6338,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
 }
 
 // AccessCheck is one action on one resource, as a policy rule names it.
@@ -6275,7 +6358,7 @@ type AccessCheck struct {
 
 func (x *AccessCheck) Reset() {
 	*x = AccessCheck{}
-	mi := &file_junction_v1_junction_proto_msgTypes[88]
+	mi := &file_junction_v1_junction_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6287,7 +6370,7 @@ func (x *AccessCheck) String() string {
 func (*AccessCheck) ProtoMessage() {}
 
 func (x *AccessCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[88]
+	mi := &file_junction_v1_junction_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6300,7 +6383,7 @@ func (x *AccessCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessCheck.ProtoReflect.Descriptor instead.
 func (*AccessCheck) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *AccessCheck) GetKind() string {
@@ -6348,7 +6431,7 @@ type CheckAccessRequest struct {
 
 func (x *CheckAccessRequest) Reset() {
 	*x = CheckAccessRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[89]
+	mi := &file_junction_v1_junction_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6360,7 +6443,7 @@ func (x *CheckAccessRequest) String() string {
 func (*CheckAccessRequest) ProtoMessage() {}
 
 func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[89]
+	mi := &file_junction_v1_junction_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6373,7 +6456,7 @@ func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessRequest.ProtoReflect.Descriptor instead.
 func (*CheckAccessRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{89}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *CheckAccessRequest) GetChecks() []*AccessCheck {
@@ -6393,7 +6476,7 @@ type CheckAccessResponse struct {
 
 func (x *CheckAccessResponse) Reset() {
 	*x = CheckAccessResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[90]
+	mi := &file_junction_v1_junction_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6405,7 +6488,7 @@ func (x *CheckAccessResponse) String() string {
 func (*CheckAccessResponse) ProtoMessage() {}
 
 func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[90]
+	mi := &file_junction_v1_junction_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6418,7 +6501,7 @@ func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessResponse.ProtoReflect.Descriptor instead.
 func (*CheckAccessResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{90}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *CheckAccessResponse) GetAllowed() []bool {
@@ -6839,7 +6922,7 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"native_cas\x18\x06 \x01(\bR\tnativeCas\x12%\n" +
 	"\x0econfig_history\x18\a \x01(\bR\rconfigHistory\x12%\n" +
 	"\x0eatomic_history\x18\b \x01(\bR\ratomicHistory\x12&\n" +
-	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xb6\x02\n" +
+	"\x0fpatch_any_owner\x18\t \x01(\bR\rpatchAnyOwner\"\xe4\x02\n" +
 	"\x11GetStatusResponse\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12\x16\n" +
@@ -6848,7 +6931,14 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12\x18\n" +
 	"\agateway\x18\x06 \x01(\tR\agateway\x12#\n" +
 	"\rhealth_runner\x18\a \x01(\tR\fhealthRunner\x12;\n" +
-	"\bmeasured\x18\b \x01(\v2\x1f.junction.v1.MeasuredGuaranteesR\bmeasured\"\xcc\x01\n" +
+	"\bmeasured\x18\b \x01(\v2\x1f.junction.v1.MeasuredGuaranteesR\bmeasured\x12,\n" +
+	"\x05build\x18\t \x01(\v2\x16.junction.v1.BuildInfoR\x05build\"p\n" +
+	"\tBuildInfo\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x12\n" +
+	"\x04date\x18\x03 \x01(\tR\x04date\x12\x1d\n" +
+	"\n" +
+	"go_version\x18\x04 \x01(\tR\tgoVersion\"\xcc\x01\n" +
 	"\x12MeasuredGuarantees\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x124\n" +
@@ -7013,7 +7103,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 96)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                      // 0: junction.v1.EventType
 	(ImportPolicy)(0),                   // 1: junction.v1.ImportPolicy
@@ -7080,54 +7170,55 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*GetStatusRequest)(nil),            // 62: junction.v1.GetStatusRequest
 	(*Capabilities)(nil),                // 63: junction.v1.Capabilities
 	(*GetStatusResponse)(nil),           // 64: junction.v1.GetStatusResponse
-	(*MeasuredGuarantees)(nil),          // 65: junction.v1.MeasuredGuarantees
-	(*MeasuredGuarantee)(nil),           // 66: junction.v1.MeasuredGuarantee
-	(*ListMembersRequest)(nil),          // 67: junction.v1.ListMembersRequest
-	(*Member)(nil),                      // 68: junction.v1.Member
-	(*ListMembersResponse)(nil),         // 69: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),            // 70: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),         // 71: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                       // 72: junction.v1.Token
-	(*TokenSecret)(nil),                 // 73: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),            // 74: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),          // 75: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),           // 76: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),          // 77: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),            // 78: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),          // 79: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),         // 80: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                      // 81: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),         // 82: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),         // 83: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),         // 84: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),        // 85: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),           // 86: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),         // 87: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),        // 88: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),               // 89: junction.v1.WhoAmIRequest
-	(*AccessCheck)(nil),                 // 90: junction.v1.AccessCheck
-	(*CheckAccessRequest)(nil),          // 91: junction.v1.CheckAccessRequest
-	(*CheckAccessResponse)(nil),         // 92: junction.v1.CheckAccessResponse
-	nil,                                 // 93: junction.v1.Instance.MetadataEntry
-	nil,                                 // 94: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                 // 95: junction.v1.MetadataPatch.EntriesEntry
-	nil,                                 // 96: junction.v1.GrayRule.LabelsEntry
-	nil,                                 // 97: junction.v1.ConfigListener.LabelsEntry
-	(*durationpb.Duration)(nil),         // 98: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 99: google.protobuf.Timestamp
+	(*BuildInfo)(nil),                   // 65: junction.v1.BuildInfo
+	(*MeasuredGuarantees)(nil),          // 66: junction.v1.MeasuredGuarantees
+	(*MeasuredGuarantee)(nil),           // 67: junction.v1.MeasuredGuarantee
+	(*ListMembersRequest)(nil),          // 68: junction.v1.ListMembersRequest
+	(*Member)(nil),                      // 69: junction.v1.Member
+	(*ListMembersResponse)(nil),         // 70: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),            // 71: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),         // 72: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                       // 73: junction.v1.Token
+	(*TokenSecret)(nil),                 // 74: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),            // 75: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),          // 76: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),           // 77: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 78: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),            // 79: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),          // 80: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),         // 81: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                      // 82: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),         // 83: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),         // 84: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),         // 85: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),        // 86: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),           // 87: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),         // 88: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),        // 89: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),               // 90: junction.v1.WhoAmIRequest
+	(*AccessCheck)(nil),                 // 91: junction.v1.AccessCheck
+	(*CheckAccessRequest)(nil),          // 92: junction.v1.CheckAccessRequest
+	(*CheckAccessResponse)(nil),         // 93: junction.v1.CheckAccessResponse
+	nil,                                 // 94: junction.v1.Instance.MetadataEntry
+	nil,                                 // 95: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                 // 96: junction.v1.MetadataPatch.EntriesEntry
+	nil,                                 // 97: junction.v1.GrayRule.LabelsEntry
+	nil,                                 // 98: junction.v1.ConfigListener.LabelsEntry
+	(*durationpb.Duration)(nil),         // 99: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 100: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	98,  // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	98,  // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	93,  // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	94,  // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	99,  // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	99,  // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	94,  // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	95,  // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	9,   // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	98,  // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	98,  // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	99,  // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	98,  // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	99,  // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	99,  // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	100, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	99,  // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	12,  // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	95,  // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	96,  // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	7,   // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	9,   // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	10,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -7135,138 +7226,139 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	17,  // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	7,   // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	7,   // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	98,  // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	99,  // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,   // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	7,   // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	7,   // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	27,  // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	99,  // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	99,  // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	100, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	100, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	29,  // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	98,  // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	99,  // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
 	33,  // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
-	96,  // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
+	97,  // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
 	33,  // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
-	99,  // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
+	100, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
 	29,  // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	99,  // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	100, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
 	43,  // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,   // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
 	29,  // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	99,  // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	100, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
 	47,  // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
 	47,  // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
 	47,  // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
 	1,   // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
 	57,  // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
-	97,  // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
-	99,  // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
+	98,  // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
+	100, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
 	60,  // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
 	63,  // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	65,  // 46: junction.v1.GetStatusResponse.measured:type_name -> junction.v1.MeasuredGuarantees
-	99,  // 47: junction.v1.MeasuredGuarantees.started:type_name -> google.protobuf.Timestamp
-	66,  // 48: junction.v1.MeasuredGuarantees.results:type_name -> junction.v1.MeasuredGuarantee
-	68,  // 49: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	99,  // 50: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	99,  // 51: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	72,  // 52: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	98,  // 53: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	72,  // 54: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	81,  // 55: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	90,  // 56: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
-	3,   // 57: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	4,   // 58: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	5,   // 59: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	8,   // 60: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	19,  // 61: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	21,  // 62: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	23,  // 63: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	25,  // 64: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	26,  // 65: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
-	11,  // 66: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	13,  // 67: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	15,  // 68: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	16,  // 69: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	30,  // 70: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	32,  // 71: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	40,  // 72: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	42,  // 73: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	45,  // 74: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	48,  // 75: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	50,  // 76: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	51,  // 77: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	53,  // 78: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	54,  // 79: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
-	56,  // 80: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
-	59,  // 81: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
-	35,  // 82: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
-	36,  // 83: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
-	37,  // 84: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
-	62,  // 85: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	67,  // 86: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	70,  // 87: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	71,  // 88: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	74,  // 89: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	75,  // 90: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	76,  // 91: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	78,  // 92: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	79,  // 93: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	82,  // 94: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	83,  // 95: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	84,  // 96: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	86,  // 97: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	87,  // 98: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	89,  // 99: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	91,  // 100: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
-	2,   // 101: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	2,   // 102: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	6,   // 103: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	18,  // 104: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	20,  // 105: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	22,  // 106: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	24,  // 107: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	28,  // 108: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	27,  // 109: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
-	18,  // 110: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	14,  // 111: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	17,  // 112: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	17,  // 113: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	31,  // 114: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	39,  // 115: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	41,  // 116: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	44,  // 117: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	46,  // 118: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	49,  // 119: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	47,  // 120: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	52,  // 121: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	39,  // 122: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	55,  // 123: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
-	58,  // 124: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
-	61,  // 125: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
-	34,  // 126: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
-	39,  // 127: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
-	38,  // 128: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
-	64,  // 129: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	69,  // 130: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	69,  // 131: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	69,  // 132: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	73,  // 133: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	73,  // 134: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	77,  // 135: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	72,  // 136: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	80,  // 137: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	81,  // 138: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	81,  // 139: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	85,  // 140: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	81,  // 141: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	88,  // 142: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	72,  // 143: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	92,  // 144: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
-	101, // [101:145] is the sub-list for method output_type
-	57,  // [57:101] is the sub-list for method input_type
-	57,  // [57:57] is the sub-list for extension type_name
-	57,  // [57:57] is the sub-list for extension extendee
-	0,   // [0:57] is the sub-list for field type_name
+	66,  // 46: junction.v1.GetStatusResponse.measured:type_name -> junction.v1.MeasuredGuarantees
+	65,  // 47: junction.v1.GetStatusResponse.build:type_name -> junction.v1.BuildInfo
+	100, // 48: junction.v1.MeasuredGuarantees.started:type_name -> google.protobuf.Timestamp
+	67,  // 49: junction.v1.MeasuredGuarantees.results:type_name -> junction.v1.MeasuredGuarantee
+	69,  // 50: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	100, // 51: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	100, // 52: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	73,  // 53: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	99,  // 54: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	73,  // 55: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	82,  // 56: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	91,  // 57: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
+	3,   // 58: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	4,   // 59: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	5,   // 60: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	8,   // 61: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	19,  // 62: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	21,  // 63: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	23,  // 64: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	25,  // 65: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	26,  // 66: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
+	11,  // 67: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13,  // 68: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15,  // 69: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16,  // 70: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	30,  // 71: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	32,  // 72: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	40,  // 73: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	42,  // 74: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	45,  // 75: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	48,  // 76: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	50,  // 77: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	51,  // 78: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	53,  // 79: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	54,  // 80: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	56,  // 81: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	59,  // 82: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
+	35,  // 83: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
+	36,  // 84: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
+	37,  // 85: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
+	62,  // 86: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	68,  // 87: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	71,  // 88: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	72,  // 89: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	75,  // 90: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	76,  // 91: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	77,  // 92: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	79,  // 93: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	80,  // 94: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	83,  // 95: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	84,  // 96: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	85,  // 97: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	87,  // 98: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	88,  // 99: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	90,  // 100: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	92,  // 101: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
+	2,   // 102: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,   // 103: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,   // 104: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18,  // 105: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20,  // 106: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22,  // 107: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24,  // 108: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	28,  // 109: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	27,  // 110: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
+	18,  // 111: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14,  // 112: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17,  // 113: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17,  // 114: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	31,  // 115: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	39,  // 116: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	41,  // 117: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	44,  // 118: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	46,  // 119: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	49,  // 120: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	47,  // 121: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	52,  // 122: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	39,  // 123: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	55,  // 124: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	58,  // 125: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	61,  // 126: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
+	34,  // 127: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
+	39,  // 128: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
+	38,  // 129: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
+	64,  // 130: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	70,  // 131: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	70,  // 132: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	70,  // 133: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	74,  // 134: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	74,  // 135: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	78,  // 136: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	73,  // 137: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	81,  // 138: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	82,  // 139: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	82,  // 140: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	86,  // 141: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	82,  // 142: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	89,  // 143: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	73,  // 144: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	93,  // 145: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
+	102, // [102:146] is the sub-list for method output_type
+	58,  // [58:102] is the sub-list for method input_type
+	58,  // [58:58] is the sub-list for extension type_name
+	58,  // [58:58] is the sub-list for extension extendee
+	0,   // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -7287,7 +7379,7 @@ func file_junction_v1_junction_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   96,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
