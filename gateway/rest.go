@@ -9,6 +9,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strconv"
 	"strings"
@@ -118,6 +119,18 @@ func (s *Server) restHandler() (http.Handler, error) {
 	snapshot := global(acl.KindSnapshot, "snapshot")
 	mux.HandleFunc("GET /v1/snapshot", s.auth.guardHTTP(managementOnly(read(snapshot)), s.saveSnapshot))
 	mux.HandleFunc("PUT /v1/snapshot", s.auth.guardHTTP(managementOnly(write(snapshot)), s.restoreSnapshot))
+	if s.cfg.Pprof {
+		// Profiles show the process's memory, secrets with it: with
+		// access control on, the management token's only.
+		guard := func(h http.HandlerFunc) http.HandlerFunc {
+			return s.auth.guardHTTP(managementOnly(read(global(acl.KindCluster, "pprof"))), h)
+		}
+		mux.HandleFunc("GET /debug/pprof/", guard(pprof.Index)) // and the named profiles under it
+		mux.HandleFunc("GET /debug/pprof/cmdline", guard(pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", guard(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", guard(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", guard(pprof.Trace))
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(pb.OpenAPI)

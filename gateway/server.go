@@ -83,6 +83,12 @@ type Config struct {
 	// HistoryRetention bounds each config item's history: how many versions
 	// (1 to 10000) and for how long (a minute at least).
 	HistoryRetention backends.Retention
+	// Pprof serves Go's profiles at /debug/pprof/ on the API address; with
+	// Auth on, to the management token only.
+	Pprof bool
+	// ShutdownTimeout bounds a shutdown: the open streams end at once, the
+	// calls under way have this long to finish.
+	ShutdownTimeout time.Duration
 }
 
 // maxImport is the largest import archive a request may carry: what a
@@ -98,7 +104,7 @@ func DefaultConfig() Config {
 	return Config{Listen: DefaultListen, MaxContentSize: model.DefaultMaxContentSize, WatchHistory: 1024, Build: BuildInfo{Version: "dev"},
 		HealthLease: 10 * time.Second, HealthScan: time.Second, BodyTimeout: 30 * time.Second,
 		Audit: AuditConfig{MaxSizeMB: 100, MaxBackups: 10}, AuthFailureRate: 5, HistoryRetention: backends.DefaultRetention,
-		ListenerPublish: 2 * time.Second}
+		ListenerPublish: 2 * time.Second, ShutdownTimeout: 10 * time.Second}
 }
 
 // Validate checks the configuration and names the bad field.
@@ -106,6 +112,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxContentSize < 1 || c.MaxContentSize > 64<<20:
 		return model.Invalid("max-content-size", "%d is out of range 1..%d", c.MaxContentSize, 64<<20)
+	case c.ShutdownTimeout < 0:
+		return model.Invalid("shutdown-timeout", "must not be negative")
 	case c.WatchHistory < 1:
 		return model.Invalid("watch-history", "must be at least 1")
 	case c.HealthLease < 100*time.Millisecond || c.HealthLease > 10*time.Minute:
@@ -152,6 +160,7 @@ type Server struct {
 	patches  *patcher
 	checks   *recordSet // the health checks' records
 	settings *settingsCache
+	drain    *drainer
 }
 
 // New returns a server over b. The caller keeps ownership of b.
@@ -191,9 +200,11 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	s.grays = newGrays(b, cfg.Logger)
 	maxMsg := cfg.MaxContentSize + 1<<20
 	utf8 := newUTF8Guard()
+	s.drain = newDrainer()
 	// An export answers with up to maxArchiveTotal bytes of content, zipped.
 	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(max(maxMsg, maxArchiveTotal+maxArchiveTotal/4)), grpc.ForceServerCodecV2(utf8),
-		grpc.ChainUnaryInterceptor(s.m.unary, s.auth.unary, utf8.unary), grpc.ChainStreamInterceptor(s.m.stream, s.auth.stream, utf8.stream)}
+		grpc.ChainUnaryInterceptor(s.logUnary, s.m.unary, s.auth.unary, utf8.unary),
+		grpc.ChainStreamInterceptor(s.logStream, s.m.stream, s.drain.stream, s.auth.stream, utf8.stream)}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(tlsInfoCreds{})) // the listener's TLS, reported to the calls
 	}
@@ -279,15 +290,40 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	case err = <-errc:
 		err = fmt.Errorf("serve %s: %w", lis.Addr(), err)
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// Watch streams never finish on their own: end them, then drain.
-	s.grpc.Stop()
-	if serr := srv.Shutdown(shutdown); serr != nil {
-		_ = srv.Close()
-	}
+	s.shutdown(srv)
 	m.Close()
 	return err
+}
+
+// shutdown stops a gateway within cfg.ShutdownTimeout: it ends the open
+// streams, which never finish on their own, so that their clients
+// reconnect elsewhere (drainer); stops accepting connections and calls;
+// and lets the calls under way finish. What still runs at the deadline is
+// cut off.
+func (s *Server) shutdown(srv *http.Server) {
+	s.log.Info("shutting down: ending the open streams, finishing the calls under way", "within", s.cfg.ShutdownTimeout)
+	s.drain.drain()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	httpDone, grpcDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}()
+	go func() {
+		defer close(grpcDone)
+		s.grpc.GracefulStop()
+	}()
+	select {
+	case <-grpcDone:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: calls still under way at the deadline are cut off", "within", s.cfg.ShutdownTimeout)
+		s.grpc.Stop()
+		<-grpcDone
+	}
+	<-httpDone
 }
 
 // resetBootstrap allows one more bootstrap (ACLBootstrapReset), as soon as
@@ -317,9 +353,18 @@ func (s *Server) Backend() backends.Backend { return s.b }
 
 // ListenAndServe listens on cfg.Listen and serves until ctx ends.
 func (s *Server) ListenAndServe(ctx context.Context) error {
+	lis, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, lis)
+}
+
+// Listen listens on cfg.Listen, for Serve, and logs where.
+func (s *Server) Listen() (net.Listener, error) {
 	lis, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+		return nil, fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.log.Info("junction serving", "addr", lis.Addr().String(), "auth", s.cfg.Auth)
 	if s.cfg.UI {
@@ -332,7 +377,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if !s.cfg.Auth {
 		s.log.Warn("access control is off: anyone who reaches " + lis.Addr().String() + " may do anything (--auth turns it on)")
 	}
-	return s.Serve(ctx, lis)
+	return lis, nil
 }
 
 // Close stops the gRPC services and the in-process connection, and closes

@@ -13,7 +13,11 @@ import (
 )
 
 func main() {
+	// The first SIGINT or SIGTERM ends ctx: the server shuts down within
+	// its --shutdown-timeout. Then the signals get their default action
+	// back, so that a second one ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {

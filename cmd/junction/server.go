@@ -28,12 +28,12 @@ import (
 
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
-	var backendURL, dataDir, logLevel, joinToken, measuredFile, measuredTarget, nacosListen, nacosGRPCListen string
-	var insecureNoAuth, printConfig bool
+	var backendURL, dataDir, logLevel, logFormat, joinToken, measuredFile, measuredTarget, nacosListen, nacosGRPCListen string
+	var insecureNoAuth, printConfig, closeSessions bool
 	var configFile string
 	var tlsFiles gateway.TLSFiles
 	// Cluster flags, passed to the built-in store as raft:// options.
-	clusterOpts := map[string]*string{"raft-addr": new(string), "peers": new(string), "join": new(string),
+	clusterOpts := map[string]*string{"node-id": new(string), "raft-addr": new(string), "peers": new(string), "join": new(string),
 		"heartbeat-timeout": new(string), "election-timeout": new(string)}
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -45,17 +45,27 @@ func newServerCmd() *cobra.Command {
 			}
 			// The server's own flags: not the client commands' (--addr, --token, ...).
 			settings := cmd.NonInheritedFlags()
-			if err := applySettings(settings, configFile, os.LookupEnv); err != nil {
+			origins, err := applySettings(settings, configFile, os.LookupEnv)
+			if err != nil {
 				return err
 			}
 			if printConfig {
 				return printSettings(cmd.OutOrStdout(), settings)
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return model.Invalid("log-level", "%q is not debug, info, warn or error", logLevel)
+			level := new(slog.LevelVar)
+			if err := setLevel(level, logLevel); err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			opts := &slog.HandlerOptions{Level: level}
+			var log *slog.Logger
+			switch logFormat {
+			case "text":
+				log = slog.New(slog.NewTextHandler(os.Stderr, opts))
+			case "json":
+				log = slog.New(slog.NewJSONHandler(os.Stderr, opts))
+			default:
+				return model.Invalid("log-format", "%q is not text or json", logFormat)
+			}
 			slog.SetDefault(log)
 			if backendURL == "" {
 				backendURL = (&url.URL{Scheme: "raft", Path: dataDir}).String()
@@ -123,17 +133,15 @@ func newServerCmd() *cobra.Command {
 					return err
 				}
 				cfg.TLS = t
-				hup := make(chan os.Signal, 1)
-				signal.Notify(hup, syscall.SIGHUP)
-				defer signal.Stop(hup)
-				go func() {
-					for range hup {
-						if err := t.Reload(); err != nil {
-							log.Error("SIGHUP: the TLS files do not load; serving the previous ones", "err", err)
-						}
-					}
-				}()
 			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					reload(log, level, configFile, origins["log-level"], cfg.TLS)
+				}
+			}()
 			b, err := openBackend(openCtx, backendURL, joinToken, cfg.TLS)
 			if err != nil {
 				return err
@@ -153,6 +161,7 @@ func newServerCmd() *cobra.Command {
 				nc.Logger, nc.MaxContentSize, nc.HistoryRetention = log, cfg.MaxContentSize, cfg.HistoryRetention
 				nc.Authorizer = srv // the gateway's one authorizer, rules and audit log
 				nc.Thresholds = srv // and its service settings
+				nc.CloseSessionsOnExit = closeSessions
 				front := nacos.New(srv.Backend(), nc)
 				var httpLis net.Listener
 				if nacosListen != "" {
@@ -178,8 +187,23 @@ func newServerCmd() *cobra.Command {
 				}
 				go func() { nacosDone <- front.Serve(serveCtx, lis, httpLis) }()
 			}
+			gwLis, err := srv.Listen()
+			if err != nil {
+				stopServing()
+				if nacosGRPC != "" {
+					<-nacosDone
+				}
+				return err
+			}
 			gwDone := make(chan error, 1)
-			go func() { gwDone <- srv.ListenAndServe(serveCtx) }()
+			go func() { gwDone <- srv.Serve(serveCtx, gwLis) }()
+			// The store is open and every listener is up: a Type=notify
+			// unit is started. Once a signal ends ctx, it is stopping.
+			if err := sdNotify("READY=1\nSTATUS=serving on " + gwLis.Addr().String()); err != nil {
+				log.Warn("telling the service manager the server is ready", "err", err)
+			}
+			stopNotice := context.AfterFunc(ctx, func() { _ = sdNotify("STOPPING=1") })
+			defer stopNotice()
 			// Either front end failing stops both.
 			var nerr error
 			select {
@@ -217,7 +241,12 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&measuredFile, "guarantees", "", "a report of junction conformance --format json: the status (and the console) show its figures beside the declared capabilities")
 	f.StringVar(&measuredTarget, "guarantees-target", "", "the report's target to show (default: the backend's kind through the gateway, such as raft+gateway)")
 	f.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "events kept per watched key for lagging or resuming watchers")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug (every request logged), info, warn, error; set in --config, SIGHUP reloads it from the file")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "on SIGTERM or SIGINT, how long the calls under way have to finish (open watches end at once, and their clients reconnect elsewhere); a second signal exits at once")
+	f.BoolVar(&closeSessions, "close-sessions-on-exit", false, "on exit, close the sessions of the Nacos clients' ephemeral instances, which then go at once; otherwise they outlive the server until they expire, so that clients reconnecting to another server keep them listed")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiles at /debug/pprof/ on the API address (with --auth, to the management token only)")
+	f.StringVar(clusterOpts["node-id"], "node-id", "", "cluster mode: this node's id, the API HOST:PORT the other nodes reach it at (default --listen; set it when --listen is 0.0.0.0)")
 	f.StringVar(clusterOpts["raft-addr"], "raft-addr", "", "cluster mode: the address this node's Raft transport listens on")
 	f.StringVar(clusterOpts["peers"], "peers", "", "cluster mode: the members a new cluster starts with, API-ADDR=RAFT-ADDR,… (this node included; its API address is --listen)")
 	f.StringVar(clusterOpts["join"], "join", "", "cluster mode: the API address of a member of a running cluster to join (a new node only; a restarted member ignores it)")
@@ -309,4 +338,46 @@ func checkExposure(listen string, auth, insecure bool) error {
 	}
 	return model.Invalid("listen", "%s is reachable from other hosts and access control is off: "+
 		"pass --auth (and bootstrap a token with `junction acl bootstrap`), or --insecure-no-auth to serve it open anyway", listen)
+}
+
+// setLevel sets level to name (debug, info, warn or error).
+func setLevel(level *slog.LevelVar, name string) error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(name)); err != nil {
+		return model.Invalid("log-level", "%q is not debug, info, warn or error", name)
+	}
+	level.Set(l)
+	return nil
+}
+
+// reload is what SIGHUP does: it reloads the TLS files (t, when the API
+// serves TLS) and the log level, from the settings file when the level
+// came from it or from the default (a level the command line or the
+// environment set stays).
+func reload(log *slog.Logger, level *slog.LevelVar, configFile string, from origin, t *gateway.TLS) {
+	if t != nil {
+		if err := t.Reload(); err != nil {
+			log.Error("SIGHUP: the TLS files do not load; serving the previous ones", "err", err)
+		}
+	}
+	switch {
+	case configFile == "":
+		log.Info("SIGHUP: no settings file (--config) to reload the log level from", "level", level.Level())
+		return
+	case from == fromFlag || from == fromEnv:
+		log.Info("SIGHUP: the log level stays as the "+string(from)+" set it", "level", level.Level())
+		return
+	}
+	name, ok, err := fileSetting(configFile, "log-level")
+	if !ok {
+		name = "info" // the default, as the file no longer sets it
+	}
+	if err == nil {
+		err = setLevel(level, name)
+	}
+	if err != nil {
+		log.Error("SIGHUP: the log level stays", "level", level.Level(), "err", err)
+		return
+	}
+	log.Info("SIGHUP: reloaded", "level", level.Level())
 }

@@ -34,14 +34,27 @@ func envName(name string) string {
 	return "JUNCTION_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// origin says where a setting came from.
+type origin string
+
+const (
+	fromFlag origin = "flag"
+	fromEnv  origin = "environment"
+	fromFile origin = "file"
+)
+
 // applySettings sets the flags of fs the command line left unset: from the
 // environment (lookup), then from the YAML file at path ("" for none). A
-// value equal to the flag's default leaves the flag unset.
-// Unknown keys of the file, and values a flag refuses, are errors naming
-// the file's line, the key or the variable.
-func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, bool)) error {
+// value equal to the flag's default leaves the flag unset. Unknown keys of
+// the file, and values a flag refuses, are errors naming the file's line,
+// the key or the variable. It returns where each flag set came from.
+func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, bool)) (map[string]origin, error) {
+	origins := map[string]origin{}
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			origins[f.Name] = fromFlag
+		}
 		if f.Changed || slices.Contains(settingsFlags, f.Name) {
 			return
 		}
@@ -49,28 +62,18 @@ func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, 
 			if err := fs.Set(f.Name, v); err != nil {
 				errs = append(errs, model.Invalid(envName(f.Name), "%q: %v", v, err))
 			}
+			origins[f.Name] = fromEnv
 		}
 	})
 	if len(errs) > 0 {
-		return errs[0]
+		return nil, errs[0]
 	}
 	if path == "" {
-		return nil
+		return origins, nil
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--config: %w", err)
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return model.Invalid("config", "%s: %v", path, err)
-	}
-	if len(doc.Content) == 0 { // an empty file sets nothing
-		return nil
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return model.Invalid("config", "%s:%d: not a mapping of settings (flag names) to values", path, root.Line)
+	root, err := readSettingsFile(path)
+	if err != nil || root == nil {
+		return origins, err
 	}
 	seen := map[string]int{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -79,11 +82,11 @@ func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, 
 		f := fs.Lookup(name)
 		switch {
 		case f == nil || slices.Contains(settingsFlags, name):
-			return model.Invalid("config", "%s:%d: unknown setting %q (the settings are junction server's flags, without --)", path, k.Line, name)
+			return nil, model.Invalid("config", "%s:%d: unknown setting %q (the settings are junction server's flags, without --)", path, k.Line, name)
 		case seen[name] != 0:
-			return model.Invalid("config", "%s:%d: %q is set twice (line %d first)", path, k.Line, name, seen[name])
+			return nil, model.Invalid("config", "%s:%d: %q is set twice (line %d first)", path, k.Line, name, seen[name])
 		case v.Kind != yaml.ScalarNode:
-			return model.Invalid("config", "%s:%d: %s: a single value is expected", path, v.Line, name)
+			return nil, model.Invalid("config", "%s:%d: %s: a single value is expected", path, v.Line, name)
 		}
 		seen[name] = k.Line
 		// Set by the command line or the environment, or to the default
@@ -94,10 +97,47 @@ func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, 
 			continue
 		}
 		if err := fs.Set(name, v.Value); err != nil {
-			return model.Invalid("config", "%s:%d: %s: %q: %v", path, v.Line, name, v.Value, err)
+			return nil, model.Invalid("config", "%s:%d: %s: %q: %v", path, v.Line, name, v.Value, err)
+		}
+		origins[name] = fromFile
+	}
+	return origins, nil
+}
+
+// readSettingsFile reads the YAML mapping of a settings file; nil for an
+// empty file.
+func readSettingsFile(path string) (*yaml.Node, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, model.Invalid("config", "%s: %v", path, err)
+	}
+	if len(doc.Content) == 0 { // an empty file sets nothing
+		return nil, nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, model.Invalid("config", "%s:%d: not a mapping of settings (flag names) to values", path, root.Line)
+	}
+	return root, nil
+}
+
+// fileSetting returns the value the settings file at path gives name, and
+// whether it gives one.
+func fileSetting(path, name string) (string, bool, error) {
+	root, err := readSettingsFile(path)
+	if err != nil || root == nil {
+		return "", false, err
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == name {
+			return root.Content[i+1].Value, true, nil
 		}
 	}
-	return nil
+	return "", false, nil
 }
 
 // printSettings writes the effective settings as a YAML file --config

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +65,12 @@ type Config struct {
 	// Thresholds gives each service's protect threshold (the gateway's
 	// service settings); nil: none is applied.
 	Thresholds Thresholds
+	// CloseSessionsOnExit closes, when the front end stops, the sessions
+	// of its clients' ephemeral instances, which then go at once.
+	// Otherwise they are left to expire (SessionTTL, BeatTTL), so that
+	// clients that reconnect to another server within that time keep
+	// their instances listed throughout (a rolling restart).
+	CloseSessionsOnExit bool
 	// Logger receives the front end's logs; nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -111,6 +118,9 @@ type Server struct {
 	// instances, by id, with their last beat: a beat keeps only those
 	// alive, never a session someone else holds.
 	beats map[string]time.Time
+	// stopping is set once Serve's context ends: connections closed from
+	// then on leave their sessions to expire (CloseSessionsOnExit).
+	stopping atomic.Bool
 }
 
 // maxStreams bounds the concurrent calls on one client connection.
@@ -217,9 +227,13 @@ func (s *Server) Serve(ctx context.Context, lis, httpLis net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.stopping.Store(true)
 	s.grpc.Stop()
 	if hs != nil {
 		_ = hs.Close()
+	}
+	if s.cfg.CloseSessionsOnExit {
+		s.closeBeatSessions()
 	}
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
 		err = nil
@@ -480,6 +494,10 @@ func (c *conn) close() {
 	if session == "" {
 		return
 	}
+	if c.s.stopping.Load() && !c.s.cfg.CloseSessionsOnExit {
+		c.s.log.Debug("server stopping: a connection's session is left to expire", "client", c.addr, "within", c.s.cfg.SessionTTL)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.s.b.CloseSession(ctx, session); err != nil && !errors.Is(err, model.ErrSessionExpired) {
@@ -580,3 +598,19 @@ func (c *conn) push(typ string, body any) error {
 
 // pushID numbers the server's pushes (the client echoes it in its ack).
 func (c *conn) pushID() string { return fmt.Sprintf("push-%d", c.pushes.Load()+1) }
+
+// closeBeatSessions closes the sessions of the instances the HTTP API
+// registered as ephemeral, when the front end stops (CloseSessionsOnExit).
+func (s *Server) closeBeatSessions() {
+	s.mu.Lock()
+	ids := slices.Collect(maps.Keys(s.beats))
+	s.beats = map[string]time.Time{}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if _, err := s.b.CloseSession(ctx, id); err != nil && !errors.Is(err, model.ErrSessionExpired) {
+			s.log.Warn("closing an HTTP client's session: its instances go when it expires", "err", err)
+		}
+	}
+}
