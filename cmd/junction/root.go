@@ -69,7 +69,7 @@ func newRootCmd() *cobra.Command {
 	pf.StringVar(&g.key, "key", os.Getenv("JUNCTION_KEY"), "the key of --cert (PEM; env JUNCTION_KEY)")
 	pf.StringVar(&g.clientID, "client-id", "", "the client ID to name this CLI by (gray releases by percent, config listeners)")
 	pf.StringVar(&g.clientLabels, "client-labels", "", "labels to name this CLI by, k=v,k=v (gray releases by label, config listeners)")
-	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g), newACLCmd(g), newVersionCmd(g))
+	root.AddCommand(newServerCmd(), newServiceCmd(g), newConfigCmd(g), newStatusCmd(g), newConformanceCmd(), newBenchCmd(g), newSnapshotCmd(g), newMembersCmd(g), newACLCmd(g), newVersionCmd(g), newReadyCmd(g))
 	return root
 }
 

@@ -102,7 +102,7 @@ func (p *Polaris) Start() error {
 	cmd := exec.Command(p.bin, "start", "-c", filepath.Join("conf", "polaris-server.yaml"))
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = p.log, p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = groupKilledWithParent()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start polaris: %w", err)
 	}
