@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos console-screenshots clean
+.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos console-screenshots clean release bench-nacos
 
 build:
 	$(GO) build -buildvcs=auto -o bin/junction ./cmd/junction

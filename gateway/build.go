@@ -22,11 +22,25 @@ type BuildInfo struct {
 	GoVersion string
 }
 
-// ReadBuildInfo returns the running binary's build: version as the build
-// set it (with -ldflags -X), and the commit, its date and the Go version
-// as the Go toolchain recorded them (runtime/debug.BuildInfo); what was
-// not recorded (a build outside a git checkout, or go test) is "unknown".
-func ReadBuildInfo(version string) BuildInfo {
+// ReadBuildInfo returns the running binary's build: version, and commit
+// and date where the build set them (with -ldflags -X: a build outside a
+// git checkout, such as a container image's); otherwise the commit and its
+// date as the Go toolchain recorded them (runtime/debug.BuildInfo), and
+// the Go version. What was recorded nowhere (go test) is "unknown".
+func ReadBuildInfo(version, commit, date string) BuildInfo {
+	b := vcsBuildInfo(version)
+	if commit != "" {
+		b.Commit = commit
+	}
+	if date != "" {
+		b.Date = date
+	}
+	return b
+}
+
+// vcsBuildInfo is the build with the commit and date the Go toolchain
+// recorded.
+func vcsBuildInfo(version string) BuildInfo {
 	b := BuildInfo{Version: version, Commit: "unknown", Date: "unknown", GoVersion: runtime.Version()}
 	if b.Version == "" {
 		b.Version = "dev"

@@ -73,7 +73,7 @@ func (c *configService) PutConfig(ctx context.Context, req *pb.PutConfigRequest)
 		return nil, err
 	}
 	if req.Gray != nil {
-		return c.publishGray(ctx, key, req)
+		return c.publishGray(ctx, key, req, authorOf(ctx))
 	}
 	if !req.NoValidate {
 		// An update that names no type keeps the item's: validate as that.
@@ -116,11 +116,7 @@ func (c *configService) DeleteConfig(ctx context.Context, req *pb.DeleteConfigRe
 	if err != nil {
 		return nil, err
 	}
-	if c.s.grays.get(key) != nil { // the item's gray goes with it
-		if err := c.endGray(ctx, key, ""); err != nil && !errors.Is(err, model.ErrNotFound) {
-			c.s.log.Warn("the deleted item's gray release stays (it applies to this item no more)", "config", key.String(), "err", err)
-		}
-	}
+	c.s.ConfigDeleted(ctx, key)
 	return &pb.DeleteConfigResponse{Revision: rev}, nil
 }
 

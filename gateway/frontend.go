@@ -1,9 +1,16 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
 )
@@ -53,4 +60,88 @@ func (s *Server) Authorize(ctx context.Context, req acl.Request) (done func(erro
 func (s *Server) ProtectThreshold(ctx context.Context, svc model.ServiceKey) (float64, error) {
 	rec, err := s.settings.get(ctx, svc.WithDefaults())
 	return rec.ProtectThreshold, err
+}
+
+// The gray releases, for a front end over the same store: they live in
+// the gateways' namespace, so that one published through either is served
+// by both.
+
+// PublishGray publishes content as key's gray release to the clients rule
+// chooses, as PutConfig with a gray rule does: checked against the
+// content type, over the release as it is now (model.ErrNotFound when the
+// item does not exist). The author and message are ctx's
+// (backends.WithChange). The caller authorizes it.
+func (s *Server) PublishGray(ctx context.Context, key model.ConfigKey, content []byte, contentType string, rule model.GrayRule) error {
+	ch := backends.ChangeFrom(ctx)
+	_, err := (&configService{s: s}).publishGray(ctx, key, &pb.PutConfigRequest{Content: string(content), ContentType: contentType,
+		Gray: pb.NewGrayRule(rule), Message: ch.Message}, cmp.Or(ch.Author, authorOf(ctx)))
+	return err
+}
+
+// GrayConfig returns what client gets of release (nil: the item does not
+// exist): key's gray release when it has one that chooses the client,
+// and true; otherwise release.
+func (s *Server) GrayConfig(key model.ConfigKey, release *model.Config, client model.GrayClient) (*model.Config, bool) {
+	return s.grays.effective(key, release, client)
+}
+
+// GrayChanged returns a channel closed at the next change of key's gray
+// release (published, promoted, aborted or ended with the item), as this
+// gateway learns of it.
+func (s *Server) GrayChanged(key model.ConfigKey) <-chan struct{} {
+	ch, _ := s.grays.changed(key)
+	return ch
+}
+
+// ConfigDeleted ends the gray release of key, which was just deleted: a
+// gray applies to the item it was published over, not to one created
+// again.
+func (s *Server) ConfigDeleted(ctx context.Context, key model.ConfigKey) {
+	if s.grays.get(key) == nil {
+		return
+	}
+	if err := (&configService{s: s}).endGray(ctx, key, ""); err != nil && !errors.Is(err, model.ErrNotFound) {
+		s.log.Warn("the deleted item's gray release stays (it applies to this item no more)", "config", key.String(), "err", err)
+	}
+}
+
+// purposeLogin seals the login handles of a front end (LoginHandle).
+const purposeLogin = "junction login handle"
+
+// LoginHandle returns a handle that stands for the token secret until ttl
+// has passed: what a front end answers a login with, so that the secret
+// itself never travels in its clients' requests (Nacos clients put it in
+// query strings, which proxies log). It is sealed under the store's peer
+// secret, so every gateway over the store opens it, and is worth no more
+// than the secret: a revoked token's handle opens to a secret that is
+// refused. With access control off there is nothing to seal, and it is
+// the secret itself.
+func (s *Server) LoginHandle(secret string, ttl time.Duration) (string, error) {
+	if !s.cfg.Auth {
+		return secret, nil
+	}
+	h, ok := s.acl.seal(purposeLogin, strconv.FormatInt(time.Now().Add(ttl).UnixMilli(), 10)+" "+secret)
+	if !ok {
+		return "", fmt.Errorf("the store's peer secret is not known yet: %w", model.ErrUnavailable)
+	}
+	return h, nil
+}
+
+// OpenLogin returns the secret a handle from LoginHandle stands for, and
+// whether it is one that has not expired. A value that is no handle (a
+// secret sent as it is) is returned as it is, with true.
+func (s *Server) OpenLogin(handle string) (string, bool) {
+	if !s.cfg.Auth || !strings.HasPrefix(handle, sealedPrefix) {
+		return handle, true
+	}
+	plain, ok := s.acl.open(purposeLogin, handle)
+	if !ok {
+		return "", false
+	}
+	at, secret, _ := strings.Cut(plain, " ")
+	ms, err := strconv.ParseInt(at, 10, 64)
+	if err != nil || time.Now().UnixMilli() >= ms {
+		return "", false
+	}
+	return secret, true
 }

@@ -326,8 +326,9 @@ func (g *grays) effective(key model.ConfigKey, release *model.Config, client mod
 	return &c, true
 }
 
-// publishGray publishes req's content as the gray release of key.
-func (c *configService) publishGray(ctx context.Context, key model.ConfigKey, req *pb.PutConfigRequest) (*pb.PutConfigResponse, error) {
+// publishGray publishes req's content as the gray release of key, by
+// author.
+func (c *configService) publishGray(ctx context.Context, key model.ConfigKey, req *pb.PutConfigRequest, author string) (*pb.PutConfigResponse, error) {
 	rule := req.Gray.Model()
 	if err := rule.Validate(); err != nil {
 		return nil, err
@@ -354,7 +355,7 @@ func (c *configService) publishGray(ctx context.Context, key model.ConfigKey, re
 		}
 	}
 	rec := grayRecord{Key: key, Content: req.Content, ContentType: cmp.Or(req.ContentType, cur.ContentType),
-		MD5: model.ContentMD5([]byte(req.Content)), Rule: rule, Author: authorOf(ctx), Message: req.Message,
+		MD5: model.ContentMD5([]byte(req.Content)), Rule: rule, Author: author, Message: req.Message,
 		Created: time.Now().UTC(), ReleaseRevision: cur.Revision}
 	if rec.MD5 == cur.MD5 {
 		return nil, model.Invalid("content", "the gray content is the release's: nothing to try")

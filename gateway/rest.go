@@ -125,8 +125,9 @@ func (s *Server) restHandler() (http.Handler, error) {
 		guard := func(h http.HandlerFunc) http.HandlerFunc {
 			return s.auth.guardHTTP(managementOnly(read(global(acl.KindCluster, "pprof"))), h)
 		}
+		// Not /debug/pprof/cmdline: the command line may hold secrets
+		// (--join-token, a store's password).
 		mux.HandleFunc("GET /debug/pprof/", guard(pprof.Index)) // and the named profiles under it
-		mux.HandleFunc("GET /debug/pprof/cmdline", guard(pprof.Cmdline))
 		mux.HandleFunc("GET /debug/pprof/profile", guard(pprof.Profile))
 		mux.HandleFunc("GET /debug/pprof/symbol", guard(pprof.Symbol))
 		mux.HandleFunc("GET /debug/pprof/trace", guard(pprof.Trace))

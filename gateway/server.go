@@ -298,20 +298,18 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // shutdown stops a gateway within cfg.ShutdownTimeout: it ends the open
 // streams, which never finish on their own, so that their clients
 // reconnect elsewhere (drainer); stops accepting connections and calls;
-// and lets the calls under way finish. What still runs at the deadline is
-// cut off.
+// and lets the calls under way finish: the REST calls first, as they make
+// their gRPC calls in process, then the gRPC ones. What still runs at the
+// deadline is cut off.
 func (s *Server) shutdown(srv *http.Server) {
 	s.log.Info("shutting down: ending the open streams, finishing the calls under way", "within", s.cfg.ShutdownTimeout)
 	s.drain.drain()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	httpDone, grpcDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(httpDone)
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-		}
-	}()
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
+	}
+	grpcDone := make(chan struct{})
 	go func() {
 		defer close(grpcDone)
 		s.grpc.GracefulStop()
@@ -319,11 +317,12 @@ func (s *Server) shutdown(srv *http.Server) {
 	select {
 	case <-grpcDone:
 	case <-ctx.Done():
+	}
+	if ctx.Err() != nil {
 		s.log.Warn("shutdown: calls still under way at the deadline are cut off", "within", s.cfg.ShutdownTimeout)
 		s.grpc.Stop()
 		<-grpcDone
 	}
-	<-httpDone
 }
 
 // resetBootstrap allows one more bootstrap (ACLBootstrapReset), as soon as

@@ -76,7 +76,8 @@ func (d *Driver) lockConfig(key model.ConfigKey) func() {
 // next change through this driver, and a read of its history through this
 // driver (settle), wait for them. A failure is logged, not returned (the
 // history is not atomic, Capabilities.AtomicHistory). A driver closing
-// waits for the records still being written.
+// waits for the changes under way and the records still being written
+// (Close takes every item's write lock).
 //
 // The head comes first: it is where numbers are given out, by
 // compare-and-set, so a number is given out once and its record written
@@ -106,23 +107,11 @@ func (d *Driver) record(ctx context.Context, op model.ConfigOp, c model.Config, 
 	}
 	rec := confighist.NewRecord(n, op, c, ch, now)
 	rec.Revision = c.Revision // Nacos has no revisions: the one the driver gave the change
-	write := func() {
+	go func() {
 		defer unlock()
 		if err := d.writeRecord(names, rec, drop); err != nil {
 			failed(err)
 		}
-	}
-	d.mu.Lock()
-	if d.closing { // Close is waiting for d.recording: write it here
-		d.mu.Unlock()
-		write()
-		return
-	}
-	d.recording.Add(1)
-	d.mu.Unlock()
-	go func() {
-		defer d.recording.Done()
-		write()
 	}()
 }
 

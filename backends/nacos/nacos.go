@@ -171,11 +171,9 @@ type Driver struct {
 	configWrites [64]sync.Mutex
 	// own holds the driver's recent writes of its history items.
 	own ownItems
-	// recording counts the versions being written after their changes.
-	recording sync.WaitGroup
 
 	mu      sync.Mutex
-	closing bool // Close has begun: versions are written before it returns
+	closing bool // Close has begun
 	closed  bool
 	naming  map[string]naming_client.INamingClient // by Nacos namespace id
 	configs map[string]config_client.IConfigClient
@@ -355,7 +353,13 @@ func (d *Driver) Close() error {
 	}
 	d.closing = true
 	d.mu.Unlock()
-	d.recording.Wait() // the versions of changes already made, with the clients still open
+	// The changes under way, and the versions of those made, finish with
+	// the clients still open: each holds its item's write lock until its
+	// version's record is written. Changes that come later find the
+	// driver closed.
+	for i := range d.configWrites {
+		d.configWrites[i].Lock()
+	}
 	d.mu.Lock()
 	d.closed = true
 	close(d.stop)
@@ -363,6 +367,9 @@ func (d *Driver) Close() error {
 	d.naming, d.configs, d.conns = map[string]naming_client.INamingClient{}, map[string]config_client.IConfigClient{}, map[string]*sessionConn{}
 	views, cviews := d.views, d.cviews
 	d.mu.Unlock()
+	for i := range d.configWrites {
+		d.configWrites[i].Unlock()
+	}
 	d.done.Wait()
 	for _, v := range views {
 		v.close()

@@ -272,7 +272,7 @@ func TestExpiredVersionsAreSwept(t *testing.T) {
 	s := open(t, t.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	short := backends.WithChange(ctx, backends.Change{Retention: backends.Retention{Versions: 10, MaxAge: 100 * time.Millisecond}})
+	short := backends.WithChange(ctx, backends.Change{Retention: backends.Retention{Versions: 10, MaxAge: 2 * time.Second}})
 	gone := model.ConfigKey{Namespace: "public", Group: "g", DataID: "gone"}
 	for _, content := range []string{"a", "b"} {
 		if _, err := s.PutConfig(short, model.Config{Key: gone, Content: []byte(content)}, model.Precondition{}); err != nil {

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8syaml "sigs.k8s.io/yaml"
@@ -103,7 +104,7 @@ func TestSystemdUnit(t *testing.T) {
 
 // readManifests decodes a multi-document YAML file strictly (unknown or
 // misspelt fields are errors) into the Kubernetes types of its kinds.
-func readManifests(t *testing.T, path string) (map[string]*corev1.Service, *appsv1.StatefulSet, *policyv1.PodDisruptionBudget) {
+func readManifests(t *testing.T, path string) (map[string]*corev1.Service, *appsv1.StatefulSet, *policyv1.PodDisruptionBudget, *networkingv1.NetworkPolicy) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -112,6 +113,7 @@ func readManifests(t *testing.T, path string) (map[string]*corev1.Service, *apps
 	services := map[string]*corev1.Service{}
 	var sts *appsv1.StatefulSet
 	var pdb *policyv1.PodDisruptionBudget
+	var np *networkingv1.NetworkPolicy
 	for i, doc := range regexp.MustCompile(`(?m)^---$`).Split(string(b), -1) {
 		var head struct{ APIVersion, Kind string }
 		if err := k8syaml.Unmarshal([]byte(doc), &head); err != nil {
@@ -129,6 +131,9 @@ func readManifests(t *testing.T, path string) (map[string]*corev1.Service, *apps
 		case "policy/v1/PodDisruptionBudget":
 			pdb = &policyv1.PodDisruptionBudget{}
 			obj = pdb
+		case "networking.k8s.io/v1/NetworkPolicy":
+			np = &networkingv1.NetworkPolicy{}
+			obj = np
 		default:
 			t.Fatalf("document %d: unexpected %s %s", i, head.APIVersion, head.Kind)
 		}
@@ -139,7 +144,7 @@ func readManifests(t *testing.T, path string) (map[string]*corev1.Service, *apps
 			services[svc.Name] = svc
 		}
 	}
-	return services, sts, pdb
+	return services, sts, pdb, np
 }
 
 // The Kubernetes manifests decode strictly into the API's types, and hang
@@ -148,9 +153,21 @@ func readManifests(t *testing.T, path string) (map[string]*corev1.Service, *apps
 // readiness on /readyz, a disruption budget of one, and node arguments the
 // server takes, naming each node by its stable DNS name.
 func TestKubernetesManifests(t *testing.T) {
-	services, sts, pdb := readManifests(t, filepath.Join(deployDir, "kubernetes", "junction.yaml"))
-	if sts == nil || pdb == nil {
-		t.Fatal("no StatefulSet or PodDisruptionBudget")
+	services, sts, pdb, np := readManifests(t, filepath.Join(deployDir, "kubernetes", "junction.yaml"))
+	if sts == nil || pdb == nil || np == nil {
+		t.Fatal("no StatefulSet, PodDisruptionBudget or NetworkPolicy")
+	}
+	// The Raft port: from the nodes only.
+	raftOpen := false
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port != nil && p.Port.IntValue() == 7481 && len(rule.From) == 0 {
+				raftOpen = true
+			}
+		}
+	}
+	if raftOpen || !labels.SelectorFromSet(np.Spec.PodSelector.MatchLabels).Matches(labels.Set(sts.Spec.Template.Labels)) {
+		t.Errorf("the network policy leaves the Raft port open, or covers no node: %+v", np.Spec)
 	}
 	peers := services[sts.Spec.ServiceName]
 	switch {
@@ -176,8 +193,8 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("the disruption budget: %+v", pdb.Spec)
 	}
 	c := sts.Spec.Template.Spec.Containers[0]
-	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" {
-		t.Errorf("readiness probe %+v, want GET /readyz", c.ReadinessProbe)
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+		t.Errorf("readiness probe %+v, want GET /readyz over HTTPS", c.ReadinessProbe)
 	}
 	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
@@ -198,7 +215,7 @@ func TestKubernetesManifests(t *testing.T) {
 	got := acceptsSettings(t, env, args...)
 	self := "junction-1." + sts.Spec.ServiceName + ".prod.svc.cluster.local"
 	if got["node-id"] != self+":7480" || got["raft-addr"] != self+":7481" || !strings.Contains(got["peers"], self+":7480="+self+":7481") ||
-		strings.Count(got["peers"], "=") != 3 || got["auth"] != "true" {
+		strings.Count(got["peers"], "=") != 3 || got["auth"] != "true" || got["tls-cert"] == "" || got["tls-ca"] == "" {
 		t.Errorf("junction-1's settings: %v", got)
 	}
 }

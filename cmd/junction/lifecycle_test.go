@@ -277,6 +277,15 @@ func TestPprof(t *testing.T) {
 			t.Errorf("/debug/pprof/heap with token %.8q: %d, want %d", c.token, code, c.want)
 		}
 	}
+	// The command line, which may hold secrets, is not served at all.
+	if code := httpStatus(t, "http://"+on+"/debug/pprof/cmdline", mgmt); code == 200 {
+		t.Errorf("/debug/pprof/cmdline answers %d", code)
+	}
+	// Open profiles on an address other hosts reach are refused.
+	out, err := exec.Command(binary(t), "server", "--listen", "0.0.0.0:0", "--insecure-no-auth", "--pprof", "--data-dir", t.TempDir()).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--auth") {
+		t.Errorf("--pprof open on 0.0.0.0: %v\n%s", err, out)
+	}
 }
 
 // httpStatus is the status of a GET of url, with token as its bearer.

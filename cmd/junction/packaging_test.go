@@ -31,6 +31,13 @@ func printed(t *testing.T, env []string, args ...string) map[string]string {
 	return m
 }
 
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func writeFile(t *testing.T, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "junction.yaml")
@@ -46,17 +53,33 @@ func writeFile(t *testing.T, content string) string {
 func TestServerSettingsPrecedence(t *testing.T) {
 	file := writeFile(t, "# the settings of one node\nwatch-history: 10\nlog-level: warn\nmax-content-size: 1000\n"+
 		"join-token: jct_file_secret\nbackend: etcd://root:hunter2@127.0.0.1:2379\n")
-	got := printed(t, []string{"JUNCTION_WATCH_HISTORY=20", "JUNCTION_LOG_LEVEL=error", "JUNCTION_CONFIG=" + file},
-		"--watch-history", "30")
+	env := []string{"JUNCTION_WATCH_HISTORY=20", "JUNCTION_LOG_LEVEL=error", "JUNCTION_CONFIG=" + file,
+		"JUNCTION_UI=true"} // the default, which still wins over the file
+	if err := os.WriteFile(file, []byte("ui: false\n"+string(must(os.ReadFile(file)))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := printed(t, env, "--watch-history", "30")
 	want := map[string]string{"watch-history": "30", "log-level": "error", "max-content-size": "1000",
-		"body-timeout": "30s", "join-token": "REDACTED"}
+		"body-timeout": "30s", "ui": "true"}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s is %q, want %q", k, got[k], v)
 		}
 	}
-	if b := got["backend"]; strings.Contains(b, "hunter2") || !strings.HasPrefix(b, "etcd://") {
-		t.Errorf("the backend URL is printed as %q: its password must be redacted", b)
+	cmd := exec.Command(binary(t), "server", "--print-config", "--watch-history", "30")
+	cmd.Env = append(os.Environ(), env...)
+	raw, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "hunter2") || strings.Contains(string(raw), "jct_file_secret") ||
+		!strings.Contains(string(raw), "not shown, as they hold secrets: backend, join-token") {
+		t.Errorf("--print-config shows a secret, or does not say it hides them:\n%s", raw)
+	}
+	for _, secret := range []string{"backend", "join-token"} {
+		if v, ok := got[secret]; ok {
+			t.Errorf("%s printed as %q: read back, that would be the secret", secret, v)
+		}
 	}
 	for _, client := range []string{"addr", "token", "output", "config", "print-config"} {
 		if _, ok := got[client]; ok {

@@ -25,8 +25,13 @@ import (
 	"github.com/junctionhq/junction/sdk"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..."; commit
+// and date too where the build has no git checkout to take them from (a
+// container image's build).
+var version, commit, date = "dev", "", ""
+
+// build is this binary's build.
+func build() gateway.BuildInfo { return gateway.ReadBuildInfo(version, commit, date) }
 
 // globals are the flags every client command shares.
 type globals struct {
@@ -52,7 +57,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.SetVersionTemplate(versionText(gateway.ReadBuildInfo(version)))
+	root.SetVersionTemplate(versionText(build()))
 	addr := os.Getenv("JUNCTION_ADDR")
 	if addr == "" {
 		addr = gateway.DefaultListen

@@ -69,8 +69,12 @@ func newServerCmd() *cobra.Command {
 			slog.SetDefault(log)
 			if backendURL == "" {
 				backendURL = (&url.URL{Scheme: "raft", Path: dataDir}).String()
-			} else if cmd.Flags().Changed("data-dir") {
+			} else if origins["data-dir"] == fromFlag {
 				return model.Invalid("data-dir", "applies to the built-in store only; put the directory in --backend raft://DIR")
+			} else if o := origins["data-dir"]; o != "" {
+				// A deployment's default (the image's, the unit's), which
+				// a store named on purpose overrides.
+				log.Info("the data directory the "+string(o)+" sets is unused: --backend names the store", "backend", backends.Redact(backendURL))
 			}
 			if u, err := url.Parse(backendURL); err == nil {
 				q := u.Query()
@@ -91,6 +95,9 @@ func newServerCmd() *cobra.Command {
 			}
 			if err := checkExposure(cfg.Listen, cfg.Auth, insecureNoAuth); err != nil {
 				return err
+			}
+			if cfg.Pprof && checkExposure(cfg.Listen, cfg.Auth, false) != nil {
+				return model.Invalid("pprof", "the profiles show the process's memory: on %s, which other hosts reach, they need --auth", cfg.Listen)
 			}
 			nacosGRPC, err := nacosAddr(nacosListen, nacosGRPCListen)
 			if err != nil {
@@ -120,7 +127,7 @@ func newServerCmd() *cobra.Command {
 			} else if measuredTarget != "" {
 				return model.Invalid("guarantees-target", "applies with --guarantees only")
 			}
-			cfg.Build, cfg.Logger = gateway.ReadBuildInfo(version), log
+			cfg.Build, cfg.Logger = build(), log
 			ctx := cmd.Context()
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -161,6 +168,8 @@ func newServerCmd() *cobra.Command {
 				nc.Logger, nc.MaxContentSize, nc.HistoryRetention = log, cfg.MaxContentSize, cfg.HistoryRetention
 				nc.Authorizer = srv // the gateway's one authorizer, rules and audit log
 				nc.Thresholds = srv // and its service settings
+				nc.Grays = srv      // and its gray releases
+				nc.Logins = srv     // and its sealed login handles
 				nc.CloseSessionsOnExit = closeSessions
 				front := nacos.New(srv.Backend(), nc)
 				var httpLis net.Listener

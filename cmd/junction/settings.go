@@ -58,9 +58,13 @@ func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, 
 		if f.Changed || slices.Contains(settingsFlags, f.Name) {
 			return
 		}
-		if v, ok := lookup(envName(f.Name)); ok && v != f.DefValue {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, model.Invalid(envName(f.Name), "%q: %v", v, err))
+		if v, ok := lookup(envName(f.Name)); ok {
+			// Set to the default, the flag stays unset, as from the file,
+			// but the environment still wins over the file.
+			if v != f.DefValue {
+				if err := fs.Set(f.Name, v); err != nil {
+					errs = append(errs, model.Invalid(envName(f.Name), "%q: %v", v, err))
+				}
 			}
 			origins[f.Name] = fromEnv
 		}
@@ -93,7 +97,7 @@ func applySettings(fs *pflag.FlagSet, path string, lookup func(string) (string, 
 		// (as --print-config writes it): a default value sets nothing, so
 		// that a flag that conflicts with another only when set (such as
 		// --data-dir with --backend) does not.
-		if f.Changed || v.Value == f.DefValue {
+		if origins[name] != "" || v.Value == f.DefValue {
 			continue
 		}
 		if err := fs.Set(name, v.Value); err != nil {
@@ -141,20 +145,22 @@ func fileSetting(path, name string) (string, bool, error) {
 }
 
 // printSettings writes the effective settings as a YAML file --config
-// reads back: every flag of fs but settingsFlags, sorted, with secrets
-// and the passwords in store URLs redacted.
+// reads back: every flag of fs but settingsFlags, sorted, each with its
+// description. A secret that is set, and a store URL with credentials,
+// are not shown: a comment says they are set, and where they come from
+// should set them again (the environment, say), so that the file read
+// back never holds a placeholder as a secret.
 func printSettings(w io.Writer, fs *pflag.FlagSet) error {
 	root := &yaml.Node{Kind: yaml.MappingNode}
+	var hidden []string
 	fs.VisitAll(func(f *pflag.Flag) { // VisitAll goes in lexical order
 		if slices.Contains(settingsFlags, f.Name) {
 			return
 		}
 		v := f.Value.String()
-		switch {
-		case slices.Contains(secretFlags, f.Name) && v != "":
-			v = "REDACTED"
-		case f.Name == "backend":
-			v = backends.Redact(v)
+		if (slices.Contains(secretFlags, f.Name) && v != "") || (f.Name == "backend" && backends.Redact(v) != v) {
+			hidden = append(hidden, f.Name)
+			return
 		}
 		node := &yaml.Node{Kind: yaml.ScalarNode, Value: v}
 		if f.Value.Type() == "string" || f.Value.Type() == "duration" {
@@ -162,6 +168,9 @@ func printSettings(w io.Writer, fs *pflag.FlagSet) error {
 		}
 		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: f.Name, HeadComment: f.Usage}, node)
 	})
+	if len(hidden) > 0 {
+		root.HeadComment = "Set, and not shown, as they hold secrets: " + strings.Join(hidden, ", ") + "."
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

@@ -24,7 +24,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Print this binary's version, commit, commit date and Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b := gateway.ReadBuildInfo(version)
+			b := build()
 			out := cmd.OutOrStdout()
 			switch g.output {
 			case "json":

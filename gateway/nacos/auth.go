@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/junctionhq/junction/gateway/acl"
 	"github.com/junctionhq/junction/model"
@@ -13,6 +14,30 @@ import (
 // one authorizer (gateway.Server), with its rules and its audit log.
 type Authorizer interface {
 	Authorize(ctx context.Context, req acl.Request) (done func(error), err error)
+}
+
+// Logins hands out login handles in place of token secrets (the
+// gateway's: gateway.Server is one).
+type Logins interface {
+	// LoginHandle returns a handle standing for secret until ttl passes.
+	LoginHandle(secret string, ttl time.Duration) (string, error)
+	// OpenLogin returns the secret a handle stands for, false when it is
+	// not one or has expired; a plain secret is returned as it is.
+	OpenLogin(handle string) (string, bool)
+}
+
+// secretOfToken is the token secret an accessToken stands for: a login
+// handle opened (Config.Logins), or the secret itself; "" (no token) for a
+// handle that is forged or expired.
+func (s *Server) secretOfToken(token string) string {
+	if s.cfg.Logins == nil || token == "" {
+		return token
+	}
+	secret, ok := s.cfg.Logins.OpenLogin(token)
+	if !ok {
+		return ""
+	}
+	return secret
 }
 
 // secretKey carries a request's token secret: the accessToken a Nacos
@@ -88,14 +113,25 @@ func httpSecret(r *http.Request) string {
 }
 
 // httpLogin is /nacos/v1/auth/login: the password is a Junction token's
-// secret, and the accessToken the client then sends is that secret (the
-// username is not checked: tokens have no users). Without access control
-// any login succeeds.
+// secret (the username is not checked: tokens have no users), and the
+// accessToken the client then sends is a handle standing for it for
+// LoginTTL (Config.Logins), which clients log in again before. Without
+// access control any login succeeds.
 func (s *Server) httpLogin(w http.ResponseWriter, r *http.Request) {
 	secret := r.Form.Get("password")
 	if err := s.authenticated(withSecret(r.Context(), secret), "login"); err != nil {
 		httpFail(w, err)
 		return
 	}
-	writeJSON(w, map[string]any{"accessToken": secret, "tokenTtl": 18000, "globalAdmin": false, "username": r.Form.Get("username")})
+	token := secret
+	if s.cfg.Logins != nil {
+		h, err := s.cfg.Logins.LoginHandle(secret, s.cfg.LoginTTL)
+		if err != nil {
+			httpFail(w, err)
+			return
+		}
+		token = h
+	}
+	writeJSON(w, map[string]any{"accessToken": token, "tokenTtl": int64(s.cfg.LoginTTL / time.Second), "globalAdmin": false,
+		"username": r.Form.Get("username")})
 }

@@ -20,7 +20,7 @@ import (
 
 // startAuth serves a gateway with access control on, and the front end
 // deciding with its authorizer; it returns the management token's secret.
-func startAuth(t *testing.T) (*env, string) {
+func startAuth(t *testing.T, tune ...func(*nacos.Config)) (*env, string) {
 	t.Helper()
 	b := stores["raft"](t)
 	cfg := gateway.DefaultConfig()
@@ -33,7 +33,10 @@ func startAuth(t *testing.T) (*env, string) {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	httpLis, _ := net.Listen("tcp", "127.0.0.1:0")
 	nc := nacos.DefaultConfig()
-	nc.Authorizer = l.Server()
+	nc.Authorizer, nc.Logins = l.Server(), l.Server()
+	for _, f := range tune {
+		f(&nc)
+	}
 	front := nacos.New(l.Server().Backend(), nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -262,5 +265,77 @@ func TestNacosEveryRouteDecides(t *testing.T) {
 	}
 	if _, body := e.asToken(mgmt).restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", ""); !strings.Contains(body, `"content":"a: 1\n"`) {
 		t.Errorf("after the refused requests: %s", body)
+	}
+}
+
+// A login answers a handle that stands for the token for a while, never
+// the secret, which would travel in clients' query strings: the handle
+// works until it expires; a forged or altered one, an expired one, and
+// the handle of a revoked token are refused.
+func TestNacosLoginHandle(t *testing.T) {
+	e, mgmt := startAuth(t, func(c *nacos.Config) { c.LoginTTL = 2 * time.Second })
+	login := func(secret string) string {
+		t.Helper()
+		code, b := e.nacosCall(t, "POST", "/nacos/v1/auth/login", url.Values{"username": {"u"}, "password": {secret}})
+		var r struct {
+			AccessToken string
+			TokenTtl    int
+		}
+		if code != 200 || json.Unmarshal([]byte(b), &r) != nil {
+			t.Fatalf("login: %d %s", code, b)
+		}
+		if r.AccessToken == "" || strings.Contains(r.AccessToken, secret) || strings.Contains(b, secret) || r.TokenTtl != 2 {
+			t.Fatalf("the login answers %s: the secret, or no handle", b)
+		}
+		return r.AccessToken
+	}
+	e.asToken(mgmt).restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
+	get := func(token string) int {
+		t.Helper()
+		code, _ := e.nacosCall(t, "GET", "/nacos/v1/cs/configs", url.Values{"dataId": {"app.yaml"}, "group": {"DEFAULT_GROUP"}, "accessToken": {token}})
+		return code
+	}
+	h := login(mgmt)
+	if code := get(h); code != 200 {
+		t.Fatalf("the login's handle: %d", code)
+	}
+	r := dialRaw(t, e, true)
+	r.token = h
+	if _, m := r.call("ConfigQueryRequest", `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`); m["content"] != "a: 1\n" {
+		t.Errorf("the handle over gRPC: %v", m)
+	}
+	altered := []byte(h)
+	altered[len(altered)/2] ^= 1
+	for _, bad := range []string{string(altered), h[:len(h)-2], "s.AAAA", "s." + strings.Repeat("A", 80)} {
+		if code := get(bad); code != 401 {
+			t.Errorf("a forged handle %.12q…: %d, want 401", bad, code)
+		}
+	}
+	// A revoked token's handle.
+	var tok struct {
+		Secret string
+		Token  struct{ AccessorId string }
+	}
+	m := e.asToken(mgmt)
+	body, _ := json.Marshal(map[string]string{"rules": "name: app\nrules:\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n"})
+	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
+		t.Fatal(code, b)
+	}
+	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"short","policies":["app"]}`)
+	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
+		t.Fatal(code, b)
+	}
+	revoked := login(tok.Secret)
+	if code := get(revoked); code != 200 {
+		t.Fatalf("the second token's handle: %d", code)
+	}
+	if code, b := m.restCall(t, "DELETE", "/v1/acl/tokens/"+tok.Token.AccessorId, ""); code != 200 {
+		t.Fatal(code, b)
+	}
+	eventually(t, "a revoked token's handle refused", 5*time.Second, func() bool { return get(revoked) == 401 })
+	// Expired: the client must log in again.
+	eventually(t, "an expired handle refused", 5*time.Second, func() bool { return get(h) == 401 })
+	if code := get(login(mgmt)); code != 200 {
+		t.Errorf("a new login's handle: %d", code)
 	}
 }

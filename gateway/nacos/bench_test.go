@@ -3,6 +3,7 @@ package nacos_test
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -61,11 +62,11 @@ func BenchmarkAgainstPolaris(b *testing.B) {
 				switch op {
 				case "register":
 					pool := namingPool(b, tg, workers)
-					var n, failed atomic.Int64
-					b.SetParallelism((workers + 1) / 2) // GOMAXPROCS is 2 here
+					var n, failed, picked atomic.Int64
+					b.SetParallelism(parallelism(workers))
 					b.ResetTimer()
 					b.RunParallel(func(pb *testing.PB) {
-						c := pool[n.Add(1)%int64(len(pool))]
+						c := pool[(picked.Add(1)-1)%int64(len(pool))]
 						for pb.Next() {
 							k := n.Add(1)
 							if ok, err := c.RegisterInstance(vo.RegisterInstanceParam{Ip: ip(k), Port: 80, ServiceName: "bench-reg-" + strconv.FormatInt(k, 10),
@@ -78,11 +79,11 @@ func BenchmarkAgainstPolaris(b *testing.B) {
 					b.ReportMetric(float64(failed.Load())/float64(b.N), "refused/op")
 				case "query":
 					pool := namingPool(b, tg, workers)
-					var n atomic.Int64
-					b.SetParallelism((workers + 1) / 2)
+					var picked atomic.Int64
+					b.SetParallelism(parallelism(workers))
 					b.ResetTimer()
 					b.RunParallel(func(pb *testing.PB) {
-						c := pool[n.Add(1)%int64(len(pool))]
+						c := pool[(picked.Add(1)-1)%int64(len(pool))]
 						for pb.Next() {
 							if _, err := c.GetAllServicesInfo(vo.GetAllServiceInfoParam{PageNo: 1, PageSize: 20}); err != nil {
 								b.Errorf("service list: %v", err)
@@ -98,6 +99,10 @@ func BenchmarkAgainstPolaris(b *testing.B) {
 		}
 	}
 }
+
+// parallelism is what b.SetParallelism takes for n goroutines: a multiple
+// of GOMAXPROCS.
+func parallelism(n int) int { return (n + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0) }
 
 // namingPool returns n naming clients of tg, each with its own connection,
 // once each has its connection up (the SDK connects in the background, and

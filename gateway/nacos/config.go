@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/junctionhq/junction/backends"
 	"github.com/junctionhq/junction/gateway/acl"
@@ -49,13 +50,26 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	}
 	var werr error
 	defer func() { done(werr) }()
-	for _, k := range []string{"betaIps", "tag", "encryptedDataKey"} {
-		if req.AdditionMap[k] != "" {
-			// A beta (gray) or tagged publish, or an encrypted one, must not
-			// land as the release for everyone.
-			werr = fmt.Errorf("%s is not taken yet: %w", k, model.ErrUnsupported)
-			return "ConfigPublishResponse", fail(errNotImplemented, "Junction's Nacos front end does not take "+k+" yet: publish gray releases through Junction's API")
+	beta, tag := req.AdditionMap["betaIps"], req.AdditionMap["tag"]
+	refused := ""
+	switch {
+	case req.AdditionMap["encryptedDataKey"] != "":
+		refused = "encryptedDataKey"
+	case (beta != "" || tag != "") && s.cfg.Grays == nil:
+		refused = "betaIps or tag"
+	}
+	if refused != "" {
+		// An encrypted publish, or a beta (gray) or tagged one where no
+		// gray releases are served, must not land as everyone's release.
+		werr = fmt.Errorf("%s is not taken: %w", refused, model.ErrUnsupported)
+		return "ConfigPublishResponse", fail(errNotImplemented, "Junction's Nacos front end does not take "+refused)
+	}
+	if beta != "" || tag != "" {
+		werr = s.publishGray(ctx, key, req, beta, tag)
+		if werr != nil {
+			return "ConfigPublishResponse", failure(werr)
 		}
+		return "ConfigPublishResponse", ok()
 	}
 	var cond model.Precondition
 	if req.CasMd5 != "" {
@@ -105,10 +119,11 @@ func queryConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	if err != nil {
 		return "ConfigQueryResponse", configQueryResponse{response: failure(err)}
 	}
-	cfg, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
+	release, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
 	if err != nil {
 		return "ConfigQueryResponse", configQueryResponse{response: failure(err)}
 	}
+	cfg := s.effective(ctx, key, &release, req.Tag)
 	return "ConfigQueryResponse", configQueryResponse{response: ok(), Content: string(cfg.Content),
 		ContentType: cfg.ContentType, MD5: cfg.MD5, LastModified: cfg.Updated.UnixMilli()}
 }
@@ -126,12 +141,23 @@ func removeConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	if err != nil {
 		return "ConfigRemoveResponse", failure(err)
 	}
-	_, err = s.b.DeleteConfig(s.change(ctx), key, model.Precondition{})
+	err = s.deleteConfig(ctx, key)
 	done(err)
 	if err != nil && !errors.Is(err, model.ErrNotFound) {
 		return "ConfigRemoveResponse", failure(err)
 	}
 	return "ConfigRemoveResponse", ok()
+}
+
+// deleteConfig deletes an item, and its gray release with it.
+func (s *Server) deleteConfig(ctx context.Context, key model.ConfigKey) error {
+	if _, err := s.b.DeleteConfig(s.change(ctx), key, model.Precondition{}); err != nil {
+		return err
+	}
+	if s.cfg.Grays != nil {
+		s.cfg.Grays.ConfigDeleted(ctx, key)
+	}
+	return nil
 }
 
 // batchListen answers which of the configs listed changed (their md5
@@ -197,7 +223,85 @@ func (s *Server) current(ctx context.Context, key model.ConfigKey) (string, int6
 	case err != nil:
 		return "", 0, err
 	}
-	return cfg.MD5, info.Revision, nil
+	return s.effective(ctx, key, &cfg, "").MD5, info.Revision, nil
+}
+
+// Gray (beta) releases: Nacos' betaIps and tags, served as the gateway's
+// gray releases (Config.Grays), so that one published through either API
+// reaches its clients through both.
+
+// Grays serves gray releases over the store: the gateway's (gateway.Server
+// is one).
+type Grays interface {
+	// PublishGray publishes content as key's gray release to the clients
+	// rule chooses (model.ErrNotFound when the item does not exist).
+	PublishGray(ctx context.Context, key model.ConfigKey, content []byte, contentType string, rule model.GrayRule) error
+	// GrayConfig returns what client gets of release: the gray release
+	// when one chooses it.
+	GrayConfig(key model.ConfigKey, release *model.Config, client model.GrayClient) (*model.Config, bool)
+	// GrayChanged returns a channel closed at key's next gray change.
+	GrayChanged(key model.ConfigKey) <-chan struct{}
+	// ConfigDeleted ends the gray release of key, just deleted.
+	ConfigDeleted(ctx context.Context, key model.ConfigKey)
+}
+
+// tagLabel is the client label a Nacos tag becomes in a gray rule: a
+// query asking for tag T is a client labelled nacos.tag=T.
+const tagLabel = "nacos.tag"
+
+// grayClient is who a gray rule sees in a request: the client's address,
+// and the tag the request asks for.
+func grayClient(ctx context.Context, tag string) model.GrayClient {
+	c := model.GrayClient{IP: hostOf(peerAddr(ctx))}
+	if tag != "" {
+		c.Labels = map[string]string{tagLabel: tag}
+	}
+	return c
+}
+
+// effective returns what the caller gets of release: the gray release
+// that chooses it, where there is one.
+func (s *Server) effective(ctx context.Context, key model.ConfigKey, release *model.Config, tag string) *model.Config {
+	if s.cfg.Grays == nil {
+		return release
+	}
+	c, _ := s.cfg.Grays.GrayConfig(key, release, grayClient(ctx, tag))
+	return c
+}
+
+// grayChanged is a channel closed at key's next gray change; nil (never)
+// where no gray releases are served.
+func (s *Server) grayChanged(key model.ConfigKey) <-chan struct{} {
+	if s.cfg.Grays == nil {
+		return nil
+	}
+	return s.cfg.Grays.GrayChanged(key)
+}
+
+// publishGray publishes a beta or tagged publish as key's gray release: to
+// the clients at the betaIps (comma-separated), and to the queries asking
+// for the tag; both must match where both are set.
+func (s *Server) publishGray(ctx context.Context, key model.ConfigKey, req configPublishRequest, beta, tag string) error {
+	if req.CasMd5 != "" {
+		return model.Invalid("casMd5", "a beta or tagged publish is not a compare-and-set of the release")
+	}
+	content := []byte(req.Content)
+	if err := model.ValidateContent(content, s.cfg.MaxContentSize); err != nil {
+		return err
+	}
+	var rule model.GrayRule
+	for ip := range strings.SplitSeq(beta, ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			rule.IPs = append(rule.IPs, ip)
+		}
+	}
+	if tag != "" {
+		rule.Labels = map[string]string{tagLabel: tag}
+	}
+	if err := rule.Validate(); err != nil {
+		return err
+	}
+	return s.cfg.Grays.PublishGray(s.change(ctx), key, content, contentTypes[req.AdditionMap["type"]], rule)
 }
 
 func (c *conn) unlisten(key model.ConfigKey) {
@@ -235,6 +339,7 @@ func (c *conn) listen(key model.ConfigKey, names configContext, rev int64, secre
 			case <-ctx.Done():
 				return
 			case <-events:
+			case <-c.s.grayChanged(key): // what this client gets may change
 			}
 			if !c.s.mayRead(withSecret(c.ctx, secret), configRes(key)) {
 				c.unlisten(key) // the token lost the right: no more news

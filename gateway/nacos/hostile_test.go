@@ -22,6 +22,7 @@ type raw struct {
 	t      *testing.T
 	cc     *grpc.ClientConn
 	stream nacosgrpc.BiRequestStream_RequestBiStreamClient
+	token  string // sent as the accessToken header, when set
 }
 
 func dialRaw(t *testing.T, e *env, setUp bool) *raw {
@@ -53,7 +54,11 @@ func (r *raw) call(typ, body string) (string, map[string]any) {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := nacosgrpc.NewRequestClient(r.cc).Request(ctx, &nacosgrpc.Payload{Metadata: &nacosgrpc.Metadata{Type: typ}, Body: &anypb.Any{Value: []byte(body)}})
+	md := &nacosgrpc.Metadata{Type: typ}
+	if r.token != "" {
+		md.Headers = map[string]string{"accessToken": r.token}
+	}
+	p, err := nacosgrpc.NewRequestClient(r.cc).Request(ctx, &nacosgrpc.Payload{Metadata: md, Body: &anypb.Any{Value: []byte(body)}})
 	if err != nil {
 		r.t.Fatalf("%s: %v", typ, err)
 	}
@@ -70,7 +75,7 @@ func code(m map[string]any) int {
 // From the attacker's side: junk, out-of-range paging, Junction's own
 // namespace, requests on a connection never set up, persistent
 // registrations on the ephemeral path, another client's instance, and
-// gray or encrypted publishes Junction cannot honour yet.
+// encrypted publishes, or beta ones that make no gray release.
 func TestNacosHostileRequests(t *testing.T) {
 	e := start(t)
 	r := dialRaw(t, e, true)
@@ -151,13 +156,23 @@ func TestNacosHostileRequests(t *testing.T) {
 		t.Errorf("after another client's deregistrations: %v", ins)
 	}
 
-	// Gray (betaIps), tagged and encrypted publishes are refused, not
-	// published to everyone.
-	for _, k := range []string{"betaIps", "tag", "encryptedDataKey"} {
-		_, m := r.call("ConfigPublishRequest", `{"group":"DEFAULT_GROUP","dataId":"probe","content":"y","additionMap":{"`+k+`":"10.0.0.9"}}`)
+	// Encrypted publishes, and beta or tagged ones that cannot make a
+	// gray release, are refused, not published to everyone.
+	for _, add := range []string{`"encryptedDataKey":"k"`, `"betaIps":"not-an-address"`, `"betaIps":" , "`, `"tag":"a tag with spaces"`,
+		`"betaIps":"10.0.0.9","encryptedDataKey":"k"`} {
+		_, m := r.call("ConfigPublishRequest", `{"group":"DEFAULT_GROUP","dataId":"probe","content":"y","additionMap":{`+add+`}}`)
 		if m["success"] == true {
-			t.Errorf("a publish with %s succeeded", k)
+			t.Errorf("a publish with %s succeeded", add)
 		}
+	}
+	if _, m := r.call("ConfigPublishRequest", `{"group":"DEFAULT_GROUP","dataId":"probe","content":"y","casMd5":"0123456789abcdef0123456789abcdef","additionMap":{"betaIps":"10.0.0.9"}}`); m["success"] == true {
+		t.Errorf("a beta publish with a casMd5 succeeded: %v", m)
+	}
+	if _, m := r.call("ConfigPublishRequest", `{"group":"DEFAULT_GROUP","dataId":"absent","content":"y","additionMap":{"betaIps":"10.0.0.9"}}`); m["success"] == true {
+		t.Errorf("a beta publish of an item that does not exist succeeded: %v", m)
+	}
+	if code, body := e.restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/probe/gray", ""); code != 404 {
+		t.Errorf("after the refused publishes the item has a gray release: %d %s", code, body)
 	}
 	if _, body := e.restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/probe", ""); !strings.Contains(body, `"content":"x"`) {
 		t.Errorf("after the refused publishes: %s", body)

@@ -81,7 +81,7 @@ func (s *Server) HTTPHandler() http.Handler {
 			httpFail(w, fmt.Errorf("%w: %v", model.ErrInvalidArgument, err))
 			return
 		}
-		ctx := context.WithValue(withSecret(r.Context(), httpSecret(r)), addrKey{}, r.RemoteAddr)
+		ctx := context.WithValue(withSecret(r.Context(), s.secretOfToken(httpSecret(r))), addrKey{}, r.RemoteAddr)
 		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -492,7 +492,7 @@ func (s *Server) httpGetConfig(w http.ResponseWriter, r *http.Request) {
 	if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(key)); !allowed {
 		return
 	}
-	cfg, _, err := s.b.GetConfig(r.Context(), key, backends.ReadOptions{})
+	release, _, err := s.b.GetConfig(r.Context(), key, backends.ReadOptions{})
 	if errors.Is(err, model.ErrNotFound) {
 		http.Error(w, "config data not exist", http.StatusNotFound)
 		return
@@ -501,6 +501,7 @@ func (s *Server) httpGetConfig(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, err)
 		return
 	}
+	cfg := s.effective(r.Context(), key, &release, r.Form.Get("tag"))
 	w.Header().Set("Content-MD5", cfg.MD5)
 	w.Header().Set("Config-Type", cfg.ContentType)
 	w.Header().Set("Last-Modified", cfg.Updated.UTC().Format(http.TimeFormat))
@@ -545,10 +546,7 @@ func (s *Server) httpRemove(w http.ResponseWriter, r *http.Request) {
 		httpFail(w, err)
 		return
 	}
-	s.httpWrite(w, r, configRes(key), "true", true, func() error {
-		_, err := s.b.DeleteConfig(s.change(r.Context()), key, model.Precondition{})
-		return err
-	})
+	s.httpWrite(w, r, configRes(key), "true", true, func() error { return s.deleteConfig(r.Context(), key) })
 }
 
 // listenKey is one config of a long poll, as the client named it.
@@ -649,7 +647,18 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 func (s *Server) waitChange(ctx context.Context, keys []listenKey, revs []int64, timeout time.Duration) []listenKey {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	hit := make(chan listenKey, len(keys))
+	hit := make(chan listenKey, 2*len(keys))
+	for _, k := range keys {
+		if gray := s.grayChanged(k.key); gray != nil {
+			go func() {
+				select {
+				case <-gray: // what this client gets may change
+					hit <- k
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}
 	for i, k := range keys {
 		w, err := s.b.Watch(ctx, backends.WatchRequest{Config: &k.key, FromRevision: revs[i]})
 		if err != nil {

@@ -65,6 +65,16 @@ type Config struct {
 	// Thresholds gives each service's protect threshold (the gateway's
 	// service settings); nil: none is applied.
 	Thresholds Thresholds
+	// Logins hands out, at login, handles standing for token secrets for
+	// LoginTTL (the gateway's); nil: a login answers the secret itself.
+	Logins Logins
+	// LoginTTL is how long a login's accessToken stands for its secret;
+	// clients log in again before it ends (Nacos' tokenTtl).
+	LoginTTL time.Duration
+	// Grays serves Nacos' beta (betaIps) and tagged publishes as gray
+	// releases, and gray content to the clients they choose (the
+	// gateway's); nil: such publishes are refused.
+	Grays Grays
 	// CloseSessionsOnExit closes, when the front end stops, the sessions
 	// of its clients' ephemeral instances, which then go at once.
 	// Otherwise they are left to expire (SessionTTL, BeatTTL), so that
@@ -79,7 +89,7 @@ type Config struct {
 // by 10 s, an HTTP-registered instance lives 15 s without a beat, a silent
 // connection is pinged after 10 s.
 func DefaultConfig() Config {
-	return Config{SessionTTL: 10 * time.Second, BeatTTL: 15 * time.Second, Keepalive: 10 * time.Second,
+	return Config{SessionTTL: 10 * time.Second, BeatTTL: 15 * time.Second, Keepalive: 10 * time.Second, LoginTTL: 5 * time.Hour,
 		MaxContentSize: model.DefaultMaxContentSize, HistoryRetention: backends.DefaultRetention}
 }
 
@@ -252,7 +262,7 @@ func (r requestService) Request(ctx context.Context, p *nacosgrpc.Payload) (*nac
 	if !found {
 		return payload("ErrorResponse", fail(errNoHandler, "Junction does not serve "+typ))
 	}
-	ctx = withSecret(ctx, p.GetMetadata().GetHeaders()["accessToken"])
+	ctx = withSecret(ctx, r.s.secretOfToken(p.GetMetadata().GetHeaders()["accessToken"]))
 	respType, body := h(ctx, r.s, p.GetBody().GetValue())
 	return payload(respType, body)
 }

@@ -117,6 +117,8 @@ type configRequest struct {
 	Group  string `json:"group"`
 	DataID string `json:"dataId"`
 	Tenant string `json:"tenant"`
+	// Tag asks a query for the item's tagged (gray) content.
+	Tag string `json:"tag,omitempty"`
 }
 
 type configPublishRequest struct {
