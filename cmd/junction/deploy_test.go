@@ -47,9 +47,15 @@ func needTool(t *testing.T, name, pkg string) string {
 }
 
 // acceptsSettings checks that the binary takes args and env as
-// `junction server` settings, by printing the configuration they make.
+// `junction server` settings, as the server checks them before it opens
+// its store (--check-config), and returns the configuration they make.
 func acceptsSettings(t *testing.T, env []string, args ...string) map[string]string {
 	t.Helper()
+	check := exec.Command(binary(t), append(append([]string{}, args...), "--check-config")...)
+	check.Env = append(os.Environ(), env...)
+	if out, err := check.CombinedOutput(); err != nil || !strings.Contains(string(out), "the settings are valid") {
+		t.Fatalf("junction %v with %v does not hold: %v\n%s", args, env, err, out)
+	}
 	cmd := exec.Command(binary(t), append(append([]string{}, args...), "--print-config")...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()

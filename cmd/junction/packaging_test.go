@@ -137,6 +137,25 @@ func TestServerSettingsRefused(t *testing.T) {
 			}
 		})
 	}
+	// --check-config checks what the server checks before it opens its
+	// store, a cluster node's settings included, and opens nothing.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--node-id", "10.0.0.1:7480", "--raft-addr", "10.0.0.1:7481", "--peers", "10.0.0.2:7480=10.0.0.2:7481"}, "peers"},
+		{[]string{"--listen", "0.0.0.0:7480"}, "--auth"},
+		{[]string{"--config-history-versions", "0"}, "config-history-versions"},
+	} {
+		dir := t.TempDir()
+		out, err := exec.Command(binary(t), append([]string{"server", "--check-config", "--data-dir", dir}, c.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("--check-config %v: %v\n%s", c.args, err, out)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("--check-config %v wrote into the data directory", c.args)
+		}
+	}
 	if out, err := exec.Command(binary(t), "server", "--config", filepath.Join(t.TempDir(), "missing.yaml")).CombinedOutput(); err == nil ||
 		!strings.Contains(string(out), "missing.yaml") {
 		t.Errorf("a missing file: %v\n%s", err, out)

@@ -29,7 +29,7 @@ import (
 func newServerCmd() *cobra.Command {
 	cfg := gateway.DefaultConfig()
 	var backendURL, dataDir, logLevel, logFormat, joinToken, measuredFile, measuredTarget, nacosListen, nacosGRPCListen string
-	var insecureNoAuth, printConfig, closeSessions bool
+	var insecureNoAuth, printConfig, checkConfig, closeSessions bool
 	var configFile string
 	var tlsFiles gateway.TLSFiles
 	// Cluster flags, passed to the built-in store as raft:// options.
@@ -128,6 +128,13 @@ func newServerCmd() *cobra.Command {
 				return model.Invalid("guarantees-target", "applies with --guarantees only")
 			}
 			cfg.Build, cfg.Logger = build(), log
+			if checkConfig {
+				if err := checkSettings(backendURL, cfg); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "the settings are valid")
+				return err
+			}
 			ctx := cmd.Context()
 			openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -238,6 +245,7 @@ func newServerCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "read settings from this YAML file, keyed by these flags' names (env JUNCTION_CONFIG); a flag, then the environment (JUNCTION_ and the flag's name, such as JUNCTION_LISTEN), then the file, then the default")
 	f.BoolVar(&printConfig, "print-config", false, "print the effective settings, as a file --config reads, with secrets redacted, and exit")
+	f.BoolVar(&checkConfig, "check-config", false, "check the settings as the server does before it opens its store (a cluster node's too), say whether they hold, and exit")
 	f.StringVar(&backendURL, "backend", "", "backend URL: raft://DIR, etcd://HOST:PORT, ... (default: raft://DATA_DIR)")
 	f.StringVar(&dataDir, "data-dir", "junction-data", "data directory of the built-in store")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address for gRPC and REST")
@@ -389,4 +397,23 @@ func reload(log *slog.Logger, level *slog.LevelVar, configFile string, from orig
 		return
 	}
 	log.Info("SIGHUP: reloaded", "level", level.Level())
+}
+
+// checkSettings checks what the server would open, without opening it:
+// the gateway's settings, and a built-in store's URL with its cluster
+// settings (a node's id, Raft address and members).
+func checkSettings(backendURL string, cfg gateway.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	u, err := url.Parse(backendURL)
+	if err != nil {
+		return model.Invalid("backend", "%q is not a URL like raft://DIR or etcd://HOST:PORT", backends.Redact(backendURL))
+	}
+	if u.Scheme == "raft" {
+		if _, err := raftstore.ConfigFromURL(u); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ import (
 
 // settingsFlags are the flags that say where the settings come from, and
 // are no settings themselves.
-var settingsFlags = []string{"config", "print-config", "help"}
+var settingsFlags = []string{"config", "print-config", "check-config", "help"}
 
 // secretFlags hold secrets: --print-config shows them redacted.
 var secretFlags = []string{"join-token", "acl-bootstrap-reset"}
