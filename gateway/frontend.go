@@ -87,10 +87,11 @@ func (s *Server) GrayConfig(key model.ConfigKey, release *model.Config, client m
 
 // GrayChanged returns a channel closed at the next change of key's gray
 // release (published, promoted, aborted or ended with the item), as this
-// gateway learns of it.
-func (s *Server) GrayChanged(key model.ConfigKey) <-chan struct{} {
-	ch, _ := s.grays.changed(key)
-	return ch
+// gateway learns of it, and release, to call once no longer waiting on it.
+// Take it before reading the item, so that no change slips in between.
+func (s *Server) GrayChanged(key model.ConfigKey) (<-chan struct{}, func()) {
+	ch, _, release := s.grays.changed(key)
+	return ch, release
 }
 
 // ConfigDeleted ends the gray release of key, which was just deleted: a
@@ -100,7 +101,9 @@ func (s *Server) ConfigDeleted(ctx context.Context, key model.ConfigKey) {
 	if s.grays.get(key) == nil {
 		return
 	}
-	if err := (&configService{s: s}).endGray(ctx, key, ""); err != nil && !errors.Is(err, model.ErrNotFound) {
+	// The delete has happened: a client gone meanwhile does not keep
+	// the gray release alive.
+	if err := (&configService{s: s}).endGray(context.WithoutCancel(ctx), key, ""); err != nil && !errors.Is(err, model.ErrNotFound) {
 		s.log.Warn("the deleted item's gray release stays (it applies to this item no more)", "config", key.String(), "err", err)
 	}
 }

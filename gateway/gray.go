@@ -92,12 +92,12 @@ type grays struct {
 	// changedAt is the index revision of each item's last gray change: a
 	// watch resuming from before it may hold content it must lose.
 	changedAt map[model.ConfigKey]int64
-	waiters   map[model.ConfigKey]chan struct{} // closed when the item's gray changes
+	waiters   map[model.ConfigKey]*grayWaiter // closed when the item's gray changes
 }
 
 func newGrays(b backends.Backend, log *slog.Logger) *grays {
 	return &grays{b: b, log: log.With("component", "gray"), tags: map[string]string{}, ended: map[string]int64{}, m: map[model.ConfigKey]*grayRecord{},
-		changedAt: map[model.ConfigKey]int64{}, waiters: map[model.ConfigKey]chan struct{}{}}
+		changedAt: map[model.ConfigKey]int64{}, waiters: map[model.ConfigKey]*grayWaiter{}}
 }
 
 // get returns key's gray release, nil when it has none.
@@ -107,17 +107,37 @@ func (g *grays) get(key model.ConfigKey) *grayRecord {
 	return g.m[key]
 }
 
-// changed returns a channel closed at key's next gray change, and the
-// index revision of its last one.
-func (g *grays) changed(key model.ConfigKey) (<-chan struct{}, int64) {
+// grayWaiter is the channel closed at an item's next gray change, and how
+// many wait on it.
+type grayWaiter struct {
+	ch   chan struct{}
+	refs int
+}
+
+// changed returns a channel closed at key's next gray change, the index
+// revision of its last one, and release, which the caller calls once it
+// no longer waits: the last to leave an item that never changed removes
+// its channel, so waiting costs nothing once no one waits.
+func (g *grays) changed(key model.ConfigKey) (<-chan struct{}, int64, func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ch := g.waiters[key]
-	if ch == nil {
-		ch = make(chan struct{})
-		g.waiters[key] = ch
+	w := g.waiters[key]
+	if w == nil {
+		w = &grayWaiter{ch: make(chan struct{})}
+		g.waiters[key] = w
 	}
-	return ch, g.changedAt[key]
+	w.refs++
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if w.refs--; w.refs == 0 && g.waiters[key] == w {
+				delete(g.waiters, key)
+			}
+		})
+	}
+	return w.ch, g.changedAt[key], release
 }
 
 // set installs key's gray (nil: none), as of index revision rev, and
@@ -130,8 +150,8 @@ func (g *grays) set(key model.ConfigKey, r *grayRecord, name string, rev int64) 
 		g.m[key], g.tags[key.String()] = r, name
 	}
 	g.changedAt[key] = rev
-	if ch := g.waiters[key]; ch != nil {
-		close(ch)
+	if w := g.waiters[key]; w != nil {
+		close(w.ch)
 		delete(g.waiters, key)
 	}
 }
@@ -577,7 +597,8 @@ func (g *grays) serve(ctx context.Context, key model.ConfigKey, from int64, clie
 		sent, sentAny, inGray = eff, true, gray
 		return send(e, gray)
 	}
-	changed, changedAt := g.changed(key)
+	changed, changedAt, unwait := g.changed(key)
+	defer func() { unwait() }()
 	if from > 0 {
 		cur, err := read()
 		if err != nil {
@@ -623,7 +644,8 @@ func (g *grays) serve(ctx context.Context, key model.ConfigKey, from int64, clie
 				}
 			}
 		case <-changed:
-			changed, _ = g.changed(key) // before reading the state: no change slips between
+			unwait()
+			changed, _, unwait = g.changed(key) // before reading the state: no change slips between
 			if !sentAny {
 				continue // the first event carries the state
 			}

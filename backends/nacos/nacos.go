@@ -37,8 +37,14 @@ type Config struct {
 	Servers []string
 	// PublicNamespace is the Nacos namespace id Junction's "public"
 	// namespace maps onto ("": Nacos' own public namespace). Every other
-	// Junction namespace maps onto the Nacos namespace of the same id.
+	// Junction namespace maps onto the Nacos namespace of the same id,
+	// but for Junction's own.
 	PublicNamespace string
+	// SystemNamespace is the Nacos namespace id Junction's own namespace
+	// (junction-system: the driver's history, the gateways' records) maps
+	// onto ("": junction-system). A server that keeps that id for itself
+	// (Junction's own Nacos front end) needs another.
+	SystemNamespace string
 	Username        string
 	Password        string
 	AccessKey       string
@@ -136,8 +142,13 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 			cfg.CAS = v
 		case "cache-dir":
 			cfg.CacheDir = v
+		case "system-namespace":
+			if v == "" || v == model.DefaultNamespace {
+				err = model.Invalid(k, "%q cannot hold Junction's own namespace", v)
+			}
+			cfg.SystemNamespace = v
 		default:
-			err = model.Invalid(k, "unknown nacos:// option; known: namespace, username, password, access-key, secret-key, timeout, write-timeout, expiry-interval, watch-history, cas, log-level, cache-dir")
+			err = model.Invalid(k, "unknown nacos:// option; known: namespace, system-namespace, username, password, access-key, secret-key, timeout, write-timeout, expiry-interval, watch-history, cas, log-level, cache-dir")
 		}
 		if err != nil {
 			return cfg, err
@@ -229,8 +240,11 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 
 // nacosNamespace maps a Junction namespace onto a Nacos namespace id.
 func (d *Driver) nacosNamespace(ns string) string {
-	if ns == model.DefaultNamespace {
+	switch {
+	case ns == model.DefaultNamespace:
 		return d.cfg.PublicNamespace
+	case ns == model.SystemNamespace && d.cfg.SystemNamespace != "":
+		return d.cfg.SystemNamespace
 	}
 	return ns
 }

@@ -221,6 +221,11 @@ func (v *view) acknowledged(id string, inst *model.Instance) int64 {
 	now := time.Now()
 	v.pending[id] = pendingWrite{inst: inst, rev: rev, deadline: now.Add(v.d.cfg.WriteTimeout), settle: now.Add(settleTime)}
 	v.recompute()
+	// A server that pushes fast (Junction's own front end) may have shown
+	// the write before its acknowledgement: the view then already holds
+	// it, under an older revision, and no event follows. Reads from now on
+	// are still at least as new as the write.
+	v.rev = max(v.rev, rev)
 	return rev
 }
 

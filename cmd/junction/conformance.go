@@ -142,7 +142,7 @@ Default: every backend this machine can run.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, raft-3, etcd, zookeeper, consul, nacos (in a private network namespace), or NAME=URL (repeatable)")
+	f.StringArrayVar(&backends, "backend", nil, "backend to measure: raft, raft-3, etcd, zookeeper, consul, nacos (in a private network namespace), nacos-junction (Junction's own Nacos front end, through the nacos:// driver), or NAME=URL (repeatable)")
 	f.StringSliceVar(&scenarios, "scenarios", nil, "scenarios to run (default all): "+scenarioNames())
 	f.StringVar(&format, "format", "md", "report format: md, json or html")
 	f.StringVar(&out, "out", "", "write DIR/guarantees.FORMAT (and failure artifacts) instead of standard output")

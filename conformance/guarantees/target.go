@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/junctionhq/junction/conformance/localcluster"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
+	frontnacos "github.com/junctionhq/junction/gateway/nacos"
 )
 
 // Target is a backend under measurement and the faults the runner may
@@ -343,6 +345,59 @@ func consulOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
 	return consul.Open(ctx, cfg)
 }
 
+// JunctionNacosTarget is Junction's own Nacos front end (gateway/nacos)
+// over the built-in store, in this process, measured through the nacos://
+// driver: the Nacos protocol served by Junction, never to be read as
+// Nacos. Its HTTP port and its gRPC port (HTTP + 1000, where Nacos clients
+// look for it) are a free pair on loopback.
+func JunctionNacosTarget(dir string) (*Target, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	store, err := raftstore.Open(ctx, raftstore.DefaultConfig(dir))
+	if err != nil {
+		return nil, err
+	}
+	l, err := gateway.ServeLoopback(store, gateway.DefaultConfig())
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	var httpLis, grpcLis net.Listener
+	for try := 0; try < 20 && grpcLis == nil; try++ {
+		if httpLis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			continue
+		}
+		port := httpLis.Addr().(*net.TCPAddr).Port
+		if grpcLis, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1000)); err != nil {
+			httpLis.Close()
+		}
+	}
+	if grpcLis == nil {
+		l.Close()
+		store.Close()
+		return nil, errors.New("no pair of free loopback ports PORT and PORT+1000 for the Nacos front end")
+	}
+	nc := frontnacos.DefaultConfig()
+	nc.Authorizer, nc.Thresholds, nc.Grays, nc.Logins = l.Server(), l.Server(), l.Server(), l.Server()
+	nc.Logger = slog.New(slog.DiscardHandler)
+	front := frontnacos.New(l.Server().Backend(), nc)
+	serveCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- front.Serve(serveCtx, grpcLis, httpLis) }()
+	addr := httpLis.Addr().String()
+	return &Target{Name: "nacos-junction", Label: "Nacos protocol served by Junction (its Nacos front end over the built-in store, in process), through the nacos:// driver",
+		Open: func(ctx context.Context) (backends.Backend, error) {
+			return openURL(ctx, "nacos://"+addr+"?cas=native&timeout=3s&system-namespace=nacos-junction-system", nacosOpen)
+		},
+		NoProcessFaults: "the front end and its store run in the runner's process",
+		Close: func() {
+			stop()
+			<-done
+			l.Close()
+			store.Close()
+		}}, nil
+}
+
 func nacosOpen(ctx context.Context, u *url.URL) (backends.Backend, error) {
 	cfg, err := nacos.ConfigFromURL(u)
 	if err != nil {
@@ -364,7 +419,7 @@ func openURL(ctx context.Context, raw string, open opener) (backends.Backend, er
 // others did not.
 func LocalTargets(base string, names ...string) ([]*Target, error) {
 	if len(names) == 0 {
-		names = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos"}
+		names = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos", "nacos-junction"}
 	}
 	var (
 		out  []*Target
@@ -389,8 +444,10 @@ func LocalTargets(base string, names ...string) ([]*Target, error) {
 			t, err = ConsulTarget(dir)
 		case "nacos":
 			t, err = NacosTarget(dir)
+		case "nacos-junction":
+			t, err = JunctionNacosTarget(dir)
 		default:
-			err = fmt.Errorf("unknown backend %q (raft, raft-3, etcd, zookeeper, consul, nacos, or NAME=URL)", n)
+			err = fmt.Errorf("unknown backend %q (raft, raft-3, etcd, zookeeper, consul, nacos, nacos-junction, or NAME=URL)", n)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n, err))

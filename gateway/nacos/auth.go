@@ -40,8 +40,11 @@ func (s *Server) secretOfToken(token string) string {
 	return secret
 }
 
-// secretKey carries a request's token secret: the accessToken a Nacos
-// client got from /nacos/v1/auth/login and sends with every request.
+// secretKey carries a request's token: the accessToken a Nacos client got
+// from /nacos/v1/auth/login and sends with every request, as it was sent
+// (a login handle, or a secret). It is opened (secretOfToken) at each
+// decision, so that a handle kept by a connection for its listens,
+// subscriptions and instances stops working when it expires.
 type secretKey struct{}
 
 func withSecret(ctx context.Context, secret string) context.Context {
@@ -67,7 +70,7 @@ func (s *Server) allow(ctx context.Context, method string, act acl.Action, res a
 	if s.cfg.Authorizer == nil {
 		return func(error) {}, nil
 	}
-	return s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: secretOf(ctx), Addr: hostOf(peerAddr(ctx)), Action: act, Resource: res})
+	return s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: s.secretOfToken(secretOf(ctx)), Addr: hostOf(peerAddr(ctx)), Action: act, Resource: res})
 }
 
 // authenticated checks that the request carries a valid token (when
@@ -76,7 +79,7 @@ func (s *Server) authenticated(ctx context.Context, method string) error {
 	if s.cfg.Authorizer == nil {
 		return nil
 	}
-	_, err := s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: secretOf(ctx), Addr: hostOf(peerAddr(ctx)), AuthenticateOnly: true})
+	_, err := s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: s.secretOfToken(secretOf(ctx)), Addr: hostOf(peerAddr(ctx)), AuthenticateOnly: true})
 	return err
 }
 
@@ -85,7 +88,7 @@ func (s *Server) mayRead(ctx context.Context, res acl.Resource) bool {
 	if s.cfg.Authorizer == nil {
 		return true
 	}
-	_, err := s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/list", Secret: secretOf(ctx), Addr: hostOf(peerAddr(ctx)),
+	_, err := s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/list", Secret: s.secretOfToken(secretOf(ctx)), Addr: hostOf(peerAddr(ctx)),
 		Action: acl.ActRead, Resource: res, Quiet: true})
 	return err == nil
 }

@@ -335,6 +335,16 @@ func TestNacosLoginHandle(t *testing.T) {
 	eventually(t, "a revoked token's handle refused", 5*time.Second, func() bool { return get(revoked) == 401 })
 	// Expired: the client must log in again.
 	eventually(t, "an expired handle refused", 5*time.Second, func() bool { return get(h) == 401 })
+	if _, m := r.call("ConfigQueryRequest", `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`); m["content"] == "a: 1\n" {
+		t.Errorf("an expired handle over gRPC: %v", m)
+	}
+	// A handle is no password, and the raw secret still works.
+	if code, _ := e.nacosCall(t, "POST", "/nacos/v1/auth/login", url.Values{"username": {"u"}, "password": {h}}); code != 401 {
+		t.Errorf("a login with a handle as its password: %d", code)
+	}
+	if code := get(mgmt); code != 200 {
+		t.Errorf("the raw secret as the accessToken: %d", code)
+	}
 	if code := get(login(mgmt)); code != 200 {
 		t.Errorf("a new login's handle: %d", code)
 	}

@@ -75,11 +75,13 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 	if req.CasMd5 != "" {
 		// casMd5: a compare-and-set on the revision the md5 was read at,
 		// so that a write between the read and this one fails too.
+		// An item that does not exist is created, as a Nacos server does
+		// (which is how clients make a create-only write: a casMd5 that
+		// no content has), unless another write creates it first.
 		cur, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
 		switch {
 		case errors.Is(err, model.ErrNotFound):
-			werr = fmt.Errorf("cas publish of %s failed: it does not exist: %w", key, model.ErrConflict)
-			return "ConfigPublishResponse", fail(errConflict, werr.Error())
+			cur = model.Config{MD5: req.CasMd5}
 		case err != nil:
 			werr = err
 			return "ConfigPublishResponse", failure(err)
@@ -190,11 +192,13 @@ func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
 			c.unlisten(key)
 			continue
 		}
+		gray, unwait := s.grayChanged(key) // before the read: no gray change slips in between
 		cur, rev, err := s.current(ctx, key)
 		if err != nil {
+			unwait()
 			return "ConfigChangeBatchListenResponse", failure(err)
 		}
-		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev, secretOf(ctx)); err != nil {
+		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev, secretOf(ctx), gray, unwait); err != nil {
 			return "ConfigChangeBatchListenResponse", failure(err)
 		}
 		if !sameMD5(cur, l.MD5) {
@@ -239,8 +243,9 @@ type Grays interface {
 	// GrayConfig returns what client gets of release: the gray release
 	// when one chooses it.
 	GrayConfig(key model.ConfigKey, release *model.Config, client model.GrayClient) (*model.Config, bool)
-	// GrayChanged returns a channel closed at key's next gray change.
-	GrayChanged(key model.ConfigKey) <-chan struct{}
+	// GrayChanged returns a channel closed at key's next gray change, and
+	// release, to call once no longer waiting on it.
+	GrayChanged(key model.ConfigKey) (<-chan struct{}, func())
 	// ConfigDeleted ends the gray release of key, just deleted.
 	ConfigDeleted(ctx context.Context, key model.ConfigKey)
 }
@@ -269,11 +274,12 @@ func (s *Server) effective(ctx context.Context, key model.ConfigKey, release *mo
 	return c
 }
 
-// grayChanged is a channel closed at key's next gray change; nil (never)
-// where no gray releases are served.
-func (s *Server) grayChanged(key model.ConfigKey) <-chan struct{} {
+// grayChanged is a channel closed at key's next gray change (nil, never,
+// where no gray releases are served) and its release. Take it before
+// reading the item, so that no change slips in between.
+func (s *Server) grayChanged(key model.ConfigKey) (<-chan struct{}, func()) {
 	if s.cfg.Grays == nil {
-		return nil
+		return nil, func() {}
 	}
 	return s.cfg.Grays.GrayChanged(key)
 }
@@ -313,15 +319,18 @@ func (c *conn) unlisten(key model.ConfigKey) {
 	}
 }
 
-// listen keeps one watch of key for the connection, from revision rev
-// (a listen already running stays).
-func (c *conn) listen(key model.ConfigKey, names configContext, rev int64, secret string) error {
+// listen keeps one watch of key for the connection, from revision rev,
+// and of its gray releases from gray, taken before rev was read, which it
+// releases with unwait (a listen already running stays).
+func (c *conn) listen(key model.ConfigKey, names configContext, rev int64, secret string, gray <-chan struct{}, unwait func()) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.listens[key] != nil {
+		unwait()
 		return nil
 	}
 	if len(c.listens) >= maxPerConn {
+		unwait()
 		return fmt.Errorf("a connection listens to at most %d configs: %w", maxPerConn, model.ErrInvalidArgument)
 	}
 	ctx, stop := context.WithCancel(c.ctx)
@@ -334,12 +343,15 @@ func (c *conn) listen(key model.ConfigKey, names configContext, rev int64, secre
 			configContext
 			Module string `json:"module"`
 		}
+		defer func() { unwait() }()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-events:
-			case <-c.s.grayChanged(key): // what this client gets may change
+			case <-gray: // what this client gets may change
+				unwait()
+				gray, unwait = c.s.grayChanged(key) // before the client reads again
 			}
 			if !c.s.mayRead(withSecret(c.ctx, secret), configRes(key)) {
 				c.unlisten(key) // the token lost the right: no more news

@@ -81,7 +81,7 @@ func (s *Server) HTTPHandler() http.Handler {
 			httpFail(w, fmt.Errorf("%w: %v", model.ErrInvalidArgument, err))
 			return
 		}
-		ctx := context.WithValue(withSecret(r.Context(), s.secretOfToken(httpSecret(r))), addrKey{}, r.RemoteAddr)
+		ctx := context.WithValue(withSecret(r.Context(), httpSecret(r)), addrKey{}, r.RemoteAddr)
 		mux.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -611,6 +611,14 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The gray changes, watched from before the reads: none slips in
+	// between.
+	grays := make([]<-chan struct{}, len(keys))
+	for i, k := range keys {
+		var unwait func()
+		grays[i], unwait = s.grayChanged(k.key)
+		defer unwait()
+	}
 	for i, k := range keys {
 		cur, rev, err := s.current(ctx, k.key)
 		if err != nil {
@@ -623,7 +631,7 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(changed) == 0 && timeout > 0 && len(keys) > 0 {
-		changed = s.waitChange(ctx, keys, revs, timeout)
+		changed = s.waitChange(ctx, keys, revs, grays, timeout)
 		// Held up to two minutes: the token must still be good.
 		for _, k := range changed {
 			if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(k.key)); !allowed {
@@ -644,15 +652,15 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 
 // waitChange watches keys from their revisions until one changes (and
 // returns it), timeout passes or ctx ends (nil).
-func (s *Server) waitChange(ctx context.Context, keys []listenKey, revs []int64, timeout time.Duration) []listenKey {
+func (s *Server) waitChange(ctx context.Context, keys []listenKey, revs []int64, grays []<-chan struct{}, timeout time.Duration) []listenKey {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	hit := make(chan listenKey, 2*len(keys))
-	for _, k := range keys {
-		if gray := s.grayChanged(k.key); gray != nil {
+	for i, k := range keys {
+		if grays[i] != nil {
 			go func() {
 				select {
-				case <-gray: // what this client gets may change
+				case <-grays[i]: // what this client gets may change
 					hit <- k
 				case <-ctx.Done():
 				}

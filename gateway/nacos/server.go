@@ -89,7 +89,7 @@ type Config struct {
 // by 10 s, an HTTP-registered instance lives 15 s without a beat, a silent
 // connection is pinged after 10 s.
 func DefaultConfig() Config {
-	return Config{SessionTTL: 10 * time.Second, BeatTTL: 15 * time.Second, Keepalive: 10 * time.Second, LoginTTL: 5 * time.Hour,
+	return Config{SessionTTL: 10 * time.Second, BeatTTL: 15 * time.Second, Keepalive: 10 * time.Second, LoginTTL: defaultLoginTTL,
 		MaxContentSize: model.DefaultMaxContentSize, HistoryRetention: backends.DefaultRetention}
 }
 
@@ -132,6 +132,9 @@ type Server struct {
 	// then on leave their sessions to expire (CloseSessionsOnExit).
 	stopping atomic.Bool
 }
+
+// defaultLoginTTL is how long a login's handle stands for its token.
+const defaultLoginTTL = 5 * time.Hour
 
 // maxStreams bounds the concurrent calls on one client connection.
 const maxStreams = 256
@@ -203,6 +206,9 @@ func New(b backends.Backend, cfg Config) *Server {
 	if cfg.MaxContentSize <= 0 {
 		cfg.MaxContentSize = DefaultConfig().MaxContentSize
 	}
+	if cfg.LoginTTL <= 0 {
+		cfg.LoginTTL = defaultLoginTTL
+	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger.With("component", "nacos"), conns: map[uint64]*conn{},
 		checked: map[uint64]time.Time{}, arrived: make(chan struct{}), beats: map[string]time.Time{}}
 	s.grpc = grpc.NewServer(
@@ -262,7 +268,7 @@ func (r requestService) Request(ctx context.Context, p *nacosgrpc.Payload) (*nac
 	if !found {
 		return payload("ErrorResponse", fail(errNoHandler, "Junction does not serve "+typ))
 	}
-	ctx = withSecret(ctx, r.s.secretOfToken(p.GetMetadata().GetHeaders()["accessToken"]))
+	ctx = withSecret(ctx, p.GetMetadata().GetHeaders()["accessToken"])
 	respType, body := h(ctx, r.s, p.GetBody().GetValue())
 	return payload(respType, body)
 }
