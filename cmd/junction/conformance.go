@@ -59,7 +59,7 @@ Default: every backend this machine can run.`,
 			}()
 			local := backends
 			if len(local) == 0 {
-				local = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos"}
+				local = guarantees.DefaultTargets
 			}
 			for _, b := range local {
 				name, rawURL, external := strings.Cut(b, "=")

@@ -69,18 +69,9 @@ func TestSIGTERMWithOpenWatch(t *testing.T) {
 	backend := "etcd://" + ep + "?prefix=/lifecycle"
 	sock, states := notifySocket(t)
 	addrA, addrB := freeAddr(t), freeAddr(t)
-	a := &server{addr: addrA, log: &lockedBuffer{}, exited: make(chan struct{})}
-	a.cmd = exec.Command(binary(t), "server", "--listen", addrA, "--backend", backend)
-	a.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		a.err = a.cmd.Wait()
-		close(a.exited)
-	}()
-	t.Cleanup(a.kill)
+	cmd := exec.Command(binary(t), "server", "--listen", addrA, "--backend", backend)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	a := launchCmd(t, addrA, cmd)
 	awaitState(t, states, "READY=1")
 	a.waitReady(t) // READY=1 came once it serves: no wait here
 	startServerArgs(t, addrB, "--backend", backend)

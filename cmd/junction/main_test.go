@@ -100,8 +100,14 @@ func startServerArgs(t *testing.T, addr string, args ...string) *server {
 // launchServer starts `junction server` without waiting for it.
 func launchServer(t *testing.T, addr string, args ...string) *server {
 	t.Helper()
-	s := &server{addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary(t), append([]string{"server", "--listen", addr}, args...)...)
+	return launchCmd(t, addr, exec.Command(binary(t), append([]string{"server", "--listen", addr}, args...)...))
+}
+
+// launchCmd starts cmd, a server that listens on addr, without waiting
+// for it, and kills it when the test ends.
+func launchCmd(t *testing.T, addr string, cmd *exec.Cmd) *server {
+	t.Helper()
+	s := &server{cmd: cmd, addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

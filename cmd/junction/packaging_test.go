@@ -167,17 +167,7 @@ func TestServerSettingsRefused(t *testing.T) {
 func TestServerRunsFromItsFile(t *testing.T) {
 	addr, dir := freeAddr(t), t.TempDir()
 	file := writeFile(t, "listen: "+addr+"\ndata-dir: "+dir+"\nui: false\n")
-	s := &server{addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary(t), "server", "--config", file)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(s.kill)
+	s := launchCmd(t, addr, exec.Command(binary(t), "server", "--config", file))
 	s.waitReady(t)
 	if entries, _ := os.ReadDir(dir); len(entries) == 0 {
 		t.Errorf("the store is not in the file's data-dir %s", dir)
@@ -220,17 +210,7 @@ func TestVersion(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	s := &server{addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "server", "--listen", addr, "--data-dir", t.TempDir())
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(s.kill)
+	s := launchCmd(t, addr, exec.Command(bin, "server", "--listen", addr, "--data-dir", t.TempDir()))
 	s.waitReady(t)
 	get := func(path string) string {
 		resp, err := http.Get("http://" + addr + path)

@@ -414,12 +414,15 @@ func openURL(ctx context.Context, raw string, open opener) (backends.Backend, er
 	return open(ctx, u)
 }
 
+// DefaultTargets are the targets a run measures when it names none.
+var DefaultTargets = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos", "nacos-junction"}
+
 // LocalTargets starts every target this machine can run, in temporary
 // directories under base; it returns the ones that started and why the
 // others did not.
 func LocalTargets(base string, names ...string) ([]*Target, error) {
 	if len(names) == 0 {
-		names = []string{"raft", "raft-3", "etcd", "zookeeper", "consul", "nacos", "nacos-junction"}
+		names = DefaultTargets
 	}
 	var (
 		out  []*Target

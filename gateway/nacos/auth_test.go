@@ -349,3 +349,43 @@ func TestNacosLoginHandle(t *testing.T) {
 		t.Errorf("a new login's handle: %d", code)
 	}
 }
+
+// A connection whose client logs in again keeps what it holds when its
+// first handle expires; one whose client never does loses its instances
+// with the handle.
+func TestNacosLoginAgainKeepsInstances(t *testing.T) {
+	e, mgmt := startAuth(t, func(c *nacos.Config) { c.LoginTTL, c.SessionTTL = 2*time.Second, 1500*time.Millisecond })
+	login := func() string {
+		t.Helper()
+		code, b := e.nacosCall(t, "POST", "/nacos/v1/auth/login", url.Values{"username": {"u"}, "password": {mgmt}})
+		var r struct{ AccessToken string }
+		if code != 200 || json.Unmarshal([]byte(b), &r) != nil {
+			t.Fatalf("login: %d %s", code, b)
+		}
+		return r.AccessToken
+	}
+	register := func(r *raw, ip string) {
+		t.Helper()
+		if _, m := r.call("InstanceRequest", `{"serviceName":"kept","type":"registerInstance","instance":{"ip":"`+ip+`","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}}`); m["success"] != true {
+			t.Fatalf("register %s: %v", ip, m)
+		}
+	}
+	again, stale := dialRaw(t, e, true), dialRaw(t, e, true)
+	again.token, stale.token = login(), login()
+	register(again, "10.0.0.1")
+	register(stale, "10.0.0.2")
+	m := e.asToken(mgmt)
+	deadline := time.Now().Add(4 * time.Second) // twice the handles' life
+	for time.Now().Before(deadline) {
+		again.token = login()
+		again.call("HealthCheckRequest", `{}`)
+		time.Sleep(300 * time.Millisecond)
+	}
+	eventually(t, "the instance of a client that never logged in again removed", 5*time.Second, func() bool {
+		_, found := m.instances(t, "kept")["10.0.0.2:1"]
+		return !found
+	})
+	if _, found := m.instances(t, "kept")["10.0.0.1:1"]; !found {
+		t.Error("the instance of a client that logged in again was removed with its first handle")
+	}
+}

@@ -353,7 +353,7 @@ func (c *conn) listen(key model.ConfigKey, names configContext, rev int64, secre
 				unwait()
 				gray, unwait = c.s.grayChanged(key) // before the client reads again
 			}
-			if !c.s.mayRead(withSecret(c.ctx, secret), configRes(key)) {
+			if !c.s.mayRead(withSecret(c.ctx, c.tokenFor(secret)), configRes(key)) {
 				c.unlisten(key) // the token lost the right: no more news
 				return
 			}

@@ -399,7 +399,7 @@ func (c *conn) subscribe(ctx context.Context, svc model.ServiceKey, req subscrib
 			}
 			// A token that lost the right (revoked, expired, a policy
 			// changed) gets no more pushes.
-			if !c.s.mayRead(withSecret(c.ctx, secret), serviceRes(svc)) {
+			if !c.s.mayRead(withSecret(c.ctx, c.tokenFor(secret)), serviceRes(svc)) {
 				c.unsubscribe(svc)
 				return
 			}

@@ -268,7 +268,9 @@ func (r requestService) Request(ctx context.Context, p *nacosgrpc.Payload) (*nac
 	if !found {
 		return payload("ErrorResponse", fail(errNoHandler, "Junction does not serve "+typ))
 	}
-	ctx = withSecret(ctx, p.GetMetadata().GetHeaders()["accessToken"])
+	token := p.GetMetadata().GetHeaders()["accessToken"]
+	r.s.sawToken(ctx, token)
+	ctx = withSecret(ctx, token)
 	respType, body := h(ctx, r.s, p.GetBody().GetValue())
 	return payload(respType, body)
 }
@@ -391,7 +393,38 @@ type conn struct {
 	grants  map[model.ServiceKey]string            // the services it registered into, and the token that did
 	subs    map[model.ServiceKey]*subscription     // services it subscribed to
 	listens map[model.ConfigKey]context.CancelFunc // configs it listens to
-	pushes  atomic.Int64
+	// token is the newest accessToken a request on the connection sent:
+	// what its listens, subscriptions and instances are checked again
+	// with, so that a client that logged in again (a login handle lasts
+	// LoginTTL) keeps them.
+	token  string
+	pushes atomic.Int64
+}
+
+// tokenFor is the token to check again what the connection holds since
+// it was asked with kept: the newest the connection sent, else kept.
+func (c *conn) tokenFor(kept string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token != "" {
+		return c.token
+	}
+	return kept
+}
+
+// sawToken records the token a request on the connection of ctx sent.
+func (s *Server) sawToken(ctx context.Context, token string) {
+	if token == "" {
+		return
+	}
+	s.mu.Lock()
+	c := s.conns[transportOf(ctx)]
+	s.mu.Unlock()
+	if c != nil {
+		c.mu.Lock()
+		c.token = token
+		c.mu.Unlock()
+	}
 }
 
 // connOf returns the connection a unary request arrived on: the stream
@@ -576,7 +609,7 @@ func (c *conn) recheck(ctx context.Context, session string) {
 	grants := maps.Clone(c.grants)
 	c.mu.Unlock()
 	for svc, secret := range grants {
-		if _, err := c.s.allow(withSecret(ctx, secret), "InstanceRequest", acl.ActWrite, serviceRes(svc)); err == nil {
+		if _, err := c.s.allow(withSecret(ctx, c.tokenFor(secret)), "InstanceRequest", acl.ActWrite, serviceRes(svc)); err == nil {
 			continue
 		}
 		insts, _, err := c.s.b.Instances(ctx, svc, backends.ReadOptions{})
