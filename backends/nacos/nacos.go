@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -182,6 +183,13 @@ type Driver struct {
 	configWrites [64]sync.Mutex
 	// own holds the driver's recent writes of its history items.
 	own ownItems
+	// salt fills the low bits of the revisions the driver gives instance
+	// changes: Nacos has no revisions, each driver makes its own, and two
+	// drivers that saw one push in the same millisecond must not give it
+	// the same revision, or a revision one driver issued could pass for
+	// current at the other (a patch relayed between gateways, whose
+	// precondition the relaying gateway checks).
+	salt int64
 
 	mu      sync.Mutex
 	closing bool // Close has begun
@@ -213,6 +221,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		naming: map[string]naming_client.INamingClient{}, configs: map[string]config_client.IConfigClient{},
 		views: map[model.ServiceKey]*view{}, cviews: map[model.ConfigKey]*configView{}, conns: map[string]*sessionConn{}}
 	d.hist.window = cfg.WatchHistory
+	d.salt = 1 + rand.Int64N(1<<fpBits-1)
 	d.clock.tick(0) // revisions start from now, not from 0
 	if d.dir == "" {
 		dir, err := os.MkdirTemp("", "junction-nacos-")

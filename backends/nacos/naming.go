@@ -212,7 +212,7 @@ func (v *view) apply(hosts []nm.Instance) {
 func (v *view) acknowledged(id string, inst *model.Instance) int64 {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	rev := v.d.clock.tick(0)
+	rev := v.d.clock.tick(v.d.salt)
 	if inst != nil {
 		c := inst.Clone()
 		c.Revision = rev
@@ -284,7 +284,7 @@ func (v *view) recompute() {
 	}
 	var events []model.Event
 	if v.reset && v.ready {
-		rev := v.d.clock.tick(0)
+		rev := v.d.clock.tick(v.d.salt)
 		for id, i := range next {
 			if old, ok := v.insts[id]; ok && sameWrite(old, i) && old.Healthy == i.Healthy {
 				i.Revision = old.Revision
@@ -305,7 +305,7 @@ func (v *view) recompute() {
 				}
 				rev, ok := revs[id]
 				if !ok {
-					rev = v.d.clock.tick(0)
+					rev = v.d.clock.tick(v.d.salt)
 				}
 				events = append(events, model.Event{Type: model.EventDelete, Revision: rev, Service: v.svc, Instance: &last})
 			}
@@ -321,7 +321,7 @@ func (v *view) recompute() {
 			if rev, ok := revs[id]; ok {
 				i.Revision = rev
 			} else {
-				i.Revision = v.d.clock.tick(0)
+				i.Revision = v.d.clock.tick(v.d.salt)
 			}
 			v.insts[id] = i
 			i = v.withSession(i)

@@ -23,6 +23,7 @@ import (
 	"github.com/junctionhq/junction/backends/zookeeper"
 	"github.com/junctionhq/junction/conformance/faults"
 	"github.com/junctionhq/junction/conformance/localcluster"
+	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/conformance/servers"
 	"github.com/junctionhq/junction/gateway"
 	frontnacos "github.com/junctionhq/junction/gateway/nacos"
@@ -362,20 +363,11 @@ func JunctionNacosTarget(dir string) (*Target, error) {
 		store.Close()
 		return nil, err
 	}
-	var httpLis, grpcLis net.Listener
-	for try := 0; try < 20 && grpcLis == nil; try++ {
-		if httpLis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			continue
-		}
-		port := httpLis.Addr().(*net.TCPAddr).Port
-		if grpcLis, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1000)); err != nil {
-			httpLis.Close()
-		}
-	}
-	if grpcLis == nil {
+	httpLis, grpcLis, err := ports.ListenPair(1000)
+	if err != nil {
 		l.Close()
 		store.Close()
-		return nil, errors.New("no pair of free loopback ports PORT and PORT+1000 for the Nacos front end")
+		return nil, err
 	}
 	nc := frontnacos.DefaultConfig()
 	nc.Authorizer, nc.Thresholds, nc.Grays, nc.Logins = l.Server(), l.Server(), l.Server(), l.Server()

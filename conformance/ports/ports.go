@@ -91,3 +91,21 @@ func span() (int, int) {
 	}
 	return 20000, 32000
 }
+
+// ListenPair listens on two loopback ports, the second offset above the
+// first: a Nacos server's HTTP port and its gRPC port (offset 1000),
+// where Nacos clients look for it. The ports are the kernel's, taken by
+// listening, so no other socket can race for them.
+func ListenPair(offset int) (first, second net.Listener, err error) {
+	for range 20 {
+		if first, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			continue
+		}
+		second, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first.Addr().(*net.TCPAddr).Port+offset))
+		if err == nil {
+			return first, second, nil
+		}
+		first.Close()
+	}
+	return nil, nil, fmt.Errorf("ports: no pair of free loopback ports PORT and PORT+%d: %w", offset, err)
+}

@@ -2,8 +2,6 @@ package nacos_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/junctionhq/junction/backends"
 	nacosdriver "github.com/junctionhq/junction/backends/nacos"
 	"github.com/junctionhq/junction/conformance"
+	"github.com/junctionhq/junction/conformance/ports"
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/gateway/nacos"
 )
@@ -54,17 +53,9 @@ func TestDriverOverFrontEnd(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = l.Close() })
 	// The driver dials gRPC at the HTTP port + 1000, as Nacos clients do.
-	var httpLis, grpcLis net.Listener
-	for try := 0; try < 20 && grpcLis == nil; try++ {
-		if httpLis, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			continue
-		}
-		if grpcLis, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpLis.Addr().(*net.TCPAddr).Port+1000)); err != nil {
-			httpLis.Close()
-		}
-	}
-	if grpcLis == nil {
-		t.Fatal("no free pair of ports PORT and PORT+1000")
+	httpLis, grpcLis, err := ports.ListenPair(1000)
+	if err != nil {
+		t.Fatal(err)
 	}
 	cfg := nacos.DefaultConfig()
 	cfg.Authorizer, cfg.Thresholds, cfg.Grays, cfg.Logins = l.Server(), l.Server(), l.Server(), l.Server()
