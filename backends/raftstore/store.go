@@ -453,7 +453,19 @@ func (s *Store) watchLeadership() {
 			if !leader {
 				continue
 			}
-			if err := s.raft.Barrier(0).Error(); err != nil {
+			// A barrier enqueued as leadership is lost may never be
+			// answered, even by Shutdown: wait for it only while the
+			// store runs, or Close would wait on it forever.
+			f := s.raft.Barrier(0)
+			done := make(chan error, 1)
+			go func() { done <- f.Error() }()
+			var err error
+			select {
+			case err = <-done:
+			case <-s.stop:
+				return
+			}
+			if err != nil {
 				s.log.Warn("barrier after election failed", "err", err)
 				continue
 			}
