@@ -64,25 +64,6 @@ func configRes(k model.ConfigKey) acl.Resource {
 	return acl.Resource{Kind: acl.KindConfig, Namespace: k.Namespace, Group: k.Group, Name: k.DataID}
 }
 
-// allow decides one request; done records a write's outcome. Without an
-// authorizer (access control off) everything is allowed.
-func (s *Server) allow(ctx context.Context, method string, act acl.Action, res acl.Resource) (done func(error), err error) {
-	if s.cfg.Authorizer == nil {
-		return func(error) {}, nil
-	}
-	return s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: s.secretOfToken(secretOf(ctx)), Addr: hostOf(peerAddr(ctx)), Action: act, Resource: res})
-}
-
-// authenticated checks that the request carries a valid token (when
-// access control is on), before a list is filtered item by item.
-func (s *Server) authenticated(ctx context.Context, method string) error {
-	if s.cfg.Authorizer == nil {
-		return nil
-	}
-	_, err := s.cfg.Authorizer.Authorize(ctx, acl.Request{Method: "nacos/" + method, Secret: s.secretOfToken(secretOf(ctx)), Addr: hostOf(peerAddr(ctx)), AuthenticateOnly: true})
-	return err
-}
-
 // mayRead filters a list: a denial is no audit event there.
 func (s *Server) mayRead(ctx context.Context, res acl.Resource) bool {
 	if s.cfg.Authorizer == nil {
@@ -122,7 +103,7 @@ func httpSecret(r *http.Request) string {
 // access control any login succeeds.
 func (s *Server) httpLogin(w http.ResponseWriter, r *http.Request) {
 	secret := r.Form.Get("password")
-	if err := s.authenticated(withSecret(r.Context(), secret), "login"); err != nil {
+	if _, err := s.decide(withSecret(r.Context(), secret), "login", acl.ActRead, nil); err != nil {
 		httpFail(w, err)
 		return
 	}

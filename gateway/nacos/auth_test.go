@@ -210,37 +210,36 @@ type refused string
 
 func (r refused) Error() string { return string(r) }
 
-// Every gRPC request type and every HTTP route decides its request: with
-// access control on, none but the open ones answers a client without a
-// token with anything but 401 (and nothing is written).
+// Every request type and route but the open ones is decided, on what it
+// names, for what it does: each is sent with no token (401), with a
+// token that may only read what it names (403 for a write), and with one
+// that may write only other services and items (403, except a list,
+// which answers without them). Nothing is written by a refused request.
 func TestNacosEveryRouteDecides(t *testing.T) {
 	e, mgmt := startAuth(t)
-	e.asToken(mgmt).restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
-	r := dialRaw(t, e, true)
-	bodies := map[string]string{
-		"InstanceRequest":          `{"serviceName":"s","type":"registerInstance","instance":{"ip":"10.0.0.1","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}}`,
-		"BatchInstanceRequest":     `{"serviceName":"s","type":"batchRegisterInstance","instances":[{"ip":"10.0.0.1","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}]}`,
-		"SubscribeServiceRequest":  `{"serviceName":"s","subscribe":true}`,
-		"ServiceQueryRequest":      `{"serviceName":"s"}`,
-		"ServiceListRequest":       `{"pageNo":1,"pageSize":10}`,
-		"ConfigPublishRequest":     `{"group":"DEFAULT_GROUP","dataId":"app.yaml","content":"a: 2\n"}`,
-		"ConfigQueryRequest":       `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`,
-		"ConfigRemoveRequest":      `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`,
-		"ConfigBatchListenRequest": `{"listen":true,"configListenContexts":[{"group":"DEFAULT_GROUP","dataId":"app.yaml","md5":""}]}`,
+	m := e.asToken(mgmt)
+	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
+	reader := tokenWith(t, m, "reader", "  - namespace: public\n    service: \"s\"\n    access: read\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n")
+	other := tokenWith(t, m, "other", "  - namespace: public\n    service: \"other\"\n    access: write\n  - namespace: public\n    config: \"other.yaml\"\n    access: write\n")
+
+	// What each does: "write", "read", or "list" (authenticated, then
+	// filtered item by item).
+	types := map[string]struct{ kind, body string }{
+		"InstanceRequest":          {"write", `{"serviceName":"s","type":"registerInstance","instance":{"ip":"10.0.0.1","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}}`},
+		"BatchInstanceRequest":     {"write", `{"serviceName":"s","type":"batchRegisterInstance","instances":[{"ip":"10.0.0.1","port":1,"ephemeral":true,"enabled":true,"healthy":true,"weight":1}]}`},
+		"SubscribeServiceRequest":  {"read", `{"serviceName":"s","subscribe":true}`},
+		"ServiceQueryRequest":      {"read", `{"serviceName":"s"}`},
+		"ServiceListRequest":       {"list", `{"pageNo":1,"pageSize":10}`},
+		"ConfigPublishRequest":     {"write", `{"group":"DEFAULT_GROUP","dataId":"app.yaml","content":"a: 2\n"}`},
+		"ConfigQueryRequest":       {"read", `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`},
+		"ConfigRemoveRequest":      {"write", `{"group":"DEFAULT_GROUP","dataId":"app.yaml"}`},
+		"ConfigBatchListenRequest": {"read", `{"listen":true,"configListenContexts":[{"group":"DEFAULT_GROUP","dataId":"app.yaml","md5":""}]}`},
 	}
-	for typ, open := range nacos.RequestTypes() {
-		if open {
-			continue
-		}
-		body, found := bodies[typ]
-		if !found {
-			t.Errorf("%s: no request body in this test: add one", typ)
-			continue
-		}
-		// 429: refused unlooked at, once the address failed too often.
-		if _, m := r.call(typ, body); code(m) != 401 && code(m) != 429 {
-			t.Errorf("%s without a token: %v, want errorCode 401", typ, m)
-		}
+	routes := map[string]struct{ kind string }{
+		"POST /nacos/v1/ns/instance": {"write"}, "PUT /nacos/v1/ns/instance": {"write"}, "DELETE /nacos/v1/ns/instance": {"write"},
+		"GET /nacos/v1/ns/instance": {"read"}, "GET /nacos/v1/ns/instance/list": {"read"}, "PUT /nacos/v1/ns/instance/beat": {"write"},
+		"GET /nacos/v1/ns/service/list": {"list"}, "GET /nacos/v1/cs/configs": {"read"}, "POST /nacos/v1/cs/configs": {"write"},
+		"DELETE /nacos/v1/cs/configs": {"write"}, "POST /nacos/v1/cs/configs/listener": {"read"},
 	}
 	forms := map[string]url.Values{
 		"/nacos/v1/ns/instance":         {"serviceName": {"s"}, "ip": {"10.0.0.1"}, "port": {"1"}},
@@ -250,22 +249,109 @@ func TestNacosEveryRouteDecides(t *testing.T) {
 		"/nacos/v1/cs/configs":          {"dataId": {"app.yaml"}, "group": {"DEFAULT_GROUP"}, "content": {"a: 3\n"}},
 		"/nacos/v1/cs/configs/listener": {"Listening-Configs": {"app.yaml\x02DEFAULT_GROUP\x02x\x01"}},
 	}
-	for pattern, open := range nacos.Routes() {
-		if open {
-			continue
+	v1Of := func(pattern string) (method, path, v1 string) {
+		method, path, _ = strings.Cut(pattern, " ")
+		v1 = strings.Replace(strings.Replace(path, "/v2/", "/v1/", 1), "/cs/config", "/cs/configs", 1)
+		v1 = strings.Replace(v1, "/cs/configss", "/cs/configs", 1)
+		return method, path, v1
+	}
+	// want is the refusal expected of a kind of request from a token
+	// (0: none, it is served).
+	want := func(token, kind string) int {
+		switch {
+		case token == "":
+			return 401
+		case token == reader && kind == "write", token == other && kind != "list":
+			return 403
 		}
-		method, path, _ := strings.Cut(pattern, " ")
-		form, found := forms[path]
-		if !found { // a v2 route: its v1 route's form
-			form = forms[strings.Replace(strings.Replace(path, "/v2/", "/v1/", 1), "/cs/config", "/cs/configs", 1)]
+		return 0
+	}
+	// The tokens first: the failed authentications of the no-token round
+	// slow the address down (429).
+	for _, token := range []string{reader, other, ""} {
+		r := dialRaw(t, e, true)
+		r.token = token
+		for typ, open := range nacos.RequestTypes() {
+			if open {
+				continue
+			}
+			tc, found := types[typ]
+			if !found {
+				t.Errorf("%s: not in this test: add it", typ)
+				continue
+			}
+			_, resp := r.call(typ, tc.body)
+			switch w := want(token, tc.kind); {
+			case w == 401 && (code(resp) == 401 || code(resp) == 429):
+			case w != 0 && code(resp) != w:
+				t.Errorf("%s (%s) as %s: %v, want errorCode %d", typ, tc.kind, name(token, reader, other), resp, w)
+			case w == 0 && (code(resp) == 401 || code(resp) == 403):
+				t.Errorf("%s (%s) as %s: refused: %v", typ, tc.kind, name(token, reader, other), resp)
+			}
 		}
-		if code, body := e.nacosCall(t, method, path, form); code != 401 && code != 429 {
-			t.Errorf("%s without a token: %d %s, want 401", pattern, code, body)
+		for pattern, open := range nacos.Routes() {
+			if open {
+				continue
+			}
+			method, path, v1 := v1Of(pattern)
+			rt, found := routes[method+" "+v1]
+			if !found {
+				t.Errorf("%s: not in this test: add it", pattern)
+				continue
+			}
+			var header []string
+			if token != "" {
+				header = []string{"accessToken", token}
+			}
+			got, body := e.nacosCall(t, method, path, forms[v1], header...)
+			if path != v1 && got == 200 { // the v2 envelope
+				var env struct{ Code int }
+				_ = json.Unmarshal([]byte(body), &env)
+				got = map[int]int{40100: 401, 40300: 403, 42900: 429}[env.Code]
+			}
+			switch w := want(token, rt.kind); {
+			case w == 401 && (got == 401 || got == 429):
+			case w != 0 && got != w:
+				t.Errorf("%s (%s) as %s: %d %s, want %d", pattern, rt.kind, name(token, reader, other), got, body, w)
+			case w == 0 && (got == 401 || got == 403):
+				t.Errorf("%s (%s) as %s: refused: %d %s", pattern, rt.kind, name(token, reader, other), got, body)
+			}
 		}
 	}
-	if _, body := e.asToken(mgmt).restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", ""); !strings.Contains(body, `"content":"a: 1\n"`) {
+	if _, body := m.restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", ""); !strings.Contains(body, `"content":"a: 1\n"`) {
 		t.Errorf("after the refused requests: %s", body)
 	}
+	if code, body := m.restCall(t, "GET", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/s/instances", ""); code != 200 || strings.Contains(body, "10.0.0.1") {
+		t.Errorf("after the refused requests, service s: %d %s", code, body)
+	}
+}
+
+// tokenWith creates a token with a policy of rules (YAML list items), and
+// returns its secret.
+func tokenWith(t *testing.T, m *env, name, rules string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"rules": "name: " + name + "\nrules:\n" + rules})
+	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
+		t.Fatal(code, b)
+	}
+	var tok struct{ Secret string }
+	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"`+name+`","policies":["`+name+`"]}`)
+	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
+		t.Fatal(code, b)
+	}
+	return tok.Secret
+}
+
+func name(token, reader, other string) string {
+	switch token {
+	case "":
+		return "no token"
+	case reader:
+		return "a reader of what it names"
+	case other:
+		return "a writer of other things"
+	}
+	return "?"
 }
 
 // A login answers a handle that stands for the token for a while, never

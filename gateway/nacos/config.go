@@ -35,41 +35,35 @@ func (s *Server) change(ctx context.Context) context.Context {
 	return backends.WithChange(ctx, backends.Change{Author: "nacos:" + host, Retention: s.cfg.HistoryRetention})
 }
 
-func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
-	var req configPublishRequest
-	if err := decode(body, &req); err != nil {
-		return "ConfigPublishResponse", failure(err)
-	}
+// parseConfig names a config request's item, and the resource decided.
+func parseConfig(req *configRequest) (model.ConfigKey, []acl.Resource, error) {
 	key, err := configKey(req.Tenant, req.Group, req.DataID)
-	if err != nil {
-		return "ConfigPublishResponse", failure(err)
-	}
-	done, err := s.allow(ctx, "ConfigPublishRequest", acl.ActWrite, configRes(key))
-	if err != nil {
-		return "ConfigPublishResponse", failure(err)
-	}
-	var werr error
-	defer func() { done(werr) }()
+	return key, []acl.Resource{configRes(key)}, err
+}
+
+func parsePublish(req *configPublishRequest) (model.ConfigKey, []acl.Resource, error) {
+	return parseConfig(&req.configRequest)
+}
+
+func publishConfig(ctx context.Context, s *Server, req *configPublishRequest, key model.ConfigKey) (any, error) {
+	return ok(), s.publish(ctx, key, req)
+}
+
+// publish writes a config: its release, or with betaIps or a tag its
+// gray release.
+func (s *Server) publish(ctx context.Context, key model.ConfigKey, req *configPublishRequest) error {
 	beta, tag := req.AdditionMap["betaIps"], req.AdditionMap["tag"]
-	refused := ""
 	switch {
 	case req.AdditionMap["encryptedDataKey"] != "":
-		refused = "encryptedDataKey"
-	case (beta != "" || tag != "") && s.cfg.Grays == nil:
-		refused = "betaIps or tag"
-	}
-	if refused != "" {
-		// An encrypted publish, or a beta (gray) or tagged one where no
-		// gray releases are served, must not land as everyone's release.
-		werr = fmt.Errorf("%s is not taken: %w", refused, model.ErrUnsupported)
-		return "ConfigPublishResponse", fail(errNotImplemented, "Junction's Nacos front end does not take "+refused)
-	}
-	if beta != "" || tag != "" {
-		werr = s.publishGray(ctx, key, req, beta, tag)
-		if werr != nil {
-			return "ConfigPublishResponse", failure(werr)
+		// An encrypted publish must not land as plain content.
+		return fmt.Errorf("encrypted configs (encryptedDataKey) are not taken by Junction's Nacos front end: %w", model.ErrUnsupported)
+	case beta != "" || tag != "":
+		// A beta (gray) or tagged one, where no gray releases are served,
+		// must not land as everyone's release.
+		if s.cfg.Grays == nil {
+			return fmt.Errorf("beta and tagged publishes (betaIps, tag) are not taken here: this front end serves no gray releases: %w", model.ErrUnsupported)
 		}
-		return "ConfigPublishResponse", ok()
+		return s.publishGray(ctx, key, *req, beta, tag)
 	}
 	var cond model.Precondition
 	if req.CasMd5 != "" {
@@ -83,26 +77,22 @@ func publishConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		case errors.Is(err, model.ErrNotFound):
 			cur = model.Config{MD5: req.CasMd5}
 		case err != nil:
-			werr = err
-			return "ConfigPublishResponse", failure(err)
+			return err
 		case cur.MD5 != req.CasMd5:
-			werr = fmt.Errorf("cas publish of %s failed: its md5 is %s, not %s: %w", key, cur.MD5, req.CasMd5, model.ErrConflict)
-			return "ConfigPublishResponse", fail(errConflict, werr.Error())
+			return fmt.Errorf("cas publish of %s failed: its md5 is %s, not %s: %w", key, cur.MD5, req.CasMd5, model.ErrConflict)
 		}
 		cond = model.Precondition{Check: true, Revision: cur.Revision}
 	}
 	content := []byte(req.Content)
-	if werr = model.ValidateContent(content, s.cfg.MaxContentSize); werr != nil {
-		return "ConfigPublishResponse", failure(werr)
+	if err := model.ValidateContent(content, s.cfg.MaxContentSize); err != nil {
+		return err
 	}
 	cfg := model.Config{Key: key, Content: content, ContentType: contentTypes[req.AdditionMap["type"]]}
-	if _, werr = s.b.PutConfig(s.change(ctx), cfg, cond); werr != nil {
-		return "ConfigPublishResponse", failure(werr)
-	}
-	return "ConfigPublishResponse", ok()
+	_, err := s.b.PutConfig(s.change(ctx), cfg, cond)
+	return err
 }
 
-func queryConfig(ctx context.Context, s *Server, body []byte) (string, any) {
+func queryConfig(ctx context.Context, s *Server, req *configRequest, key model.ConfigKey) (any, error) {
 	type configQueryResponse struct {
 		response
 		Content      string `json:"content"`
@@ -110,45 +100,22 @@ func queryConfig(ctx context.Context, s *Server, body []byte) (string, any) {
 		MD5          string `json:"md5"`
 		LastModified int64  `json:"lastModified"`
 	}
-	var req configRequest
-	if err := decode(body, &req); err != nil {
-		return "ConfigQueryResponse", failure(err)
-	}
-	key, err := configKey(req.Tenant, req.Group, req.DataID)
-	if err == nil {
-		_, err = s.allow(ctx, "ConfigQueryRequest", acl.ActRead, configRes(key))
-	}
-	if err != nil {
-		return "ConfigQueryResponse", configQueryResponse{response: failure(err)}
-	}
 	release, _, err := s.b.GetConfig(ctx, key, backends.ReadOptions{})
 	if err != nil {
-		return "ConfigQueryResponse", configQueryResponse{response: failure(err)}
+		return nil, err
 	}
 	cfg := s.effective(ctx, key, &release, req.Tag)
-	return "ConfigQueryResponse", configQueryResponse{response: ok(), Content: string(cfg.Content),
-		ContentType: cfg.ContentType, MD5: cfg.MD5, LastModified: cfg.Updated.UnixMilli()}
+	return configQueryResponse{response: ok(), Content: string(cfg.Content),
+		ContentType: cfg.ContentType, MD5: cfg.MD5, LastModified: cfg.Updated.UnixMilli()}, nil
 }
 
-func removeConfig(ctx context.Context, s *Server, body []byte) (string, any) {
-	var req configRequest
-	if err := decode(body, &req); err != nil {
-		return "ConfigRemoveResponse", failure(err)
+// removeConfig deletes an item; one that does not exist is removed too,
+// as Nacos answers.
+func removeConfig(ctx context.Context, s *Server, _ *configRequest, key model.ConfigKey) (any, error) {
+	if err := s.deleteConfig(ctx, key); err != nil && !errors.Is(err, model.ErrNotFound) {
+		return nil, err
 	}
-	key, err := configKey(req.Tenant, req.Group, req.DataID)
-	if err != nil {
-		return "ConfigRemoveResponse", failure(err)
-	}
-	done, err := s.allow(ctx, "ConfigRemoveRequest", acl.ActWrite, configRes(key))
-	if err != nil {
-		return "ConfigRemoveResponse", failure(err)
-	}
-	err = s.deleteConfig(ctx, key)
-	done(err)
-	if err != nil && !errors.Is(err, model.ErrNotFound) {
-		return "ConfigRemoveResponse", failure(err)
-	}
-	return "ConfigRemoveResponse", ok()
+	return ok(), nil
 }
 
 // deleteConfig deletes an item, and its gray release with it.
@@ -166,28 +133,18 @@ func (s *Server) deleteConfig(ctx context.Context, key model.ConfigKey) error {
 // differs from the client's), and keeps a watch of each for the
 // connection: a change is pushed as a ConfigChangeNotifyRequest, after
 // which the client queries the config.
-func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
+func batchListen(ctx context.Context, s *Server, req *configBatchListenRequest, keys []model.ConfigKey) (any, error) {
 	type batchListenResponse struct {
 		response
 		ChangedConfigs []configContext `json:"changedConfigs"`
 	}
-	var req configBatchListenRequest
-	if err := decode(body, &req); err != nil {
-		return "ConfigChangeBatchListenResponse", failure(err)
-	}
 	c, found := s.connOf(ctx)
 	if !found {
-		return "ErrorResponse", fail(errUnregistered, errUnregisteredConn.Error())
+		return nil, errUnregisteredConn
 	}
 	changed := []configContext{}
-	for _, l := range req.Contexts {
-		key, err := configKey(l.Tenant, l.Group, l.DataID)
-		if err == nil {
-			_, err = s.allow(ctx, "ConfigBatchListenRequest", acl.ActRead, configRes(key))
-		}
-		if err != nil {
-			return "ConfigChangeBatchListenResponse", failure(err)
-		}
+	for i, l := range req.Contexts {
+		key := keys[i]
 		if !req.Listen {
 			c.unlisten(key)
 			continue
@@ -196,16 +153,33 @@ func batchListen(ctx context.Context, s *Server, body []byte) (string, any) {
 		cur, rev, err := s.current(ctx, key)
 		if err != nil {
 			unwait()
-			return "ConfigChangeBatchListenResponse", failure(err)
+			return nil, err
 		}
 		if err := c.listen(key, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant}, rev, secretOf(ctx), gray, unwait); err != nil {
-			return "ConfigChangeBatchListenResponse", failure(err)
+			return nil, err
 		}
 		if !sameMD5(cur, l.MD5) {
 			changed = append(changed, configContext{Group: l.Group, DataID: l.DataID, Tenant: l.Tenant})
 		}
 	}
-	return "ConfigChangeBatchListenResponse", batchListenResponse{response: ok(), ChangedConfigs: changed}
+	return batchListenResponse{response: ok(), ChangedConfigs: changed}, nil
+}
+
+// parseListen names a batch listen's items, each decided.
+func parseListen(req *configBatchListenRequest) ([]model.ConfigKey, []acl.Resource, error) {
+	if len(req.Contexts) > maxPerConn {
+		return nil, nil, fmt.Errorf("%d configs in one listen; at most %d: %w", len(req.Contexts), maxPerConn, model.ErrInvalidArgument)
+	}
+	keys := make([]model.ConfigKey, len(req.Contexts))
+	res := make([]acl.Resource, len(req.Contexts))
+	for i, l := range req.Contexts {
+		key, err := configKey(l.Tenant, l.Group, l.DataID)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[i], res[i] = key, configRes(key)
+	}
+	return keys, res, nil
 }
 
 // emptyMD5 is the md5 of an empty content, which the Go client spells "".

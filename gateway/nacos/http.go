@@ -27,27 +27,26 @@ const maxListenKeys = 3000
 // maxLongPoll bounds how long a long poll may ask to be held.
 const maxLongPoll = 120 * time.Second
 
-// routes is the one table of the open API. Every route decides its
-// request with the authorizer, except the open ones (TestNacosEveryRouteDecides).
+// routes is the one table of the open API, each route built with the
+// access decorator (guardHTTP) or open.
 var routes = []struct {
 	pattern string
-	handler func(*Server, http.ResponseWriter, *http.Request)
-	open    bool // no token needed: it reads nothing of the store
+	httpOp
 }{
-	{"POST /nacos/v1/ns/instance", (*Server).httpRegister, false},
-	{"PUT /nacos/v1/ns/instance", (*Server).httpUpdate, false},
-	{"DELETE /nacos/v1/ns/instance", (*Server).httpDeregister, false},
-	{"GET /nacos/v1/ns/instance", (*Server).httpInstance, false},
-	{"GET /nacos/v1/ns/instance/list", (*Server).httpList, false},
-	{"PUT /nacos/v1/ns/instance/beat", (*Server).httpBeat, false},
-	{"GET /nacos/v1/ns/service/list", (*Server).httpServices, false},
-	{"GET /nacos/v1/cs/configs", (*Server).httpGetConfig, false},
-	{"POST /nacos/v1/cs/configs", (*Server).httpPublish, false},
-	{"DELETE /nacos/v1/cs/configs", (*Server).httpRemove, false},
-	{"POST /nacos/v1/cs/configs/listener", (*Server).httpListen, false},
-	{"POST /nacos/v1/auth/login", (*Server).httpLogin, true},
-	{"POST /nacos/v1/auth/users/login", (*Server).httpLogin, true},
-	{"GET /nacos/v1/console/health/liveness", func(_ *Server, w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) }, true},
+	{"POST /nacos/v1/ns/instance", guardHTTP(acl.ActWrite, formInstanceOf, (*Server).httpRegister)},
+	{"PUT /nacos/v1/ns/instance", guardHTTP(acl.ActWrite, formInstanceOf, (*Server).httpUpdate)},
+	{"DELETE /nacos/v1/ns/instance", guardHTTP(acl.ActWrite, formServiceOf, (*Server).httpDeregister)},
+	{"GET /nacos/v1/ns/instance", guardHTTP(acl.ActRead, formServiceOf, (*Server).httpInstance)},
+	{"GET /nacos/v1/ns/instance/list", guardHTTP(acl.ActRead, formServiceOf, (*Server).httpList)},
+	{"PUT /nacos/v1/ns/instance/beat", guardHTTP(acl.ActWrite, formBeat, (*Server).httpBeat)},
+	{"GET /nacos/v1/ns/service/list", guardHTTP(acl.ActRead, formScope, (*Server).httpServices)},
+	{"GET /nacos/v1/cs/configs", guardHTTP(acl.ActRead, formConfigOf, (*Server).httpGetConfig)},
+	{"POST /nacos/v1/cs/configs", guardHTTP(acl.ActWrite, formConfigOf, (*Server).httpPublish)},
+	{"DELETE /nacos/v1/cs/configs", guardHTTP(acl.ActWrite, formConfigOf, (*Server).httpRemove)},
+	{"POST /nacos/v1/cs/configs/listener", guardHTTP(acl.ActRead, formListening, (*Server).httpListen)},
+	{"POST /nacos/v1/auth/login", openHTTP((*Server).httpLogin)},
+	{"POST /nacos/v1/auth/users/login", openHTTP((*Server).httpLogin)},
+	{"GET /nacos/v1/console/health/liveness", openHTTP(func(_ *Server, w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK")) })},
 }
 
 // Routes lists the open API's routes (METHOD PATH), v1 and v2, and
@@ -68,8 +67,8 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux := http.NewServeMux()
 	v1 := map[string]func(*Server, http.ResponseWriter, *http.Request){}
 	for _, rt := range routes {
-		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
-		v1[rt.pattern] = rt.handler
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.serve(s, w, r) })
+		v1[rt.pattern] = rt.serve
 	}
 	for v2, same := range v2Routes {
 		h := v1[same]
@@ -104,6 +103,8 @@ func httpFail(w http.ResponseWriter, err error) {
 		code = http.StatusTooManyRequests
 	case errors.Is(err, model.ErrUnavailable):
 		code = http.StatusServiceUnavailable
+	case errors.Is(err, model.ErrUnsupported):
+		code = http.StatusNotImplemented
 	}
 	http.Error(w, "caused: "+err.Error(), code)
 }
@@ -116,12 +117,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 func writeText(w http.ResponseWriter, s string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte(s))
-}
-
-// formService reads a request's service: namespaceId, groupName and
-// serviceName (which may carry the group).
-func formService(r *http.Request) (model.ServiceKey, error) {
-	return serviceKey(r.Form.Get("namespaceId"), r.Form.Get("groupName"), r.Form.Get("serviceName"))
 }
 
 func formBool(r *http.Request, def bool, names ...string) (bool, error) {
@@ -186,58 +181,39 @@ func parseMetadata(v string) (map[string]string, error) {
 	return m, nil
 }
 
-// httpAllow decides an HTTP request, answering a refusal itself.
-func (s *Server) httpAllow(w http.ResponseWriter, r *http.Request, act acl.Action, res acl.Resource) (func(error), bool) {
-	done, err := s.allow(r.Context(), r.Method+" "+r.URL.Path, act, res)
-	if err != nil {
-		httpFail(w, err)
-		return nil, false
-	}
-	return done, true
+// formServiceOf names a request's service (namespaceId, groupName and
+// serviceName, which may carry the group), and the resource decided.
+func formServiceOf(r *http.Request) (model.ServiceKey, []acl.Resource, error) {
+	svc, err := serviceKey(r.Form.Get("namespaceId"), r.Form.Get("groupName"), r.Form.Get("serviceName"))
+	return svc, []acl.Resource{serviceRes(svc)}, err
 }
 
-// httpWrite decides a write, makes it, audits its outcome and answers:
-// answer when it succeeded (or, with absentOK, when there was nothing to
-// remove), the error otherwise.
-func (s *Server) httpWrite(w http.ResponseWriter, r *http.Request, res acl.Resource, answer string, absentOK bool, write func() error) {
-	done, allowed := s.httpAllow(w, r, acl.ActWrite, res)
-	if !allowed {
-		return
+// svcInstance is an instance a request names, and its service.
+type svcInstance struct {
+	svc  model.ServiceKey
+	inst model.Instance
+}
+
+func formInstanceOf(r *http.Request) (svcInstance, []acl.Resource, error) {
+	svc, res, err := formServiceOf(r)
+	if err != nil {
+		return svcInstance{}, nil, err
 	}
-	err := write()
-	done(err)
-	if err != nil && !(absentOK && errors.Is(err, model.ErrNotFound)) {
-		httpFail(w, err)
-		return
-	}
-	writeText(w, answer)
+	inst, err := formInstance(r)
+	return svcInstance{svc, inst}, res, err
 }
 
 // httpRegister registers an instance. An ephemeral one (the default) gets
 // a session of its own that its beats keep alive; registering it again
 // keeps its session while that lives.
-func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
-	svc, err := formService(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	inst, err := formInstance(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	done, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc))
-	if !allowed {
-		return
-	}
+func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request, si svcInstance) error {
+	svc, inst := si.svc, si.inst
 	check := inst
 	if check.Ephemeral {
 		check.Session = "-" // validated before a session is made for it
 	}
 	if err := check.Normalize(); err != nil {
-		httpFail(w, err)
-		return
+		return err
 	}
 	ctx := r.Context()
 	if inst.Ephemeral {
@@ -249,26 +225,20 @@ func (s *Server) httpRegister(w http.ResponseWriter, r *http.Request) {
 		if inst.Session == "" {
 			sess, _, err := s.b.CreateSession(ctx, s.cfg.BeatTTL)
 			if err != nil {
-				done(err)
-				httpFail(w, err)
-				return
+				return err
 			}
 			inst.Session = sess.ID
 			s.beat(sess.ID)
 		}
 	}
 	if err := inst.Normalize(); err != nil {
-		done(err)
-		httpFail(w, err)
-		return
+		return err
 	}
-	_, err = s.b.Register(ctx, svc, inst)
-	done(err)
-	if err != nil {
-		httpFail(w, err)
-		return
+	if _, err := s.b.Register(ctx, svc, inst); err != nil {
+		return err
 	}
 	writeText(w, "ok")
+	return nil
 }
 
 // beating reports whether id is a session the HTTP API made (and has
@@ -311,162 +281,131 @@ func (s *Server) find(ctx context.Context, svc model.ServiceKey, id string) (mod
 
 // httpUpdate changes an instance's weight, enabled and metadata in place
 // (its owner unchanged).
-func (s *Server) httpUpdate(w http.ResponseWriter, r *http.Request) {
-	svc, err := formService(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	inst, err := formInstance(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
+func (s *Server) httpUpdate(w http.ResponseWriter, r *http.Request, si svcInstance) error {
 	// Only what the request names changes.
 	var p model.InstancePatch
 	if r.Form.Has("weight") {
-		p.Weight = &inst.Weight
+		p.Weight = &si.inst.Weight
 	}
 	if r.Form.Has("enabled") || r.Form.Has("enable") {
-		p.Enabled = &inst.Enabled
+		p.Enabled = &si.inst.Enabled
 	}
 	if r.Form.Has("metadata") {
-		p.Metadata = inst.Metadata
+		p.Metadata = si.inst.Metadata
 		if p.Metadata == nil {
 			p.Metadata = map[string]string{} // an empty map clears it
 		}
 	}
-	s.httpWrite(w, r, serviceRes(svc), "ok", false, func() error {
-		_, err := s.b.PatchInstance(r.Context(), svc, inst.ID, p)
+	if _, err := s.b.PatchInstance(r.Context(), si.svc, si.inst.ID, p); err != nil {
 		return err
-	})
+	}
+	writeText(w, "ok")
+	return nil
 }
 
-func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request) {
-	svc, err := formService(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
+// httpDeregister removes an instance; one that is not there is removed
+// too, as Nacos answers.
+func (s *Server) httpDeregister(w http.ResponseWriter, r *http.Request, svc model.ServiceKey) error {
 	port, err := strconv.ParseUint(r.Form.Get("port"), 10, 16)
 	if err != nil {
-		httpFail(w, model.Invalid("port", "%q is not a port", r.Form.Get("port")))
-		return
+		return model.Invalid("port", "%q is not a port", r.Form.Get("port"))
 	}
 	id := instanceID(r.Form.Get("ip"), port, r.Form.Get("clusterName"))
-	s.httpWrite(w, r, serviceRes(svc), "ok", true, func() error {
-		_, err := s.b.Deregister(r.Context(), svc, id)
+	if _, err := s.b.Deregister(r.Context(), svc, id); err != nil && !errors.Is(err, model.ErrNotFound) {
 		return err
-	})
+	}
+	writeText(w, "ok")
+	return nil
 }
 
-func (s *Server) httpInstance(w http.ResponseWriter, r *http.Request) {
-	svc, err := formService(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	if _, allowed := s.httpAllow(w, r, acl.ActRead, serviceRes(svc)); !allowed {
-		return
-	}
+func (s *Server) httpInstance(w http.ResponseWriter, r *http.Request, svc model.ServiceKey) error {
 	port, _ := strconv.ParseUint(r.Form.Get("port"), 10, 16)
 	id := instanceID(r.Form.Get("ip"), port, cmp.Or(r.Form.Get("cluster"), r.Form.Get("clusterName")))
 	inst, found := s.find(r.Context(), svc, id)
 	if !found {
-		httpFail(w, fmt.Errorf("no instance %s in %s: %w", id, svc, model.ErrNotFound))
-		return
+		return fmt.Errorf("no instance %s in %s: %w", id, svc, model.ErrNotFound)
 	}
 	writeJSON(w, fromInstance(svc, inst))
+	return nil
 }
 
-func (s *Server) httpList(w http.ResponseWriter, r *http.Request) {
-	svc, err := formService(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
+func (s *Server) httpList(w http.ResponseWriter, r *http.Request, svc model.ServiceKey) error {
 	healthyOnly, err := formBool(r, false, "healthyOnly")
 	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	if _, allowed := s.httpAllow(w, r, acl.ActRead, serviceRes(svc)); !allowed {
-		return
+		return err
 	}
 	insts, _, err := s.b.Instances(r.Context(), svc, backends.ReadOptions{})
 	if err != nil {
-		httpFail(w, err)
-		return
+		return err
 	}
 	out := info(svc, r.Form.Get("clusters"), insts, healthyOnly, s.threshold(r.Context(), svc), uint64(time.Now().UnixMilli()))
 	out.Name = svc.Group + groupSep + svc.Service // the v1 API's full name
 	writeJSON(w, out)
+	return nil
 }
 
-// httpBeat keeps an ephemeral instance registered over HTTP alive; an
-// instance Junction does not have is answered with code 20404, on which
-// the client registers it again.
-func (s *Server) httpBeat(w http.ResponseWriter, r *http.Request) {
-	type beat struct {
-		IP          string `json:"ip"`
-		Port        uint64 `json:"port"`
-		Cluster     string `json:"cluster"`
-		ServiceName string `json:"serviceName"`
-	}
+// beat is a beat's instance, from the beat parameter (JSON) or the form.
+type beat struct {
+	IP          string `json:"ip"`
+	Port        uint64 `json:"port"`
+	Cluster     string `json:"cluster"`
+	ServiceName string `json:"serviceName"`
+	svc         model.ServiceKey
+}
+
+func formBeat(r *http.Request) (beat, []acl.Resource, error) {
 	var b beat
 	if v := r.Form.Get("beat"); v != "" {
 		if err := json.Unmarshal([]byte(v), &b); err != nil {
-			httpFail(w, model.Invalid("beat", "not a beat: %v", err))
-			return
+			return beat{}, nil, model.Invalid("beat", "not a beat: %v", err)
 		}
 	} else {
 		b.IP, b.Cluster = r.Form.Get("ip"), r.Form.Get("clusterName")
 		b.Port, _ = strconv.ParseUint(r.Form.Get("port"), 10, 16)
 	}
-	svc, err := serviceKey(r.Form.Get("namespaceId"), r.Form.Get("groupName"), cmp.Or(r.Form.Get("serviceName"), b.ServiceName))
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
+	var err error
+	b.svc, err = serviceKey(r.Form.Get("namespaceId"), r.Form.Get("groupName"), cmp.Or(r.Form.Get("serviceName"), b.ServiceName))
+	return b, []acl.Resource{serviceRes(b.svc)}, err
+}
+
+// httpBeat keeps an ephemeral instance registered over HTTP alive; an
+// instance Junction does not have is answered with code 20404, on which
+// the client registers it again.
+func (s *Server) httpBeat(w http.ResponseWriter, r *http.Request, b beat) error {
 	type beatResponse struct {
 		ClientBeatInterval int64 `json:"clientBeatInterval"`
 		Code               int   `json:"code"`
 		LightBeatEnabled   bool  `json:"lightBeatEnabled"`
 	}
-	if _, allowed := s.httpAllow(w, r, acl.ActWrite, serviceRes(svc)); !allowed {
-		return
-	}
-	inst, found := s.find(r.Context(), svc, instanceID(b.IP, b.Port, b.Cluster))
+	inst, found := s.find(r.Context(), b.svc, instanceID(b.IP, b.Port, b.Cluster))
 	if !found || !s.beating(inst.Session) {
 		writeJSON(w, beatResponse{ClientBeatInterval: 5000, Code: 20404})
-		return
+		return nil
 	}
 	s.beat(inst.Session)
 	if _, err := s.b.KeepAlive(r.Context(), inst.Session); err != nil {
 		if errors.Is(err, model.ErrSessionExpired) {
 			writeJSON(w, beatResponse{ClientBeatInterval: 5000, Code: 20404})
-			return
+			return nil
 		}
-		httpFail(w, err)
-		return
+		return err
 	}
 	writeJSON(w, beatResponse{ClientBeatInterval: 5000, Code: 10200, LightBeatEnabled: true})
+	return nil
 }
 
-func (s *Server) httpServices(w http.ResponseWriter, r *http.Request) {
+// formScope names a list's namespace and group; a token is needed, and
+// each service is filtered (mayRead).
+func formScope(r *http.Request) (model.ServiceKey, []acl.Resource, error) {
 	scope, err := serviceKey(r.Form.Get("namespaceId"), r.Form.Get("groupName"), "-")
-	if err == nil {
-		err = s.authenticated(r.Context(), "GET /nacos/v1/ns/service/list")
-	}
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
+	return scope, nil, err
+}
+
+func (s *Server) httpServices(w http.ResponseWriter, r *http.Request, scope model.ServiceKey) error {
 	ns, group := scope.Namespace, scope.Group
 	list, _, err := s.b.Services(r.Context(), ns, group, model.ServiceKey{Namespace: ns}, 0, backends.ReadOptions{})
 	if err != nil {
-		httpFail(w, err)
-		return
+		return err
 	}
 	names := []string{}
 	for _, sv := range list {
@@ -477,76 +416,51 @@ func (s *Server) httpServices(w http.ResponseWriter, r *http.Request) {
 	no, _ := strconv.Atoi(r.Form.Get("pageNo"))
 	size, _ := strconv.Atoi(r.Form.Get("pageSize"))
 	writeJSON(w, map[string]any{"count": len(names), "doms": page(names, no, size)})
+	return nil
 }
 
-func formConfig(r *http.Request) (model.ConfigKey, error) {
-	return configKey(r.Form.Get("tenant"), r.Form.Get("group"), r.Form.Get("dataId"))
+// formConfigOf names a request's config item, and the resource decided.
+func formConfigOf(r *http.Request) (model.ConfigKey, []acl.Resource, error) {
+	key, err := configKey(r.Form.Get("tenant"), r.Form.Get("group"), r.Form.Get("dataId"))
+	return key, []acl.Resource{configRes(key)}, err
 }
 
-func (s *Server) httpGetConfig(w http.ResponseWriter, r *http.Request) {
-	key, err := formConfig(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(key)); !allowed {
-		return
-	}
+func (s *Server) httpGetConfig(w http.ResponseWriter, r *http.Request, key model.ConfigKey) error {
 	release, _, err := s.b.GetConfig(r.Context(), key, backends.ReadOptions{})
 	if errors.Is(err, model.ErrNotFound) {
-		http.Error(w, "config data not exist", http.StatusNotFound)
-		return
+		http.Error(w, "config data not exist", http.StatusNotFound) // as Nacos answers it
+		return nil
 	}
 	if err != nil {
-		httpFail(w, err)
-		return
+		return err
 	}
 	cfg := s.effective(r.Context(), key, &release, r.Form.Get("tag"))
 	w.Header().Set("Content-MD5", cfg.MD5)
 	w.Header().Set("Config-Type", cfg.ContentType)
 	w.Header().Set("Last-Modified", cfg.Updated.UTC().Format(http.TimeFormat))
 	writeText(w, string(cfg.Content))
+	return nil
 }
 
-func (s *Server) httpPublish(w http.ResponseWriter, r *http.Request) {
-	key, err := formConfig(r)
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
-	body, _ := json.Marshal(configPublishRequest{configRequest: configRequest{Group: key.Group, DataID: key.DataID, Tenant: key.Namespace},
+func (s *Server) httpPublish(w http.ResponseWriter, r *http.Request, key model.ConfigKey) error {
+	req := configPublishRequest{configRequest: configRequest{Group: key.Group, DataID: key.DataID, Tenant: key.Namespace},
 		Content: r.Form.Get("content"), CasMd5: r.Form.Get("casMd5"), AdditionMap: map[string]string{"type": r.Form.Get("type"),
-			"betaIps": r.Header.Get("betaIps"), "tag": r.Form.Get("tag"), "encryptedDataKey": r.Form.Get("encryptedDataKey")}})
-	_, resp := publishConfig(r.Context(), s, body)
-	if res := resp.(response); !res.Success {
-		code := http.StatusBadRequest
-		switch res.ErrorCode {
-		case errConflict:
-			code = http.StatusConflict
-		case errForbidden:
-			code = http.StatusForbidden
-		case errUnauthenticated:
-			code = http.StatusUnauthorized
-		case errRateLimited:
-			code = http.StatusTooManyRequests
-		case errNotImplemented:
-			code = http.StatusNotImplemented
-		case errServer:
-			code = http.StatusInternalServerError
-		}
-		http.Error(w, res.Message, code)
-		return
+			"betaIps": r.Header.Get("betaIps"), "tag": r.Form.Get("tag"), "encryptedDataKey": r.Form.Get("encryptedDataKey")}}
+	if err := s.publish(r.Context(), key, &req); err != nil {
+		return err
 	}
 	writeText(w, "true")
+	return nil
 }
 
-func (s *Server) httpRemove(w http.ResponseWriter, r *http.Request) {
-	key, err := formConfig(r)
-	if err != nil {
-		httpFail(w, err)
-		return
+// httpRemove deletes an item; one that does not exist is removed too, as
+// Nacos answers.
+func (s *Server) httpRemove(w http.ResponseWriter, r *http.Request, key model.ConfigKey) error {
+	if err := s.deleteConfig(r.Context(), key); err != nil && !errors.Is(err, model.ErrNotFound) {
+		return err
 	}
-	s.httpWrite(w, r, configRes(key), "true", true, func() error { return s.deleteConfig(r.Context(), key) })
+	writeText(w, "true")
+	return nil
 }
 
 // listenKey is one config of a long poll, as the client named it.
@@ -585,32 +499,31 @@ func parseListening(v string) ([]listenKey, error) {
 	return out, nil
 }
 
+// formListening names a long poll's configs, each decided.
+func formListening(r *http.Request) ([]listenKey, []acl.Resource, error) {
+	keys, err := parseListening(r.Form.Get("Listening-Configs"))
+	res := make([]acl.Resource, len(keys))
+	for i, k := range keys {
+		res[i] = configRes(k.key)
+	}
+	return keys, res, err
+}
+
 // httpListen is the long poll: it answers at once with the configs whose
 // md5 differs from the client's, otherwise when one of them changes, or
 // empty when Long-Pulling-Timeout (30 s by default) passes.
-func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
-	keys, err := parseListening(r.Form.Get("Listening-Configs"))
-	if err != nil {
-		httpFail(w, err)
-		return
-	}
+func (s *Server) httpListen(w http.ResponseWriter, r *http.Request, keys []listenKey) error {
 	timeout := 30 * time.Second
 	if v := r.Header.Get("Long-Pulling-Timeout"); v != "" {
 		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || ms < 0 {
-			httpFail(w, model.Invalid("Long-Pulling-Timeout", "%q is not milliseconds", v))
-			return
+			return model.Invalid("Long-Pulling-Timeout", "%q is not milliseconds", v)
 		}
 		timeout = min(time.Duration(ms)*time.Millisecond, maxLongPoll)
 	}
 	ctx := r.Context()
 	var changed []listenKey
 	revs := make([]int64, len(keys))
-	for _, k := range keys {
-		if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(k.key)); !allowed {
-			return
-		}
-	}
 	// The gray changes, watched from before the reads: none slips in
 	// between.
 	grays := make([]<-chan struct{}, len(keys))
@@ -622,8 +535,7 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 	for i, k := range keys {
 		cur, rev, err := s.current(ctx, k.key)
 		if err != nil {
-			httpFail(w, err)
-			return
+			return err
 		}
 		revs[i] = rev
 		if !sameMD5(cur, k.md5) {
@@ -633,10 +545,8 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 	if len(changed) == 0 && timeout > 0 && len(keys) > 0 {
 		changed = s.waitChange(ctx, keys, revs, grays, timeout)
 		// Held up to two minutes: the token must still be good.
-		for _, k := range changed {
-			if _, allowed := s.httpAllow(w, r, acl.ActRead, configRes(k.key)); !allowed {
-				return
-			}
+		if err := stillAllowed(ctx); err != nil {
+			return err
 		}
 	}
 	var b strings.Builder
@@ -648,6 +558,7 @@ func (s *Server) httpListen(w http.ResponseWriter, r *http.Request) {
 		b.WriteString("\x01")
 	}
 	writeText(w, url.QueryEscape(b.String()))
+	return nil
 }
 
 // waitChange watches keys from their revisions until one changes (and

@@ -95,46 +95,46 @@ func info(svc model.ServiceKey, clusters string, insts []model.Instance, healthy
 	return out
 }
 
-func registerInstance(ctx context.Context, s *Server, body []byte) (string, any) {
-	var req instanceRequest
-	if err := decode(body, &req); err != nil {
-		return "InstanceResponse", failure(err)
-	}
-	if err := s.instanceOp(ctx, req.namingRequest, req.Type, []instance{req.Instance}); err != nil {
-		if errors.Is(err, errUnregisteredConn) {
-			return "ErrorResponse", fail(errUnregistered, err.Error())
-		}
-		return "InstanceResponse", failure(err)
-	}
-	return "InstanceResponse", ok()
+// serviceOf names a naming request's service, and the resource decided.
+func serviceOf(req *namingRequest) (model.ServiceKey, []acl.Resource, error) {
+	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
+	return svc, []acl.Resource{serviceRes(svc)}, err
 }
 
-func batchRegister(ctx context.Context, s *Server, body []byte) (string, any) {
-	var req batchInstanceRequest
-	if err := decode(body, &req); err != nil {
-		return "BatchInstanceResponse", failure(err)
-	}
-	if err := s.instanceOp(ctx, req.namingRequest, req.Type, req.Instances); err != nil {
-		if errors.Is(err, errUnregisteredConn) {
-			return "ErrorResponse", fail(errUnregistered, err.Error())
-		}
-		return "BatchInstanceResponse", failure(err)
-	}
-	return "BatchInstanceResponse", ok()
+func parseInstance(req *instanceRequest) (model.ServiceKey, []acl.Resource, error) {
+	return serviceOf(&req.namingRequest)
+}
+
+func parseBatch(req *batchInstanceRequest) (model.ServiceKey, []acl.Resource, error) {
+	return serviceOf(&req.namingRequest)
+}
+
+func parseSubscribe(req *subscribeRequest) (model.ServiceKey, []acl.Resource, error) {
+	return serviceOf(&req.namingRequest)
+}
+
+func parseQuery(req *serviceQueryRequest) (model.ServiceKey, []acl.Resource, error) {
+	return serviceOf(&req.namingRequest)
+}
+
+// parseList names a list's scope: a namespace and group; a token is
+// needed, and each service is filtered (mayRead).
+func parseList(req *serviceListRequest) (model.ServiceKey, []acl.Resource, error) {
+	scope, err := serviceKey(req.Namespace, req.GroupName, "-")
+	return scope, nil, err
+}
+
+func registerInstance(ctx context.Context, s *Server, req *instanceRequest, svc model.ServiceKey) (any, error) {
+	return ok(), s.instanceOp(ctx, svc, req.Type, []instance{req.Instance})
+}
+
+func batchRegister(ctx context.Context, s *Server, req *batchInstanceRequest, svc model.ServiceKey) (any, error) {
+	return ok(), s.instanceOp(ctx, svc, req.Type, req.Instances)
 }
 
 // instanceOp registers or deregisters instances: an ephemeral one with
 // the session of the connection the request came on.
-func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, insts []instance) (err error) {
-	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
-	if err != nil {
-		return err
-	}
-	done, err := s.allow(ctx, "InstanceRequest", acl.ActWrite, serviceRes(svc))
-	if err != nil {
-		return err
-	}
-	defer func() { done(err) }()
+func (s *Server) instanceOp(ctx context.Context, svc model.ServiceKey, op string, insts []instance) (err error) {
 	if len(insts) > maxBatch {
 		return fmt.Errorf("%d instances in one request; at most %d: %w", len(insts), maxBatch, model.ErrInvalidArgument)
 	}
@@ -217,51 +217,29 @@ func (s *Server) instanceOp(ctx context.Context, req namingRequest, op string, i
 // maxBatch bounds the instances of one batch request.
 const maxBatch = 1000
 
-func queryService(ctx context.Context, s *Server, body []byte) (string, any) {
+func queryService(ctx context.Context, s *Server, req *serviceQueryRequest, svc model.ServiceKey) (any, error) {
 	type queryServiceResponse struct {
 		response
 		ServiceInfo serviceInfo `json:"serviceInfo"`
 	}
-	var req serviceQueryRequest
-	if err := decode(body, &req); err != nil {
-		return "QueryServiceResponse", failure(err)
-	}
-	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
-	if err == nil {
-		_, err = s.allow(ctx, "ServiceQueryRequest", acl.ActRead, serviceRes(svc))
-	}
-	if err != nil {
-		return "QueryServiceResponse", failure(err)
-	}
 	insts, _, err := s.b.Instances(ctx, svc, backends.ReadOptions{})
 	if err != nil {
-		return "QueryServiceResponse", failure(err)
+		return nil, err
 	}
-	return "QueryServiceResponse", queryServiceResponse{response: ok(),
-		ServiceInfo: info(svc, req.Cluster, insts, req.HealthyOnly, s.threshold(ctx, svc), uint64(time.Now().UnixMilli()))}
+	return queryServiceResponse{response: ok(),
+		ServiceInfo: info(svc, req.Cluster, insts, req.HealthyOnly, s.threshold(ctx, svc), uint64(time.Now().UnixMilli()))}, nil
 }
 
-func listServices(ctx context.Context, s *Server, body []byte) (string, any) {
+func listServices(ctx context.Context, s *Server, req *serviceListRequest, scope model.ServiceKey) (any, error) {
 	type serviceListResponse struct {
 		response
 		Count        int      `json:"count"`
 		ServiceNames []string `json:"serviceNames"`
 	}
-	var req serviceListRequest
-	if err := decode(body, &req); err != nil {
-		return "ServiceListResponse", failure(err)
-	}
-	scope, err := serviceKey(req.Namespace, req.GroupName, "-")
-	if err == nil {
-		err = s.authenticated(ctx, "ServiceListRequest")
-	}
-	if err != nil {
-		return "ServiceListResponse", failure(err)
-	}
 	ns, group := scope.Namespace, scope.Group
 	list, _, err := s.b.Services(ctx, ns, group, model.ServiceKey{Namespace: ns}, 0, backends.ReadOptions{})
 	if err != nil {
-		return "ServiceListResponse", failure(err)
+		return nil, err
 	}
 	names := []string{}
 	for _, sv := range list {
@@ -269,7 +247,7 @@ func listServices(ctx context.Context, s *Server, body []byte) (string, any) {
 			names = append(names, sv.Key.Service)
 		}
 	}
-	return "ServiceListResponse", serviceListResponse{response: ok(), Count: len(names), ServiceNames: page(names, req.PageNo, req.PageSize)}
+	return serviceListResponse{response: ok(), Count: len(names), ServiceNames: page(names, req.PageNo, req.PageSize)}, nil
 }
 
 // page returns page no (from 1) of size (1 to 1000, default 10) of names.
@@ -292,35 +270,24 @@ type subscription struct {
 	stop context.CancelFunc
 }
 
-func subscribe(ctx context.Context, s *Server, body []byte) (string, any) {
+func subscribe(ctx context.Context, s *Server, req *subscribeRequest, svc model.ServiceKey) (any, error) {
 	type subscribeServiceResponse struct {
 		response
 		ServiceInfo serviceInfo `json:"serviceInfo"`
 	}
-	var req subscribeRequest
-	if err := decode(body, &req); err != nil {
-		return "SubscribeServiceResponse", failure(err)
-	}
-	svc, err := serviceKey(req.Namespace, req.GroupName, req.ServiceName)
-	if err == nil {
-		_, err = s.allow(ctx, "SubscribeServiceRequest", acl.ActRead, serviceRes(svc))
-	}
-	if err != nil {
-		return "SubscribeServiceResponse", failure(err)
-	}
 	c, found := s.connOf(ctx)
 	if !found {
-		return "ErrorResponse", fail(errUnregistered, errUnregisteredConn.Error())
+		return nil, errUnregisteredConn
 	}
 	if !req.Subscribe {
 		c.unsubscribe(svc)
-		return "SubscribeServiceResponse", subscribeServiceResponse{response: ok(), ServiceInfo: info(svc, req.Clusters, nil, false, 0, 0)}
+		return subscribeServiceResponse{response: ok(), ServiceInfo: info(svc, req.Clusters, nil, false, 0, 0)}, nil
 	}
-	first, err := c.subscribe(ctx, svc, req, secretOf(ctx))
+	first, err := c.subscribe(ctx, svc, *req, secretOf(ctx))
 	if err != nil {
-		return "SubscribeServiceResponse", failure(err)
+		return nil, err
 	}
-	return "SubscribeServiceResponse", subscribeServiceResponse{response: ok(), ServiceInfo: first}
+	return subscribeServiceResponse{response: ok(), ServiceInfo: first}, nil
 }
 
 func (c *conn) unsubscribe(svc model.ServiceKey) {

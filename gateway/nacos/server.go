@@ -271,39 +271,37 @@ func (r requestService) Request(ctx context.Context, p *nacosgrpc.Payload) (*nac
 	token := p.GetMetadata().GetHeaders()["accessToken"]
 	r.s.sawToken(ctx, token)
 	ctx = withSecret(ctx, token)
-	respType, body := h(ctx, r.s, p.GetBody().GetValue())
+	respType, body := h.handle(ctx, r.s, typ, p.GetBody().GetValue())
 	return payload(respType, body)
 }
 
-// handler serves one request type: it returns the response's type and
-// body.
-type handler func(ctx context.Context, s *Server, body []byte) (string, any)
-
-var handlers map[string]handler
+// handlers is the one table of the gRPC request types, each built with
+// the access decorator (guard) or open.
+var handlers map[string]rpc
 
 // RequestTypes lists the gRPC request types served, and whether each is
 // open (needs no token: it reads nothing of the store).
 func RequestTypes() map[string]bool {
 	out := map[string]bool{}
-	for t := range handlers {
-		out[t] = t == "ServerCheckRequest" || t == "HealthCheckRequest"
+	for t, h := range handlers {
+		out[t] = h.open
 	}
 	return out
 }
 
 func init() {
-	handlers = map[string]handler{
-		"ServerCheckRequest":       serverCheck,
-		"HealthCheckRequest":       healthCheck,
-		"InstanceRequest":          registerInstance,
-		"BatchInstanceRequest":     batchRegister,
-		"SubscribeServiceRequest":  subscribe,
-		"ServiceQueryRequest":      queryService,
-		"ServiceListRequest":       listServices,
-		"ConfigPublishRequest":     publishConfig,
-		"ConfigQueryRequest":       queryConfig,
-		"ConfigRemoveRequest":      removeConfig,
-		"ConfigBatchListenRequest": batchListen,
+	handlers = map[string]rpc{
+		"ServerCheckRequest":       open(serverCheck),
+		"HealthCheckRequest":       open(healthCheck),
+		"InstanceRequest":          guard("InstanceResponse", acl.ActWrite, parseInstance, registerInstance),
+		"BatchInstanceRequest":     guard("BatchInstanceResponse", acl.ActWrite, parseBatch, batchRegister),
+		"SubscribeServiceRequest":  guard("SubscribeServiceResponse", acl.ActRead, parseSubscribe, subscribe),
+		"ServiceQueryRequest":      guard("QueryServiceResponse", acl.ActRead, parseQuery, queryService),
+		"ServiceListRequest":       guard("ServiceListResponse", acl.ActRead, parseList, listServices),
+		"ConfigPublishRequest":     guard("ConfigPublishResponse", acl.ActWrite, parsePublish, publishConfig),
+		"ConfigQueryRequest":       guard("ConfigQueryResponse", acl.ActRead, parseConfig, queryConfig),
+		"ConfigRemoveRequest":      guard("ConfigRemoveResponse", acl.ActWrite, parseConfig, removeConfig),
+		"ConfigBatchListenRequest": guard("ConfigChangeBatchListenResponse", acl.ActRead, parseListen, batchListen),
 	}
 }
 
@@ -337,7 +335,7 @@ func failure(err error) response {
 	return fail(errServer, err.Error())
 }
 
-func serverCheck(ctx context.Context, s *Server, _ []byte) (string, any) {
+func serverCheck(ctx context.Context, s *Server) (string, any) {
 	type serverCheckResponse struct {
 		response
 		ConnectionID string `json:"connectionId"`
@@ -352,7 +350,7 @@ func serverCheck(ctx context.Context, s *Server, _ []byte) (string, any) {
 
 // healthCheck answers a client's periodic check: 301 when its connection
 // is not set up, on which a client reconnects.
-func healthCheck(ctx context.Context, s *Server, _ []byte) (string, any) {
+func healthCheck(ctx context.Context, s *Server) (string, any) {
 	s.mu.Lock()
 	_, found := s.conns[transportOf(ctx)]
 	s.mu.Unlock()
@@ -609,7 +607,7 @@ func (c *conn) recheck(ctx context.Context, session string) {
 	grants := maps.Clone(c.grants)
 	c.mu.Unlock()
 	for svc, secret := range grants {
-		if _, err := c.s.allow(withSecret(ctx, c.tokenFor(secret)), "InstanceRequest", acl.ActWrite, serviceRes(svc)); err == nil {
+		if _, err := c.s.decide(withSecret(ctx, c.tokenFor(secret)), "InstanceRequest", acl.ActWrite, []acl.Resource{serviceRes(svc)}); err == nil {
 			continue
 		}
 		insts, _, err := c.s.b.Instances(ctx, svc, backends.ReadOptions{})
