@@ -84,6 +84,9 @@ type Config struct {
 	transport raft.Transport
 }
 
+// standaloneTimeout is a single node's heartbeat and election timeout.
+const standaloneTimeout = 20 * time.Millisecond
+
 // DefaultConfig returns the defaults for a store in dir.
 func DefaultConfig(dir string) Config {
 	return Config{Dir: dir, History: 10000, SnapshotThreshold: 8192, SnapshotBytes: 64 << 20, TrailingLogs: 10240, ExpiryInterval: 100 * time.Millisecond,
@@ -336,6 +339,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// for it, so keep it short: an idle leader then sends each follower
 	// about 100 small appends a second.
 	rc.CommitTimeout = 10 * time.Millisecond
+	if cfg.RaftAddr == "" && cfg.transport == nil {
+		// A single node on the in-memory transport: no other node can
+		// ever reach it, so its only election is its own, which it wins
+		// alone. Waiting the heartbeat timeout for it is the bulk of an
+		// empty store's start-up; no leader to miss, a short one costs
+		// nothing (and no lease to lose: it is its own quorum).
+		rc.HeartbeatTimeout = min(rc.HeartbeatTimeout, standaloneTimeout)
+		rc.ElectionTimeout = min(rc.ElectionTimeout, standaloneTimeout)
+		rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, standaloneTimeout)
+	}
 	if err := raft.ValidateConfig(rc); err != nil {
 		s.closeLog()
 		return nil, fmt.Errorf("raft configuration: %w", err)
