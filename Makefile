@@ -11,7 +11,7 @@ GRPC_GATEWAY_VERSION := v2.33.0
 STATICCHECK_VERSION := v0.8.2
 PROTOC_VERSION := 3.21.12
 
-.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos console-screenshots clean release bench-nacos
+.PHONY: build test fuzz deps deps-apt lint generate run tools bench bench-cluster bench-auth bench-go guarantees guarantees-nacos console-screenshots clean release bench-nacos bench-scale
 
 build:
 	$(GO) build -buildvcs=auto -o bin/junction ./cmd/junction
@@ -119,6 +119,14 @@ guarantees-nacos: deps build
 bench-nacos: deps
 	$(GO) test -run '^$$' -bench 'AgainstPolaris/(register|query)' -benchtime 3s -count 2 ./gateway/nacos/
 	$(GO) test -run '^$$' -bench 'AgainstPolaris/config-push' -benchtime 40x ./gateway/nacos/
+
+# bench-scale loads the built-in store with 10k, 100k and 1M instances
+# (and 10k to 100k configs), each into a fresh server, and rewrites the
+# scale section of docs/benchmarks.md and its charts in docs/scale (about
+# 10 minutes). CI runs a bounded version inside `make test`
+# (TestBenchScale).
+bench-scale: build
+	./bin/junction bench scale --report docs/benchmarks.md
 
 # console-screenshots runs the console's browser tests (Debian's Chromium)
 # and writes a PNG of each screen into docs/console.

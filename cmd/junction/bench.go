@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -189,6 +190,104 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 	f.StringVar(&o.Service, "service", "", "service name the workloads use, and prefix of their config ids (default: a fresh bench-N)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with --local: gateway and load generator) to this file")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile of this process to this file at the end")
+	cmd.AddCommand(newBenchScaleCmd())
+	return cmd
+}
+
+func newBenchScaleCmd() *cobra.Command {
+	var (
+		o       bench.ScaleOptions
+		sizes   []string
+		report  string
+		section string
+		plots   string
+	)
+	cmd := &cobra.Command{
+		Use:   "scale",
+		Short: "Measure how the built-in store's cost grows with what it holds",
+		Long: `Loads a fresh junction server (the built-in store, one node, a child process of this
+command) at each size, one after the other, after an empty one, and measures it: resident
+memory and live heap per instance and per config, a full snapshot's size and time, the data
+dir, restart to ready from the snapshot and the log's tail, register and instance-list
+latency one call at a time, and paging through every service. It first times the start of
+an empty store. A size is INSTANCES/SERVICES/CONFIGS: persistent instances spread evenly
+across the services, and config items of --value-size bytes.
+
+--report FILE rewrites the scale section of a Markdown file with the tables, and writes the
+charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md).`,
+		Example: `  junction bench scale
+  junction bench scale --sizes 10000/1000/1000,100000/10000/10000 --samples 200`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Sizes = nil
+			for _, v := range sizes {
+				z, err := bench.ParseScaleSize(v)
+				if err != nil {
+					return model.Invalid("sizes", "%v", err)
+				}
+				o.Sizes = append(o.Sizes, z)
+			}
+			if o.Concurrency < 1 || o.Samples < 1 || o.Startups < 1 || o.ValueSize < 1 {
+				return model.Invalid("options", "--concurrency, --samples, --startups and --value-size must be at least 1")
+			}
+			bin, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("this binary, to run the servers: %w", err)
+			}
+			o.Binary, o.Progress = bin, cmd.ErrOrStderr()
+			tmp, err := os.MkdirTemp("", "junction-scale")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			r, err := bench.RunScale(cmd.Context(), tmp, o)
+			if err != nil {
+				return err
+			}
+			var names []string
+			if report != "" {
+				if plots == "" {
+					plots = filepath.Join(filepath.Dir(report), "scale")
+				}
+				files, err := bench.ScalePlots(plots, r)
+				if err != nil {
+					return err
+				}
+				rel, err := filepath.Rel(filepath.Dir(report), plots)
+				if err != nil {
+					return err
+				}
+				for _, f := range files {
+					names = append(names, filepath.ToSlash(filepath.Join(rel, f)))
+				}
+			}
+			var md strings.Builder
+			if err := bench.ScaleMarkdown(&md, r, "junction "+strings.Join(os.Args[1:], " "), time.Now(), names); err != nil {
+				return err
+			}
+			if report != "" {
+				if err := bench.UpdateFile(report, section, []byte(md.String())); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s and %d charts in %s\n", report, len(names), plots)
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), md.String())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	def := make([]string, len(bench.DefaultScaleSizes))
+	for i, z := range bench.DefaultScaleSizes {
+		def[i] = z.String()
+	}
+	f.StringSliceVar(&sizes, "sizes", def, "sizes to load, INSTANCES/SERVICES/CONFIGS, comma-separated")
+	f.IntVarP(&o.Concurrency, "concurrency", "c", 32, "callers loading each store")
+	f.IntVar(&o.Samples, "samples", 1000, "registers and instance lists timed at each size, one at a time")
+	f.IntVar(&o.Startups, "startups", 10, "starts of an empty store timed")
+	f.IntVar(&o.ValueSize, "value-size", 256, "each config item's size in bytes")
+	f.StringVar(&report, "report", "", "rewrite the scale section of this Markdown file, and write the charts beside it")
+	f.StringVar(&section, "report-section", "scale", "name of the generated section --report rewrites")
+	f.StringVar(&plots, "plots", "", "directory the charts (SVG) go to (default: scale/ beside --report)")
 	return cmd
 }
 

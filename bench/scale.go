@@ -1,0 +1,497 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/conformance/ports"
+)
+
+// The scale run: how the built-in store's cost grows with what it holds.
+// Each size is loaded into a fresh `junction server` process over its gRPC
+// API, so that every figure is the server's alone: its resident memory,
+// its snapshot, its restart, its latencies.
+
+// ScaleSize is one size of the scale run: persistent instances spread
+// evenly across services, and config items.
+type ScaleSize struct {
+	Instances, Services, Configs int
+}
+
+func (z ScaleSize) String() string {
+	return fmt.Sprintf("%d/%d/%d", z.Instances, z.Services, z.Configs)
+}
+
+// ParseScaleSize reads INSTANCES/SERVICES/CONFIGS ("1000000/100000/100000").
+func ParseScaleSize(v string) (ScaleSize, error) {
+	f := strings.Split(v, "/")
+	if len(f) != 3 {
+		return ScaleSize{}, fmt.Errorf("%q is not INSTANCES/SERVICES/CONFIGS", v)
+	}
+	var n [3]int
+	for i, s := range f {
+		x, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
+		if err != nil || x < 0 {
+			return ScaleSize{}, fmt.Errorf("%q: %q is not a count", v, s)
+		}
+		n[i] = x
+	}
+	z := ScaleSize{Instances: n[0], Services: n[1], Configs: n[2]}
+	if z.Services < 1 || z.Instances < z.Services {
+		return ScaleSize{}, fmt.Errorf("%q: at least one service, and at least one instance per service", v)
+	}
+	return z, nil
+}
+
+// DefaultScaleSizes are the issue's sizes: 10k, 100k and 1M instances
+// across 1k, 10k and 100k services, with 10k, 10k and 100k config items.
+var DefaultScaleSizes = []ScaleSize{{10_000, 1_000, 10_000}, {100_000, 10_000, 10_000}, {1_000_000, 100_000, 100_000}}
+
+// ScaleOptions configure a scale run.
+type ScaleOptions struct {
+	// Binary is the junction binary the servers run.
+	Binary string
+	// Sizes are loaded one after the other, each into a fresh server; an
+	// empty store is measured first, as the baseline.
+	Sizes []ScaleSize
+	// Concurrency is how many callers load a store.
+	Concurrency int
+	// Samples is how many registers and instance lists are timed at each
+	// size, one at a time.
+	Samples int
+	// Startups is how many starts of an empty store are timed.
+	Startups int
+	// ValueSize is each config item's size in bytes.
+	ValueSize int
+	// Progress receives a line every few seconds.
+	Progress io.Writer
+}
+
+// ScalePoint is what one size measured.
+type ScalePoint struct {
+	Size ScaleSize
+	// LoadSeconds is how long loading took, at Concurrency callers.
+	LoadSeconds float64
+	// RSS is the server's resident memory: empty, with the instances, and
+	// with the configs too; Heap the live heap (after a collection) at the
+	// same points.
+	RSSEmpty, RSSInstances, RSSLoaded    uint64
+	HeapEmpty, HeapInstances, HeapLoaded uint64
+	// SnapshotBytes and SnapshotSeconds are a full snapshot's (GET
+	// /v1/snapshot, what `junction snapshot save` writes).
+	SnapshotBytes   int64
+	SnapshotSeconds float64
+	// DataBytes is the data directory's size once loaded.
+	DataBytes int64
+	// RestartSeconds is from the restarted process's start to /readyz,
+	// from the snapshot and the log's tail.
+	RestartSeconds float64
+	// RegisterP99 and ListP99 are in milliseconds: one register, and one
+	// list of a service's instances, at a time.
+	RegisterP50, RegisterP99, ListP50, ListP99 float64
+	// ServicesSeconds is how long paging through every service took, in
+	// ServicesPages pages of 1000.
+	ServicesSeconds float64
+	ServicesPages   int
+}
+
+// PerInstance is the resident memory each instance costs.
+func (p ScalePoint) PerInstance() float64 {
+	if p.Size.Instances == 0 {
+		return 0
+	}
+	return float64(int64(p.RSSInstances)-int64(p.RSSEmpty)) / float64(p.Size.Instances)
+}
+
+// HeapPerInstance is the live heap each instance costs.
+func (p ScalePoint) HeapPerInstance() float64 {
+	if p.Size.Instances == 0 {
+		return 0
+	}
+	return float64(int64(p.HeapInstances)-int64(p.HeapEmpty)) / float64(p.Size.Instances)
+}
+
+// PerConfig is the resident memory each config item costs.
+func (p ScalePoint) PerConfig() float64 {
+	if p.Size.Configs == 0 {
+		return 0
+	}
+	return float64(int64(p.RSSLoaded)-int64(p.RSSInstances)) / float64(p.Size.Configs)
+}
+
+// ScaleResult is a scale run's figures.
+type ScaleResult struct {
+	Options ScaleOptions
+	// Startups are the seconds from an empty store's process start to
+	// /readyz.
+	Startups []float64
+	// Points are the sizes', the empty store first.
+	Points []ScalePoint
+}
+
+// RunScale runs the scale run in dir.
+func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, error) {
+	if o.Concurrency < 1 || o.Samples < 1 || o.Startups < 1 {
+		return ScaleResult{}, errors.New("concurrency, samples and startups must be at least 1")
+	}
+	progress := o.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	res := ScaleResult{Options: o}
+	for i := range o.Startups {
+		p, took, err := startScaleServer(ctx, o.Binary, filepath.Join(dir, "startup-"+strconv.Itoa(i)))
+		if err != nil {
+			return res, err
+		}
+		p.stop()
+		res.Startups = append(res.Startups, took.Seconds())
+	}
+	fmt.Fprintf(progress, "empty store ready in %s (median of %d starts)\n", secs(median(res.Startups)), len(res.Startups))
+	for i, z := range append([]ScaleSize{{}}, o.Sizes...) {
+		p, err := scalePoint(ctx, filepath.Join(dir, "size-"+strconv.Itoa(i)), z, o, progress)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", z, err)
+		}
+		res.Points = append(res.Points, p)
+	}
+	return res, nil
+}
+
+func scalePoint(ctx context.Context, dir string, z ScaleSize, o ScaleOptions, progress io.Writer) (ScalePoint, error) {
+	pt := ScalePoint{Size: z}
+	srv, _, err := startScaleServer(ctx, o.Binary, dir)
+	if err != nil {
+		return pt, err
+	}
+	defer func() { srv.stop() }()
+	if pt.RSSEmpty, pt.HeapEmpty, err = srv.memory(ctx); err != nil {
+		return pt, err
+	}
+	cc, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return pt, err
+	}
+	defer cc.Close()
+	reg, cfgs := pb.NewRegistryServiceClient(cc), pb.NewConfigServiceClient(cc)
+
+	start := time.Now()
+	perService := max(z.Instances/max(z.Services, 1), 1)
+	err = parallel(ctx, z.Instances, o.Concurrency, progress, "instances", func(ctx context.Context, k int) error {
+		_, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: scaleService(k / perService), Ip: ip(int64(k)), Port: 80})
+		return err
+	})
+	if err != nil {
+		return pt, err
+	}
+	if pt.RSSInstances, pt.HeapInstances, err = srv.memory(ctx); err != nil {
+		return pt, err
+	}
+	value := strings.Repeat("v", o.ValueSize)
+	err = parallel(ctx, z.Configs, o.Concurrency, progress, "configs", func(ctx context.Context, k int) error {
+		_, err := cfgs.PutConfig(ctx, &pb.PutConfigRequest{DataId: "scale-" + strconv.Itoa(k) + ".txt", Content: value})
+		return err
+	})
+	if err != nil {
+		return pt, err
+	}
+	pt.LoadSeconds = time.Since(start).Seconds()
+	if pt.RSSLoaded, pt.HeapLoaded, err = srv.memory(ctx); err != nil {
+		return pt, err
+	}
+
+	// One at a time: what a caller waits, not what a crowd gets through.
+	var regs, lists []float64
+	for k := range o.Samples {
+		t := time.Now()
+		if _, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: "scale-probe", Ip: ip(int64(k)), Port: 81}); err != nil {
+			return pt, fmt.Errorf("probe register: %w", err)
+		}
+		regs = append(regs, msSince(t))
+		if z.Services > 0 {
+			svc := scaleService((k * 7919) % z.Services)
+			t = time.Now()
+			r, err := reg.ListInstances(ctx, &pb.ListInstancesRequest{Service: svc})
+			if err != nil {
+				return pt, fmt.Errorf("probe list: %w", err)
+			}
+			lists = append(lists, msSince(t))
+			if len(r.GetInstances()) != perService && z.Instances%z.Services == 0 {
+				return pt, fmt.Errorf("%s has %d instances, want %d", svc, len(r.GetInstances()), perService)
+			}
+		}
+	}
+	pt.RegisterP50, pt.RegisterP99 = percentile(regs, 0.5), percentile(regs, 0.99)
+	pt.ListP50, pt.ListP99 = percentile(lists, 0.5), percentile(lists, 0.99)
+
+	t := time.Now()
+	services := 0
+	for token := ""; ; {
+		r, err := reg.ListServices(ctx, &pb.ListServicesRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			return pt, fmt.Errorf("list services: %w", err)
+		}
+		pt.ServicesPages++
+		services += len(r.GetServices())
+		if token = r.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	pt.ServicesSeconds = time.Since(t).Seconds()
+	if want := z.Services + 1; services != want { // and scale-probe
+		return pt, fmt.Errorf("paged through %d services, want %d", services, want)
+	}
+
+	t = time.Now()
+	if pt.SnapshotBytes, err = srv.snapshot(ctx); err != nil {
+		return pt, err
+	}
+	pt.SnapshotSeconds = time.Since(t).Seconds()
+
+	srv.stop()
+	pt.DataBytes = dirSize(dir)
+	srv, took, err := startScaleServer(ctx, o.Binary, dir)
+	if err != nil {
+		return pt, fmt.Errorf("restart: %w", err)
+	}
+	pt.RestartSeconds = took.Seconds()
+	fmt.Fprintf(progress, "%s: loaded in %s, %.0f B per instance resident, restart %s, register p99 %.2f ms\n",
+		z, secs(pt.LoadSeconds), pt.PerInstance(), secs(pt.RestartSeconds), pt.RegisterP99)
+	return pt, nil
+}
+
+func scaleService(i int) string { return "scale-" + strconv.Itoa(i) }
+
+// parallel calls f for 0..n-1 from c callers, with a progress line every
+// five seconds.
+func parallel(ctx context.Context, n, c int, progress io.Writer, what string, f func(context.Context, int) error) error {
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next, done atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(ctx, k); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	stop := make(chan struct{})
+	go func() {
+		start := time.Now()
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				d := done.Load()
+				fmt.Fprintf(progress, "  %s: %d/%d (%.0f/s)\n", what, d, n, float64(d)/time.Since(start).Seconds())
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	return first
+}
+
+// scaleServer is a `junction server` process on a data dir.
+type scaleServer struct {
+	cmd    *exec.Cmd
+	addr   string
+	exited chan error
+	once   sync.Once
+}
+
+// startScaleServer starts a server on dir and returns once it is ready,
+// with the time that took from the process's start.
+func startScaleServer(ctx context.Context, bin, dir string) (*scaleServer, time.Duration, error) {
+	addr, err := ports.Addr()
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, 0, err
+	}
+	logPath := dir + ".log"
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer log.Close()
+	cmd := exec.Command(bin, "server", "--data-dir", dir, "--listen", addr, "--pprof", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = log, log
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, 0, err
+	}
+	s := &scaleServer{cmd: cmd, addr: addr, exited: make(chan error, 1)}
+	go func() { s.exited <- cmd.Wait() }()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, time.Since(start), nil
+			}
+		}
+		select {
+		case err := <-s.exited:
+			return nil, 0, fmt.Errorf("junction server exited before it was ready (%v): see %s", err, logPath)
+		case <-ctx.Done():
+			s.stop()
+			return nil, 0, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// stop ends the server as systemd would: SIGTERM, then SIGKILL after a
+// minute.
+func (s *scaleServer) stop() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(time.Minute):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	})
+}
+
+// memory returns the server's resident memory and its live heap, after a
+// collection (asked for through /debug/pprof/heap?gc=1).
+func (s *scaleServer) memory(ctx context.Context) (rss, heap uint64, err error) {
+	if err := s.get(ctx, "/debug/pprof/heap?gc=1", io.Discard); err != nil {
+		return 0, 0, err
+	}
+	var metrics strings.Builder
+	if err := s.get(ctx, "/metrics", &metrics); err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(metrics.String()) {
+		if v, found := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); found {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			heap = uint64(f)
+		}
+	}
+	return residentBytes(s.cmd.Process.Pid), heap, nil
+}
+
+// snapshot reads a full snapshot, as `junction snapshot save` does, and
+// returns its size.
+func (s *scaleServer) snapshot(ctx context.Context) (int64, error) {
+	var n countWriter
+	err := s.get(ctx, "/v1/snapshot", &n)
+	return int64(n), err
+}
+
+func (s *scaleServer) get(ctx context.Context, path string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	*c += countWriter(len(b))
+	return len(b), nil
+}
+
+// residentBytes is a process's resident memory (VmRSS), 0 where /proc
+// does not say.
+func residentBytes(pid int) uint64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, found := strings.CutPrefix(sc.Text(), "VmRSS:"); found {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+func percentile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[min(int(q*float64(len(v))), len(v)-1)]
+}
+
+func median(v []float64) float64 { return percentile(v, 0.5) }
+
+func secs(s float64) string {
+	if s < 1 {
+		return fmt.Sprintf("%.0f ms", s*1000)
+	}
+	return fmt.Sprintf("%.1f s", s)
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The bounded scale run: `junction bench scale` at two small sizes loads
+// real servers, checks what it loaded (each service's instances, every
+// service paged through, the state after a restart), and writes its
+// section and charts. make bench-scale runs the full one.
+func TestBenchScale(t *testing.T) {
+	dir := t.TempDir()
+	report := filepath.Join(dir, "benchmarks.md")
+	if err := os.WriteFile(report, []byte("# Benchmarks\n\nkept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary(t), "bench", "scale", "--sizes", "1000/100/100,4000/400/400", "--samples", "50",
+		"--startups", "2", "-c", "8", "--report", report).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	doc, _ := os.ReadFile(report)
+	for _, want := range []string{"kept", "<!-- junction bench scale: begin", "| empty |", "| 1,000 / 100 / 100 |", "| 4,000 / 400 / 400 |",
+		"**Start-up** of an empty store", "At the largest size, 4,000 instances", "![scale-memory](scale/scale-memory.svg)"} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("the report has no %q:\n%s", want, doc)
+		}
+	}
+	for _, name := range []string{"scale-memory.svg", "scale-restart.svg", "scale-latency.svg"} {
+		b, err := os.ReadFile(filepath.Join(dir, "scale", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var svg struct {
+			XMLName   xml.Name
+			Polylines []struct {
+				Points string `xml:"points,attr"`
+			} `xml:"polyline"`
+		}
+		if err := xml.Unmarshal(b, &svg); err != nil || svg.XMLName.Local != "svg" {
+			t.Fatalf("%s is not SVG: %v", name, err)
+		}
+		// Each curve has a point per size.
+		if len(svg.Polylines) == 0 {
+			t.Errorf("%s has no curves", name)
+		}
+		for _, p := range svg.Polylines {
+			if n := len(strings.Fields(p.Points)); n != 2 {
+				t.Errorf("%s: a curve of %d points, want 2: %q", name, n, p.Points)
+			}
+		}
+	}
+	// Bad sizes are refused before anything starts.
+	for _, bad := range []string{"10/0/0", "5/10/0", "1000/100", "x/1/1", "-1/1/1"} {
+		out, err := exec.Command(binary(t), "bench", "scale", "--sizes", bad).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "sizes") {
+			t.Errorf("--sizes %s: %v %s", bad, err, out)
+		}
+	}
+}
