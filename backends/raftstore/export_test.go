@@ -32,3 +32,8 @@ func StoredVersions(s *Store, key model.ConfigKey) (stored int, last int64) {
 	}
 	return 0, 0
 }
+
+// TakeSnapshot makes the store take a Raft snapshot now.
+func TakeSnapshot(s *Store) error {
+	return s.raft.Snapshot().Error()
+}

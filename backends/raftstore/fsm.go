@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bufio"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/btree"
 	"github.com/hashicorp/raft"
 
 	"github.com/junctionhq/junction/backends"
@@ -80,6 +82,14 @@ type fsm struct {
 	mu       sync.RWMutex
 	sessions map[string]time.Duration
 	services map[model.ServiceKey]map[string]model.Instance
+	// order holds the services' keys sorted, so that a page of services
+	// costs its own size, not the whole store's (Store.Services).
+	order *btree.BTreeG[model.ServiceKey]
+	// epoch counts the snapshots taken (freeze). A service's instance map
+	// made in an earlier epoch (svcEpoch) may be shared with a snapshot
+	// still being written, so it is copied before it changes (writable).
+	epoch    uint64
+	svcEpoch map[model.ServiceKey]uint64
 	configs  map[model.ConfigKey]model.Config
 	hist     map[model.ConfigKey]*itemHistory    // config history
 	swept    time.Time                           // the last sweep of expired versions (sweep)
@@ -97,6 +107,8 @@ func newFSM(historySize int) *fsm {
 func (f *fsm) clear() {
 	f.sessions = map[string]time.Duration{}
 	f.services = map[model.ServiceKey]map[string]model.Instance{}
+	f.order = btree.NewG(32, func(a, b model.ServiceKey) bool { return compareService(a, b) < 0 })
+	f.svcEpoch = map[model.ServiceKey]uint64{}
 	f.configs = map[model.ConfigKey]model.Config{}
 	f.hist = map[model.ConfigKey]*itemHistory{}
 	f.owned = map[string]map[instanceRef]struct{}{}
@@ -138,11 +150,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 				break
 			}
 		}
-		insts := f.services[c.Service]
-		if insts == nil {
-			insts = map[string]model.Instance{}
-			f.services[c.Service] = insts
-		}
+		insts := f.writable(c.Service)
 		if old, ok := insts[inst.ID]; ok && old.Session != "" {
 			delete(f.owned[old.Session], instanceRef{c.Service, inst.ID})
 		}
@@ -165,7 +173,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 		default: // the session, and so the owner, stay
 			inst := c.Patch.Apply(cur)
 			inst.Revision = rev
-			f.services[c.Service][c.ID] = inst
+			f.writable(c.Service)[c.ID] = inst
 			res.instance = inst
 			evs = append(evs, model.Event{Type: model.EventPut, Revision: rev, Service: c.Service, Instance: &inst})
 		}
@@ -237,13 +245,33 @@ func (f *fsm) Apply(l *raft.Log) any {
 // removeInstance deletes an instance and returns its delete event. The
 // caller holds mu and maintains the session index.
 func (f *fsm) removeInstance(svc model.ServiceKey, id string, rev int64) model.Event {
-	insts := f.services[svc]
+	insts := f.writable(svc)
 	last := insts[id]
 	delete(insts, id)
 	if len(insts) == 0 {
 		delete(f.services, svc)
+		delete(f.svcEpoch, svc)
+		f.order.Delete(svc)
 	}
 	return model.Event{Type: model.EventDelete, Revision: rev, Service: svc, Instance: &last}
+}
+
+// writable returns svc's instance map for a change, made if svc has none:
+// a copy when the map may be shared with a snapshot (freeze). The caller
+// holds mu.
+func (f *fsm) writable(svc model.ServiceKey) map[string]model.Instance {
+	insts := f.services[svc]
+	switch {
+	case insts == nil:
+		insts = map[string]model.Instance{}
+		f.services[svc] = insts
+		f.order.ReplaceOrInsert(svc)
+	case f.svcEpoch[svc] != f.epoch:
+		insts = maps.Clone(insts)
+		f.services[svc] = insts
+	}
+	f.svcEpoch[svc] = f.epoch
+	return insts
 }
 
 // instances returns a service's instances sorted by id. Caller holds mu.
@@ -308,36 +336,87 @@ type serviceData struct {
 	Instances []model.Instance `json:"instances"`
 }
 
-// Snapshot implements raft.FSM. The state is copied under the read lock and
-// serialized by Persist outside it.
+// Snapshot implements raft.FSM: the state is frozen under the lock, at
+// the cost of copying its outer maps, and written out of it by Persist,
+// while Apply goes on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	d := f.data()
-	return &d, nil
+	return f.freeze(), nil
 }
 
-// data copies the whole state; the caller holds mu.
-func (f *fsm) data() snapshotData {
-	d := snapshotData{Applied: f.applied}
+// frozen is the state at one applied index. Its services share their
+// instance maps with the live state, which copies one before it changes
+// it (writable); the rest is copied.
+type frozen struct {
+	applied  int64
+	sessions []model.Session
+	services map[model.ServiceKey]map[string]model.Instance
+	configs  []model.Config
+	history  []itemHistory
+}
+
+// freeze returns the state as it is now.
+func (f *fsm) freeze() *frozen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fr := &frozen{applied: f.applied, services: maps.Clone(f.services), configs: slices.Collect(maps.Values(f.configs))}
+	f.epoch++ // from now on every service's map may be shared with fr
 	for id, ttl := range f.sessions {
-		d.Sessions = append(d.Sessions, model.Session{ID: id, TTL: ttl})
-	}
-	for k := range f.services {
-		d.Services = append(d.Services, serviceData{Key: k, Instances: f.instances(k)})
-	}
-	for _, c := range f.configs {
-		d.Configs = append(d.Configs, c)
+		fr.sessions = append(fr.sessions, model.Session{ID: id, TTL: ttl})
 	}
 	for _, h := range f.hist {
-		d.History = append(d.History, itemHistory{Key: h.Key, Last: h.Last, Versions: slices.Clone(h.Versions)})
+		fr.history = append(fr.history, itemHistory{Key: h.Key, Last: h.Last, Versions: slices.Clone(h.Versions)})
 	}
-	return d
+	return fr
+}
+
+// writeJSON writes the state as snapshotData's JSON, a service at a time
+// (in order, as are its instances), never the whole of it in one buffer.
+func (fr *frozen) writeJSON(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	enc := json.NewEncoder(bw)
+	write := func(prefix string, v any) error {
+		if _, err := bw.WriteString(prefix); err != nil {
+			return err
+		}
+		return enc.Encode(v) // one value, and a newline, which JSON allows between tokens
+	}
+	slices.SortFunc(fr.sessions, func(a, b model.Session) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(fr.configs, func(a, b model.Config) int { return cmp.Compare(a.Key.String(), b.Key.String()) })
+	slices.SortFunc(fr.history, func(a, b itemHistory) int { return cmp.Compare(a.Key.String(), b.Key.String()) })
+	if err := write(`{"applied":`, fr.applied); err != nil {
+		return err
+	}
+	if err := write(`,"sessions":`, fr.sessions); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString(`,"services":[`); err != nil {
+		return err
+	}
+	for i, k := range slices.SortedFunc(maps.Keys(fr.services), compareService) {
+		insts := slices.SortedFunc(maps.Values(fr.services[k]), func(a, b model.Instance) int { return cmp.Compare(a.ID, b.ID) })
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		if err := write(sep, serviceData{Key: k, Instances: insts}); err != nil {
+			return err
+		}
+	}
+	if err := write(`],"configs":`, fr.configs); err != nil {
+		return err
+	}
+	if err := write(`,"history":`, fr.history); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString("}\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // Persist implements raft.FSMSnapshot.
-func (d *snapshotData) Persist(sink raft.SnapshotSink) error {
-	if err := json.NewEncoder(sink).Encode(d); err != nil {
+func (fr *frozen) Persist(sink raft.SnapshotSink) error {
+	if err := fr.writeJSON(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("raftstore: write snapshot: %w", err)
 	}
@@ -345,7 +424,7 @@ func (d *snapshotData) Persist(sink raft.SnapshotSink) error {
 }
 
 // Release implements raft.FSMSnapshot.
-func (d *snapshotData) Release() {}
+func (fr *frozen) Release() {}
 
 // Restore implements raft.FSM. Watch history before the snapshot is gone, so
 // watchers from older revisions get a RESET.
@@ -380,6 +459,8 @@ func (f *fsm) load(d snapshotData) {
 			}
 		}
 		f.services[s.Key] = m
+		f.svcEpoch[s.Key] = f.epoch
+		f.order.ReplaceOrInsert(s.Key)
 	}
 	for _, c := range d.Configs {
 		f.configs[c.Key] = c

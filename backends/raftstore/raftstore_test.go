@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +314,72 @@ func TestExpiredVersionsAreSwept(t *testing.T) {
 	vs, _, err := s.ConfigHistory(ctx, gone, backends.ReadOptions{})
 	if err != nil || len(vs) != 1 || vs[0].Number != 4 || vs[0].Revision != c.Revision || vs[0].Op != model.OpCreate {
 		t.Fatalf("history of the re-created item: %+v (%v), want version 4, a create", vs, err)
+	}
+}
+
+// Services pages through a namespace (or one group of it) in order, from
+// after the previous page's last key, whatever else the store holds; a
+// service whose last instance goes is gone from the pages, and one that
+// comes back is listed again, also after a restart from a snapshot.
+func TestServicesPages(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	var want []string
+	for _, ns := range []string{"a", "b", "c"} {
+		for _, g := range []string{"g1", "g2"} {
+			for i := range 25 {
+				svc := model.ServiceKey{Namespace: ns, Group: g, Service: fmt.Sprintf("svc-%02d", i)}
+				if _, err := s.Register(ctx, svc, model.Instance{ID: "i", IP: "10.0.0.1", Port: 1, Healthy: i%2 == 0}); err != nil {
+					t.Fatal(err)
+				}
+				if ns == "b" {
+					want = append(want, g+"/"+svc.Service)
+				}
+			}
+		}
+	}
+	if _, err := s.Deregister(ctx, model.ServiceKey{Namespace: "b", Group: "g1", Service: "svc-03"}, "i"); err != nil {
+		t.Fatal(err)
+	}
+	want = slices.DeleteFunc(want, func(n string) bool { return n == "g1/svc-03" })
+	page := func(s *raftstore.Store, group string, size int) []string {
+		t.Helper()
+		var got []string
+		after := model.ServiceKey{Namespace: "b"}
+		for {
+			list, _, err := s.Services(ctx, "b", group, after, size, backends.ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sum := range list {
+				var n int
+				_, _ = fmt.Sscanf(sum.Key.Service, "svc-%d", &n)
+				if sum.Instances != 1 || (sum.Healthy == 1) != (n%2 == 0) {
+					t.Errorf("%s: %+v", sum.Key, sum)
+				}
+				got = append(got, sum.Key.Group+"/"+sum.Key.Service)
+			}
+			if len(list) < size || size == 0 {
+				return got
+			}
+			after = list[len(list)-1].Key
+		}
+	}
+	for _, size := range []int{0, 1, 7, 49, 100} {
+		if got := page(s, "", size); !slices.Equal(got, want) {
+			t.Fatalf("pages of %d: %v\nwant %v", size, got, want)
+		}
+	}
+	if got := page(s, "g2", 10); !slices.Equal(got, want[24:]) {
+		t.Fatalf("group g2: %v", got)
+	}
+	if err := raftstore.TakeSnapshot(s); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	if got := page(s, "", 10); !slices.Equal(got, want) {
+		t.Fatalf("after a restart: %v", got)
 	}
 }

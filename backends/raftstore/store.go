@@ -748,10 +748,20 @@ func (s *Store) Instances(ctx context.Context, svc model.ServiceKey, opts backen
 func (s *Store) Services(ctx context.Context, namespace, group string, after model.ServiceKey, limit int, opts backends.ReadOptions) ([]model.ServiceSummary, backends.ReadInfo, error) {
 	var out []model.ServiceSummary
 	info, err := s.read(opts, func() {
-		for k, insts := range s.fsm.services {
-			if k.Namespace != namespace || (group != "" && k.Group != group) || compareService(k, after) <= 0 {
-				continue
+		// From the first key of the scope, or after the previous page's
+		// last, in order, until the scope ends or the page is full.
+		from := model.ServiceKey{Namespace: namespace, Group: group}
+		if compareService(after, from) > 0 {
+			from = after
+		}
+		s.fsm.order.AscendGreaterOrEqual(from, func(k model.ServiceKey) bool {
+			if k.Namespace != namespace || (group != "" && k.Group != group) {
+				return false
 			}
+			if k == after {
+				return true
+			}
+			insts := s.fsm.services[k]
 			sum := model.ServiceSummary{Key: k, Instances: len(insts)}
 			for _, i := range insts {
 				if i.Healthy {
@@ -759,12 +769,9 @@ func (s *Store) Services(ctx context.Context, namespace, group string, after mod
 				}
 			}
 			out = append(out, sum)
-		}
+			return limit <= 0 || len(out) < limit
+		})
 	})
-	slices.SortFunc(out, func(a, b model.ServiceSummary) int { return compareService(a.Key, b.Key) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
 	return out, info, err
 }
 
@@ -870,15 +877,33 @@ var _ backends.Snapshotter = (*Store)(nil)
 
 // SaveSnapshot implements backends.Snapshotter.
 func (s *Store) SaveSnapshot(ctx context.Context, w io.Writer) (int64, error) {
-	var d snapshotData
-	info, err := s.read(backends.ReadOptions{}, func() { d = s.fsm.data() })
-	if err != nil {
+	// The read makes the local state at least as new as every write
+	// acknowledged before it; the state is then frozen, and written out
+	// of the lock.
+	if _, err := s.read(backends.ReadOptions{}, func() {}); err != nil {
 		return 0, err
 	}
-	if err := json.NewEncoder(w).Encode(savedSnapshot{Format: SnapshotFormat, Revision: info.Revision, Saved: time.Now().UTC(), State: d}); err != nil {
+	fr := s.fsm.freeze()
+	// savedSnapshot's JSON, {"format":…,"revision":…,"saved":…,"state":{…}},
+	// its state written a service at a time.
+	head, err := json.Marshal(struct {
+		Format   string    `json:"format"`
+		Revision int64     `json:"revision"`
+		Saved    time.Time `json:"saved"`
+	}{SnapshotFormat, fr.applied, time.Now().UTC()})
+	if err == nil {
+		_, err = w.Write(append(bytes.TrimSuffix(head, []byte("}")), `,"state":`...))
+	}
+	if err == nil {
+		err = fr.writeJSON(w)
+	}
+	if err == nil {
+		_, err = io.WriteString(w, "}\n")
+	}
+	if err != nil {
 		return 0, fmt.Errorf("write snapshot: %w", err)
 	}
-	return info.Revision, nil
+	return fr.applied, nil
 }
 
 // RestoreSnapshot implements backends.Snapshotter: the saved state becomes
