@@ -70,6 +70,11 @@ var DefaultScaleSizes = []ScaleSize{{10_000, 1_000, 10_000}, {100_000, 10_000, 1
 type ScaleOptions struct {
 	// Binary is the junction binary the servers run.
 	Binary string
+	// Baseline, when set, is another junction binary (an earlier build)
+	// loaded at each size right before Binary, for ratios from one run.
+	Baseline string
+	// BaselineName names the baseline in the report (a commit).
+	BaselineName string
 	// Sizes are loaded one after the other, each into a fresh server; an
 	// empty store is measured first, as the baseline.
 	Sizes []ScaleSize
@@ -146,6 +151,9 @@ type ScaleResult struct {
 	Startups []float64
 	// Points are the sizes', the empty store first.
 	Points []ScalePoint
+	// BaselineStartups and BaselinePoints are the baseline binary's.
+	BaselineStartups []float64
+	BaselinePoints   []ScalePoint
 }
 
 // RunScale runs the scale run in dir.
@@ -158,17 +166,37 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 		progress = io.Discard
 	}
 	res := ScaleResult{Options: o}
-	for i := range o.Startups {
-		p, took, err := startScaleServer(ctx, o.Binary, filepath.Join(dir, "startup-"+strconv.Itoa(i)))
-		if err != nil {
+	startups := func(bin, name string) ([]float64, error) {
+		var out []float64
+		for i := range o.Startups {
+			p, took, err := startScaleServer(ctx, bin, filepath.Join(dir, name+"-startup-"+strconv.Itoa(i)))
+			if err != nil {
+				return nil, err
+			}
+			p.stop()
+			out = append(out, took.Seconds())
+		}
+		fmt.Fprintf(progress, "%s: empty store ready in %s (median of %d starts)\n", name, secs(median(out)), len(out))
+		return out, nil
+	}
+	var err error
+	if o.Baseline != "" {
+		if res.BaselineStartups, err = startups(o.Baseline, "baseline"); err != nil {
 			return res, err
 		}
-		p.stop()
-		res.Startups = append(res.Startups, took.Seconds())
 	}
-	fmt.Fprintf(progress, "empty store ready in %s (median of %d starts)\n", secs(median(res.Startups)), len(res.Startups))
+	if res.Startups, err = startups(o.Binary, "this build"); err != nil {
+		return res, err
+	}
 	for i, z := range append([]ScaleSize{{}}, o.Sizes...) {
-		p, err := scalePoint(ctx, filepath.Join(dir, "size-"+strconv.Itoa(i)), z, o, progress)
+		if o.Baseline != "" {
+			p, err := scalePoint(ctx, o.Baseline, filepath.Join(dir, "baseline-size-"+strconv.Itoa(i)), z, o, progress)
+			if err != nil {
+				return res, fmt.Errorf("baseline, %s: %w", z, err)
+			}
+			res.BaselinePoints = append(res.BaselinePoints, p)
+		}
+		p, err := scalePoint(ctx, o.Binary, filepath.Join(dir, "size-"+strconv.Itoa(i)), z, o, progress)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", z, err)
 		}
@@ -177,9 +205,9 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 	return res, nil
 }
 
-func scalePoint(ctx context.Context, dir string, z ScaleSize, o ScaleOptions, progress io.Writer) (ScalePoint, error) {
+func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOptions, progress io.Writer) (ScalePoint, error) {
 	pt := ScalePoint{Size: z}
-	srv, _, err := startScaleServer(ctx, o.Binary, dir)
+	srv, _, err := startScaleServer(ctx, bin, dir)
 	if err != nil {
 		return pt, err
 	}
@@ -269,13 +297,13 @@ func scalePoint(ctx context.Context, dir string, z ScaleSize, o ScaleOptions, pr
 
 	srv.stop()
 	pt.DataBytes = dirSize(dir)
-	srv, took, err := startScaleServer(ctx, o.Binary, dir)
+	srv, took, err := startScaleServer(ctx, bin, dir)
 	if err != nil {
 		return pt, fmt.Errorf("restart: %w", err)
 	}
 	pt.RestartSeconds = took.Seconds()
-	fmt.Fprintf(progress, "%s: loaded in %s, %.0f B per instance resident, restart %s, register p99 %.2f ms\n",
-		z, secs(pt.LoadSeconds), pt.PerInstance(), secs(pt.RestartSeconds), pt.RegisterP99)
+	fmt.Fprintf(progress, "%s, %s: loaded in %s, %.0f B per instance resident, restart %s, register p99 %.2f ms\n",
+		filepath.Base(bin), z, secs(pt.LoadSeconds), pt.PerInstance(), secs(pt.RestartSeconds), pt.RegisterP99)
 	return pt, nil
 }
 

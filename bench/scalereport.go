@@ -112,6 +112,23 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 		fmt.Fprintf(&b, "- restart to ready %s (goal: at most %s, %s);\n", secs(big.RestartSeconds), secs(ScaleGoals.RestartSeconds), met(big.RestartSeconds <= ScaleGoals.RestartSeconds))
 		fmt.Fprintf(&b, "- register p99 %s ms, **%.2f×** the empty store's %s ms (goal: at most %.0f×, %s).\n", ms(big.RegisterP99), ratio, ms(empty.RegisterP99), ScaleGoals.RegisterRatio, met(ratio <= ScaleGoals.RegisterRatio))
 	}
+	if len(r.BaselinePoints) == len(r.Points) {
+		fmt.Fprintf(&b, "\n**Against the baseline** `%s`, in the same run (each size loaded into the baseline's server, then into this build's): "+
+			"this build's figure ÷ the baseline's, so below 1× is better. Start-up: %s.\n\n", r.Options.BaselineName, ratioOf(median(r.Startups), median(r.BaselineStartups)))
+		b.WriteString("| instances / services / configs | load | resident per instance | live heap per instance | full snapshot | restart to ready | register p99 | instance list p99 | every service, paged |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+		for i, p := range r.Points {
+			if i == 0 {
+				continue
+			}
+			q := r.BaselinePoints[i]
+			fmt.Fprintf(&b, "| %s / %s / %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				thousands(float64(p.Size.Instances)), thousands(float64(p.Size.Services)), thousands(float64(p.Size.Configs)),
+				ratioOf(p.LoadSeconds, q.LoadSeconds), ratioOf(p.PerInstance(), q.PerInstance()), ratioOf(p.HeapPerInstance(), q.HeapPerInstance()),
+				ratioOf(p.SnapshotSeconds, q.SnapshotSeconds), ratioOf(p.RestartSeconds, q.RestartSeconds),
+				ratioOf(p.RegisterP99, q.RegisterP99), ratioOf(p.ListP99, q.ListP99), ratioOf(p.ServicesSeconds, q.ServicesSeconds))
+		}
+	}
 	if len(plots) > 0 {
 		b.WriteString("\n")
 		for _, p := range plots {
@@ -120,6 +137,14 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// ratioOf is a ÷ b, with b's figure beside it.
+func ratioOf(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("**%.2f×**", a/b)
 }
 
 func met(ok bool) string {

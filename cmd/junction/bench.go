@@ -235,6 +235,17 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				return fmt.Errorf("this binary, to run the servers: %w", err)
 			}
 			o.Binary, o.Progress = bin, cmd.ErrOrStderr()
+			if o.Baseline != "" {
+				if o.Baseline, err = filepath.Abs(o.Baseline); err != nil {
+					return err
+				}
+				if _, err := os.Stat(o.Baseline); err != nil {
+					return model.Invalid("baseline", "%v", err)
+				}
+				if o.BaselineName == "" {
+					o.BaselineName = filepath.Base(o.Baseline)
+				}
+			}
 			tmp, err := os.MkdirTemp("", "junction-scale")
 			if err != nil {
 				return err
@@ -288,6 +299,8 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 	f.StringVar(&report, "report", "", "rewrite the scale section of this Markdown file, and write the charts beside it")
 	f.StringVar(&section, "report-section", "scale", "name of the generated section --report rewrites")
 	f.StringVar(&plots, "plots", "", "directory the charts (SVG) go to (default: scale/ beside --report)")
+	f.StringVar(&o.Baseline, "baseline", "", "another junction binary (an earlier build) loaded at each size right before this one, for ratios from one run")
+	f.StringVar(&o.BaselineName, "baseline-name", "", "what the report calls the baseline (default: its file name)")
 	return cmd
 }
 
