@@ -389,23 +389,35 @@ func (fr *frozen) writeJSON(w io.Writer) error {
 	if err := write(`,"sessions":`, fr.sessions); err != nil {
 		return err
 	}
-	if _, err := bw.WriteString(`,"services":[`); err != nil {
-		return err
-	}
-	for i, k := range slices.SortedFunc(maps.Keys(fr.services), compareService) {
-		insts := slices.SortedFunc(maps.Values(fr.services[k]), func(a, b model.Instance) int { return cmp.Compare(a.ID, b.ID) })
-		sep := ","
-		if i == 0 {
-			sep = ""
-		}
-		if err := write(sep, serviceData{Key: k, Instances: insts}); err != nil {
+	// A list, an element at a time.
+	list := func(prefix string, n int, elem func(int) any) error {
+		if _, err := bw.WriteString(prefix + "["); err != nil {
 			return err
 		}
-	}
-	if err := write(`],"configs":`, fr.configs); err != nil {
+		for i := range n {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			if err := write(sep, elem(i)); err != nil {
+				return err
+			}
+		}
+		_, err := bw.WriteString("]")
 		return err
 	}
-	if err := write(`,"history":`, fr.history); err != nil {
+	keys := slices.SortedFunc(maps.Keys(fr.services), compareService)
+	err := list(`,"services":`, len(keys), func(i int) any {
+		insts := slices.SortedFunc(maps.Values(fr.services[keys[i]]), func(a, b model.Instance) int { return cmp.Compare(a.ID, b.ID) })
+		return serviceData{Key: keys[i], Instances: insts}
+	})
+	if err == nil {
+		err = list(`,"configs":`, len(fr.configs), func(i int) any { return fr.configs[i] })
+	}
+	if err == nil {
+		err = list(`,"history":`, len(fr.history), func(i int) any { return fr.history[i] })
+	}
+	if err != nil {
 		return err
 	}
 	if _, err := bw.WriteString("}\n"); err != nil {

@@ -95,3 +95,51 @@ func TestFrozenStateStaysAsItWas(t *testing.T) {
 type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
+
+// The entries kept from checkLog are served for raft's reads at start,
+// never one the log has overwritten or deleted since: those come from the
+// log itself.
+func TestStartLogsServeOnlyWhatTheLogHolds(t *testing.T) {
+	mem := raft.NewInmemStore()
+	for i := uint64(1); i <= 10; i++ {
+		if err := mem.StoreLog(&raft.Log{Index: i, Term: 1, Data: []byte(fmt.Sprint("v1-", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := &startLogs{LogStore: mem}
+	if err := checkLog(l, raft.NewInmemSnapshotStore()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.kept) != 10 {
+		t.Fatalf("kept %d entries, want the 10 after the (absent) snapshot", len(l.kept))
+	}
+	// A leader of a later term overwrites 8.. (a follower's log after a
+	// conflict), and 1..2 are compacted away.
+	if err := l.StoreLogs([]*raft.Log{{Index: 8, Term: 2, Data: []byte("v2-8")}, {Index: 9, Term: 2, Data: []byte("v2-9")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteRange(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	var e raft.Log
+	for i, want := range map[uint64]string{3: "v1-3", 7: "v1-7", 8: "v2-8", 9: "v2-9"} {
+		if err := l.GetLog(i, &e); err != nil || string(e.Data) != want {
+			t.Errorf("entry %d: %q %v, want %q", i, e.Data, err, want)
+		}
+	}
+	if err := l.GetLog(2, &e); err == nil {
+		t.Errorf("entry 2, deleted: %q", e.Data)
+	}
+	// Once dropped, everything is read from the log: an entry changed
+	// underneath (as only a test can) shows it.
+	_ = mem.StoreLog(&raft.Log{Index: 5, Term: 1, Data: []byte("changed")})
+	_ = l.GetLog(5, &e)
+	if string(e.Data) != "v1-5" {
+		t.Errorf("entry 5 while kept: %q", e.Data)
+	}
+	l.drop()
+	_ = l.GetLog(5, &e)
+	if string(e.Data) != "changed" {
+		t.Errorf("entry 5 after drop: %q", e.Data)
+	}
+}

@@ -3,7 +3,9 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/hashicorp/raft"
@@ -56,7 +58,9 @@ func dataErr(cfg Config, nodeID string, err error) error {
 // the newest snapshot and panics on one it cannot read (as a raft-wal
 // v0.4.0 log could be left after a change of leader), and a leader that
 // cannot read an older one can never bring a lagging follower up to date.
-func checkLog(logs raft.LogStore, snaps raft.SnapshotStore) error {
+// The entries after the newest snapshot, which raft applies once elected,
+// are kept in logs for that, read from disk once.
+func checkLog(logs *startLogs, snaps raft.SnapshotStore) error {
 	first, err := logs.FirstIndex()
 	if err != nil {
 		return fmt.Errorf("first index: %w", err)
@@ -73,16 +77,101 @@ func checkLog(logs raft.LogStore, snaps raft.SnapshotStore) error {
 	if len(list) > 0 { // newest first
 		from = list[0].Index + 1
 	}
+	tail := from
 	if first > 0 {
 		from = min(from, first)
 	}
 	var entry raft.Log
+	kept := 0
 	for i := from; i <= last; i++ {
-		if err := logs.GetLog(i, &entry); err != nil {
+		e := &entry
+		if i >= tail && kept < maxStartBytes {
+			e = new(raft.Log)
+		}
+		if err := logs.LogStore.GetLog(i, e); err != nil {
 			return fmt.Errorf("entry %d of %d..%d: %w", i, from, last, err)
+		}
+		if e != &entry {
+			logs.keep(e)
+			kept += len(e.Data)
 		}
 	}
 	return nil
+}
+
+// maxStartBytes bounds the entries startLogs keeps (the log's tail after
+// a snapshot is at most Config.SnapshotBytes, 64 MiB by default).
+const maxStartBytes = 256 << 20
+
+// startLogs is the Raft log, with the entries checkLog read for raft to
+// read again at start: NewRaft scans them for configuration changes, then
+// applies them once elected. The WAL reads at least 64 KiB from its file
+// for every entry asked for, which made these reads most of a restart. The
+// kept entries are served until drop (once the store is ready), and one
+// the log overwrites or deletes is forgotten.
+type startLogs struct {
+	raft.LogStore
+	mu     sync.Mutex
+	kept   map[uint64]*raft.Log
+	lo, hi uint64 // the indexes kept lie in lo..hi
+}
+
+func (l *startLogs) keep(e *raft.Log) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kept == nil {
+		l.kept, l.lo = map[uint64]*raft.Log{}, e.Index
+	}
+	l.kept[e.Index] = e
+	l.lo, l.hi = min(l.lo, e.Index), max(l.hi, e.Index)
+}
+
+// GetLog implements raft.LogStore.
+func (l *startLogs) GetLog(index uint64, out *raft.Log) error {
+	l.mu.Lock()
+	e, found := l.kept[index]
+	l.mu.Unlock()
+	if found {
+		*out = *e
+		return nil
+	}
+	return l.LogStore.GetLog(index, out)
+}
+
+// StoreLog implements raft.LogStore.
+func (l *startLogs) StoreLog(e *raft.Log) error { return l.StoreLogs([]*raft.Log{e}) }
+
+// StoreLogs implements raft.LogStore: an entry written over a kept one
+// (and every later one, which the write truncates) is forgotten.
+func (l *startLogs) StoreLogs(logs []*raft.Log) error {
+	if len(logs) > 0 {
+		l.forget(logs[0].Index, math.MaxUint64)
+	}
+	return l.LogStore.StoreLogs(logs)
+}
+
+// DeleteRange implements raft.LogStore.
+func (l *startLogs) DeleteRange(min, max uint64) error {
+	l.forget(min, max)
+	return l.LogStore.DeleteRange(min, max)
+}
+
+// drop forgets every kept entry.
+func (l *startLogs) drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.kept = nil
+}
+
+func (l *startLogs) forget(from, to uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kept == nil || from > l.hi || to < l.lo {
+		return
+	}
+	for i := max(from, l.lo); i <= min(to, l.hi); i++ {
+		delete(l.kept, i)
+	}
 }
 
 // newRaft is raft.NewRaft, with a panic on data it cannot read (an entry

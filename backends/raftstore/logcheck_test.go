@@ -29,7 +29,7 @@ func TestNewRaftPanicIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	snaps := raft.NewInmemSnapshotStore()
-	if err := checkLog(logs, snaps); err != nil {
+	if err := checkLog(&startLogs{LogStore: logs}, snaps); err != nil {
 		t.Fatalf("checkLog: %v", err)
 	}
 	rc := raft.DefaultConfig()
@@ -122,7 +122,7 @@ func BenchmarkStartup(b *testing.B) {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if err := checkLog(s.wal, snaps); err != nil {
+			if err := checkLog(&startLogs{LogStore: s.wal}, snaps); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -379,14 +379,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		addr, transport = tcp.LocalAddr(), tcp
 	}
 
+	logs := &startLogs{LogStore: s.wal}
 	existing, err := raft.HasExistingState(s.wal, s.wal, snaps)
 	if err == nil {
-		err = checkLog(s.wal, snaps)
+		err = checkLog(logs, snaps)
 	}
 	if err == nil {
 		// With a valid configuration, NewRaft fails only on data it cannot
 		// read: the current term, the last entry, a snapshot.
-		s.raft, err = newRaft(rc, s.fsm, s.wal, s.wal, snaps, transport)
+		s.raft, err = newRaft(rc, s.fsm, logs, s.wal, snaps, transport)
 	}
 	if err != nil {
 		if c, ok := transport.(raft.WithClose); ok && cfg.transport == nil {
@@ -418,7 +419,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	go s.watchLeadership()
 	go s.expireSessions()
 	go s.snapshotBySize()
-	if err := s.waitReady(ctx); err != nil {
+	err = s.waitReady(ctx)
+	logs.drop() // applied: a single node (or a leader) is ready once every entry is
+	if err != nil {
 		s.Close()
 		return nil, err
 	}
