@@ -223,6 +223,20 @@ type Capabilities struct {
 // it (Capabilities.PatchAnyOwner false).
 var ErrNotOwner = errors.New("the instance's session is held by another driver")
 
+// Gauges is implemented by a backend that holds state growing with use
+// (the nacos driver's views of what it was asked about), each bounded:
+// the gateway exports the figures as metrics.
+type Gauges interface {
+	Gauges() []Gauge
+}
+
+// Gauge is one figure of a backend's state, exported by the gateway as
+// the metric junction_backend_NAME.
+type Gauge struct {
+	Name, Help string
+	Value      func() float64
+}
+
 // Snapshotter is implemented by backends that can save their whole state
 // and restore it (the built-in store); the other stores have their own
 // tools (etcdctl snapshot, ZooKeeper's snapshot files, consul snapshot).

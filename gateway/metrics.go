@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/backends"
 )
 
 type metrics struct {
@@ -48,6 +49,14 @@ func newMetrics(build BuildInfo) *metrics {
 	m.reg.MustRegister(build.collector(), m.requests, m.latency, m.topics, m.subscribers, m.resets, m.subscriberResets, m.authFailures, m.auditEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// backendGauges exports the backend's gauges, each as
+// junction_backend_NAME.
+func (m *metrics) backendGauges(g backends.Gauges) {
+	for _, gauge := range g.Gauges() {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "junction_backend_" + gauge.Name, Help: gauge.Help}, gauge.Value))
+	}
 }
 
 func reasonOf(err error) string {

@@ -178,6 +178,9 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 	// checks, patches, watches), is routed to the leader where it must be.
 	routed := Forwarding(b, cfg.Logger)
 	s := &Server{b: routed, cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Build)}
+	if g, ok := b.(backends.Gauges); ok {
+		s.m.backendGauges(g)
+	}
 	lead, _ := b.(backends.Leadership)
 	s.lead = lead
 	s.acl = newACLCache(routed, lead, cfg.Logger)

@@ -42,6 +42,7 @@ type configView struct {
 	gen       int64     // counts the writes and announced changes
 	lastRead  *readCall // the last answer GetConfig may reuse
 	inflight  *readCall // the read GetConfigs share now
+	used      time.Time // when it was last asked for (guarded by d.mu)
 }
 
 // pendingConfig is a write the server acknowledged and may not serve yet:
@@ -174,6 +175,7 @@ func (d *Driver) cview(key model.ConfigKey) *configView {
 		v = &configView{d: d, key: key, subs: map[*watcher]struct{}{}}
 		d.cviews[key] = v
 	}
+	v.used = time.Now()
 	return v
 }
 
@@ -718,6 +720,29 @@ func (v *configView) changedLocked(data string) {
 		c.Revision = v.setRev(c.MD5, v.d.clock.tick(fingerprint(c.MD5)))
 	}
 	v.deliver(c, c.Revision, false)
+}
+
+// idle reports whether nothing depends on the view: no watch, no write
+// waiting to show, no read in flight.
+func (v *configView) idle() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.subs) == 0 && v.pending == nil && v.inflight == nil
+}
+
+// drop ends the view's listener on the server, once the driver has
+// forgotten it (dropIdleViews).
+func (v *configView) drop() {
+	v.mu.Lock()
+	listening := v.listening
+	v.listening = false
+	v.mu.Unlock()
+	if !listening {
+		return
+	}
+	if c, err := v.d.configClient(v.d.nacosNamespace(v.key.Namespace)); err == nil {
+		_ = c.CancelListenConfig(vo.ConfigParam{DataId: v.key.DataID, Group: v.key.Group})
+	}
 }
 
 func (v *configView) close() {

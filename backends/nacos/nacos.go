@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,14 @@ type Config struct {
 	// that drop casMd5, as Polaris 1.18.1 does). Create-only writes are
 	// atomic either way.
 	CAS string
+	// ViewIdle is how long the driver keeps its view of a service or
+	// config item (a subscription to the server, and the revisions it gave
+	// out) that nothing watched, wrote or read through it: without a bound
+	// a gateway would hold one for everything it ever touched. A revision
+	// read from a dropped view no longer passes as current, so a
+	// conditional write from a read that old conflicts, and is safe.
+	// 0: 10 minutes.
+	ViewIdle time.Duration
 	// CacheDir holds the SDK's logs and caches; empty: a temporary
 	// directory removed on Close.
 	CacheDir string
@@ -143,13 +152,15 @@ func ConfigFromURL(u *url.URL) (Config, error) {
 			cfg.CAS = v
 		case "cache-dir":
 			cfg.CacheDir = v
+		case "view-idle":
+			cfg.ViewIdle, err = dur(k, v, time.Second)
 		case "system-namespace":
 			if v == "" || v == model.DefaultNamespace {
 				err = model.Invalid(k, "%q cannot hold Junction's own namespace", v)
 			}
 			cfg.SystemNamespace = v
 		default:
-			err = model.Invalid(k, "unknown nacos:// option; known: namespace, system-namespace, username, password, access-key, secret-key, timeout, write-timeout, expiry-interval, watch-history, cas, log-level, cache-dir")
+			err = model.Invalid(k, "unknown nacos:// option; known: namespace, system-namespace, username, password, access-key, secret-key, timeout, write-timeout, expiry-interval, watch-history, cas, log-level, cache-dir, view-idle")
 		}
 		if err != nil {
 			return cfg, err
@@ -221,6 +232,7 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		naming: map[string]naming_client.INamingClient{}, configs: map[string]config_client.IConfigClient{},
 		views: map[model.ServiceKey]*view{}, cviews: map[model.ConfigKey]*configView{}, conns: map[string]*sessionConn{}}
 	d.hist.window = cfg.WatchHistory
+	d.cfg.ViewIdle = cmp.Or(cfg.ViewIdle, defaultViewIdle)
 	d.salt = 1 + rand.Int64N(1<<fpBits-1)
 	d.clock.tick(0) // revisions start from now, not from 0
 	if d.dir == "" {
@@ -244,7 +256,90 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 		defer d.done.Done()
 		d.watchConnections()
 	}()
+	d.done.Add(1)
+	go func() {
+		defer d.done.Done()
+		d.dropIdleViews()
+	}()
 	return d, nil
+}
+
+// defaultViewIdle is Config.ViewIdle's default.
+const defaultViewIdle = 10 * time.Minute
+
+// Views returns how many services and config items the driver holds a
+// view of (Config.ViewIdle bounds them).
+func (d *Driver) Views() (services, configs int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.views), len(d.cviews)
+}
+
+var _ backends.Gauges = (*Driver)(nil)
+
+// Gauges implements backends.Gauges.
+func (d *Driver) Gauges() []backends.Gauge {
+	return []backends.Gauge{
+		{Name: "nacos_service_views", Help: "Services the nacos driver holds a view (a subscription) of.",
+			Value: func() float64 { n, _ := d.Views(); return float64(n) }},
+		{Name: "nacos_config_views", Help: "Config items the nacos driver holds a view of.",
+			Value: func() float64 { _, n := d.Views(); return float64(n) }},
+	}
+}
+
+// dropIdleViews forgets, a few times per Config.ViewIdle, the views
+// nothing used for that long: no watch open, no write waiting to show, no
+// read in flight. A view is used only through view and cview, which mark
+// it under d.mu; the second look under d.mu catches a use meanwhile.
+func (d *Driver) dropIdleViews() {
+	t := time.NewTicker(min(d.cfg.ViewIdle/4, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-d.cfg.ViewIdle)
+		d.mu.Lock()
+		var views []*view
+		var cviews []*configView
+		for _, v := range d.views {
+			if v.used.Before(cutoff) {
+				views = append(views, v)
+			}
+		}
+		for _, v := range d.cviews {
+			if v.used.Before(cutoff) {
+				cviews = append(cviews, v)
+			}
+		}
+		d.mu.Unlock()
+		views = slices.DeleteFunc(views, func(v *view) bool { return !v.idle() })
+		cviews = slices.DeleteFunc(cviews, func(v *configView) bool { return !v.idle() })
+		d.mu.Lock()
+		views = slices.DeleteFunc(views, func(v *view) bool {
+			if d.views[v.svc] != v || !v.used.Before(cutoff) {
+				return true
+			}
+			delete(d.views, v.svc)
+			return false
+		})
+		cviews = slices.DeleteFunc(cviews, func(v *configView) bool {
+			if d.cviews[v.key] != v || !v.used.Before(cutoff) {
+				return true
+			}
+			delete(d.cviews, v.key)
+			return false
+		})
+		d.mu.Unlock()
+		for _, v := range views {
+			v.drop()
+		}
+		for _, v := range cviews {
+			v.drop()
+		}
+	}
 }
 
 // nacosNamespace maps a Junction namespace onto a Nacos namespace id.

@@ -80,7 +80,7 @@ func TestConfigFromURL(t *testing.T) {
 		cfg.PublicNamespace != "prod" || cfg.Timeout != 2*time.Second || cfg.CAS != nacos.CASCheck || cfg.AccessKey != "ak" || cfg.SecretKey != "sk" {
 		t.Fatalf("parsed %+v", cfg)
 	}
-	for _, bad := range []string{"nacos://", "nacos://h:1?cas=maybe", "nacos://h:1?timeout=1ms", "nacos://h:1?colour=blue", "nacos://h:1?watch-history=0"} {
+	for _, bad := range []string{"nacos://", "nacos://h:1?cas=maybe", "nacos://h:1?timeout=1ms", "nacos://h:1?colour=blue", "nacos://h:1?watch-history=0", "nacos://h:1?view-idle=100ms", "nacos://h:1?view-idle=soon"} {
 		u, _ := url.Parse(bad)
 		if _, err := nacos.ConfigFromURL(u); err == nil {
 			t.Errorf("%s: accepted", bad)

@@ -93,7 +93,8 @@ type view struct {
 	d       *Driver
 	svc     model.ServiceKey
 	created int64
-	rev     int64 // revision of the view's last change (guarded by mu)
+	rev     int64     // revision of the view's last change (guarded by mu)
+	used    time.Time // when it was last asked for (guarded by d.mu)
 
 	mu      sync.Mutex
 	ready   bool
@@ -118,6 +119,7 @@ func (d *Driver) view(ctx context.Context, svc model.ServiceKey) (*view, error) 
 			subs: map[*watcher]struct{}{}}
 		d.views[svc] = v
 	}
+	v.used = time.Now()
 	d.mu.Unlock()
 	if err := v.subscribe(ctx); err != nil {
 		return nil, err
@@ -367,6 +369,34 @@ func (v *view) withSession(i model.Instance) model.Instance {
 		}
 	}
 	return i
+}
+
+// idle reports whether nothing depends on the view: no watch, no write
+// waiting to show. The pending writes are settled first, as a push
+// would: the server may have shown them before their settle time, and
+// pushes nothing more until the service changes.
+func (v *view) idle() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.subs) > 0 {
+		return false
+	}
+	if len(v.pending) > 0 && v.ready {
+		v.recompute()
+	}
+	return len(v.pending) == 0
+}
+
+// drop ends the view's subscription to the server, once the driver has
+// forgotten it (dropIdleViews).
+func (v *view) drop() {
+	v.mu.Lock()
+	p, c := v.param, v.client
+	v.param, v.client = nil, nil
+	v.mu.Unlock()
+	if p != nil && c != nil {
+		_ = c.Unsubscribe(p)
+	}
 }
 
 func (v *view) close() {
