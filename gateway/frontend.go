@@ -148,3 +148,24 @@ func (s *Server) OpenLogin(handle string) (string, bool) {
 	}
 	return secret, true
 }
+
+var _ backends.Watches = (*Server)(nil)
+
+// Watch opens a watch through the gateway's hub, for a front end over the
+// same store: every watch of one service or config item, the API's and
+// the front end's, shares one store watch.
+func (s *Server) Watch(ctx context.Context, req backends.WatchRequest) (backends.Watcher, error) {
+	var key topicKey
+	switch {
+	case req.Service != nil:
+		key.svc = req.Service.WithDefaults()
+	case req.Config != nil:
+		key.cfg = req.Config.WithDefaults()
+	default:
+		return nil, model.Invalid("watch", "names neither a service nor a config item")
+	}
+	if req.FromRevision < 0 {
+		return nil, model.Invalid("revision", "must not be negative")
+	}
+	return s.hub.subscribe(key, req.FromRevision), nil
+}

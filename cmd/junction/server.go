@@ -177,6 +177,7 @@ func newServerCmd() *cobra.Command {
 				nc.Thresholds = srv // and its service settings
 				nc.Grays = srv      // and its gray releases
 				nc.Logins = srv     // and its sealed login handles
+				nc.Watches = srv    // and its hub: one store watch per service or item
 				nc.CloseSessionsOnExit = closeSessions
 				front := nacos.New(srv.Backend(), nc)
 				var httpLis net.Listener

@@ -370,7 +370,7 @@ func JunctionNacosTarget(dir string) (*Target, error) {
 		return nil, err
 	}
 	nc := frontnacos.DefaultConfig()
-	nc.Authorizer, nc.Thresholds, nc.Grays, nc.Logins = l.Server(), l.Server(), l.Server(), l.Server()
+	nc.Authorizer, nc.Thresholds, nc.Grays, nc.Logins, nc.Watches = l.Server(), l.Server(), l.Server(), l.Server(), l.Server()
 	nc.Logger = slog.New(slog.DiscardHandler)
 	front := frontnacos.New(l.Server().Backend(), nc)
 	serveCtx, stop := context.WithCancel(context.Background())

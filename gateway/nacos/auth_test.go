@@ -33,7 +33,7 @@ func startAuth(t *testing.T, tune ...func(*nacos.Config)) (*env, string) {
 	lis, _ := net.Listen("tcp", "127.0.0.1:0")
 	httpLis, _ := net.Listen("tcp", "127.0.0.1:0")
 	nc := nacos.DefaultConfig()
-	nc.Authorizer, nc.Logins = l.Server(), l.Server()
+	nc.Authorizer, nc.Logins, nc.Watches = l.Server(), l.Server(), l.Server()
 	for _, f := range tune {
 		f(&nc)
 	}

@@ -58,7 +58,7 @@ func TestDriverOverFrontEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := nacos.DefaultConfig()
-	cfg.Authorizer, cfg.Thresholds, cfg.Grays, cfg.Logins = l.Server(), l.Server(), l.Server(), l.Server()
+	cfg.Authorizer, cfg.Thresholds, cfg.Grays, cfg.Logins, cfg.Watches = l.Server(), l.Server(), l.Server(), l.Server(), l.Server()
 	front := nacos.New(l.Server().Backend(), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

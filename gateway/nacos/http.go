@@ -579,7 +579,7 @@ func (s *Server) waitChange(ctx context.Context, keys []listenKey, revs []int64,
 		}
 	}
 	for i, k := range keys {
-		w, err := s.b.Watch(ctx, backends.WatchRequest{Config: &k.key, FromRevision: revs[i]})
+		w, err := s.cfg.Watches.Watch(ctx, backends.WatchRequest{Config: &k.key, FromRevision: revs[i]})
 		if err != nil {
 			continue
 		}

@@ -93,7 +93,7 @@ func startOn(t testing.TB, b backends.Backend, tune ...func(*nacos.Config)) *env
 	}
 	// Wired as junction server wires it: the gateway's authorizer (which
 	// allows everything with access control off) and its settings.
-	cfg.Authorizer, cfg.Thresholds, cfg.Grays, cfg.Logins = l.Server(), l.Server(), l.Server(), l.Server()
+	cfg.Authorizer, cfg.Thresholds, cfg.Grays, cfg.Logins, cfg.Watches = l.Server(), l.Server(), l.Server(), l.Server(), l.Server()
 	front := nacos.New(l.Server().Backend(), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -71,6 +71,11 @@ type Config struct {
 	// LoginTTL is how long a login's accessToken stands for its secret;
 	// clients log in again before it ends (Nacos' tokenTtl).
 	LoginTTL time.Duration
+	// Watches opens the front end's watches: the gateway's, through its
+	// hub, so that a thousand clients subscribed to one service share one
+	// store watch; nil: the backend's own, one store watch per
+	// subscription.
+	Watches backends.Watches
 	// Grays serves Nacos' beta (betaIps) and tagged publishes as gray
 	// releases, and gray content to the clients they choose (the
 	// gateway's); nil: such publishes are refused.
@@ -208,6 +213,9 @@ func New(b backends.Backend, cfg Config) *Server {
 	}
 	if cfg.LoginTTL <= 0 {
 		cfg.LoginTTL = defaultLoginTTL
+	}
+	if cfg.Watches == nil {
+		cfg.Watches = b
 	}
 	s := &Server{b: b, cfg: cfg, log: cfg.Logger.With("component", "nacos"), conns: map[uint64]*conn{},
 		checked: map[uint64]time.Time{}, arrived: make(chan struct{}), beats: map[string]time.Time{}}

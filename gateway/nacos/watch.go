@@ -17,7 +17,7 @@ func (s *Server) follow(ctx context.Context, req backends.WatchRequest, from int
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		req.FromRevision = from
-		w, err := s.b.Watch(ctx, req)
+		w, err := s.cfg.Watches.Watch(ctx, req)
 		if err == nil {
 			for {
 				e, err := w.Next(ctx)
