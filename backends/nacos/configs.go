@@ -170,6 +170,12 @@ type contentRev struct {
 func (d *Driver) cview(key model.ConfigKey) *configView {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	for d.dropping[key] != nil { // the view before, still ending its listener
+		ch := d.dropping[key]
+		d.mu.Unlock()
+		<-ch
+		d.mu.Lock()
+	}
 	v, ok := d.cviews[key]
 	if !ok {
 		v = &configView{d: d, key: key, subs: map[*watcher]struct{}{}}

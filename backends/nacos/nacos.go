@@ -209,8 +209,13 @@ type Driver struct {
 	configs map[string]config_client.IConfigClient
 	views   map[model.ServiceKey]*view
 	cviews  map[model.ConfigKey]*configView
-	conns   map[string]*sessionConn // by session id
-	hist    history
+	// dropping holds, by service or config key, the views being dropped
+	// (dropIdleViews): a new view of the key waits for the channel, for
+	// the SDK keeps one subscription per key, which the old view's
+	// unsubscribe would otherwise end under the new one.
+	dropping map[any]chan struct{}
+	conns    map[string]*sessionConn // by session id
+	hist     history
 }
 
 // keepAliveEnv is the setting through which nacos-sdk-go takes its gRPC
@@ -230,8 +235,12 @@ func Open(ctx context.Context, cfg Config) (*Driver, error) {
 	d := &Driver{cfg: cfg, log: cmp.Or(cfg.Logger, slog.Default()).With("backend", "nacos"), dir: cfg.CacheDir,
 		sessions: heldsessions.New[instKey, owned](), stop: make(chan struct{}),
 		naming: map[string]naming_client.INamingClient{}, configs: map[string]config_client.IConfigClient{},
-		views: map[model.ServiceKey]*view{}, cviews: map[model.ConfigKey]*configView{}, conns: map[string]*sessionConn{}}
+		views: map[model.ServiceKey]*view{}, cviews: map[model.ConfigKey]*configView{}, conns: map[string]*sessionConn{},
+		dropping: map[any]chan struct{}{}}
 	d.hist.window = cfg.WatchHistory
+	if cfg.ViewIdle < 0 {
+		return nil, model.Invalid("view-idle", "must not be negative, got %v", cfg.ViewIdle)
+	}
 	d.cfg.ViewIdle = cmp.Or(cfg.ViewIdle, defaultViewIdle)
 	d.salt = 1 + rand.Int64N(1<<fpBits-1)
 	d.clock.tick(0) // revisions start from now, not from 0
@@ -323,6 +332,7 @@ func (d *Driver) dropIdleViews() {
 				return true
 			}
 			delete(d.views, v.svc)
+			d.dropping[v.svc] = make(chan struct{})
 			return false
 		})
 		cviews = slices.DeleteFunc(cviews, func(v *configView) bool {
@@ -330,14 +340,23 @@ func (d *Driver) dropIdleViews() {
 				return true
 			}
 			delete(d.cviews, v.key)
+			d.dropping[v.key] = make(chan struct{})
 			return false
 		})
 		d.mu.Unlock()
+		dropped := func(key any) {
+			d.mu.Lock()
+			close(d.dropping[key])
+			delete(d.dropping, key)
+			d.mu.Unlock()
+		}
 		for _, v := range views {
 			v.drop()
+			dropped(v.svc)
 		}
 		for _, v := range cviews {
 			v.drop()
+			dropped(v.key)
 		}
 	}
 }

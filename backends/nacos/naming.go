@@ -107,11 +107,25 @@ type view struct {
 	subs    map[*watcher]struct{}
 	param   *vo.SubscribeParam
 	client  naming_client.INamingClient
+
+	// resub serializes resubscribe and drop, the two that unsubscribe and
+	// subscribe again a view that is already subscribed.
+	resub sync.Mutex
 }
 
 // view returns the subscribed view of a service.
 func (d *Driver) view(ctx context.Context, svc model.ServiceKey) (*view, error) {
 	d.mu.Lock()
+	for d.dropping[svc] != nil { // the view before, still unsubscribing
+		ch := d.dropping[svc]
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: the view of %s: %v", model.ErrUnavailable, svc, ctx.Err())
+		}
+		d.mu.Lock()
+	}
 	v, ok := d.views[svc]
 	if !ok {
 		now := d.clock.current()
@@ -378,7 +392,7 @@ func (v *view) withSession(i model.Instance) model.Instance {
 func (v *view) idle() bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.subs) > 0 {
+	if len(v.subs) > 0 || (v.param != nil && !v.ready) { // watched, or subscribing
 		return false
 	}
 	if len(v.pending) > 0 && v.ready {
@@ -390,6 +404,8 @@ func (v *view) idle() bool {
 // drop ends the view's subscription to the server, once the driver has
 // forgotten it (dropIdleViews).
 func (v *view) drop() {
+	v.resub.Lock()
+	defer v.resub.Unlock()
 	v.mu.Lock()
 	p, c := v.param, v.client
 	v.param, v.client = nil, nil

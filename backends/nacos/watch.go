@@ -165,11 +165,13 @@ func (d *Driver) watchConnections() {
 // resubscribe subscribes the view again and delivers the server's answer
 // as a RESET.
 func (v *view) resubscribe() {
+	v.resub.Lock()
+	defer v.resub.Unlock()
 	v.mu.Lock()
 	v.reset = true
 	p, c := v.param, v.client
 	v.mu.Unlock()
-	if p == nil || c == nil {
+	if p == nil || c == nil { // not subscribed, or dropped
 		return
 	}
 	_ = c.Unsubscribe(p)
