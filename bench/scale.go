@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,6 +88,10 @@ type ScaleOptions struct {
 	Startups int
 	// ValueSize is each config item's size in bytes.
 	ValueSize int
+	// Fanouts are the watch fan-out sizes: subscribers of one service
+	// over one gateway, each on a fresh server, Updates changes each.
+	Fanouts []int
+	Updates int
 	// Progress receives a line every few seconds.
 	Progress io.Writer
 }
@@ -97,7 +102,7 @@ type ScalePoint struct {
 	// LoadSeconds is how long loading took, at Concurrency callers.
 	LoadSeconds float64
 	// RSS is the server's resident memory: empty, with the instances, and
-	// with the configs too; Heap the live heap (after a collection) at the
+	// with the configs too; Heap the heap in use (after a collection: live objects and their spans) at the
 	// same points.
 	RSSEmpty, RSSInstances, RSSLoaded    uint64
 	HeapEmpty, HeapInstances, HeapLoaded uint64
@@ -127,7 +132,7 @@ func (p ScalePoint) PerInstance() float64 {
 	return float64(int64(p.RSSInstances)-int64(p.RSSEmpty)) / float64(p.Size.Instances)
 }
 
-// HeapPerInstance is the live heap each instance costs.
+// HeapPerInstance is the heap in use (after a collection) each instance costs.
 func (p ScalePoint) HeapPerInstance() float64 {
 	if p.Size.Instances == 0 {
 		return 0
@@ -151,9 +156,23 @@ type ScaleResult struct {
 	Startups []float64
 	// Points are the sizes', the empty store first.
 	Points []ScalePoint
-	// BaselineStartups and BaselinePoints are the baseline binary's.
+	// Fanout are the watch fan-out sizes'.
+	Fanout []FanoutPoint
+	// BaselineStartups, BaselinePoints and BaselineFanout are the
+	// baseline binary's.
 	BaselineStartups []float64
 	BaselinePoints   []ScalePoint
+	BaselineFanout   []FanoutPoint
+}
+
+// FanoutPoint is what one watch fan-out size measured: the latency from
+// the start of each write to its arrival at each subscriber (p50, p99;
+// Max is the slowest last delivery), and the server's memory in use
+// (heap and stacks, after a collection) per subscriber.
+type FanoutPoint struct {
+	Subscribers           int
+	P50, P99, Max         float64 // milliseconds
+	ServerBytesPerWatcher float64
 }
 
 // RunScale runs the scale run in dir.
@@ -202,7 +221,49 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 		}
 		res.Points = append(res.Points, p)
 	}
+	for i, n := range o.Fanouts {
+		if o.Baseline != "" {
+			p, err := fanoutPoint(ctx, o.Baseline, filepath.Join(dir, "baseline-fanout-"+strconv.Itoa(i)), n, o, progress)
+			if err != nil {
+				return res, fmt.Errorf("baseline, fan-out to %d: %w", n, err)
+			}
+			res.BaselineFanout = append(res.BaselineFanout, p)
+		}
+		p, err := fanoutPoint(ctx, o.Binary, filepath.Join(dir, "fanout-"+strconv.Itoa(i)), n, o, progress)
+		if err != nil {
+			return res, fmt.Errorf("fan-out to %d: %w", n, err)
+		}
+		res.Fanout = append(res.Fanout, p)
+	}
 	return res, nil
+}
+
+// fanoutPoint runs the watch-fanout workload against a fresh server: n
+// subscribers of one service on one connection.
+func fanoutPoint(ctx context.Context, bin, dir string, n int, o ScaleOptions, progress io.Writer) (FanoutPoint, error) {
+	srv, _, err := startScaleServer(ctx, bin, dir)
+	if err != nil {
+		return FanoutPoint{}, err
+	}
+	defer srv.stop()
+	cc, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return FanoutPoint{}, err
+	}
+	defer cc.Close()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the subscribers' streams
+	r, err := Run(wctx, NewGateway(cc, "", ""), "watch-fanout", Options{Concurrency: 1, Subscribers: n, Updates: o.Updates, Total: int64(o.Updates), Keys: 1, ValueSize: 1,
+		Service: "fanout", ServerMemory: func(ctx context.Context) (uint64, error) {
+			heap, stack, err := srv.inUse(ctx)
+			return heap + stack, err
+		}})
+	if err != nil {
+		return FanoutPoint{}, err
+	}
+	p := FanoutPoint{Subscribers: n, P50: r.P50Ms, P99: r.P99Ms, Max: r.MaxMs, ServerBytesPerWatcher: r.MemPerSubscriberB}
+	fmt.Fprintf(progress, "%s, fan-out to %d: p99 %.1f ms, %.0f B per subscriber in the server\n", filepath.Base(bin), n, p.P99, p.ServerBytesPerWatcher)
+	return p, nil
 }
 
 func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOptions, progress io.Writer) (ScalePoint, error) {
@@ -211,7 +272,7 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 	if err != nil {
 		return pt, err
 	}
-	defer func() { srv.stop() }()
+	defer srv.stop()
 	if pt.RSSEmpty, pt.HeapEmpty, err = srv.memory(ctx); err != nil {
 		return pt, err
 	}
@@ -231,10 +292,12 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 	if err != nil {
 		return pt, err
 	}
+	pt.LoadSeconds = time.Since(start).Seconds()
 	if pt.RSSInstances, pt.HeapInstances, err = srv.memory(ctx); err != nil {
 		return pt, err
 	}
 	value := strings.Repeat("v", o.ValueSize)
+	start = time.Now()
 	err = parallel(ctx, z.Configs, o.Concurrency, progress, "configs", func(ctx context.Context, k int) error {
 		_, err := cfgs.PutConfig(ctx, &pb.PutConfigRequest{DataId: "scale-" + strconv.Itoa(k) + ".txt", Content: value})
 		return err
@@ -242,7 +305,7 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 	if err != nil {
 		return pt, err
 	}
-	pt.LoadSeconds = time.Since(start).Seconds()
+	pt.LoadSeconds += time.Since(start).Seconds()
 	if pt.RSSLoaded, pt.HeapLoaded, err = srv.memory(ctx); err != nil {
 		return pt, err
 	}
@@ -297,11 +360,29 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 
 	srv.stop()
 	pt.DataBytes = dirSize(dir)
-	srv, took, err := startScaleServer(ctx, bin, dir)
+	again, took, err := startScaleServer(ctx, bin, dir)
 	if err != nil {
 		return pt, fmt.Errorf("restart: %w", err)
 	}
+	defer again.stop()
 	pt.RestartSeconds = took.Seconds()
+	// What was loaded is there after the restart.
+	cc2, err := grpc.NewClient(again.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return pt, err
+	}
+	defer cc2.Close()
+	if z.Services > 0 {
+		r, err := pb.NewRegistryServiceClient(cc2).ListInstances(ctx, &pb.ListInstancesRequest{Service: scaleService(z.Services - 1)})
+		if err != nil || (z.Instances%z.Services == 0 && len(r.GetInstances()) != perService) {
+			return pt, fmt.Errorf("after the restart, %s has %d instances (%v), want %d", scaleService(z.Services-1), len(r.GetInstances()), err, perService)
+		}
+	}
+	if z.Configs > 0 {
+		if _, err := pb.NewConfigServiceClient(cc2).GetConfig(ctx, &pb.GetConfigRequest{DataId: "scale-" + strconv.Itoa(z.Configs-1) + ".txt"}); err != nil {
+			return pt, fmt.Errorf("after the restart, the last config: %w", err)
+		}
+	}
 	fmt.Fprintf(progress, "%s, %s: loaded in %s, %.0f B per instance resident, restart %s, register p99 %.2f ms\n",
 		filepath.Base(bin), z, secs(pt.LoadSeconds), pt.PerInstance(), secs(pt.RestartSeconds), pt.RegisterP99)
 	return pt, nil
@@ -389,6 +470,7 @@ func startScaleServer(ctx context.Context, bin, dir string) (*scaleServer, time.
 	s := &scaleServer{cmd: cmd, addr: addr, exited: make(chan error, 1)}
 	go func() { s.exited <- cmd.Wait() }()
 	client := &http.Client{Timeout: time.Second}
+	deadline := time.After(readyTimeout)
 	for {
 		resp, err := client.Get("http://" + addr + "/readyz")
 		if err == nil {
@@ -403,10 +485,16 @@ func startScaleServer(ctx context.Context, bin, dir string) (*scaleServer, time.
 		case <-ctx.Done():
 			s.stop()
 			return nil, 0, ctx.Err()
+		case <-deadline:
+			s.stop()
+			return nil, 0, fmt.Errorf("junction server was not ready within %v: see %s", readyTimeout, logPath)
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
 }
+
+// readyTimeout bounds a server's start, from a large snapshot too.
+const readyTimeout = 5 * time.Minute
 
 // stop ends the server as systemd would: SIGTERM, then SIGKILL after a
 // minute.
@@ -422,9 +510,16 @@ func (s *scaleServer) stop() {
 	})
 }
 
-// memory returns the server's resident memory and its live heap, after a
-// collection (asked for through /debug/pprof/heap?gc=1).
+// memory returns the server's resident memory and its heap in use, after a
+// collection.
 func (s *scaleServer) memory(ctx context.Context) (rss, heap uint64, err error) {
+	heap, _, err = s.inUse(ctx)
+	return residentBytes(s.cmd.Process.Pid), heap, err
+}
+
+// inUse returns the server's heap and goroutine stacks in use, after a
+// collection (asked for through /debug/pprof/heap?gc=1).
+func (s *scaleServer) inUse(ctx context.Context) (heap, stack uint64, err error) {
 	if err := s.get(ctx, "/debug/pprof/heap?gc=1", io.Discard); err != nil {
 		return 0, 0, err
 	}
@@ -433,12 +528,16 @@ func (s *scaleServer) memory(ctx context.Context) (rss, heap uint64, err error) 
 		return 0, 0, err
 	}
 	for line := range strings.Lines(metrics.String()) {
-		if v, found := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); found {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		name, v, _ := strings.Cut(line, " ")
+		f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
 			heap = uint64(f)
+		case "go_memstats_stack_inuse_bytes":
+			stack = uint64(f)
 		}
 	}
-	return residentBytes(s.cmd.Process.Pid), heap, nil
+	return heap, stack, nil
 }
 
 // snapshot reads a full snapshot, as `junction snapshot save` does, and
@@ -506,13 +605,16 @@ func dirSize(dir string) int64 {
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
+// percentile is v's q-quantile by the nearest rank: of 1000 samples, the
+// 990th smallest is the p99.
 func percentile(v []float64, q float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
 	v = slices.Clone(v)
 	slices.Sort(v)
-	return v[min(int(q*float64(len(v))), len(v)-1)]
+	rank := int(math.Ceil(q * float64(len(v))))
+	return v[min(max(rank, 1), len(v))-1]
 }
 
 func median(v []float64) float64 { return percentile(v, 0.5) }

@@ -36,7 +36,7 @@ func ScalePlots(dir string, r ScaleResult) ([]string, error) {
 		"scale-memory.svg": {Title: "Memory per instance", XLabel: "instances held", YLabel: "bytes per instance",
 			Series: []Series{
 				{Name: "resident (RSS)", Points: curve(ScalePoint.PerInstance)},
-				{Name: "live heap", Points: curve(ScalePoint.HeapPerInstance)},
+				{Name: "heap in use, after a collection", Points: curve(ScalePoint.HeapPerInstance)},
 				{Name: "goal: 1 KB", Level: ScaleGoals.BytesPerInstance},
 			}},
 		"scale-restart.svg": {Title: "Restart to ready, and a full snapshot", XLabel: "instances held", YLabel: "seconds",
@@ -52,6 +52,19 @@ func ScalePlots(dir string, r ScaleResult) ([]string, error) {
 				{Name: "register p99, empty store", Level: empty.RegisterP99},
 				{Name: "goal: 2x the empty store's", Level: ScaleGoals.RegisterRatio * empty.RegisterP99},
 			}},
+	}
+	if len(r.Fanout) > 1 {
+		var p99, mem [][2]float64
+		for _, f := range r.Fanout {
+			p99 = append(p99, [2]float64{float64(f.Subscribers), f.P99})
+			mem = append(mem, [2]float64{float64(f.Subscribers), f.ServerBytesPerWatcher / 1024})
+		}
+		charts["scale-fanout.svg"] = Chart{Title: "Watch fan-out over one gateway", XLabel: "subscribers of one service",
+			YLabel: "p99 ms; server KiB per subscriber", Series: []Series{
+				{Name: "write → delivery p99 (ms)", Points: p99},
+				{Name: "server memory per subscriber (KiB)", Points: mem},
+				{Name: "goal: 8 KiB per subscriber", Level: 8},
+			}}
 	}
 	var names []string
 	for _, name := range slices.Sorted(maps.Keys(charts)) {
@@ -115,7 +128,7 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 	if len(r.BaselinePoints) == len(r.Points) {
 		fmt.Fprintf(&b, "\n**Against the baseline** `%s`, in the same run (each size loaded into the baseline's server, then into this build's): "+
 			"this build's figure ÷ the baseline's, so below 1× is better. Start-up: %s.\n\n", r.Options.BaselineName, ratioOf(median(r.Startups), median(r.BaselineStartups)))
-		b.WriteString("| instances / services / configs | load | resident per instance | live heap per instance | full snapshot | restart to ready | register p99 | instance list p99 | every service, paged |\n")
+		b.WriteString("| instances / services / configs | load | resident per instance | heap in use per instance | full snapshot | restart to ready | register p99 | instance list p99 | every service, paged |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		for i, p := range r.Points {
 			if i == 0 {
@@ -128,6 +141,31 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 				ratioOf(p.SnapshotSeconds, q.SnapshotSeconds), ratioOf(p.RestartSeconds, q.RestartSeconds),
 				ratioOf(p.RegisterP99, q.RegisterP99), ratioOf(p.ListP99, q.ListP99), ratioOf(p.ServicesSeconds, q.ServicesSeconds))
 		}
+	}
+	if len(r.Fanout) > 0 {
+		fmt.Fprintf(&b, "\n**Watch fan-out** over one gateway (a fresh server each): subscribers of one service on one connection, %d changes; "+
+			"the latency runs from the start of each write to its arrival at each subscriber, the slowest being the last delivery of a change. "+
+			"Memory is the server's heap and stacks after a collection, subscribers attached against none.\n\n", r.Options.Updates)
+		b.WriteString("| subscribers | p50 | p99 | slowest | server memory per subscriber |")
+		if len(r.BaselineFanout) == len(r.Fanout) {
+			b.WriteString(" p99, ÷ baseline | memory, ÷ baseline |")
+		}
+		b.WriteString("\n|---|---|---|---|---|")
+		if len(r.BaselineFanout) == len(r.Fanout) {
+			b.WriteString("---|---|")
+		}
+		b.WriteString("\n")
+		for i, f := range r.Fanout {
+			fmt.Fprintf(&b, "| %s | %s ms | %s ms | %s ms | %.0f B |", thousands(float64(f.Subscribers)), ms(f.P50), ms(f.P99), ms(f.Max), f.ServerBytesPerWatcher)
+			if len(r.BaselineFanout) == len(r.Fanout) {
+				q := r.BaselineFanout[i]
+				fmt.Fprintf(&b, " %s | %s |", ratioOf(f.P99, q.P99), ratioOf(f.ServerBytesPerWatcher, q.ServerBytesPerWatcher))
+			}
+			b.WriteString("\n")
+		}
+		big := r.Fanout[len(r.Fanout)-1]
+		fmt.Fprintf(&b, "\nAt %s subscribers: p99 %s ms (goal: at most 1 s, %s); %.0f B per subscriber in the server (goal: at most 8 KB, %s).\n",
+			thousands(float64(big.Subscribers)), ms(big.P99), met(big.P99 <= 1000), big.ServerBytesPerWatcher, met(big.ServerBytesPerWatcher <= 8192))
 	}
 	if len(plots) > 0 {
 		b.WriteString("\n")

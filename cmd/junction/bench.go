@@ -207,10 +207,11 @@ func newBenchScaleCmd() *cobra.Command {
 		Short: "Measure how the built-in store's cost grows with what it holds",
 		Long: `Loads a fresh junction server (the built-in store, one node, a child process of this
 command) at each size, one after the other, after an empty one, and measures it: resident
-memory and live heap per instance and per config, a full snapshot's size and time, the data
+memory and heap in use per instance and per config, a full snapshot's size and time, the data
 dir, restart to ready from the snapshot and the log's tail, register and instance-list
 latency one call at a time, and paging through every service. It first times the start of
-an empty store. A size is INSTANCES/SERVICES/CONFIGS: persistent instances spread evenly
+an empty store, and ends with watch fan-out (--fanouts subscribers of one service over one
+gateway: delivery latency, and the server's memory per subscriber). A size is INSTANCES/SERVICES/CONFIGS: persistent instances spread evenly
 across the services, and config items of --value-size bytes.
 
 --report FILE rewrites the scale section of a Markdown file with the tables, and writes the
@@ -227,8 +228,13 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				}
 				o.Sizes = append(o.Sizes, z)
 			}
-			if o.Concurrency < 1 || o.Samples < 1 || o.Startups < 1 || o.ValueSize < 1 {
-				return model.Invalid("options", "--concurrency, --samples, --startups and --value-size must be at least 1")
+			if o.Concurrency < 1 || o.Samples < 1 || o.Startups < 1 || o.ValueSize < 1 || o.Updates < 1 {
+				return model.Invalid("options", "--concurrency, --samples, --startups, --value-size and --updates must be at least 1")
+			}
+			for _, n := range o.Fanouts {
+				if n < 1 {
+					return model.Invalid("fanouts", "%d is not a number of subscribers", n)
+				}
 			}
 			bin, err := os.Executable()
 			if err != nil {
@@ -296,6 +302,8 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 	f.IntVar(&o.Samples, "samples", 1000, "registers and instance lists timed at each size, one at a time")
 	f.IntVar(&o.Startups, "startups", 10, "starts of an empty store timed")
 	f.IntVar(&o.ValueSize, "value-size", 256, "each config item's size in bytes")
+	f.IntSliceVar(&o.Fanouts, "fanouts", []int{1000, 10000, 50000}, "watch fan-out sizes: subscribers of one service over one gateway (none: skip)")
+	f.IntVar(&o.Updates, "updates", 20, "watch fan-out: changes delivered at each size")
 	f.StringVar(&report, "report", "", "rewrite the scale section of this Markdown file, and write the charts beside it")
 	f.StringVar(&section, "report-section", "scale", "name of the generated section --report rewrites")
 	f.StringVar(&plots, "plots", "", "directory the charts (SVG) go to (default: scale/ beside --report)")

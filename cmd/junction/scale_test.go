@@ -20,18 +20,19 @@ func TestBenchScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(binary(t), "bench", "scale", "--sizes", "1000/100/100,4000/400/400", "--samples", "50",
-		"--startups", "2", "-c", "8", "--report", report).CombinedOutput()
+		"--startups", "2", "-c", "8", "--fanouts", "50,200", "--updates", "3", "--report", report).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	doc, _ := os.ReadFile(report)
 	for _, want := range []string{"kept", "<!-- junction bench scale: begin", "| empty |", "| 1,000 / 100 / 100 |", "| 4,000 / 400 / 400 |",
-		"**Start-up** of an empty store", "At the largest size, 4,000 instances", "![scale-memory](scale/scale-memory.svg)"} {
+		"**Start-up** of an empty store", "At the largest size, 4,000 instances", "![scale-memory](scale/scale-memory.svg)",
+		"**Watch fan-out**", "| 200 |", "At 200 subscribers", "![scale-fanout](scale/scale-fanout.svg)"} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("the report has no %q:\n%s", want, doc)
 		}
 	}
-	for _, name := range []string{"scale-memory.svg", "scale-restart.svg", "scale-latency.svg"} {
+	for _, name := range []string{"scale-memory.svg", "scale-restart.svg", "scale-latency.svg", "scale-fanout.svg"} {
 		b, err := os.ReadFile(filepath.Join(dir, "scale", name))
 		if err != nil {
 			t.Fatal(err)
@@ -56,10 +57,11 @@ func TestBenchScale(t *testing.T) {
 		}
 	}
 	// Bad sizes are refused before anything starts.
-	for _, bad := range []string{"10/0/0", "5/10/0", "1000/100", "x/1/1", "-1/1/1"} {
-		out, err := exec.Command(binary(t), "bench", "scale", "--sizes", bad).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "sizes") {
-			t.Errorf("--sizes %s: %v %s", bad, err, out)
+	for _, bad := range [][]string{{"--sizes", "10/0/0"}, {"--sizes", "5/10/0"}, {"--sizes", "1000/100"}, {"--sizes", "x/1/1"},
+		{"--sizes", "-1/1/1"}, {"--fanouts", "0"}, {"--updates", "0"}, {"--baseline", "/nonexistent/junction"}} {
+		out, err := exec.Command(binary(t), append([]string{"bench", "scale"}, bad...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), strings.TrimPrefix(bad[0], "--")) {
+			t.Errorf("%s: %v %s", bad, err, out)
 		}
 	}
 }
