@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/junctionhq/junction/backends"
@@ -26,16 +28,43 @@ func (s *Server) saveSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var buf bytes.Buffer // whole, so that a failure is an error status, not a cut body
-	rev, err := sn.SaveSnapshot(r.Context(), &buf)
+	// Whole before it is sent, so that a failure is an error status, not
+	// a cut body: spooled to a temporary file (a million instances make
+	// hundreds of MB), or held in memory where there is no temporary
+	// directory (a scratch image).
+	var spool io.ReadWriter
+	if f, err := os.CreateTemp("", "junction-snapshot-*"); err == nil {
+		_ = os.Remove(f.Name()) // gone when closed
+		defer f.Close()
+		spool = f
+	} else {
+		spool = &bytes.Buffer{}
+	}
+	cw := &countingWriter{w: spool}
+	rev, err := sn.SaveSnapshot(r.Context(), cw)
+	if f, ok := spool.(*os.File); ok && err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Content-Length", strconv.FormatInt(cw.n, 10))
 	w.Header().Set("X-Junction-Revision", strconv.FormatInt(rev, 10))
-	_, _ = w.Write(buf.Bytes())
+	_, _ = io.Copy(w, spool)
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // restoreSnapshot serves PUT /v1/snapshot: the body, a saved snapshot,

@@ -396,6 +396,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.closeLog()
 		return nil, dataErr(cfg, nodeID, err)
 	}
+	if standalone := cfg.RaftAddr == "" && cfg.transport == nil; standalone && existing {
+		// Data of a former cluster member, opened as a single node: its
+		// other voters cannot be reached here, and elections every 20ms
+		// would only spin (persisting a term each time). The configured
+		// timeouts, then.
+		if f := s.raft.GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) > 1 {
+			_ = s.raft.ReloadConfig(raft.ReloadableConfig{TrailingLogs: rc.TrailingLogs, SnapshotInterval: rc.SnapshotInterval,
+				SnapshotThreshold: rc.SnapshotThreshold, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout})
+		}
+	}
 	if !existing && cfg.Join != "" {
 		if err := s.join(ctx, addr); err != nil {
 			s.Close()

@@ -593,6 +593,14 @@ func (s *Server) waitChange(ctx context.Context, keys []listenKey, revs []int64,
 				if e.Type == model.EventReset && e.Revision <= revs[i] {
 					continue
 				}
+				if e.Type == model.EventReset {
+					// A RESET past the read (the watch's history began
+					// after it) may change nothing: only a content the
+					// client does not have is news.
+					if cur, _, err := s.current(ctx, k.key); err == nil && sameMD5(cur, k.md5) {
+						continue
+					}
+				}
 				hit <- k
 				return
 			}
