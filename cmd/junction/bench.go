@@ -241,6 +241,7 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				return fmt.Errorf("this binary, to run the servers: %w", err)
 			}
 			o.Binary, o.Progress = bin, cmd.ErrOrStderr()
+			given := o.Baseline
 			if o.Baseline != "" {
 				if o.Baseline, err = filepath.Abs(o.Baseline); err != nil {
 					return err
@@ -279,7 +280,11 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				}
 			}
 			var md strings.Builder
-			if err := bench.ScaleMarkdown(&md, r, "junction "+strings.Join(os.Args[1:], " "), time.Now(), names); err != nil {
+			command := "junction " + strings.Join(os.Args[1:], " ")
+			if o.Baseline != "" { // no machine path in a report
+				command = strings.ReplaceAll(command, given, "<a build of "+o.BaselineName+">")
+			}
+			if err := bench.ScaleMarkdown(&md, r, command, time.Now(), names); err != nil {
 				return err
 			}
 			if report != "" {

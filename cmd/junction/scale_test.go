@@ -20,19 +20,24 @@ func TestBenchScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(binary(t), "bench", "scale", "--sizes", "1000/100/100,4000/400/400", "--samples", "50",
-		"--startups", "2", "-c", "8", "--fanouts", "50,200", "--updates", "3", "--report", report).CombinedOutput()
+		"--startups", "2", "-c", "8", "--fanouts", "50,200", "--updates", "3", "--report", report,
+		"--baseline", binary(t), "--baseline-name", "self").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	doc, _ := os.ReadFile(report)
 	for _, want := range []string{"kept", "<!-- junction bench scale: begin", "| empty |", "| 1,000 / 100 / 100 |", "| 4,000 / 400 / 400 |",
 		"**Start-up** of an empty store", "At the largest size, 4,000 instances", "![scale-memory](scale/scale-memory.svg)",
-		"**Watch fan-out**", "| 200 |", "At 200 subscribers", "![scale-fanout](scale/scale-fanout.svg)"} {
+		"**Watch fan-out**", "| 200 |", "At 200 subscribers", "![scale-fanout-memory](scale/scale-fanout-memory.svg)",
+		"**Against the baseline** `self`", "--baseline <a build of self>"} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("the report has no %q:\n%s", want, doc)
 		}
 	}
-	for _, name := range []string{"scale-memory.svg", "scale-restart.svg", "scale-latency.svg", "scale-fanout.svg"} {
+	if strings.Contains(string(doc), binary(t)) {
+		t.Errorf("the report names the baseline's path, a machine path:\n%s", doc)
+	}
+	for _, name := range []string{"scale-memory.svg", "scale-restart.svg", "scale-latency.svg", "scale-fanout-latency.svg", "scale-fanout-memory.svg"} {
 		b, err := os.ReadFile(filepath.Join(dir, "scale", name))
 		if err != nil {
 			t.Fatal(err)
