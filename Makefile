@@ -122,11 +122,14 @@ bench-nacos: deps
 
 # bench-scale loads the built-in store with 10k, 100k and 1M instances
 # (and 10k to 100k configs), each into a fresh server, and rewrites the
-# scale section of docs/benchmarks.md and its charts in docs/scale (about
-# 10 minutes). CI runs a bounded version inside `make test`
+# scale section of docs/benchmarks.md and its charts in docs/scale, then
+# keeps 100k sessions alive on the built-in store and on etcd through the
+# gateway (about 10 minutes). CI runs a bounded version inside `make test`
 # (TestBenchScale).
 bench-scale: build
 	./bin/junction bench scale --report docs/benchmarks.md
+	./bin/junction bench heartbeat --local raft,etcd --keys 100000 -c 64 -d 10s \
+	  --report docs/benchmarks.md --report-section scale-heartbeat
 
 # console-screenshots runs the console's browser tests (Debian's Chromium)
 # and writes a PNG of each screen into docs/console.

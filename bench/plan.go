@@ -2,8 +2,11 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -63,12 +66,26 @@ func prepare(ctx context.Context, p primitives, workload string, o Options) (Op,
 	if need["heartbeat"] {
 		nSessions = o.Keys
 	}
-	for range nSessions {
-		id, err := p.newSession(ctx)
-		if err != nil {
-			return fail(fmt.Errorf("session: %w", err))
-		}
-		sessions = append(sessions, id)
+	// Created by the callers together: one at a time, 100k sessions took
+	// longer than their TTL, and the first had expired before the
+	// workload began.
+	sessions = make([]string, nSessions)
+	var next atomic.Int64
+	errs := make([]error, o.Concurrency)
+	var wg sync.WaitGroup
+	for c := range o.Concurrency {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(nSessions); i = next.Add(1) - 1 {
+				if sessions[i], errs[c] = p.newSession(ctx); errs[c] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sessions = slices.DeleteFunc(sessions, func(s string) bool { return s == "" })
+	if err := errors.Join(errs...); err != nil {
+		return fail(fmt.Errorf("session: %w", err))
 	}
 	if need["instances"] {
 		for k := range int64(listSize) {
