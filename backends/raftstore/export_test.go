@@ -37,3 +37,11 @@ func StoredVersions(s *Store, key model.ConfigKey) (stored int, last int64) {
 func TakeSnapshot(s *Store) error {
 	return s.raft.Snapshot().Error()
 }
+
+// ExpiryState returns how many session deadlines and proposed expiries
+// the leader's expiry loop holds.
+func ExpiryState(s *Store) (deadlines, expiring int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.deadlines), len(s.expiring)
+}

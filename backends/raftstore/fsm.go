@@ -96,6 +96,37 @@ type fsm struct {
 	owned    map[string]map[instanceRef]struct{} // session id → its instances
 	applied  int64
 	history  *eventlog.Log
+
+	// added lists the sessions created since the leader's expiry loop
+	// last looked (takeAdded), so that it need not walk every session to
+	// find the new ones; overflow says it must, having missed some.
+	addedMu  sync.Mutex
+	added    []model.Session
+	overflow bool
+}
+
+// maxAdded bounds added on a node whose expiry loop does not run (a
+// follower): past it, the loop walks every session once it runs.
+const maxAdded = 1 << 16
+
+func (f *fsm) noteAdded(sess model.Session) {
+	f.addedMu.Lock()
+	defer f.addedMu.Unlock()
+	if len(f.added) >= maxAdded {
+		f.added, f.overflow = nil, true
+		return
+	}
+	f.added = append(f.added, sess)
+}
+
+// takeAdded returns the sessions created since the last call, and whether
+// some were missed (every session must be looked at).
+func (f *fsm) takeAdded() ([]model.Session, bool) {
+	f.addedMu.Lock()
+	defer f.addedMu.Unlock()
+	added, overflow := f.added, f.overflow
+	f.added, f.overflow = nil, false
+	return added, overflow
 }
 
 func newFSM(historySize int) *fsm {
@@ -129,6 +160,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	switch c.Op {
 	case opSessionCreate:
 		f.sessions[c.Session.ID] = c.Session.TTL
+		f.noteAdded(*c.Session)
 	case opSessionClose, opSessionExpire:
 		if _, ok := f.sessions[c.ID]; !ok {
 			res.err = model.ErrUnknownSession

@@ -383,3 +383,44 @@ func TestServicesPages(t *testing.T) {
 		t.Fatalf("after a restart: %v", got)
 	}
 }
+
+// The expiry loop expires what is not kept alive, keeps what is, and
+// forgets the deadlines of sessions closed or expired: what it holds does
+// not grow with the sessions that came and went.
+func TestExpiryLoopForgetsEndedSessions(t *testing.T) {
+	s := open(t, t.TempDir())
+	ctx := context.Background()
+	var ids []string
+	for range 20 {
+		sess, _, err := s.CreateSession(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sess.ID)
+	}
+	for _, id := range ids[:5] {
+		if _, err := s.CloseSession(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := ids[19]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := s.KeepAlive(ctx, kept); err != nil {
+			t.Fatalf("a session kept alive: %v", err)
+		}
+		if d, e := raftstore.ExpiryState(s); d == 1 && e == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			d, e := raftstore.ExpiryState(s)
+			t.Fatalf("expiry state: %d deadlines, %d expiring; want the kept session's alone", d, e)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, id := range ids[:19] {
+		if _, err := s.KeepAlive(ctx, id); !errors.Is(err, model.ErrUnknownSession) {
+			t.Errorf("session %s, closed or left to expire: %v", id, err)
+		}
+	}
+}

@@ -215,6 +215,7 @@ type Store struct {
 	mu        sync.Mutex
 	deadlines map[string]time.Time // session → expiry, kept by the leader
 	expiring  map[string]bool      // expiry proposed, not yet applied
+	rescan    bool                 // deadlines were cleared: every session needs one
 
 	appends, entries atomic.Uint64 // log writes (one fsync each) and the entries they carried
 	logBytes         atomic.Uint64 // bytes of log entries written
@@ -302,7 +303,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("backend", "raft"), fsm: newFSM(cfg.History), nodeID: nodeID,
-		deadlines: map[string]time.Time{}, expiring: map[string]bool{}, stop: make(chan struct{})}
+		deadlines: map[string]time.Time{}, expiring: map[string]bool{}, rescan: true, stop: make(chan struct{})}
 
 	hlog := raftLogger(s.log)
 	walDir := filepath.Join(cfg.Dir, "wal")
@@ -497,6 +498,7 @@ func (s *Store) watchLeadership() {
 			}
 			s.mu.Lock()
 			clear(s.deadlines) // a new term grants every session a fresh TTL
+			s.rescan = true
 			s.mu.Unlock()
 			s.ready.Store(s.raft.State() == raft.Leader)
 		}
@@ -676,6 +678,14 @@ func (s *Store) CloseSession(ctx context.Context, id string) (int64, error) {
 
 // expireSessions is the leader's expiry loop: a session whose deadline passed
 // is expired through the log, removing its instances on every replica.
+//
+// A session gets its deadline when it is created here (CreateSession), or
+// when the loop first sees it: the state machine hands over the sessions
+// created since its last look (takeAdded), and after a new term or a
+// restore, which clear the deadlines, the loop walks every session once.
+// The tick otherwise walks only the deadlines, under the store's own
+// lock: not the state machine's, which every write's apply waits for (at
+// 100k sessions that walk was most of each tick, and writes crawled).
 func (s *Store) expireSessions() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.ExpiryInterval)
@@ -686,32 +696,63 @@ func (s *Store) expireSessions() {
 			return
 		case <-t.C:
 		}
+		added, overflow := s.fsm.takeAdded()
 		if !s.ready.Load() {
 			continue
 		}
 		now := time.Now()
-		var due []string
-		s.fsm.mu.RLock()
 		s.mu.Lock()
-		for id, ttl := range s.fsm.sessions {
-			d, ok := s.deadlines[id]
-			switch {
-			case !ok:
-				s.deadlines[id] = now.Add(ttl)
-			case now.After(d) && !s.expiring[id]:
-				s.expiring[id] = true
+		rescan := s.rescan || overflow
+		s.rescan = false
+		for _, sess := range added {
+			if _, ok := s.deadlines[sess.ID]; !ok {
+				s.deadlines[sess.ID] = now.Add(sess.TTL)
+			}
+		}
+		s.mu.Unlock()
+		if rescan {
+			s.fsm.mu.RLock()
+			s.mu.Lock()
+			for id, ttl := range s.fsm.sessions {
+				if _, ok := s.deadlines[id]; !ok {
+					s.deadlines[id] = now.Add(ttl)
+				}
+			}
+			s.mu.Unlock()
+			s.fsm.mu.RUnlock()
+		}
+		var due []string
+		s.mu.Lock()
+		for id, d := range s.deadlines {
+			if now.After(d) {
 				due = append(due, id)
 			}
 		}
-		for id := range s.deadlines {
+		s.mu.Unlock()
+		if len(due) == 0 {
+			continue
+		}
+		// Of those, the sessions that still exist expire (unless their
+		// expiry is under way); the deadlines of the others (closed, or
+		// expired) go.
+		s.fsm.mu.RLock()
+		s.mu.Lock()
+		n := 0
+		for _, id := range due {
 			if _, ok := s.fsm.sessions[id]; !ok {
 				delete(s.deadlines, id)
 				delete(s.expiring, id)
+				continue
+			}
+			if d, ok := s.deadlines[id]; ok && now.After(d) && !s.expiring[id] { // not kept alive meanwhile
+				s.expiring[id] = true
+				due[n] = id
+				n++
 			}
 		}
 		s.mu.Unlock()
 		s.fsm.mu.RUnlock()
-		for _, id := range due {
+		for _, id := range due[:n] {
 			go s.expire(id)
 		}
 	}
@@ -950,6 +991,7 @@ func (s *Store) RestoreSnapshot(ctx context.Context, r io.Reader) (int64, error)
 	s.mu.Lock()
 	clear(s.deadlines) // restored sessions get a fresh TTL from the expiry loop
 	clear(s.expiring)
+	s.rescan = true
 	s.mu.Unlock()
 	return res.rev, nil
 }
