@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -83,7 +82,6 @@ func prepare(ctx context.Context, p primitives, workload string, o Options) (Op,
 		})
 	}
 	wg.Wait()
-	sessions = slices.DeleteFunc(sessions, func(s string) bool { return s == "" })
 	if err := errors.Join(errs...); err != nil {
 		return fail(fmt.Errorf("session: %w", err))
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -198,42 +199,42 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 		fmt.Fprintf(progress, "%s: empty store ready in %s (median of %d starts)\n", name, secs(median(out)), len(out))
 		return out, nil
 	}
-	var err error
+	// builds are the binaries each measure runs with, side by side: the
+	// baseline's first, when there is one.
+	type build struct {
+		bin, prefix string
+		startups    *[]float64
+		points      *[]ScalePoint
+		fanout      *[]FanoutPoint
+	}
+	builds := []build{{o.Binary, "", &res.Startups, &res.Points, &res.Fanout}}
 	if o.Baseline != "" {
-		if res.BaselineStartups, err = startups(o.Baseline, "baseline"); err != nil {
+		builds = append([]build{{o.Baseline, "baseline-", &res.BaselineStartups, &res.BaselinePoints, &res.BaselineFanout}}, builds...)
+	}
+	for _, b := range builds {
+		out, err := startups(b.bin, cmp.Or(strings.TrimSuffix(b.prefix, "-"), "this build"))
+		if err != nil {
 			return res, err
 		}
-	}
-	if res.Startups, err = startups(o.Binary, "this build"); err != nil {
-		return res, err
+		*b.startups = out
 	}
 	for i, z := range append([]ScaleSize{{}}, o.Sizes...) {
-		if o.Baseline != "" {
-			p, err := scalePoint(ctx, o.Baseline, filepath.Join(dir, "baseline-size-"+strconv.Itoa(i)), z, o, progress)
+		for _, b := range builds {
+			p, err := scalePoint(ctx, b.bin, filepath.Join(dir, b.prefix+"size-"+strconv.Itoa(i)), z, o, progress)
 			if err != nil {
-				return res, fmt.Errorf("baseline, %s: %w", z, err)
+				return res, fmt.Errorf("%s%s: %w", b.prefix, z, err)
 			}
-			res.BaselinePoints = append(res.BaselinePoints, p)
+			*b.points = append(*b.points, p)
 		}
-		p, err := scalePoint(ctx, o.Binary, filepath.Join(dir, "size-"+strconv.Itoa(i)), z, o, progress)
-		if err != nil {
-			return res, fmt.Errorf("%s: %w", z, err)
-		}
-		res.Points = append(res.Points, p)
 	}
 	for i, n := range o.Fanouts {
-		if o.Baseline != "" {
-			p, err := fanoutPoint(ctx, o.Baseline, filepath.Join(dir, "baseline-fanout-"+strconv.Itoa(i)), n, o, progress)
+		for _, b := range builds {
+			p, err := fanoutPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"fanout-"+strconv.Itoa(i)), n, o, progress)
 			if err != nil {
-				return res, fmt.Errorf("baseline, fan-out to %d: %w", n, err)
+				return res, fmt.Errorf("%sfan-out to %d: %w", b.prefix, n, err)
 			}
-			res.BaselineFanout = append(res.BaselineFanout, p)
+			*b.fanout = append(*b.fanout, p)
 		}
-		p, err := fanoutPoint(ctx, o.Binary, filepath.Join(dir, "fanout-"+strconv.Itoa(i)), n, o, progress)
-		if err != nil {
-			return res, fmt.Errorf("fan-out to %d: %w", n, err)
-		}
-		res.Fanout = append(res.Fanout, p)
 	}
 	return res, nil
 }

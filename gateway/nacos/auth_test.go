@@ -74,19 +74,7 @@ func authClientParam(t testing.TB, e *env, password string) vo.NacosClientParam 
 func TestNacosAccessControl(t *testing.T) {
 	e, mgmt := startAuth(t)
 	m := e.asToken(mgmt)
-	policy := "name: orders\nrules:\n  - namespace: public\n    service: \"orders\"\n    access: write\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n"
-	body, _ := json.Marshal(map[string]string{"rules": policy})
-	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
-		t.Fatal(code, b)
-	}
-	var tok struct {
-		Secret string
-		Token  struct{ AccessorId string }
-	}
-	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"orders","policies":["orders"]}`)
-	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
-		t.Fatal(code, b)
-	}
+	tok := tokenWith(t, m, "orders", "  - namespace: public\n    service: \"orders\"\n    access: write\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n")
 	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
 	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/secret.yaml", "k: v\n")
 	m.restCall(t, "POST", "/v1/namespaces/public/groups/DEFAULT_GROUP/services/payments/instances", `{"ip":"10.0.0.9","port":1}`)
@@ -220,8 +208,8 @@ func TestNacosEveryRouteDecides(t *testing.T) {
 	e, mgmt := startAuth(t)
 	m := e.asToken(mgmt)
 	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
-	reader := tokenWith(t, m, "reader", "  - namespace: public\n    service: \"s\"\n    access: read\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n")
-	other := tokenWith(t, m, "other", "  - namespace: public\n    service: \"other\"\n    access: write\n  - namespace: public\n    config: \"other.yaml\"\n    access: write\n")
+	reader := tokenWith(t, m, "reader", "  - namespace: public\n    service: \"s\"\n    access: read\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n").Secret
+	other := tokenWith(t, m, "other", "  - namespace: public\n    service: \"other\"\n    access: write\n  - namespace: public\n    config: \"other.yaml\"\n    access: write\n").Secret
 
 	// What each does: "write", "read", or "list" (authenticated, then
 	// filtered item by item).
@@ -327,20 +315,25 @@ func TestNacosEveryRouteDecides(t *testing.T) {
 	}
 }
 
-// tokenWith creates a token with a policy of rules (YAML list items), and
-// returns its secret.
-func tokenWith(t *testing.T, m *env, name, rules string) string {
+// token is a token tokenWith made.
+type token struct {
+	Secret string
+	Token  struct{ AccessorId string }
+}
+
+// tokenWith creates a token with a policy of rules (YAML list items).
+func tokenWith(t *testing.T, m *env, name, rules string) token {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"rules": "name: " + name + "\nrules:\n" + rules})
 	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
 		t.Fatal(code, b)
 	}
-	var tok struct{ Secret string }
+	var tok token
 	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"`+name+`","policies":["`+name+`"]}`)
 	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
 		t.Fatal(code, b)
 	}
-	return tok.Secret
+	return tok
 }
 
 func name(token, reader, other string) string {
@@ -399,19 +392,8 @@ func TestNacosLoginHandle(t *testing.T) {
 		}
 	}
 	// A revoked token's handle.
-	var tok struct {
-		Secret string
-		Token  struct{ AccessorId string }
-	}
 	m := e.asToken(mgmt)
-	body, _ := json.Marshal(map[string]string{"rules": "name: app\nrules:\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n"})
-	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
-		t.Fatal(code, b)
-	}
-	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"short","policies":["app"]}`)
-	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
-		t.Fatal(code, b)
-	}
+	tok := tokenWith(t, m, "app", "  - namespace: public\n    config: \"app.yaml\"\n    access: read\n")
 	revoked := login(tok.Secret)
 	if code := get(revoked); code != 200 {
 		t.Fatalf("the second token's handle: %d", code)
@@ -484,18 +466,7 @@ func TestNacosLongPollDecidedAgain(t *testing.T) {
 	e, mgmt := startAuth(t)
 	m := e.asToken(mgmt)
 	m.restCall(t, "PUT", "/v1/namespaces/public/groups/DEFAULT_GROUP/configs/app.yaml", "a: 1\n")
-	body, _ := json.Marshal(map[string]string{"rules": "name: poller\nrules:\n  - namespace: public\n    config: \"app.yaml\"\n    access: read\n"})
-	if code, b := m.restCall(t, "POST", "/v1/acl/policies", string(body)); code != 200 {
-		t.Fatal(code, b)
-	}
-	var tok struct {
-		Secret string
-		Token  struct{ AccessorId string }
-	}
-	code, b := m.restCall(t, "POST", "/v1/acl/tokens", `{"description":"poller","policies":["poller"]}`)
-	if code != 200 || json.Unmarshal([]byte(b), &tok) != nil {
-		t.Fatal(code, b)
-	}
+	tok := tokenWith(t, m, "poller", "  - namespace: public\n    config: \"app.yaml\"\n    access: read\n")
 	md5 := model.ContentMD5([]byte("a: 1\n"))
 	poll := func() (int, string) {
 		return e.nacosCall(t, "POST", "/nacos/v1/cs/configs/listener", url.Values{"Listening-Configs": {"app.yaml\x02DEFAULT_GROUP\x02" + md5 + "\x01"}},
