@@ -3,13 +3,10 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
-	"time"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 // The hub holds one store watch per watched service or config, shared by
@@ -17,31 +14,7 @@ import (
 // outlive their watches (junction_watch_topics).
 func TestHubTopicsGoWithTheirLastSubscriber(t *testing.T) {
 	e := start(t)
-	gauge := func(name string) string {
-		t.Helper()
-		resp, err := http.Get(e.base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for line := range strings.Lines(string(b)) {
-			if v, found := strings.CutPrefix(line, name+" "); found {
-				return strings.TrimSpace(v)
-			}
-		}
-		return "absent"
-	}
-	waitGauge := func(name, want string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for gauge(name) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %s, want %s", name, gauge(name), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	waitGauge := func(name string, want float64) { t.Helper(); servertest.WaitGauge(t, e.base, name, want) }
 	ctx, cancel := context.WithCancel(context.Background())
 	var cancels []context.CancelFunc
 	// Each watch is open once its first event (the RESET) came.
@@ -77,13 +50,13 @@ func TestHubTopicsGoWithTheirLastSubscriber(t *testing.T) {
 			return err
 		})
 	}
-	waitGauge("junction_watch_topics", "50")
-	waitGauge("junction_watch_subscribers", "60")
+	waitGauge("junction_watch_topics", 50)
+	waitGauge("junction_watch_subscribers", 60)
 	for _, c := range cancels[:45] {
 		c()
 	}
-	waitGauge("junction_watch_topics", "11") // svc-0 (five subscribers left) and the ten configs
+	waitGauge("junction_watch_topics", 11) // svc-0 (five subscribers left) and the ten configs
 	cancel()
-	waitGauge("junction_watch_topics", "0")
-	waitGauge("junction_watch_subscribers", "0")
+	waitGauge("junction_watch_topics", 0)
+	waitGauge("junction_watch_subscribers", 0)
 }

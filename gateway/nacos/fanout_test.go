@@ -3,8 +3,6 @@ package nacos_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/junctionhq/junction/backends"
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 // Nacos clients' subscriptions go through the gateway's hub: any number
@@ -20,34 +19,8 @@ import (
 func TestNacosSubscriptionsShareStoreWatches(t *testing.T) {
 	store := &countWatches{Backend: stores["raft"](t)}
 	e := startOn(t, store)
-	gauge := func(name string) int {
-		t.Helper()
-		resp, err := http.Get(e.rest + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for line := range strings.Lines(string(b)) {
-			if v, found := strings.CutPrefix(line, name+" "); found {
-				var n int
-				_, _ = fmt.Sscan(v, &n)
-				return n
-			}
-		}
-		t.Fatalf("no %s in /metrics", name)
-		return 0
-	}
-	waitGauge := func(name string, want int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for gauge(name) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %d, want %d", name, gauge(name), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	gauge := func(name string) float64 { t.Helper(); return servertest.Gauge(t, e.rest, name) }
+	waitGauge := func(name string, want float64) { t.Helper(); servertest.WaitGauge(t, e.rest, name, want) }
 	topics, subs, watches := gauge("junction_watch_topics"), gauge("junction_watch_subscribers"), store.open.Load()
 	var conns []*raw
 	for i := range 30 {
