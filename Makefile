@@ -51,13 +51,15 @@ deps-apt:
 # range, locked per process), so packages side by side never race for a
 # port. On a clean clone this took CI from 14m58s (-p 1) to 10m52s.
 #
-# The nacos tests that restart the server run in a second pass without the
-# race detector: the Nacos SDK's own connection handling is racy (see
-# backends/nacos/reconnect_test.go and conformance/guarantees/nacos_test.go).
+# The nacos tests that restart the server, and the ZooKeeper guarantee run,
+# run in a second pass without the race detector: the Nacos SDK's and
+# go-zookeeper's own reconnect handling is racy (see
+# backends/nacos/reconnect_test.go, conformance/guarantees/nacos_test.go
+# and conformance/guarantees/zookeeper_test.go).
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -p 2 -timeout 20m ./...
-	$(GO) test -p 1 -run 'TestResetAfterReconnect|TestPolarisWedgesAfterPartition|TestBoundedRunNacos' ./backends/nacos ./conformance/guarantees
+	$(GO) test -p 1 -run 'TestResetAfterReconnect|TestPolarisWedgesAfterPartition|TestBoundedRunNacos|TestBoundedRunZooKeeper' ./backends/nacos ./conformance/guarantees
 	$(MAKE) fuzz
 
 # fuzz runs each native fuzz target for FUZZTIME (go test runs only one
@@ -122,12 +124,15 @@ bench-nacos: deps
 
 # bench-scale loads the built-in store with 10k, 100k and 1M instances
 # (and 10k to 100k configs), each into a fresh server, and rewrites the
-# scale section of docs/benchmarks.md and its charts in docs/scale, then
-# keeps 100k sessions alive on the built-in store and on etcd through the
-# gateway (about 10 minutes). CI runs a bounded version inside `make test`
+# scale section of docs/benchmarks.md and its charts in docs/scale; then
+# it loads a 3-node cluster at the same sizes and times a new follower's
+# catch-up, and keeps 100k sessions alive on the built-in store and on
+# etcd through the gateway (about 40 minutes). CI runs a bounded version inside `make test`
 # (TestBenchScale).
 bench-scale: build
-	./bin/junction bench scale --report docs/benchmarks.md
+	./bin/junction bench scale --catch-up-sizes none --report docs/benchmarks.md
+	./bin/junction bench scale --sizes '' --fanouts none --startups 1 \
+	  --report docs/benchmarks.md --report-section scale-catchup
 	./bin/junction bench heartbeat --local raft,etcd --keys 100000 -c 64 -d 10s \
 	  --report docs/benchmarks.md --report-section scale-heartbeat
 
