@@ -26,21 +26,25 @@ type Cursor struct{ seq uint64 }
 
 // Log is a bounded event log. The zero value is not usable; call New.
 type Log struct {
-	mu    sync.Mutex
-	ring  []model.Event
-	start uint64 // sequence number of the oldest retained event
-	end   uint64 // sequence number of the next event to append
-	floor int64  // every event with a revision above floor is retained
-	wake  chan struct{}
+	mu       sync.Mutex
+	ring     []model.Event // doubles as events arrive, up to capacity
+	capacity int
+	start    uint64 // sequence number of the oldest retained event
+	end      uint64 // sequence number of the next event to append
+	floor    int64  // every event with a revision above floor is retained
+	wake     chan struct{}
 }
+
+// initialRing is how many events a new log has room for before its ring
+// first grows: a gateway keeps a log per watched key, most of them quiet,
+// so a log's memory follows the history it holds, not its capacity.
+const initialRing = 4
 
 // New returns a log that retains the newest capacity events and whose
 // history is complete after revision floor.
 func New(capacity int, floor int64) *Log {
-	if capacity < 1 {
-		capacity = 1
-	}
-	return &Log{ring: make([]model.Event, capacity), floor: floor, wake: make(chan struct{})}
+	capacity = max(capacity, 1)
+	return &Log{ring: make([]model.Event, min(capacity, initialRing)), capacity: capacity, floor: floor, wake: make(chan struct{})}
 }
 
 // Append adds events, in revision order, and wakes waiting readers.
@@ -49,12 +53,17 @@ func (l *Log) Append(evs ...model.Event) {
 		return
 	}
 	l.mu.Lock()
-	n := uint64(len(l.ring))
 	for _, e := range evs {
+		n := uint64(len(l.ring))
 		if l.end-l.start == n {
-			l.floor = l.ring[l.start%n].Revision
-			l.ring[l.start%n] = model.Event{}
-			l.start++
+			if len(l.ring) < l.capacity {
+				l.grow()
+				n = uint64(len(l.ring))
+			} else {
+				l.floor = l.ring[l.start%n].Revision
+				l.ring[l.start%n] = model.Event{}
+				l.start++
+			}
 		}
 		l.ring[l.end%n] = e
 		l.end++
@@ -62,6 +71,18 @@ func (l *Log) Append(evs ...model.Event) {
 	close(l.wake)
 	l.wake = make(chan struct{})
 	l.mu.Unlock()
+}
+
+// grow doubles the ring, up to the capacity, keeping every event at its
+// sequence number.
+func (l *Log) grow() {
+	n := uint64(len(l.ring))
+	ring := make([]model.Event, min(2*len(l.ring), l.capacity))
+	m := uint64(len(ring))
+	for s := l.start; s < l.end; s++ {
+		ring[s%m] = l.ring[s%n]
+	}
+	l.ring = ring
 }
 
 // Reset drops the whole history: only events after revision floor will be

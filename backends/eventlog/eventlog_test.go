@@ -93,3 +93,47 @@ func TestSlowReaderIsCompactedNotBlocking(t *testing.T) {
 		t.Fatalf("cursor from before a Reset of an empty log: %v", err)
 	}
 }
+
+// A log's ring grows with the history it holds, up to its capacity, and
+// keeps every event and cursor through each growth.
+func TestRingGrowsWithItsHistory(t *testing.T) {
+	l := New(100, 0)
+	if n := len(l.ring); n != initialRing {
+		t.Fatalf("a new log of capacity 100 holds room for %d events, want %d", n, initialRing)
+	}
+	first := l.End()
+	for rev := int64(1); rev <= 50; rev++ {
+		l.Append(ev(rev))
+	}
+	if n := len(l.ring); n != 64 {
+		t.Fatalf("50 events: a ring of %d, want 64", n)
+	}
+	got, _, _, err := l.Read(first, 1000, nil)
+	if err != nil || len(got) != 50 || got[0].Revision != 1 || got[49].Revision != 50 {
+		t.Fatalf("after growing: %v %v", revs(got), err)
+	}
+	mid, err := l.After(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rev := int64(51); rev <= 130; rev++ {
+		l.Append(ev(rev))
+	}
+	if n := len(l.ring); n != 100 {
+		t.Fatalf("130 events: a ring of %d, want the capacity, 100", n)
+	}
+	if _, _, _, err := l.Read(mid, 1, nil); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("a cursor at revision 21, 130 events later in a log of 100: %v, want ErrCompacted", err)
+	}
+	c, err := l.After(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _, _ = l.Read(c, 1000, nil)
+	if len(got) != 100 || got[0].Revision != 31 || got[99].Revision != 130 {
+		t.Fatalf("the newest 100: %d events, %v", len(got), revs(got))
+	}
+	if f := l.Floor(); f != 30 {
+		t.Fatalf("floor %d, want 30", f)
+	}
+}
