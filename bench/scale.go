@@ -93,6 +93,15 @@ type ScaleOptions struct {
 	// over one gateway, each on a fresh server, Updates changes each.
 	Fanouts []int
 	Updates int
+	// WatchedServices, when above 0, is how many services are watched at
+	// once, by Watchers subscribers each, on each of WatchedStores, each
+	// service written once a second for WatchedDuration.
+	WatchedServices, Watchers int
+	WatchedStores             []string
+	WatchedDuration           time.Duration
+	// CatchUps are the sizes a 3-node cluster is loaded with before a new
+	// node joins it, its catch-up timed.
+	CatchUps []ScaleSize
 	// Progress receives a line every few seconds.
 	Progress io.Writer
 }
@@ -164,6 +173,14 @@ type ScaleResult struct {
 	BaselineStartups []float64
 	BaselinePoints   []ScalePoint
 	BaselineFanout   []FanoutPoint
+	// SpreadFanout and BaselineSpreadFanout are the fan-out sizes' over
+	// two gateways of one store (nodes of a 3-node cluster).
+	SpreadFanout, BaselineSpreadFanout []FanoutPoint
+	// Watched are the many-services-watched runs', one per store (this
+	// build only).
+	Watched []WatchedPoint
+	// CatchUp and BaselineCatchUp are the catch-up sizes'.
+	CatchUp, BaselineCatchUp []CatchUpPoint
 }
 
 // FanoutPoint is what one watch fan-out size measured: the latency from
@@ -206,10 +223,13 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 		startups    *[]float64
 		points      *[]ScalePoint
 		fanout      *[]FanoutPoint
+		spread      *[]FanoutPoint
+		catchUp     *[]CatchUpPoint
 	}
-	builds := []build{{o.Binary, "", &res.Startups, &res.Points, &res.Fanout}}
+	builds := []build{{o.Binary, "", &res.Startups, &res.Points, &res.Fanout, &res.SpreadFanout, &res.CatchUp}}
 	if o.Baseline != "" {
-		builds = append([]build{{o.Baseline, "baseline-", &res.BaselineStartups, &res.BaselinePoints, &res.BaselineFanout}}, builds...)
+		builds = append([]build{{o.Baseline, "baseline-", &res.BaselineStartups, &res.BaselinePoints, &res.BaselineFanout,
+			&res.BaselineSpreadFanout, &res.BaselineCatchUp}}, builds...)
 	}
 	for _, b := range builds {
 		out, err := startups(b.bin, cmp.Or(strings.TrimSuffix(b.prefix, "-"), "this build"))
@@ -234,6 +254,29 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 				return res, fmt.Errorf("%sfan-out to %d: %w", b.prefix, n, err)
 			}
 			*b.fanout = append(*b.fanout, p)
+			p, err = spreadFanoutPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"spread-fanout-"+strconv.Itoa(i)), n, o, progress)
+			if err != nil {
+				return res, fmt.Errorf("%sfan-out to %d over two gateways: %w", b.prefix, n, err)
+			}
+			*b.spread = append(*b.spread, p)
+		}
+	}
+	if o.WatchedServices > 0 {
+		for _, store := range o.WatchedStores {
+			p, err := watchedPoint(ctx, o.Binary, filepath.Join(dir, "watched-"+store), store, o, progress)
+			if err != nil {
+				return res, fmt.Errorf("%d services watched over %s: %w", o.WatchedServices, store, err)
+			}
+			res.Watched = append(res.Watched, p)
+		}
+	}
+	for i, z := range o.CatchUps {
+		for _, b := range builds {
+			p, err := catchUpPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"catch-up-"+strconv.Itoa(i)), z, o, progress)
+			if err != nil {
+				return res, fmt.Errorf("%scatch-up at %s: %w", b.prefix, z, err)
+			}
+			*b.catchUp = append(*b.catchUp, p)
 		}
 	}
 	return res, nil
@@ -247,24 +290,83 @@ func fanoutPoint(ctx context.Context, bin, dir string, n int, o ScaleOptions, pr
 		return FanoutPoint{}, err
 	}
 	defer srv.stop()
-	cc, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	p, err := measureFanout(ctx, []*scaleServer{srv}, n, o)
+	if err != nil {
+		return p, err
+	}
+	fmt.Fprintf(progress, "%s, fan-out to %d: p99 %.1f ms, %.0f B per subscriber in the server\n", filepath.Base(bin), n, p.P99, p.ServerBytesPerWatcher)
+	return p, nil
+}
+
+// spreadFanoutPoint runs the watch-fanout workload over two gateways of
+// one store: a fresh 3-node cluster, half the subscribers on each of two
+// of its nodes, the changes made through the first.
+func spreadFanoutPoint(ctx context.Context, bin, dir string, n int, o ScaleOptions, progress io.Writer) (FanoutPoint, error) {
+	c, err := startScaleCluster(ctx, bin, dir)
 	if err != nil {
 		return FanoutPoint{}, err
 	}
-	defer cc.Close()
-	wctx, cancel := context.WithCancel(ctx)
+	defer c.stop()
+	p, err := measureFanout(ctx, c.nodes[:2], n, o)
+	if err != nil {
+		return p, err
+	}
+	fmt.Fprintf(progress, "%s, fan-out to %d over two gateways: p99 %.1f ms, %.0f B per subscriber in the servers\n", filepath.Base(bin), n, p.P99, p.ServerBytesPerWatcher)
+	return p, nil
+}
+
+// measureFanout attaches n subscribers of one service spread evenly over
+// the servers, one connection to each, makes the changes through the
+// first, and measures delivery and the servers' memory in use together.
+func measureFanout(ctx context.Context, servers []*scaleServer, n int, o ScaleOptions) (FanoutPoint, error) {
+	var gws spread
+	for _, srv := range servers {
+		cc, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return FanoutPoint{}, err
+		}
+		defer cc.Close()
+		gws = append(gws, NewGateway(cc, "", ""))
+	}
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the subscribers' streams
-	r, err := Run(wctx, NewGateway(cc, "", ""), "watch-fanout", Options{Concurrency: 1, Subscribers: n, Updates: o.Updates, Total: int64(o.Updates), Keys: 1, ValueSize: 1,
-		Service: "fanout", ServerMemory: func(ctx context.Context) (uint64, error) {
-			heap, stack, err := srv.inUse(ctx)
-			return heap + stack, err
+	r, err := watchFanout(ctx, gws, Options{Subscribers: n, Updates: o.Updates, Service: "fanout",
+		ServerMemory: func(ctx context.Context) (uint64, error) {
+			var sum uint64
+			for _, srv := range servers {
+				heap, stack, err := srv.inUse(ctx)
+				if err != nil {
+					return 0, err
+				}
+				sum += heap + stack
+			}
+			return sum, nil
 		}})
 	if err != nil {
 		return FanoutPoint{}, err
 	}
-	p := FanoutPoint{Subscribers: n, P50: r.P50Ms, P99: r.P99Ms, Max: r.MaxMs, ServerBytesPerWatcher: r.MemPerSubscriberB}
-	fmt.Fprintf(progress, "%s, fan-out to %d: p99 %.1f ms, %.0f B per subscriber in the server\n", filepath.Base(bin), n, p.P99, p.ServerBytesPerWatcher)
-	return p, nil
+	return FanoutPoint{Subscribers: n, P50: r.P50Ms, P99: r.P99Ms, Max: r.MaxMs, ServerBytesPerWatcher: r.MemPerSubscriberB}, nil
+}
+
+// spread is a Fanout over gateways of one store: the subscribers split
+// evenly between them, the changes made through the first.
+type spread []*Gateway
+
+func (s spread) Subscribe(ctx context.Context, o Options, n int, arrived func(seq string)) error {
+	for i, g := range s {
+		k := n / len(s)
+		if i < n%len(s) {
+			k++
+		}
+		if err := g.Subscribe(ctx, o, k, arrived); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s spread) Update(ctx context.Context, o Options, seq string) error {
+	return s[0].Update(ctx, o, seq)
 }
 
 func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOptions, progress io.Writer) (ScalePoint, error) {
@@ -286,24 +388,15 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 
 	start := time.Now()
 	perService := max(z.Instances/max(z.Services, 1), 1)
-	err = parallel(ctx, z.Instances, o.Concurrency, progress, "instances", func(ctx context.Context, k int) error {
-		_, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: scaleService(k / perService), Ip: ip(int64(k)), Port: 80})
-		return err
-	})
-	if err != nil {
+	if err := loadInstances(ctx, reg, z, o, progress); err != nil {
 		return pt, err
 	}
 	pt.LoadSeconds = time.Since(start).Seconds()
 	if pt.RSSInstances, pt.HeapInstances, err = srv.memory(ctx); err != nil {
 		return pt, err
 	}
-	value := strings.Repeat("v", o.ValueSize)
 	start = time.Now()
-	err = parallel(ctx, z.Configs, o.Concurrency, progress, "configs", func(ctx context.Context, k int) error {
-		_, err := cfgs.PutConfig(ctx, &pb.PutConfigRequest{DataId: "scale-" + strconv.Itoa(k) + ".txt", Content: value})
-		return err
-	})
-	if err != nil {
+	if err := loadConfigs(ctx, cfgs, z, o, progress); err != nil {
 		return pt, err
 	}
 	pt.LoadSeconds += time.Since(start).Seconds()
@@ -368,21 +461,8 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 	defer again.stop()
 	pt.RestartSeconds = took.Seconds()
 	// What was loaded is there after the restart.
-	cc2, err := grpc.NewClient(again.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return pt, err
-	}
-	defer cc2.Close()
-	if z.Services > 0 {
-		r, err := pb.NewRegistryServiceClient(cc2).ListInstances(ctx, &pb.ListInstancesRequest{Service: scaleService(z.Services - 1)})
-		if err != nil || (z.Instances%z.Services == 0 && len(r.GetInstances()) != perService) {
-			return pt, fmt.Errorf("after the restart, %s has %d instances (%v), want %d", scaleService(z.Services-1), len(r.GetInstances()), err, perService)
-		}
-	}
-	if z.Configs > 0 {
-		if _, err := pb.NewConfigServiceClient(cc2).GetConfig(ctx, &pb.GetConfigRequest{DataId: "scale-" + strconv.Itoa(z.Configs-1) + ".txt"}); err != nil {
-			return pt, fmt.Errorf("after the restart, the last config: %w", err)
-		}
+	if err := checkReplica(ctx, again.addr, z); err != nil {
+		return pt, fmt.Errorf("after the restart: %w", err)
 	}
 	fmt.Fprintf(progress, "%s, %s: loaded in %s, %.0f B per instance resident, restart %s, register p99 %.2f ms\n",
 		filepath.Base(bin), z, secs(pt.LoadSeconds), pt.PerInstance(), secs(pt.RestartSeconds), pt.RegisterP99)
@@ -390,6 +470,27 @@ func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOption
 }
 
 func scaleService(i int) string { return "scale-" + strconv.Itoa(i) }
+
+func scaleConfig(i int) string { return "scale-" + strconv.Itoa(i) + ".txt" }
+
+// loadInstances registers a size's persistent instances, spread evenly
+// across its services, from Concurrency callers.
+func loadInstances(ctx context.Context, reg pb.RegistryServiceClient, z ScaleSize, o ScaleOptions, progress io.Writer) error {
+	perService := max(z.Instances/max(z.Services, 1), 1)
+	return parallel(ctx, z.Instances, o.Concurrency, progress, "instances", func(ctx context.Context, k int) error {
+		_, err := reg.RegisterInstance(ctx, &pb.RegisterInstanceRequest{Service: scaleService(k / perService), Ip: ip(int64(k)), Port: 80})
+		return err
+	})
+}
+
+// loadConfigs puts a size's config items, of ValueSize bytes each.
+func loadConfigs(ctx context.Context, cfgs pb.ConfigServiceClient, z ScaleSize, o ScaleOptions, progress io.Writer) error {
+	value := strings.Repeat("v", o.ValueSize)
+	return parallel(ctx, z.Configs, o.Concurrency, progress, "configs", func(ctx context.Context, k int) error {
+		_, err := cfgs.PutConfig(ctx, &pb.PutConfigRequest{DataId: scaleConfig(k), Content: value})
+		return err
+	})
+}
 
 // parallel calls f for 0..n-1 from c callers, with a progress line every
 // five seconds.
@@ -453,6 +554,14 @@ func startScaleServer(ctx context.Context, bin, dir string) (*scaleServer, time.
 	if err != nil {
 		return nil, 0, err
 	}
+	return launchScaleServer(ctx, bin, dir, addr, "--data-dir", dir)
+}
+
+// launchScaleServer starts a server listening on addr, with its store's
+// arguments (its data dir, a cluster node's flags, a backend URL), logging
+// to dir.log, and returns once it is ready, with the time that took from
+// the process's start.
+func launchScaleServer(ctx context.Context, bin, dir, addr string, extra ...string) (*scaleServer, time.Duration, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, 0, err
 	}
@@ -462,7 +571,7 @@ func startScaleServer(ctx context.Context, bin, dir string) (*scaleServer, time.
 		return nil, 0, err
 	}
 	defer log.Close()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--listen", addr, "--pprof", "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"server", "--listen", addr, "--pprof", "--log-level", "warn"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -524,21 +633,30 @@ func (s *scaleServer) inUse(ctx context.Context) (heap, stack uint64, err error)
 	if err := s.get(ctx, "/debug/pprof/heap?gc=1", io.Discard); err != nil {
 		return 0, 0, err
 	}
-	var metrics strings.Builder
-	if err := s.get(ctx, "/metrics", &metrics); err != nil {
+	m, err := s.metrics(ctx)
+	if err != nil {
 		return 0, 0, err
 	}
-	for line := range strings.Lines(metrics.String()) {
-		name, v, _ := strings.Cut(line, " ")
-		f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		switch name {
-		case "go_memstats_heap_inuse_bytes":
-			heap = uint64(f)
-		case "go_memstats_stack_inuse_bytes":
-			stack = uint64(f)
+	return uint64(m["go_memstats_heap_inuse_bytes"]), uint64(m["go_memstats_stack_inuse_bytes"]), nil
+}
+
+// metrics reads the server's unlabelled metrics from its /metrics.
+func (s *scaleServer) metrics(ctx context.Context) (map[string]float64, error) {
+	var text strings.Builder
+	if err := s.get(ctx, "/metrics", &text); err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
+	for line := range strings.Lines(text.String()) {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			m[name] = f
 		}
 	}
-	return heap, stack, nil
+	return m, nil
 }
 
 // snapshot reads a full snapshot, as `junction snapshot save` does, and

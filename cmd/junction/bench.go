@@ -196,11 +196,13 @@ rewrites the generated section of a Markdown file (make bench: docs/benchmarks.m
 
 func newBenchScaleCmd() *cobra.Command {
 	var (
-		o       bench.ScaleOptions
-		sizes   []string
-		report  string
-		section string
-		plots   string
+		o        bench.ScaleOptions
+		sizes    []string
+		catchUps []string
+		fanouts  []string
+		report   string
+		section  string
+		plots    string
 	)
 	cmd := &cobra.Command{
 		Use:   "scale",
@@ -211,7 +213,12 @@ memory and heap in use per instance and per config, a full snapshot's size and t
 dir, restart to ready from the snapshot and the log's tail, register and instance-list
 latency one call at a time, and paging through every service. It first times the start of
 an empty store, and ends with watch fan-out (--fanouts subscribers of one service over one
-gateway: delivery latency, and the server's memory per subscriber). A size is INSTANCES/SERVICES/CONFIGS: persistent instances spread evenly
+gateway: delivery latency, and the server's memory per subscriber) and a new follower's
+catch-up (a 3-node cluster loaded at each of --catch-up-sizes, then a fourth node joins it
+with an empty data dir: the time until it has applied everything). Between them it watches
+many services at once (--watched-services, each with --watchers subscribers and written once a
+second, over each of --watched-stores: the gateway's store watches, CPU, memory and delivery
+latency). A size is INSTANCES/SERVICES/CONFIGS: persistent instances spread evenly
 across the services, and config items of --value-size bytes.
 
 --report FILE rewrites the scale section of a Markdown file with the tables, and writes the
@@ -220,7 +227,7 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
   junction bench scale --sizes 10000/1000/1000,100000/10000/10000 --samples 200`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o.Sizes = nil
+			o.Sizes, o.CatchUps = nil, nil
 			for _, v := range sizes {
 				z, err := bench.ParseScaleSize(v)
 				if err != nil {
@@ -228,12 +235,36 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				}
 				o.Sizes = append(o.Sizes, z)
 			}
+			for _, v := range catchUps {
+				if v == "none" {
+					continue
+				}
+				z, err := bench.ParseScaleSize(v)
+				if err != nil {
+					return model.Invalid("catch-up-sizes", "%v", err)
+				}
+				o.CatchUps = append(o.CatchUps, z)
+			}
 			if o.Concurrency < 1 || o.Samples < 1 || o.Startups < 1 || o.ValueSize < 1 || o.Updates < 1 {
 				return model.Invalid("options", "--concurrency, --samples, --startups, --value-size and --updates must be at least 1")
 			}
-			for _, n := range o.Fanouts {
-				if n < 1 {
-					return model.Invalid("fanouts", "%d is not a number of subscribers", n)
+			o.Fanouts = nil
+			for _, v := range fanouts {
+				if v == "none" {
+					continue
+				}
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return model.Invalid("fanouts", "%q is not a number of subscribers", v)
+				}
+				o.Fanouts = append(o.Fanouts, n)
+			}
+			if o.WatchedServices < 0 || o.Watchers < 1 || o.WatchedDuration < time.Second {
+				return model.Invalid("watched-services", "--watched-services must not be negative, --watchers at least 1, --watched-duration at least 1s")
+			}
+			for _, st := range o.WatchedStores {
+				if st != "raft" && st != "etcd" {
+					return model.Invalid("watched-stores", "%q is not raft or etcd", st)
 				}
 			}
 			bin, err := os.Executable()
@@ -280,7 +311,13 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				}
 			}
 			var md strings.Builder
-			command := "junction " + strings.Join(os.Args[1:], " ")
+			args := slices.Clone(os.Args[1:])
+			for i, a := range args {
+				if a == "" {
+					args[i] = "''" // as typed
+				}
+			}
+			command := "junction " + strings.Join(args, " ")
 			if o.Baseline != "" { // no machine path in a report
 				command = strings.ReplaceAll(command, given, "<a build of "+o.BaselineName+">")
 			}
@@ -307,7 +344,12 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 	f.IntVar(&o.Samples, "samples", 1000, "registers and instance lists timed at each size, one at a time")
 	f.IntVar(&o.Startups, "startups", 10, "starts of an empty store timed")
 	f.IntVar(&o.ValueSize, "value-size", 256, "each config item's size in bytes")
-	f.IntSliceVar(&o.Fanouts, "fanouts", []int{1000, 10000, 50000}, "watch fan-out sizes: subscribers of one service over one gateway (none: skip)")
+	f.StringSliceVar(&fanouts, "fanouts", []string{"1000", "10000", "50000"}, "watch fan-out sizes: subscribers of one service over one gateway (none: skip)")
+	f.IntVar(&o.WatchedServices, "watched-services", 10000, "many services watched at once: how many, each written once a second (0: skip)")
+	f.IntVar(&o.Watchers, "watchers", 5, "many services watched at once: subscribers of each")
+	f.StringSliceVar(&o.WatchedStores, "watched-stores", []string{"raft", "etcd"}, "many services watched at once: the stores under the gateway, raft or etcd")
+	f.DurationVar(&o.WatchedDuration, "watched-duration", 10*time.Second, "many services watched at once: how long the writes run")
+	f.StringSliceVar(&catchUps, "catch-up-sizes", def, "sizes a 3-node cluster is loaded with before a new node joins it and catches up (none: skip)")
 	f.IntVar(&o.Updates, "updates", 20, "watch fan-out: changes delivered at each size")
 	f.StringVar(&report, "report", "", "rewrite the scale section of this Markdown file, and write the charts beside it")
 	f.StringVar(&section, "report-section", "scale", "name of the generated section --report rewrites")
