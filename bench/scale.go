@@ -176,9 +176,9 @@ type ScaleResult struct {
 	// SpreadFanout and BaselineSpreadFanout are the fan-out sizes' over
 	// two gateways of one store (nodes of a 3-node cluster).
 	SpreadFanout, BaselineSpreadFanout []FanoutPoint
-	// Watched are the many-services-watched runs', one per store (this
-	// build only).
-	Watched []WatchedPoint
+	// Watched and BaselineWatched are the many-services-watched runs',
+	// one per store.
+	Watched, BaselineWatched []WatchedPoint
 	// CatchUp and BaselineCatchUp are the catch-up sizes'.
 	CatchUp, BaselineCatchUp []CatchUpPoint
 }
@@ -224,12 +224,13 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 		points      *[]ScalePoint
 		fanout      *[]FanoutPoint
 		spread      *[]FanoutPoint
+		watched     *[]WatchedPoint
 		catchUp     *[]CatchUpPoint
 	}
-	builds := []build{{o.Binary, "", &res.Startups, &res.Points, &res.Fanout, &res.SpreadFanout, &res.CatchUp}}
+	builds := []build{{o.Binary, "", &res.Startups, &res.Points, &res.Fanout, &res.SpreadFanout, &res.Watched, &res.CatchUp}}
 	if o.Baseline != "" {
 		builds = append([]build{{o.Baseline, "baseline-", &res.BaselineStartups, &res.BaselinePoints, &res.BaselineFanout,
-			&res.BaselineSpreadFanout, &res.BaselineCatchUp}}, builds...)
+			&res.BaselineSpreadFanout, &res.BaselineWatched, &res.BaselineCatchUp}}, builds...)
 	}
 	for _, b := range builds {
 		out, err := startups(b.bin, cmp.Or(strings.TrimSuffix(b.prefix, "-"), "this build"))
@@ -261,13 +262,16 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 			*b.spread = append(*b.spread, p)
 		}
 	}
-	if o.WatchedServices > 0 {
-		for _, store := range o.WatchedStores {
-			p, err := watchedPoint(ctx, o.Binary, filepath.Join(dir, "watched-"+store), store, o, progress)
+	for _, store := range o.WatchedStores {
+		if o.WatchedServices == 0 {
+			break
+		}
+		for _, b := range builds {
+			p, err := watchedPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"watched-"+store), store, o, progress)
 			if err != nil {
-				return res, fmt.Errorf("%d services watched over %s: %w", o.WatchedServices, store, err)
+				return res, fmt.Errorf("%s%d services watched over %s: %w", b.prefix, o.WatchedServices, store, err)
 			}
-			res.Watched = append(res.Watched, p)
+			*b.watched = append(*b.watched, p)
 		}
 	}
 	for i, z := range o.CatchUps {

@@ -221,14 +221,28 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 			"Store watches are the gateway's (`junction_watch_topics`); CPU is the gateway process's, per second of writes (1.00 is one core); "+
 			"memory is its heap and stacks per subscriber; latency runs from a write's start to its arrival at each subscriber.\n\n",
 			thousands(float64(w.Services)), w.Watchers, thousands(float64(w.Services*w.Watchers)), secs(r.Options.WatchedDuration.Seconds()), thousands(float64(w.Services)))
-		b.WriteString("| store | store watches | memory per subscriber | writes/s | gateway CPU | deliveries | p50 | p99 |\n|---|---|---|---|---|---|---|---|\n")
-		for _, w := range r.Watched {
+		base := len(r.BaselineWatched) == len(r.Watched)
+		b.WriteString("| store | store watches | memory per subscriber | writes/s | gateway CPU | deliveries | p50 | p99 |")
+		if base {
+			b.WriteString(" memory, ÷ baseline | CPU, ÷ baseline | p99, ÷ baseline |")
+		}
+		b.WriteString("\n|---|---|---|---|---|---|---|---|")
+		if base {
+			b.WriteString("---|---|---|")
+		}
+		b.WriteString("\n")
+		for i, w := range r.Watched {
 			label := "built-in (in the gateway's process)"
 			if w.Store == "etcd" {
 				label = "etcd (embedded in the bench's process)"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f B | %s | %.2f | %s | %s ms | %s ms |\n", label, thousands(float64(w.StoreWatches)), w.BytesPerSubscriber,
+			fmt.Fprintf(&b, "| %s | %s | %.0f B | %s | %.2f | %s | %s ms | %s ms |", label, thousands(float64(w.StoreWatches)), w.BytesPerSubscriber,
 				thousands(w.WritesPerSec), w.CPU, thousands(float64(w.Deliveries)), ms(w.P50), ms(w.P99))
+			if base {
+				q := r.BaselineWatched[i]
+				fmt.Fprintf(&b, " %s | %s | %s |", ratioOf(w.BytesPerSubscriber, q.BytesPerSubscriber), ratioOf(w.CPU, q.CPU), ratioOf(w.P99, q.P99))
+			}
+			b.WriteString("\n")
 		}
 	}
 	if len(r.CatchUp) > 0 {
