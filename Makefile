@@ -125,13 +125,16 @@ bench-nacos: deps
 # bench-scale loads the built-in store with 10k, 100k and 1M instances
 # (and 10k to 100k configs), each into a fresh server, and rewrites the
 # scale section of docs/benchmarks.md and its charts in docs/scale; then
-# it loads a 3-node cluster at the same sizes and times a new follower's
-# catch-up, and keeps 100k sessions alive on the built-in store and on
+# it measures watch fan-out (over one gateway and two) and many services
+# watched at once, loads a 3-node cluster at the same sizes and times a
+# new follower's catch-up, and keeps 100k sessions alive on the built-in store and on
 # etcd through the gateway (about 40 minutes). CI runs a bounded version inside `make test`
 # (TestBenchScale).
 bench-scale: build
-	./bin/junction bench scale --catch-up-sizes none --report docs/benchmarks.md
-	./bin/junction bench scale --sizes '' --fanouts none --startups 1 \
+	./bin/junction bench scale --fanouts none --watched-services 0 --catch-up-sizes none --report docs/benchmarks.md
+	./bin/junction bench scale --sizes '' --startups 1 --catch-up-sizes none \
+	  --report docs/benchmarks.md --report-section scale-watch
+	./bin/junction bench scale --sizes '' --fanouts none --watched-services 0 --startups 1 \
 	  --report docs/benchmarks.md --report-section scale-catchup
 	./bin/junction bench heartbeat --local raft,etcd --keys 100000 -c 64 -d 10s \
 	  --report docs/benchmarks.md --report-section scale-heartbeat

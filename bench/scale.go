@@ -22,7 +22,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/conformance/ports"
@@ -369,8 +371,23 @@ func (s spread) Subscribe(ctx context.Context, o Options, n int, arrived func(se
 	return nil
 }
 
+// Update makes the change through the first gateway. A cluster on two
+// busy cores may lose its leader under tens of thousands of streams: the
+// change is made again, as a client would, while the cluster elects one
+// (up to 30 s), and its latency counts the wait.
 func (s spread) Update(ctx context.Context, o Options, seq string) error {
-	return s[0].Update(ctx, o, seq)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := s[0].Update(ctx, o, seq)
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func scalePoint(ctx context.Context, bin, dir string, z ScaleSize, o ScaleOptions, progress io.Writer) (ScalePoint, error) {

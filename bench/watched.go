@@ -151,6 +151,9 @@ func watchedPoint(ctx context.Context, bin, dir, store string, o ScaleOptions, p
 	var writes int64
 	var werr error
 	for r := 0; time.Since(start) < o.WatchedDuration; r++ {
+		if err := ctx.Err(); err != nil {
+			return pt, err
+		}
 		round := time.Now()
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -188,15 +191,17 @@ func watchedPoint(ctx context.Context, bin, dir, store string, o ScaleOptions, p
 	pt.WritesPerSec = float64(writes) / pt.Seconds
 	// The last round's deliveries, for up to 10 s.
 	want := writes * int64(o.Watchers)
-	var got []float64
 	for wait := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		mu.Lock()
-		got = slices.Clone(lat)
+		arrived := int64(len(lat))
 		mu.Unlock()
-		if int64(len(got)) >= want || time.Since(wait) > 10*time.Second {
+		if arrived >= want || time.Since(wait) > 10*time.Second {
 			break
 		}
 	}
+	mu.Lock()
+	got := slices.Clone(lat)
+	mu.Unlock()
 	if m, err = srv.metrics(ctx); err != nil {
 		return pt, err
 	}

@@ -259,12 +259,20 @@ charts (SVG) into --plots, linked from it (make bench-scale: docs/benchmarks.md)
 				}
 				o.Fanouts = append(o.Fanouts, n)
 			}
-			if o.WatchedServices < 0 || o.Watchers < 1 || o.WatchedDuration < time.Second {
-				return model.Invalid("watched-services", "--watched-services must not be negative, --watchers at least 1, --watched-duration at least 1s")
+			switch {
+			case o.WatchedServices < 0:
+				return model.Invalid("watched-services", "%d is negative", o.WatchedServices)
+			case o.WatchedServices > 0 && o.Watchers < 1:
+				return model.Invalid("watchers", "%d: at least one subscriber of each service", o.Watchers)
+			case o.WatchedServices > 0 && o.WatchedDuration < time.Second:
+				return model.Invalid("watched-duration", "%v: at least 1s", o.WatchedDuration)
 			}
-			for _, st := range o.WatchedStores {
+			for i, st := range o.WatchedStores {
 				if st != "raft" && st != "etcd" {
 					return model.Invalid("watched-stores", "%q is not raft or etcd", st)
+				}
+				if slices.Contains(o.WatchedStores[:i], st) {
+					return model.Invalid("watched-stores", "%q is named twice", st)
 				}
 			}
 			bin, err := os.Executable()

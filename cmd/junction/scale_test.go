@@ -68,7 +68,7 @@ func TestBenchScale(t *testing.T) {
 	}
 	// Bad sizes are refused before anything starts.
 	for _, bad := range [][]string{{"--sizes", "10/0/0"}, {"--sizes", "5/10/0"}, {"--sizes", "1000/100"}, {"--sizes", "x/1/1"},
-		{"--sizes", "-1/1/1"}, {"--fanouts", "0"}, {"--fanouts", "x"}, {"--catch-up-sizes", "1000/100"}, {"--watched-stores", "zk"}, {"--watchers", "0"}, {"--updates", "0"}, {"--baseline", "/nonexistent/junction"}} {
+		{"--sizes", "-1/1/1"}, {"--fanouts", "0"}, {"--fanouts", "x"}, {"--catch-up-sizes", "1000/100"}, {"--watched-stores", "zk"}, {"--watched-stores", "raft,raft"}, {"--watchers", "0"}, {"--watched-duration", "100ms"}, {"--watched-services", "-1"}, {"--updates", "0"}, {"--baseline", "/nonexistent/junction"}} {
 		out, err := exec.Command(binary(t), append([]string{"bench", "scale"}, bad...)...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), strings.TrimPrefix(bad[0], "--")) {
 			t.Errorf("%s: %v %s", bad, err, out)
