@@ -156,7 +156,7 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 		fmt.Fprintf(&b, "- restart to ready %s (goal: at most %s, %s);\n", secs(big.RestartSeconds), secs(ScaleGoals.RestartSeconds), met(big.RestartSeconds <= ScaleGoals.RestartSeconds))
 		fmt.Fprintf(&b, "- register p99 %s ms, **%.2f×** the empty store's %s ms (goal: at most %.0f×, %s).\n", ms(big.RegisterP99), ratio, ms(empty.RegisterP99), ScaleGoals.RegisterRatio, met(ratio <= ScaleGoals.RegisterRatio))
 	}
-	if len(r.BaselinePoints) == len(r.Points) {
+	if len(r.BaselinePoints) == len(r.Points) && len(r.Points) > 1 {
 		fmt.Fprintf(&b, "\n**Against the baseline** `%s`, in the same run (each size loaded into the baseline's server, then into this build's): "+
 			"this build's figure ÷ the baseline's, so below 1× is better. Start-up: %s.\n\n", r.Options.BaselineName, ratioOf(median(r.Startups), median(r.BaselineStartups)))
 		b.WriteString("| instances / services / configs | load | resident per instance | heap in use per instance | full snapshot | restart to ready | register p99 | instance list p99 | every service, paged |\n")
