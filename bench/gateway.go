@@ -100,21 +100,25 @@ func (g *Gateway) Subscribe(ctx context.Context, o Options, n int, arrived func(
 		}
 	}
 	for _, s := range streams {
-		go func() {
-			for {
-				ev, err := s.Recv()
-				if err != nil {
-					return
-				}
-				for _, in := range append([]*pb.Instance{ev.GetInstance()}, ev.GetInstances()...) {
-					if seq, ok := in.GetMetadata()["seq"]; ok {
-						arrived(seq)
-					}
-				}
-			}
-		}()
+		go follow(s, arrived)
 	}
 	return nil
+}
+
+// follow calls arrived with the "seq" metadata of every instance the
+// stream's events carry (one, or a RESET's every one), until it ends.
+func follow(s pb.RegistryService_WatchInstancesClient, arrived func(seq string)) {
+	for {
+		ev, err := s.Recv()
+		if err != nil {
+			return
+		}
+		for _, in := range append([]*pb.Instance{ev.GetInstance()}, ev.GetInstances()...) {
+			if seq, ok := in.GetMetadata()["seq"]; ok {
+				arrived(seq)
+			}
+		}
+	}
 }
 
 // Update implements Fanout: it re-registers one instance with new metadata.

@@ -179,21 +179,14 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 			"Memory is the server's heap and stacks after a collection, subscribers attached against none.\n\n", r.Options.Updates)
 		spread := len(r.SpreadFanout) == len(r.Fanout)
 		base := len(r.BaselineFanout) == len(r.Fanout)
-		b.WriteString("| subscribers | p50 | p99 | slowest | server memory per subscriber |")
+		cols := []string{"subscribers", "p50", "p99", "slowest", "server memory per subscriber"}
 		if base {
-			b.WriteString(" p99, ÷ baseline | memory, ÷ baseline |")
+			cols = append(cols, "p99, ÷ baseline", "memory, ÷ baseline")
 		}
 		if spread {
-			b.WriteString(" two gateways: p99 | two gateways: memory per subscriber |")
+			cols = append(cols, "two gateways: p99", "two gateways: memory per subscriber")
 		}
-		b.WriteString("\n|---|---|---|---|---|")
-		if base {
-			b.WriteString("---|---|")
-		}
-		if spread {
-			b.WriteString("---|---|")
-		}
-		b.WriteString("\n")
+		header(&b, cols)
 		for i, f := range r.Fanout {
 			fmt.Fprintf(&b, "| %s | %s ms | %s ms | %s ms | %.0f B |", thousands(float64(f.Subscribers)), ms(f.P50), ms(f.P99), ms(f.Max), f.ServerBytesPerWatcher)
 			if base {
@@ -222,15 +215,11 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 			"memory is its heap and stacks per subscriber; latency runs from a write's start to its arrival at each subscriber.\n\n",
 			thousands(float64(w.Services)), w.Watchers, thousands(float64(w.Services*w.Watchers)), secs(r.Options.WatchedDuration.Seconds()), thousands(float64(w.Services)))
 		base := len(r.BaselineWatched) == len(r.Watched)
-		b.WriteString("| store | store watches | memory per subscriber | writes/s | gateway CPU | deliveries | p50 | p99 |")
+		cols := []string{"store", "store watches", "memory per subscriber", "writes/s", "gateway CPU", "deliveries", "p50", "p99"}
 		if base {
-			b.WriteString(" memory, ÷ baseline | CPU, ÷ baseline | p99, ÷ baseline |")
+			cols = append(cols, "memory, ÷ baseline", "CPU, ÷ baseline", "p99, ÷ baseline")
 		}
-		b.WriteString("\n|---|---|---|---|---|---|---|---|")
-		if base {
-			b.WriteString("---|---|---|")
-		}
-		b.WriteString("\n")
+		header(&b, cols)
 		for i, w := range r.Watched {
 			label := "built-in (in the gateway's process)"
 			if w.Store == "etcd" {
@@ -250,15 +239,11 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 		b.WriteString("\n**A new follower's catch-up:** a 3-node cluster (fresh processes) is loaded through one of its nodes, " +
 			"which forwards to the leader; then a fourth node joins it with an empty data dir (`--join`). " +
 			"Its catch-up runs from its process start until its own status shows the cluster's revision; its replica is then read.\n\n")
-		b.WriteString("| instances / services / configs | load, 3 nodes | revision | new node: /readyz | new node: caught up |")
+		cols := []string{"instances / services / configs", "load, 3 nodes", "revision", "new node: /readyz", "new node: caught up"}
 		if base {
-			b.WriteString(" caught up, ÷ baseline |")
+			cols = append(cols, "caught up, ÷ baseline")
 		}
-		b.WriteString("\n|---|---|---|---|---|")
-		if base {
-			b.WriteString("---|")
-		}
-		b.WriteString("\n")
+		header(&b, cols)
 		for i, c := range r.CatchUp {
 			fmt.Fprintf(&b, "| %s / %s / %s | %s | %d | %s | %s |", thousands(float64(c.Size.Instances)), thousands(float64(c.Size.Services)),
 				thousands(float64(c.Size.Configs)), secs(c.LoadSeconds), c.Revision, secs(c.ReadySeconds), secs(c.CatchUpSeconds))
@@ -276,6 +261,11 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// header writes a Markdown table's header row and rule.
+func header(b *strings.Builder, cols []string) {
+	b.WriteString("| " + strings.Join(cols, " | ") + " |\n|" + strings.Repeat("---|", len(cols)) + "\n")
 }
 
 // ratioOf is a ÷ b, with b's figure beside it.

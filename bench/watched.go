@@ -111,25 +111,17 @@ func watchedPoint(ctx context.Context, bin, dir, store string, o ScaleOptions, p
 			return pt, fmt.Errorf("watch %s: %w", watchedService(i/o.Watchers), err)
 		}
 		k := i / o.Watchers
-		go func() {
-			for {
-				ev, err := s.Recv()
-				if err != nil {
-					return
-				}
-				for _, in := range append([]*pb.Instance{ev.GetInstance()}, ev.GetInstances()...) {
-					round, err := strconv.Atoi(in.GetMetadata()["seq"])
-					if err != nil {
-						continue
-					}
-					mu.Lock()
-					if t, ok := started[[2]int{k, round}]; ok {
-						lat = append(lat, msSince(t))
-					}
-					mu.Unlock()
-				}
+		go follow(s, func(seq string) {
+			round, err := strconv.Atoi(seq)
+			if err != nil {
+				return
 			}
-		}()
+			mu.Lock()
+			if t, ok := started[[2]int{k, round}]; ok {
+				lat = append(lat, msSince(t))
+			}
+			mu.Unlock()
+		})
 	}
 	after, err := srvInUse(ctx, srv)
 	if err != nil {
