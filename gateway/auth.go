@@ -210,6 +210,10 @@ var rules = map[string]rule{
 	pb.AclService_DeletePolicy_FullMethodName: write(global(acl.KindACL, "policies")),
 	pb.AclService_WhoAmI_FullMethodName:       {any: true},
 	pb.AclService_CheckAccess_FullMethodName:  {any: true}, // the caller's own rights
+
+	// Any valid token opens the stream; each watch on it is admitted (see
+	// admit) by its single-stream method's rule above.
+	pb.WatchService_Watch_FullMethodName: {any: true},
 }
 
 // lostServices ends a WatchServices stream whose token no longer may read
@@ -518,6 +522,7 @@ func (a *authorizer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	}
 	ctx, cancel := context.WithCancelCause(context.WithValue(ss.Context(), callerKey{}, c))
 	defer cancel(nil)
+	ctx = context.WithValue(ctx, streamGuardKey{}, &streamGuard{a: a, c: c})
 	gs := &guardedStream{ServerStream: ss, ctx: ctx, a: a, c: c, method: info.FullMethod, cancel: cancel}
 	err = handler(srv, gs)
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && ss.Context().Err() == nil {
@@ -554,6 +559,51 @@ func (g *guardedStream) RecvMsg(m any) error {
 		g.a.hold(g.ctx, &held{c: g.c, method: g.method, r: r, req: m, cancel: g.cancel})
 	}
 	return nil
+}
+
+// streamGuardKey holds, in a guarded stream's context, what admit needs.
+type streamGuardKey struct{}
+
+type streamGuard struct {
+	a *authorizer
+	c caller
+}
+
+// admit authorizes one watch of a multiplexed stream (WatchService.Watch)
+// as the single-stream call it stands for: method is that call's
+// (WatchInstances, WatchConfig) and req its request. The rule and the
+// guard are that method's, and the audit names it, so a watch is allowed
+// and cut exactly as its own stream would be; a denial ends that watch
+// alone. The
+// watch's context ends with the denial as its cause once the right is
+// gone; end must be called when the watch ends. Without the authorizer
+// in ctx (a stream that did not pass through it) every watch is refused.
+func admit(ctx context.Context, method string, req any) (watch context.Context, end context.CancelFunc, err error) {
+	g, ok := ctx.Value(streamGuardKey{}).(*streamGuard)
+	r, known := rules[method]
+	switch {
+	case !ok:
+		return nil, nil, fmt.Errorf("%s: the stream was not authorized: %w", method, model.ErrPermissionDenied)
+	case !known:
+		return nil, nil, fmt.Errorf("%s is not served: %w", method, model.ErrPermissionDenied)
+	}
+	if err := g.a.authorizeReq(g.c, r, req); err != nil {
+		g.a.audit.denied(g.c, method, resourceOf(method, req), err)
+		return nil, nil, err
+	}
+	watch, cancel := context.WithCancelCause(ctx)
+	if g.a.on {
+		// The principal is the stream's, perhaps from long ago: hold
+		// checks the watch again against the ACL as it is now, and a
+		// watch refused by that ends before it starts.
+		g.a.hold(watch, &held{c: g.c, method: method, r: r, req: req, cancel: cancel})
+		if watch.Err() != nil {
+			err := context.Cause(watch)
+			cancel(nil)
+			return nil, nil, err
+		}
+	}
+	return watch, func() { cancel(nil) }, nil
 }
 
 // held is a running watch the authorizer may end: when the ACL changes or

@@ -188,6 +188,12 @@ func (c *configService) ListConfigs(ctx context.Context, req *pb.ListConfigsRequ
 }
 
 func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.ServerStreamingServer[pb.ConfigEvent]) error {
+	return c.watchConfig(stream.Context(), req, headerReady(stream), func(e *pb.ConfigEvent) error { return stream.Send(e) })
+}
+
+// watchConfig serves one watch of a config item, on its own stream or on a
+// multiplexed one: ready says it is established, send delivers each event.
+func (c *configService) watchConfig(ctx context.Context, req *pb.WatchConfigRequest, ready func() error, send func(*pb.ConfigEvent) error) error {
 	key, err := configKey(req.Namespace, req.Group, req.DataId)
 	if err != nil {
 		return err
@@ -195,12 +201,11 @@ func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.Serv
 	if req.Revision < 0 {
 		return model.Invalid("revision", "must not be negative")
 	}
-	ctx := stream.Context()
 	id := c.s.listeners.add(ctx, key)
 	defer c.s.listeners.remove(id)
 	w := c.s.hub.subscribe(topicKey{cfg: key}, req.Revision)
 	defer w.Close()
-	if err := established(stream, w); err != nil {
+	if err := established(ctx, w, ready); err != nil {
 		return err
 	}
 	read := func() (*model.Config, error) {
@@ -216,7 +221,7 @@ func (c *configService) WatchConfig(req *pb.WatchConfigRequest, stream grpc.Serv
 		if ev.Config != nil {
 			ev.Config.Gray = gray
 		}
-		return stream.Send(ev)
+		return send(ev)
 	})
 }
 

@@ -333,33 +333,39 @@ func (k topicKey) String() string {
 // knows that every later change reaches it.
 const WatchEstablishedHeader = "junction-watch-established"
 
-// established waits for the backend watch, then sends the stream's headers.
-func established(stream grpc.ServerStream, w *subscriber) error {
-	ctx, cancel := context.WithTimeout(stream.Context(), 30*time.Second)
+// established waits for the backend watch, then calls ready (which, for a
+// watch on its own stream, sends the stream's headers: headerReady).
+func established(ctx context.Context, w *subscriber, ready func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := w.Established(ctx); err != nil {
 		return fmt.Errorf("watch not established: %w: %v", model.ErrUnavailable, err)
 	}
-	return stream.SendHeader(metadata.Pairs(WatchEstablishedHeader, "true"))
+	return ready()
 }
 
-// serveWatch streams a topic's events, converted for the wire, until the
-// client goes away.
-func serveWatch[T any](h *hub, stream grpc.ServerStreamingServer[T], key topicKey, from int64, convert func(model.Event) *T) error {
+// headerReady says a watch served on its own stream is established: with
+// the stream's headers.
+func headerReady(stream grpc.ServerStream) func() error {
+	return func() error { return stream.SendHeader(metadata.Pairs(WatchEstablishedHeader, "true")) }
+}
+
+// serveWatch sends a topic's events until ctx ends or send fails.
+func serveWatch(ctx context.Context, h *hub, key topicKey, from int64, ready func() error, send func(model.Event) error) error {
 	if from < 0 {
 		return model.Invalid("revision", "must not be negative")
 	}
 	w := h.subscribe(key, from)
 	defer w.Close()
-	if err := established(stream, w); err != nil {
+	if err := established(ctx, w, ready); err != nil {
 		return err
 	}
 	for {
-		e, err := w.Next(stream.Context())
+		e, err := w.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if err := stream.Send(convert(e)); err != nil {
+		if err := send(e); err != nil {
 			return err
 		}
 	}

@@ -212,8 +212,10 @@ func New(b backends.Backend, cfg Config) (*Server, error) {
 		opts = append(opts, grpc.Creds(tlsInfoCreds{})) // the listener's TLS, reported to the calls
 	}
 	s.grpc = grpc.NewServer(opts...)
-	pb.RegisterRegistryServiceServer(s.grpc, &registryService{s: s})
-	pb.RegisterConfigServiceServer(s.grpc, &configService{s: s})
+	reg, cfgs := &registryService{s: s}, &configService{s: s}
+	pb.RegisterRegistryServiceServer(s.grpc, reg)
+	pb.RegisterConfigServiceServer(s.grpc, cfgs)
+	pb.RegisterWatchServiceServer(s.grpc, &watchService{reg: reg, cfg: cfgs})
 	pb.RegisterStatusServiceServer(s.grpc, &statusService{s: s})
 	pb.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
 	pb.RegisterAclServiceServer(s.grpc, &aclService{s: s})

@@ -121,3 +121,36 @@ func (e *wireError) Unwrap() error { return e.kind }
 
 // GRPCStatus lets status.FromError see the original status.
 func (e *wireError) GRPCStatus() *status.Status { return e.st }
+
+// NewWatchEnded describes how a watch of a WatchService stream ended: err
+// nil for a watch the client cancelled.
+func NewWatchEnded(err error) *WatchEnded {
+	s := Status(err)
+	if s == nil {
+		return &WatchEnded{}
+	}
+	reason, field, _ := Reason(s)
+	if s.Code() == codes.OK {
+		reason = ""
+	}
+	return &WatchEnded{Code: int32(s.Code()), Message: s.Message(), Reason: reason, Field: field}
+}
+
+// Err returns the error the watch ended with, matched by errors.Is as the
+// error of a call would be; nil for a watch the client cancelled.
+func (x *WatchEnded) Err() error {
+	if x.GetCode() == int32(codes.OK) {
+		return nil
+	}
+	s := status.New(codes.Code(x.GetCode()), x.GetMessage())
+	if x.GetReason() != "" {
+		info := &errdetails.ErrorInfo{Reason: x.GetReason(), Domain: ErrorDomain}
+		if x.GetField() != "" {
+			info.Metadata = map[string]string{"field": x.GetField()}
+		}
+		if d, err := s.WithDetails(info); err == nil {
+			s = d
+		}
+	}
+	return Error(s.Err())
+}

@@ -3507,6 +3507,458 @@ func (x *ConfigEvent) GetConfig() *Config {
 	return nil
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*WatchRequest_Create
+	//	*WatchRequest_Cancel
+	Request       isWatchRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *WatchRequest) GetRequest() isWatchRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCreate() *WatchCreateRequest {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCancel() *WatchCancelRequest {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+type isWatchRequest_Request interface {
+	isWatchRequest_Request()
+}
+
+type WatchRequest_Create struct {
+	Create *WatchCreateRequest `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type WatchRequest_Cancel struct {
+	Cancel *WatchCancelRequest `protobuf:"bytes,2,opt,name=cancel,proto3,oneof"`
+}
+
+func (*WatchRequest_Create) isWatchRequest_Request() {}
+
+func (*WatchRequest_Cancel) isWatchRequest_Request() {}
+
+type WatchCreateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the client: any number not used by a live watch of the
+	// stream. It may be used again once the watch's ended response arrived.
+	WatchId int64 `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	// Types that are valid to be assigned to Target:
+	//
+	//	*WatchCreateRequest_Instances
+	//	*WatchCreateRequest_Config
+	Target        isWatchCreateRequest_Target `protobuf_oneof:"target"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCreateRequest) Reset() {
+	*x = WatchCreateRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCreateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCreateRequest) ProtoMessage() {}
+
+func (x *WatchCreateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCreateRequest.ProtoReflect.Descriptor instead.
+func (*WatchCreateRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *WatchCreateRequest) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+func (x *WatchCreateRequest) GetTarget() isWatchCreateRequest_Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *WatchCreateRequest) GetInstances() *WatchInstancesRequest {
+	if x != nil {
+		if x, ok := x.Target.(*WatchCreateRequest_Instances); ok {
+			return x.Instances
+		}
+	}
+	return nil
+}
+
+func (x *WatchCreateRequest) GetConfig() *WatchConfigRequest {
+	if x != nil {
+		if x, ok := x.Target.(*WatchCreateRequest_Config); ok {
+			return x.Config
+		}
+	}
+	return nil
+}
+
+type isWatchCreateRequest_Target interface {
+	isWatchCreateRequest_Target()
+}
+
+type WatchCreateRequest_Instances struct {
+	Instances *WatchInstancesRequest `protobuf:"bytes,2,opt,name=instances,proto3,oneof"`
+}
+
+type WatchCreateRequest_Config struct {
+	Config *WatchConfigRequest `protobuf:"bytes,3,opt,name=config,proto3,oneof"`
+}
+
+func (*WatchCreateRequest_Instances) isWatchCreateRequest_Target() {}
+
+func (*WatchCreateRequest_Config) isWatchCreateRequest_Target() {}
+
+type WatchCancelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A watch of the stream; an unknown one (already ended) is ignored.
+	WatchId       int64 `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCancelRequest) Reset() {
+	*x = WatchCancelRequest{}
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCancelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCancelRequest) ProtoMessage() {}
+
+func (x *WatchCancelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCancelRequest.ProtoReflect.Descriptor instead.
+func (*WatchCancelRequest) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *WatchCancelRequest) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+type WatchResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	WatchId int64                  `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*WatchResponse_Created
+	//	*WatchResponse_Instance
+	//	*WatchResponse_Config
+	//	*WatchResponse_Ended
+	Response      isWatchResponse_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *WatchResponse) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetResponse() isWatchResponse_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetCreated() *WatchCreated {
+	if x != nil {
+		if x, ok := x.Response.(*WatchResponse_Created); ok {
+			return x.Created
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetInstance() *InstanceEvent {
+	if x != nil {
+		if x, ok := x.Response.(*WatchResponse_Instance); ok {
+			return x.Instance
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetConfig() *ConfigEvent {
+	if x != nil {
+		if x, ok := x.Response.(*WatchResponse_Config); ok {
+			return x.Config
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetEnded() *WatchEnded {
+	if x != nil {
+		if x, ok := x.Response.(*WatchResponse_Ended); ok {
+			return x.Ended
+		}
+	}
+	return nil
+}
+
+type isWatchResponse_Response interface {
+	isWatchResponse_Response()
+}
+
+type WatchResponse_Created struct {
+	// The watch's store watch is in place: every later change reaches it.
+	// Sent once, before the watch's first event.
+	Created *WatchCreated `protobuf:"bytes,2,opt,name=created,proto3,oneof"`
+}
+
+type WatchResponse_Instance struct {
+	Instance *InstanceEvent `protobuf:"bytes,3,opt,name=instance,proto3,oneof"`
+}
+
+type WatchResponse_Config struct {
+	Config *ConfigEvent `protobuf:"bytes,4,opt,name=config,proto3,oneof"`
+}
+
+type WatchResponse_Ended struct {
+	// The watch ended, and nothing more comes for this watch_id: cancelled
+	// by the client (code 0, OK), refused, or cut (its gRPC status).
+	Ended *WatchEnded `protobuf:"bytes,5,opt,name=ended,proto3,oneof"`
+}
+
+func (*WatchResponse_Created) isWatchResponse_Response() {}
+
+func (*WatchResponse_Instance) isWatchResponse_Response() {}
+
+func (*WatchResponse_Config) isWatchResponse_Response() {}
+
+func (*WatchResponse_Ended) isWatchResponse_Response() {}
+
+type WatchCreated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCreated) Reset() {
+	*x = WatchCreated{}
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCreated) ProtoMessage() {}
+
+func (x *WatchCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCreated.ProtoReflect.Descriptor instead.
+func (*WatchCreated) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+}
+
+type WatchEnded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A gRPC status code (google.golang.org/grpc/codes).
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The portable reason (PERMISSION_DENIED, INVALID_ARGUMENT...) and the
+	// request field at fault, as a call's ErrorInfo carries them.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Field         string `protobuf:"bytes,4,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEnded) Reset() {
+	*x = WatchEnded{}
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEnded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEnded) ProtoMessage() {}
+
+func (x *WatchEnded) ProtoReflect() protoreflect.Message {
+	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEnded.ProtoReflect.Descriptor instead.
+func (*WatchEnded) Descriptor() ([]byte, []int) {
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *WatchEnded) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *WatchEnded) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *WatchEnded) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *WatchEnded) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
 // ConfigVersion is one immutable version of an item: a publish or a delete.
 type ConfigVersion struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -3537,7 +3989,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3549,7 +4001,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[45]
+	mi := &file_junction_v1_junction_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3562,7 +4014,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{45}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ConfigVersion) GetNamespace() string {
@@ -3668,7 +4120,7 @@ type ListConfigHistoryRequest struct {
 
 func (x *ListConfigHistoryRequest) Reset() {
 	*x = ListConfigHistoryRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +4132,7 @@ func (x *ListConfigHistoryRequest) String() string {
 func (*ListConfigHistoryRequest) ProtoMessage() {}
 
 func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[46]
+	mi := &file_junction_v1_junction_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +4145,7 @@ func (x *ListConfigHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{46}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListConfigHistoryRequest) GetNamespace() string {
@@ -3737,7 +4189,7 @@ type ListConfigHistoryResponse struct {
 
 func (x *ListConfigHistoryResponse) Reset() {
 	*x = ListConfigHistoryResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3749,7 +4201,7 @@ func (x *ListConfigHistoryResponse) String() string {
 func (*ListConfigHistoryResponse) ProtoMessage() {}
 
 func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[47]
+	mi := &file_junction_v1_junction_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3762,7 +4214,7 @@ func (x *ListConfigHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{47}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListConfigHistoryResponse) GetVersions() []*ConfigVersion {
@@ -3799,7 +4251,7 @@ type GetConfigVersionRequest struct {
 
 func (x *GetConfigVersionRequest) Reset() {
 	*x = GetConfigVersionRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3811,7 +4263,7 @@ func (x *GetConfigVersionRequest) String() string {
 func (*GetConfigVersionRequest) ProtoMessage() {}
 
 func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[48]
+	mi := &file_junction_v1_junction_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3824,7 +4276,7 @@ func (x *GetConfigVersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigVersionRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigVersionRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{48}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetConfigVersionRequest) GetNamespace() string {
@@ -3883,7 +4335,7 @@ type DiffConfigRequest struct {
 
 func (x *DiffConfigRequest) Reset() {
 	*x = DiffConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4347,7 @@ func (x *DiffConfigRequest) String() string {
 func (*DiffConfigRequest) ProtoMessage() {}
 
 func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[49]
+	mi := &file_junction_v1_junction_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4360,7 @@ func (x *DiffConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{49}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DiffConfigRequest) GetNamespace() string {
@@ -3975,7 +4427,7 @@ type DiffConfigResponse struct {
 
 func (x *DiffConfigResponse) Reset() {
 	*x = DiffConfigResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3987,7 +4439,7 @@ func (x *DiffConfigResponse) String() string {
 func (*DiffConfigResponse) ProtoMessage() {}
 
 func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[50]
+	mi := &file_junction_v1_junction_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4000,7 +4452,7 @@ func (x *DiffConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{50}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DiffConfigResponse) GetFrom() *ConfigVersion {
@@ -4041,7 +4493,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4505,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[51]
+	mi := &file_junction_v1_junction_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4518,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{51}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RollbackConfigRequest) GetNamespace() string {
@@ -4122,7 +4574,7 @@ type ExportConfigsRequest struct {
 
 func (x *ExportConfigsRequest) Reset() {
 	*x = ExportConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4134,7 +4586,7 @@ func (x *ExportConfigsRequest) String() string {
 func (*ExportConfigsRequest) ProtoMessage() {}
 
 func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[52]
+	mi := &file_junction_v1_junction_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4147,7 +4599,7 @@ func (x *ExportConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ExportConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{52}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ExportConfigsRequest) GetNamespace() string {
@@ -4178,7 +4630,7 @@ type ExportConfigsResponse struct {
 
 func (x *ExportConfigsResponse) Reset() {
 	*x = ExportConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4190,7 +4642,7 @@ func (x *ExportConfigsResponse) String() string {
 func (*ExportConfigsResponse) ProtoMessage() {}
 
 func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[53]
+	mi := &file_junction_v1_junction_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4203,7 +4655,7 @@ func (x *ExportConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ExportConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{53}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ExportConfigsResponse) GetArchive() []byte {
@@ -4244,7 +4696,7 @@ type ImportConfigsRequest struct {
 
 func (x *ImportConfigsRequest) Reset() {
 	*x = ImportConfigsRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4256,7 +4708,7 @@ func (x *ImportConfigsRequest) String() string {
 func (*ImportConfigsRequest) ProtoMessage() {}
 
 func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[54]
+	mi := &file_junction_v1_junction_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4269,7 +4721,7 @@ func (x *ImportConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ImportConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{54}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ImportConfigsRequest) GetNamespace() string {
@@ -4333,7 +4785,7 @@ type ImportItem struct {
 
 func (x *ImportItem) Reset() {
 	*x = ImportItem{}
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4345,7 +4797,7 @@ func (x *ImportItem) String() string {
 func (*ImportItem) ProtoMessage() {}
 
 func (x *ImportItem) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[55]
+	mi := &file_junction_v1_junction_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4358,7 +4810,7 @@ func (x *ImportItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
 func (*ImportItem) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{55}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ImportItem) GetGroup() string {
@@ -4424,7 +4876,7 @@ type ImportConfigsResponse struct {
 
 func (x *ImportConfigsResponse) Reset() {
 	*x = ImportConfigsResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4436,7 +4888,7 @@ func (x *ImportConfigsResponse) String() string {
 func (*ImportConfigsResponse) ProtoMessage() {}
 
 func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[56]
+	mi := &file_junction_v1_junction_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4449,7 +4901,7 @@ func (x *ImportConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ImportConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{56}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ImportConfigsResponse) GetItems() []*ImportItem {
@@ -4484,7 +4936,7 @@ type ListConfigListenersRequest struct {
 
 func (x *ListConfigListenersRequest) Reset() {
 	*x = ListConfigListenersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4496,7 +4948,7 @@ func (x *ListConfigListenersRequest) String() string {
 func (*ListConfigListenersRequest) ProtoMessage() {}
 
 func (x *ListConfigListenersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[57]
+	mi := &file_junction_v1_junction_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4509,7 +4961,7 @@ func (x *ListConfigListenersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigListenersRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigListenersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{57}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ListConfigListenersRequest) GetNamespace() string {
@@ -4555,7 +5007,7 @@ type ConfigListener struct {
 
 func (x *ConfigListener) Reset() {
 	*x = ConfigListener{}
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4567,7 +5019,7 @@ func (x *ConfigListener) String() string {
 func (*ConfigListener) ProtoMessage() {}
 
 func (x *ConfigListener) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[58]
+	mi := &file_junction_v1_junction_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4580,7 +5032,7 @@ func (x *ConfigListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigListener.ProtoReflect.Descriptor instead.
 func (*ConfigListener) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{58}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ConfigListener) GetClientId() string {
@@ -4654,7 +5106,7 @@ type ListConfigListenersResponse struct {
 
 func (x *ListConfigListenersResponse) Reset() {
 	*x = ListConfigListenersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4666,7 +5118,7 @@ func (x *ListConfigListenersResponse) String() string {
 func (*ListConfigListenersResponse) ProtoMessage() {}
 
 func (x *ListConfigListenersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[59]
+	mi := &file_junction_v1_junction_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4679,7 +5131,7 @@ func (x *ListConfigListenersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigListenersResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigListenersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{59}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListConfigListenersResponse) GetListeners() []*ConfigListener {
@@ -4718,7 +5170,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4730,7 +5182,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[60]
+	mi := &file_junction_v1_junction_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4743,7 +5195,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{60}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
 }
 
 type Capabilities struct {
@@ -4765,7 +5217,7 @@ type Capabilities struct {
 
 func (x *Capabilities) Reset() {
 	*x = Capabilities{}
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4777,7 +5229,7 @@ func (x *Capabilities) String() string {
 func (*Capabilities) ProtoMessage() {}
 
 func (x *Capabilities) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[61]
+	mi := &file_junction_v1_junction_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4790,7 +5242,7 @@ func (x *Capabilities) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capabilities.ProtoReflect.Descriptor instead.
 func (*Capabilities) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{61}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *Capabilities) GetNativeSessions() bool {
@@ -4879,7 +5331,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4891,7 +5343,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[62]
+	mi := &file_junction_v1_junction_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4904,7 +5356,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{62}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetStatusResponse) GetBackend() string {
@@ -4988,7 +5440,7 @@ type BuildInfo struct {
 
 func (x *BuildInfo) Reset() {
 	*x = BuildInfo{}
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5000,7 +5452,7 @@ func (x *BuildInfo) String() string {
 func (*BuildInfo) ProtoMessage() {}
 
 func (x *BuildInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[63]
+	mi := &file_junction_v1_junction_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5013,7 +5465,7 @@ func (x *BuildInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildInfo.ProtoReflect.Descriptor instead.
 func (*BuildInfo) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{63}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *BuildInfo) GetVersion() string {
@@ -5060,7 +5512,7 @@ type MeasuredGuarantees struct {
 
 func (x *MeasuredGuarantees) Reset() {
 	*x = MeasuredGuarantees{}
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5072,7 +5524,7 @@ func (x *MeasuredGuarantees) String() string {
 func (*MeasuredGuarantees) ProtoMessage() {}
 
 func (x *MeasuredGuarantees) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[64]
+	mi := &file_junction_v1_junction_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5085,7 +5537,7 @@ func (x *MeasuredGuarantees) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeasuredGuarantees.ProtoReflect.Descriptor instead.
 func (*MeasuredGuarantees) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{64}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *MeasuredGuarantees) GetTarget() string {
@@ -5140,7 +5592,7 @@ type MeasuredGuarantee struct {
 
 func (x *MeasuredGuarantee) Reset() {
 	*x = MeasuredGuarantee{}
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5152,7 +5604,7 @@ func (x *MeasuredGuarantee) String() string {
 func (*MeasuredGuarantee) ProtoMessage() {}
 
 func (x *MeasuredGuarantee) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[65]
+	mi := &file_junction_v1_junction_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5165,7 +5617,7 @@ func (x *MeasuredGuarantee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MeasuredGuarantee.ProtoReflect.Descriptor instead.
 func (*MeasuredGuarantee) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{65}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *MeasuredGuarantee) GetScenario() string {
@@ -5211,7 +5663,7 @@ type ListMembersRequest struct {
 
 func (x *ListMembersRequest) Reset() {
 	*x = ListMembersRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5223,7 +5675,7 @@ func (x *ListMembersRequest) String() string {
 func (*ListMembersRequest) ProtoMessage() {}
 
 func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[66]
+	mi := &file_junction_v1_junction_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5236,7 +5688,7 @@ func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListMembersRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{66}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
 }
 
 // Member is one server of a built-in store cluster.
@@ -5259,7 +5711,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5271,7 +5723,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[67]
+	mi := &file_junction_v1_junction_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5284,7 +5736,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{67}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Member) GetId() string {
@@ -5333,7 +5785,7 @@ type ListMembersResponse struct {
 
 func (x *ListMembersResponse) Reset() {
 	*x = ListMembersResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5345,7 +5797,7 @@ func (x *ListMembersResponse) String() string {
 func (*ListMembersResponse) ProtoMessage() {}
 
 func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[68]
+	mi := &file_junction_v1_junction_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5358,7 +5810,7 @@ func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListMembersResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{68}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListMembersResponse) GetMembers() []*Member {
@@ -5387,7 +5839,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5399,7 +5851,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[69]
+	mi := &file_junction_v1_junction_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5412,7 +5864,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{69}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -5438,7 +5890,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5450,7 +5902,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[70]
+	mi := &file_junction_v1_junction_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5463,7 +5915,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{70}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -5495,7 +5947,7 @@ type Token struct {
 
 func (x *Token) Reset() {
 	*x = Token{}
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5507,7 +5959,7 @@ func (x *Token) String() string {
 func (*Token) ProtoMessage() {}
 
 func (x *Token) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[71]
+	mi := &file_junction_v1_junction_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5520,7 +5972,7 @@ func (x *Token) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Token.ProtoReflect.Descriptor instead.
 func (*Token) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{71}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *Token) GetAccessorId() string {
@@ -5585,7 +6037,7 @@ type TokenSecret struct {
 
 func (x *TokenSecret) Reset() {
 	*x = TokenSecret{}
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5597,7 +6049,7 @@ func (x *TokenSecret) String() string {
 func (*TokenSecret) ProtoMessage() {}
 
 func (x *TokenSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[72]
+	mi := &file_junction_v1_junction_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5610,7 +6062,7 @@ func (x *TokenSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSecret.ProtoReflect.Descriptor instead.
 func (*TokenSecret) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{72}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *TokenSecret) GetToken() *Token {
@@ -5635,7 +6087,7 @@ type BootstrapRequest struct {
 
 func (x *BootstrapRequest) Reset() {
 	*x = BootstrapRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5647,7 +6099,7 @@ func (x *BootstrapRequest) String() string {
 func (*BootstrapRequest) ProtoMessage() {}
 
 func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[73]
+	mi := &file_junction_v1_junction_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5660,7 +6112,7 @@ func (x *BootstrapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{73}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
 }
 
 type CreateTokenRequest struct {
@@ -5681,7 +6133,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5693,7 +6145,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[74]
+	mi := &file_junction_v1_junction_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5706,7 +6158,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{74}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateTokenRequest) GetDescription() string {
@@ -5745,7 +6197,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5757,7 +6209,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[75]
+	mi := &file_junction_v1_junction_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5770,7 +6222,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{75}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
 }
 
 type ListTokensResponse struct {
@@ -5782,7 +6234,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5794,7 +6246,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[76]
+	mi := &file_junction_v1_junction_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5807,7 +6259,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{76}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListTokensResponse) GetTokens() []*Token {
@@ -5826,7 +6278,7 @@ type ReadTokenRequest struct {
 
 func (x *ReadTokenRequest) Reset() {
 	*x = ReadTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5838,7 +6290,7 @@ func (x *ReadTokenRequest) String() string {
 func (*ReadTokenRequest) ProtoMessage() {}
 
 func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[77]
+	mi := &file_junction_v1_junction_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5851,7 +6303,7 @@ func (x *ReadTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTokenRequest.ProtoReflect.Descriptor instead.
 func (*ReadTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{77}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ReadTokenRequest) GetAccessorId() string {
@@ -5870,7 +6322,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5882,7 +6334,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[78]
+	mi := &file_junction_v1_junction_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5895,7 +6347,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{78}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RevokeTokenRequest) GetAccessorId() string {
@@ -5913,7 +6365,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5925,7 +6377,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[79]
+	mi := &file_junction_v1_junction_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5938,7 +6390,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{79}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
 }
 
 // Policy is a named set of rules, kept as the YAML it was written in.
@@ -5954,7 +6406,7 @@ type Policy struct {
 
 func (x *Policy) Reset() {
 	*x = Policy{}
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5966,7 +6418,7 @@ func (x *Policy) String() string {
 func (*Policy) ProtoMessage() {}
 
 func (x *Policy) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[80]
+	mi := &file_junction_v1_junction_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5979,7 +6431,7 @@ func (x *Policy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Policy.ProtoReflect.Descriptor instead.
 func (*Policy) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{80}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *Policy) GetName() string {
@@ -6013,7 +6465,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6025,7 +6477,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[81]
+	mi := &file_junction_v1_junction_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6038,7 +6490,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{81}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *CreatePolicyRequest) GetRules() string {
@@ -6059,7 +6511,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6071,7 +6523,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[82]
+	mi := &file_junction_v1_junction_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6084,7 +6536,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{82}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *UpdatePolicyRequest) GetName() string {
@@ -6109,7 +6561,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6121,7 +6573,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[83]
+	mi := &file_junction_v1_junction_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6134,7 +6586,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{83}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{89}
 }
 
 type ListPoliciesResponse struct {
@@ -6146,7 +6598,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6158,7 +6610,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[84]
+	mi := &file_junction_v1_junction_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6171,7 +6623,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{84}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -6190,7 +6642,7 @@ type ReadPolicyRequest struct {
 
 func (x *ReadPolicyRequest) Reset() {
 	*x = ReadPolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6202,7 +6654,7 @@ func (x *ReadPolicyRequest) String() string {
 func (*ReadPolicyRequest) ProtoMessage() {}
 
 func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[85]
+	mi := &file_junction_v1_junction_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6215,7 +6667,7 @@ func (x *ReadPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadPolicyRequest.ProtoReflect.Descriptor instead.
 func (*ReadPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{85}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ReadPolicyRequest) GetName() string {
@@ -6234,7 +6686,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6246,7 +6698,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[86]
+	mi := &file_junction_v1_junction_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6259,7 +6711,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{86}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeletePolicyRequest) GetName() string {
@@ -6277,7 +6729,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6289,7 +6741,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[87]
+	mi := &file_junction_v1_junction_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6302,7 +6754,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{87}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{93}
 }
 
 type WhoAmIRequest struct {
@@ -6313,7 +6765,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[88]
+	mi := &file_junction_v1_junction_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6325,7 +6777,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[88]
+	mi := &file_junction_v1_junction_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6338,7 +6790,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{88}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{94}
 }
 
 // AccessCheck is one action on one resource, as a policy rule names it.
@@ -6358,7 +6810,7 @@ type AccessCheck struct {
 
 func (x *AccessCheck) Reset() {
 	*x = AccessCheck{}
-	mi := &file_junction_v1_junction_proto_msgTypes[89]
+	mi := &file_junction_v1_junction_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6370,7 +6822,7 @@ func (x *AccessCheck) String() string {
 func (*AccessCheck) ProtoMessage() {}
 
 func (x *AccessCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[89]
+	mi := &file_junction_v1_junction_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6383,7 +6835,7 @@ func (x *AccessCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessCheck.ProtoReflect.Descriptor instead.
 func (*AccessCheck) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{89}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *AccessCheck) GetKind() string {
@@ -6431,7 +6883,7 @@ type CheckAccessRequest struct {
 
 func (x *CheckAccessRequest) Reset() {
 	*x = CheckAccessRequest{}
-	mi := &file_junction_v1_junction_proto_msgTypes[90]
+	mi := &file_junction_v1_junction_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6443,7 +6895,7 @@ func (x *CheckAccessRequest) String() string {
 func (*CheckAccessRequest) ProtoMessage() {}
 
 func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[90]
+	mi := &file_junction_v1_junction_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6456,7 +6908,7 @@ func (x *CheckAccessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessRequest.ProtoReflect.Descriptor instead.
 func (*CheckAccessRequest) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{90}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *CheckAccessRequest) GetChecks() []*AccessCheck {
@@ -6476,7 +6928,7 @@ type CheckAccessResponse struct {
 
 func (x *CheckAccessResponse) Reset() {
 	*x = CheckAccessResponse{}
-	mi := &file_junction_v1_junction_proto_msgTypes[91]
+	mi := &file_junction_v1_junction_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6488,7 +6940,7 @@ func (x *CheckAccessResponse) String() string {
 func (*CheckAccessResponse) ProtoMessage() {}
 
 func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_junction_v1_junction_proto_msgTypes[91]
+	mi := &file_junction_v1_junction_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6501,7 +6953,7 @@ func (x *CheckAccessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAccessResponse.ProtoReflect.Descriptor instead.
 func (*CheckAccessResponse) Descriptor() ([]byte, []int) {
-	return file_junction_v1_junction_proto_rawDescGZIP(), []int{91}
+	return file_junction_v1_junction_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *CheckAccessResponse) GetAllowed() []bool {
@@ -6806,7 +7258,33 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x04 \x01(\tR\x05group\x12\x17\n" +
 	"\adata_id\x18\x05 \x01(\tR\x06dataId\x12+\n" +
-	"\x06config\x18\x06 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\xe5\x02\n" +
+	"\x06config\x18\x06 \x01(\v2\x13.junction.v1.ConfigR\x06config\"\x8f\x01\n" +
+	"\fWatchRequest\x129\n" +
+	"\x06create\x18\x01 \x01(\v2\x1f.junction.v1.WatchCreateRequestH\x00R\x06create\x129\n" +
+	"\x06cancel\x18\x02 \x01(\v2\x1f.junction.v1.WatchCancelRequestH\x00R\x06cancelB\t\n" +
+	"\arequest\"\xb8\x01\n" +
+	"\x12WatchCreateRequest\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\x12B\n" +
+	"\tinstances\x18\x02 \x01(\v2\".junction.v1.WatchInstancesRequestH\x00R\tinstances\x129\n" +
+	"\x06config\x18\x03 \x01(\v2\x1f.junction.v1.WatchConfigRequestH\x00R\x06configB\b\n" +
+	"\x06target\"/\n" +
+	"\x12WatchCancelRequest\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\"\x8c\x02\n" +
+	"\rWatchResponse\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\x125\n" +
+	"\acreated\x18\x02 \x01(\v2\x19.junction.v1.WatchCreatedH\x00R\acreated\x128\n" +
+	"\binstance\x18\x03 \x01(\v2\x1a.junction.v1.InstanceEventH\x00R\binstance\x122\n" +
+	"\x06config\x18\x04 \x01(\v2\x18.junction.v1.ConfigEventH\x00R\x06config\x12/\n" +
+	"\x05ended\x18\x05 \x01(\v2\x17.junction.v1.WatchEndedH\x00R\x05endedB\n" +
+	"\n" +
+	"\bresponse\"\x0e\n" +
+	"\fWatchCreated\"h\n" +
+	"\n" +
+	"WatchEnded\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05field\x18\x04 \x01(\tR\x05field\"\xe5\x02\n" +
 	"\rConfigVersion\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x17\n" +
@@ -7066,7 +7544,9 @@ const file_junction_v1_junction_proto_rawDesc = "" +
 	"\x13ListConfigListeners\x12'.junction.v1.ListConfigListenersRequest\x1a(.junction.v1.ListConfigListenersResponse\x12K\n" +
 	"\rGetGrayConfig\x12!.junction.v1.GetGrayConfigRequest\x1a\x17.junction.v1.GrayConfig\x12Z\n" +
 	"\x11PromoteGrayConfig\x12%.junction.v1.PromoteGrayConfigRequest\x1a\x1e.junction.v1.PutConfigResponse\x12\\\n" +
-	"\x0fAbortGrayConfig\x12#.junction.v1.AbortGrayConfigRequest\x1a$.junction.v1.AbortGrayConfigResponse2[\n" +
+	"\x0fAbortGrayConfig\x12#.junction.v1.AbortGrayConfigRequest\x1a$.junction.v1.AbortGrayConfigResponse2R\n" +
+	"\fWatchService\x12B\n" +
+	"\x05Watch\x12\x19.junction.v1.WatchRequest\x1a\x1a.junction.v1.WatchResponse(\x010\x012[\n" +
 	"\rStatusService\x12J\n" +
 	"\tGetStatus\x12\x1d.junction.v1.GetStatusRequest\x1a\x1e.junction.v1.GetStatusResponse2\x84\x02\n" +
 	"\x0eClusterService\x12P\n" +
@@ -7103,7 +7583,7 @@ func file_junction_v1_junction_proto_rawDescGZIP() []byte {
 }
 
 var file_junction_v1_junction_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_junction_v1_junction_proto_msgTypes = make([]protoimpl.MessageInfo, 103)
 var file_junction_v1_junction_proto_goTypes = []any{
 	(EventType)(0),                      // 0: junction.v1.EventType
 	(ImportPolicy)(0),                   // 1: junction.v1.ImportPolicy
@@ -7152,73 +7632,79 @@ var file_junction_v1_junction_proto_goTypes = []any{
 	(*ListConfigsResponse)(nil),         // 44: junction.v1.ListConfigsResponse
 	(*WatchConfigRequest)(nil),          // 45: junction.v1.WatchConfigRequest
 	(*ConfigEvent)(nil),                 // 46: junction.v1.ConfigEvent
-	(*ConfigVersion)(nil),               // 47: junction.v1.ConfigVersion
-	(*ListConfigHistoryRequest)(nil),    // 48: junction.v1.ListConfigHistoryRequest
-	(*ListConfigHistoryResponse)(nil),   // 49: junction.v1.ListConfigHistoryResponse
-	(*GetConfigVersionRequest)(nil),     // 50: junction.v1.GetConfigVersionRequest
-	(*DiffConfigRequest)(nil),           // 51: junction.v1.DiffConfigRequest
-	(*DiffConfigResponse)(nil),          // 52: junction.v1.DiffConfigResponse
-	(*RollbackConfigRequest)(nil),       // 53: junction.v1.RollbackConfigRequest
-	(*ExportConfigsRequest)(nil),        // 54: junction.v1.ExportConfigsRequest
-	(*ExportConfigsResponse)(nil),       // 55: junction.v1.ExportConfigsResponse
-	(*ImportConfigsRequest)(nil),        // 56: junction.v1.ImportConfigsRequest
-	(*ImportItem)(nil),                  // 57: junction.v1.ImportItem
-	(*ImportConfigsResponse)(nil),       // 58: junction.v1.ImportConfigsResponse
-	(*ListConfigListenersRequest)(nil),  // 59: junction.v1.ListConfigListenersRequest
-	(*ConfigListener)(nil),              // 60: junction.v1.ConfigListener
-	(*ListConfigListenersResponse)(nil), // 61: junction.v1.ListConfigListenersResponse
-	(*GetStatusRequest)(nil),            // 62: junction.v1.GetStatusRequest
-	(*Capabilities)(nil),                // 63: junction.v1.Capabilities
-	(*GetStatusResponse)(nil),           // 64: junction.v1.GetStatusResponse
-	(*BuildInfo)(nil),                   // 65: junction.v1.BuildInfo
-	(*MeasuredGuarantees)(nil),          // 66: junction.v1.MeasuredGuarantees
-	(*MeasuredGuarantee)(nil),           // 67: junction.v1.MeasuredGuarantee
-	(*ListMembersRequest)(nil),          // 68: junction.v1.ListMembersRequest
-	(*Member)(nil),                      // 69: junction.v1.Member
-	(*ListMembersResponse)(nil),         // 70: junction.v1.ListMembersResponse
-	(*AddMemberRequest)(nil),            // 71: junction.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),         // 72: junction.v1.RemoveMemberRequest
-	(*Token)(nil),                       // 73: junction.v1.Token
-	(*TokenSecret)(nil),                 // 74: junction.v1.TokenSecret
-	(*BootstrapRequest)(nil),            // 75: junction.v1.BootstrapRequest
-	(*CreateTokenRequest)(nil),          // 76: junction.v1.CreateTokenRequest
-	(*ListTokensRequest)(nil),           // 77: junction.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),          // 78: junction.v1.ListTokensResponse
-	(*ReadTokenRequest)(nil),            // 79: junction.v1.ReadTokenRequest
-	(*RevokeTokenRequest)(nil),          // 80: junction.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),         // 81: junction.v1.RevokeTokenResponse
-	(*Policy)(nil),                      // 82: junction.v1.Policy
-	(*CreatePolicyRequest)(nil),         // 83: junction.v1.CreatePolicyRequest
-	(*UpdatePolicyRequest)(nil),         // 84: junction.v1.UpdatePolicyRequest
-	(*ListPoliciesRequest)(nil),         // 85: junction.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),        // 86: junction.v1.ListPoliciesResponse
-	(*ReadPolicyRequest)(nil),           // 87: junction.v1.ReadPolicyRequest
-	(*DeletePolicyRequest)(nil),         // 88: junction.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),        // 89: junction.v1.DeletePolicyResponse
-	(*WhoAmIRequest)(nil),               // 90: junction.v1.WhoAmIRequest
-	(*AccessCheck)(nil),                 // 91: junction.v1.AccessCheck
-	(*CheckAccessRequest)(nil),          // 92: junction.v1.CheckAccessRequest
-	(*CheckAccessResponse)(nil),         // 93: junction.v1.CheckAccessResponse
-	nil,                                 // 94: junction.v1.Instance.MetadataEntry
-	nil,                                 // 95: junction.v1.RegisterInstanceRequest.MetadataEntry
-	nil,                                 // 96: junction.v1.MetadataPatch.EntriesEntry
-	nil,                                 // 97: junction.v1.GrayRule.LabelsEntry
-	nil,                                 // 98: junction.v1.ConfigListener.LabelsEntry
-	(*durationpb.Duration)(nil),         // 99: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 100: google.protobuf.Timestamp
+	(*WatchRequest)(nil),                // 47: junction.v1.WatchRequest
+	(*WatchCreateRequest)(nil),          // 48: junction.v1.WatchCreateRequest
+	(*WatchCancelRequest)(nil),          // 49: junction.v1.WatchCancelRequest
+	(*WatchResponse)(nil),               // 50: junction.v1.WatchResponse
+	(*WatchCreated)(nil),                // 51: junction.v1.WatchCreated
+	(*WatchEnded)(nil),                  // 52: junction.v1.WatchEnded
+	(*ConfigVersion)(nil),               // 53: junction.v1.ConfigVersion
+	(*ListConfigHistoryRequest)(nil),    // 54: junction.v1.ListConfigHistoryRequest
+	(*ListConfigHistoryResponse)(nil),   // 55: junction.v1.ListConfigHistoryResponse
+	(*GetConfigVersionRequest)(nil),     // 56: junction.v1.GetConfigVersionRequest
+	(*DiffConfigRequest)(nil),           // 57: junction.v1.DiffConfigRequest
+	(*DiffConfigResponse)(nil),          // 58: junction.v1.DiffConfigResponse
+	(*RollbackConfigRequest)(nil),       // 59: junction.v1.RollbackConfigRequest
+	(*ExportConfigsRequest)(nil),        // 60: junction.v1.ExportConfigsRequest
+	(*ExportConfigsResponse)(nil),       // 61: junction.v1.ExportConfigsResponse
+	(*ImportConfigsRequest)(nil),        // 62: junction.v1.ImportConfigsRequest
+	(*ImportItem)(nil),                  // 63: junction.v1.ImportItem
+	(*ImportConfigsResponse)(nil),       // 64: junction.v1.ImportConfigsResponse
+	(*ListConfigListenersRequest)(nil),  // 65: junction.v1.ListConfigListenersRequest
+	(*ConfigListener)(nil),              // 66: junction.v1.ConfigListener
+	(*ListConfigListenersResponse)(nil), // 67: junction.v1.ListConfigListenersResponse
+	(*GetStatusRequest)(nil),            // 68: junction.v1.GetStatusRequest
+	(*Capabilities)(nil),                // 69: junction.v1.Capabilities
+	(*GetStatusResponse)(nil),           // 70: junction.v1.GetStatusResponse
+	(*BuildInfo)(nil),                   // 71: junction.v1.BuildInfo
+	(*MeasuredGuarantees)(nil),          // 72: junction.v1.MeasuredGuarantees
+	(*MeasuredGuarantee)(nil),           // 73: junction.v1.MeasuredGuarantee
+	(*ListMembersRequest)(nil),          // 74: junction.v1.ListMembersRequest
+	(*Member)(nil),                      // 75: junction.v1.Member
+	(*ListMembersResponse)(nil),         // 76: junction.v1.ListMembersResponse
+	(*AddMemberRequest)(nil),            // 77: junction.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),         // 78: junction.v1.RemoveMemberRequest
+	(*Token)(nil),                       // 79: junction.v1.Token
+	(*TokenSecret)(nil),                 // 80: junction.v1.TokenSecret
+	(*BootstrapRequest)(nil),            // 81: junction.v1.BootstrapRequest
+	(*CreateTokenRequest)(nil),          // 82: junction.v1.CreateTokenRequest
+	(*ListTokensRequest)(nil),           // 83: junction.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 84: junction.v1.ListTokensResponse
+	(*ReadTokenRequest)(nil),            // 85: junction.v1.ReadTokenRequest
+	(*RevokeTokenRequest)(nil),          // 86: junction.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),         // 87: junction.v1.RevokeTokenResponse
+	(*Policy)(nil),                      // 88: junction.v1.Policy
+	(*CreatePolicyRequest)(nil),         // 89: junction.v1.CreatePolicyRequest
+	(*UpdatePolicyRequest)(nil),         // 90: junction.v1.UpdatePolicyRequest
+	(*ListPoliciesRequest)(nil),         // 91: junction.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),        // 92: junction.v1.ListPoliciesResponse
+	(*ReadPolicyRequest)(nil),           // 93: junction.v1.ReadPolicyRequest
+	(*DeletePolicyRequest)(nil),         // 94: junction.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),        // 95: junction.v1.DeletePolicyResponse
+	(*WhoAmIRequest)(nil),               // 96: junction.v1.WhoAmIRequest
+	(*AccessCheck)(nil),                 // 97: junction.v1.AccessCheck
+	(*CheckAccessRequest)(nil),          // 98: junction.v1.CheckAccessRequest
+	(*CheckAccessResponse)(nil),         // 99: junction.v1.CheckAccessResponse
+	nil,                                 // 100: junction.v1.Instance.MetadataEntry
+	nil,                                 // 101: junction.v1.RegisterInstanceRequest.MetadataEntry
+	nil,                                 // 102: junction.v1.MetadataPatch.EntriesEntry
+	nil,                                 // 103: junction.v1.GrayRule.LabelsEntry
+	nil,                                 // 104: junction.v1.ConfigListener.LabelsEntry
+	(*durationpb.Duration)(nil),         // 105: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 106: google.protobuf.Timestamp
 }
 var file_junction_v1_junction_proto_depIdxs = []int32{
-	99,  // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
-	99,  // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
-	94,  // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
-	95,  // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
+	105, // 0: junction.v1.Session.ttl:type_name -> google.protobuf.Duration
+	105, // 1: junction.v1.CreateSessionRequest.ttl:type_name -> google.protobuf.Duration
+	100, // 2: junction.v1.Instance.metadata:type_name -> junction.v1.Instance.MetadataEntry
+	101, // 3: junction.v1.RegisterInstanceRequest.metadata:type_name -> junction.v1.RegisterInstanceRequest.MetadataEntry
 	9,   // 4: junction.v1.RegisterInstanceRequest.check:type_name -> junction.v1.HealthCheck
-	99,  // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	99,  // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	100, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
-	99,  // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
+	105, // 5: junction.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	105, // 6: junction.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	106, // 7: junction.v1.CheckResult.at:type_name -> google.protobuf.Timestamp
+	105, // 8: junction.v1.CheckResult.latency:type_name -> google.protobuf.Duration
 	12,  // 9: junction.v1.SetInstanceStateRequest.metadata:type_name -> junction.v1.MetadataPatch
-	96,  // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
+	102, // 10: junction.v1.MetadataPatch.entries:type_name -> junction.v1.MetadataPatch.EntriesEntry
 	7,   // 11: junction.v1.InstanceHealth.instance:type_name -> junction.v1.Instance
 	9,   // 12: junction.v1.InstanceHealth.check:type_name -> junction.v1.HealthCheck
 	10,  // 13: junction.v1.InstanceHealth.last_transition:type_name -> junction.v1.CheckResult
@@ -7226,139 +7712,149 @@ var file_junction_v1_junction_proto_depIdxs = []int32{
 	17,  // 15: junction.v1.PutServiceSettingsRequest.settings:type_name -> junction.v1.ServiceSettings
 	7,   // 16: junction.v1.RegisterInstanceResponse.instance:type_name -> junction.v1.Instance
 	7,   // 17: junction.v1.ListInstancesResponse.instances:type_name -> junction.v1.Instance
-	99,  // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
+	105, // 18: junction.v1.ListInstancesResponse.staleness:type_name -> google.protobuf.Duration
 	0,   // 19: junction.v1.InstanceEvent.type:type_name -> junction.v1.EventType
 	7,   // 20: junction.v1.InstanceEvent.instance:type_name -> junction.v1.Instance
 	7,   // 21: junction.v1.InstanceEvent.instances:type_name -> junction.v1.Instance
 	27,  // 22: junction.v1.ListServicesResponse.services:type_name -> junction.v1.ServiceSummary
-	100, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
-	100, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
+	106, // 23: junction.v1.Config.created:type_name -> google.protobuf.Timestamp
+	106, // 24: junction.v1.Config.updated:type_name -> google.protobuf.Timestamp
 	29,  // 25: junction.v1.GetConfigResponse.config:type_name -> junction.v1.Config
-	99,  // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
+	105, // 26: junction.v1.GetConfigResponse.staleness:type_name -> google.protobuf.Duration
 	33,  // 27: junction.v1.PutConfigRequest.gray:type_name -> junction.v1.GrayRule
-	97,  // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
+	103, // 28: junction.v1.GrayRule.labels:type_name -> junction.v1.GrayRule.LabelsEntry
 	33,  // 29: junction.v1.GrayConfig.rule:type_name -> junction.v1.GrayRule
-	100, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
+	106, // 30: junction.v1.GrayConfig.created:type_name -> google.protobuf.Timestamp
 	29,  // 31: junction.v1.PutConfigResponse.config:type_name -> junction.v1.Config
-	100, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
+	106, // 32: junction.v1.ConfigSummary.updated:type_name -> google.protobuf.Timestamp
 	43,  // 33: junction.v1.ListConfigsResponse.configs:type_name -> junction.v1.ConfigSummary
 	0,   // 34: junction.v1.ConfigEvent.type:type_name -> junction.v1.EventType
 	29,  // 35: junction.v1.ConfigEvent.config:type_name -> junction.v1.Config
-	100, // 36: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
-	47,  // 37: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
-	47,  // 38: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
-	47,  // 39: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
-	1,   // 40: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
-	57,  // 41: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
-	98,  // 42: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
-	100, // 43: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
-	60,  // 44: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
-	63,  // 45: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
-	66,  // 46: junction.v1.GetStatusResponse.measured:type_name -> junction.v1.MeasuredGuarantees
-	65,  // 47: junction.v1.GetStatusResponse.build:type_name -> junction.v1.BuildInfo
-	100, // 48: junction.v1.MeasuredGuarantees.started:type_name -> google.protobuf.Timestamp
-	67,  // 49: junction.v1.MeasuredGuarantees.results:type_name -> junction.v1.MeasuredGuarantee
-	69,  // 50: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
-	100, // 51: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
-	100, // 52: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
-	73,  // 53: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
-	99,  // 54: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
-	73,  // 55: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
-	82,  // 56: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
-	91,  // 57: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
-	3,   // 58: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
-	4,   // 59: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
-	5,   // 60: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
-	8,   // 61: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
-	19,  // 62: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
-	21,  // 63: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
-	23,  // 64: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
-	25,  // 65: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
-	26,  // 66: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
-	11,  // 67: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
-	13,  // 68: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
-	15,  // 69: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
-	16,  // 70: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
-	30,  // 71: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
-	32,  // 72: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
-	40,  // 73: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
-	42,  // 74: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
-	45,  // 75: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
-	48,  // 76: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
-	50,  // 77: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
-	51,  // 78: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
-	53,  // 79: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
-	54,  // 80: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
-	56,  // 81: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
-	59,  // 82: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
-	35,  // 83: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
-	36,  // 84: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
-	37,  // 85: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
-	62,  // 86: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
-	68,  // 87: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
-	71,  // 88: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
-	72,  // 89: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
-	75,  // 90: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
-	76,  // 91: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
-	77,  // 92: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
-	79,  // 93: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
-	80,  // 94: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
-	83,  // 95: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
-	84,  // 96: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
-	85,  // 97: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
-	87,  // 98: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
-	88,  // 99: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
-	90,  // 100: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
-	92,  // 101: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
-	2,   // 102: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
-	2,   // 103: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
-	6,   // 104: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
-	18,  // 105: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
-	20,  // 106: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
-	22,  // 107: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
-	24,  // 108: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
-	28,  // 109: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
-	27,  // 110: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
-	18,  // 111: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
-	14,  // 112: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
-	17,  // 113: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
-	17,  // 114: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
-	31,  // 115: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
-	39,  // 116: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
-	41,  // 117: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
-	44,  // 118: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
-	46,  // 119: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
-	49,  // 120: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
-	47,  // 121: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
-	52,  // 122: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
-	39,  // 123: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
-	55,  // 124: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
-	58,  // 125: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
-	61,  // 126: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
-	34,  // 127: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
-	39,  // 128: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
-	38,  // 129: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
-	64,  // 130: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
-	70,  // 131: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
-	70,  // 132: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
-	70,  // 133: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
-	74,  // 134: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
-	74,  // 135: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
-	78,  // 136: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
-	73,  // 137: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
-	81,  // 138: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
-	82,  // 139: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
-	82,  // 140: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
-	86,  // 141: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
-	82,  // 142: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
-	89,  // 143: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
-	73,  // 144: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
-	93,  // 145: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
-	102, // [102:146] is the sub-list for method output_type
-	58,  // [58:102] is the sub-list for method input_type
-	58,  // [58:58] is the sub-list for extension type_name
-	58,  // [58:58] is the sub-list for extension extendee
-	0,   // [0:58] is the sub-list for field type_name
+	48,  // 36: junction.v1.WatchRequest.create:type_name -> junction.v1.WatchCreateRequest
+	49,  // 37: junction.v1.WatchRequest.cancel:type_name -> junction.v1.WatchCancelRequest
+	23,  // 38: junction.v1.WatchCreateRequest.instances:type_name -> junction.v1.WatchInstancesRequest
+	45,  // 39: junction.v1.WatchCreateRequest.config:type_name -> junction.v1.WatchConfigRequest
+	51,  // 40: junction.v1.WatchResponse.created:type_name -> junction.v1.WatchCreated
+	24,  // 41: junction.v1.WatchResponse.instance:type_name -> junction.v1.InstanceEvent
+	46,  // 42: junction.v1.WatchResponse.config:type_name -> junction.v1.ConfigEvent
+	52,  // 43: junction.v1.WatchResponse.ended:type_name -> junction.v1.WatchEnded
+	106, // 44: junction.v1.ConfigVersion.time:type_name -> google.protobuf.Timestamp
+	53,  // 45: junction.v1.ListConfigHistoryResponse.versions:type_name -> junction.v1.ConfigVersion
+	53,  // 46: junction.v1.DiffConfigResponse.from:type_name -> junction.v1.ConfigVersion
+	53,  // 47: junction.v1.DiffConfigResponse.to:type_name -> junction.v1.ConfigVersion
+	1,   // 48: junction.v1.ImportConfigsRequest.policy:type_name -> junction.v1.ImportPolicy
+	63,  // 49: junction.v1.ImportConfigsResponse.items:type_name -> junction.v1.ImportItem
+	104, // 50: junction.v1.ConfigListener.labels:type_name -> junction.v1.ConfigListener.LabelsEntry
+	106, // 51: junction.v1.ConfigListener.since:type_name -> google.protobuf.Timestamp
+	66,  // 52: junction.v1.ListConfigListenersResponse.listeners:type_name -> junction.v1.ConfigListener
+	69,  // 53: junction.v1.GetStatusResponse.capabilities:type_name -> junction.v1.Capabilities
+	72,  // 54: junction.v1.GetStatusResponse.measured:type_name -> junction.v1.MeasuredGuarantees
+	71,  // 55: junction.v1.GetStatusResponse.build:type_name -> junction.v1.BuildInfo
+	106, // 56: junction.v1.MeasuredGuarantees.started:type_name -> google.protobuf.Timestamp
+	73,  // 57: junction.v1.MeasuredGuarantees.results:type_name -> junction.v1.MeasuredGuarantee
+	75,  // 58: junction.v1.ListMembersResponse.members:type_name -> junction.v1.Member
+	106, // 59: junction.v1.Token.expires:type_name -> google.protobuf.Timestamp
+	106, // 60: junction.v1.Token.created:type_name -> google.protobuf.Timestamp
+	79,  // 61: junction.v1.TokenSecret.token:type_name -> junction.v1.Token
+	105, // 62: junction.v1.CreateTokenRequest.ttl:type_name -> google.protobuf.Duration
+	79,  // 63: junction.v1.ListTokensResponse.tokens:type_name -> junction.v1.Token
+	88,  // 64: junction.v1.ListPoliciesResponse.policies:type_name -> junction.v1.Policy
+	97,  // 65: junction.v1.CheckAccessRequest.checks:type_name -> junction.v1.AccessCheck
+	3,   // 66: junction.v1.RegistryService.CreateSession:input_type -> junction.v1.CreateSessionRequest
+	4,   // 67: junction.v1.RegistryService.KeepAliveSession:input_type -> junction.v1.KeepAliveSessionRequest
+	5,   // 68: junction.v1.RegistryService.DeleteSession:input_type -> junction.v1.DeleteSessionRequest
+	8,   // 69: junction.v1.RegistryService.RegisterInstance:input_type -> junction.v1.RegisterInstanceRequest
+	19,  // 70: junction.v1.RegistryService.DeregisterInstance:input_type -> junction.v1.DeregisterInstanceRequest
+	21,  // 71: junction.v1.RegistryService.ListInstances:input_type -> junction.v1.ListInstancesRequest
+	23,  // 72: junction.v1.RegistryService.WatchInstances:input_type -> junction.v1.WatchInstancesRequest
+	25,  // 73: junction.v1.RegistryService.ListServices:input_type -> junction.v1.ListServicesRequest
+	26,  // 74: junction.v1.RegistryService.WatchServices:input_type -> junction.v1.WatchServicesRequest
+	11,  // 75: junction.v1.RegistryService.SetInstanceState:input_type -> junction.v1.SetInstanceStateRequest
+	13,  // 76: junction.v1.RegistryService.GetInstanceHealth:input_type -> junction.v1.GetInstanceHealthRequest
+	15,  // 77: junction.v1.RegistryService.GetServiceSettings:input_type -> junction.v1.GetServiceSettingsRequest
+	16,  // 78: junction.v1.RegistryService.PutServiceSettings:input_type -> junction.v1.PutServiceSettingsRequest
+	30,  // 79: junction.v1.ConfigService.GetConfig:input_type -> junction.v1.GetConfigRequest
+	32,  // 80: junction.v1.ConfigService.PutConfig:input_type -> junction.v1.PutConfigRequest
+	40,  // 81: junction.v1.ConfigService.DeleteConfig:input_type -> junction.v1.DeleteConfigRequest
+	42,  // 82: junction.v1.ConfigService.ListConfigs:input_type -> junction.v1.ListConfigsRequest
+	45,  // 83: junction.v1.ConfigService.WatchConfig:input_type -> junction.v1.WatchConfigRequest
+	54,  // 84: junction.v1.ConfigService.ListConfigHistory:input_type -> junction.v1.ListConfigHistoryRequest
+	56,  // 85: junction.v1.ConfigService.GetConfigVersion:input_type -> junction.v1.GetConfigVersionRequest
+	57,  // 86: junction.v1.ConfigService.DiffConfig:input_type -> junction.v1.DiffConfigRequest
+	59,  // 87: junction.v1.ConfigService.RollbackConfig:input_type -> junction.v1.RollbackConfigRequest
+	60,  // 88: junction.v1.ConfigService.ExportConfigs:input_type -> junction.v1.ExportConfigsRequest
+	62,  // 89: junction.v1.ConfigService.ImportConfigs:input_type -> junction.v1.ImportConfigsRequest
+	65,  // 90: junction.v1.ConfigService.ListConfigListeners:input_type -> junction.v1.ListConfigListenersRequest
+	35,  // 91: junction.v1.ConfigService.GetGrayConfig:input_type -> junction.v1.GetGrayConfigRequest
+	36,  // 92: junction.v1.ConfigService.PromoteGrayConfig:input_type -> junction.v1.PromoteGrayConfigRequest
+	37,  // 93: junction.v1.ConfigService.AbortGrayConfig:input_type -> junction.v1.AbortGrayConfigRequest
+	47,  // 94: junction.v1.WatchService.Watch:input_type -> junction.v1.WatchRequest
+	68,  // 95: junction.v1.StatusService.GetStatus:input_type -> junction.v1.GetStatusRequest
+	74,  // 96: junction.v1.ClusterService.ListMembers:input_type -> junction.v1.ListMembersRequest
+	77,  // 97: junction.v1.ClusterService.AddMember:input_type -> junction.v1.AddMemberRequest
+	78,  // 98: junction.v1.ClusterService.RemoveMember:input_type -> junction.v1.RemoveMemberRequest
+	81,  // 99: junction.v1.AclService.Bootstrap:input_type -> junction.v1.BootstrapRequest
+	82,  // 100: junction.v1.AclService.CreateToken:input_type -> junction.v1.CreateTokenRequest
+	83,  // 101: junction.v1.AclService.ListTokens:input_type -> junction.v1.ListTokensRequest
+	85,  // 102: junction.v1.AclService.ReadToken:input_type -> junction.v1.ReadTokenRequest
+	86,  // 103: junction.v1.AclService.RevokeToken:input_type -> junction.v1.RevokeTokenRequest
+	89,  // 104: junction.v1.AclService.CreatePolicy:input_type -> junction.v1.CreatePolicyRequest
+	90,  // 105: junction.v1.AclService.UpdatePolicy:input_type -> junction.v1.UpdatePolicyRequest
+	91,  // 106: junction.v1.AclService.ListPolicies:input_type -> junction.v1.ListPoliciesRequest
+	93,  // 107: junction.v1.AclService.ReadPolicy:input_type -> junction.v1.ReadPolicyRequest
+	94,  // 108: junction.v1.AclService.DeletePolicy:input_type -> junction.v1.DeletePolicyRequest
+	96,  // 109: junction.v1.AclService.WhoAmI:input_type -> junction.v1.WhoAmIRequest
+	98,  // 110: junction.v1.AclService.CheckAccess:input_type -> junction.v1.CheckAccessRequest
+	2,   // 111: junction.v1.RegistryService.CreateSession:output_type -> junction.v1.Session
+	2,   // 112: junction.v1.RegistryService.KeepAliveSession:output_type -> junction.v1.Session
+	6,   // 113: junction.v1.RegistryService.DeleteSession:output_type -> junction.v1.DeleteSessionResponse
+	18,  // 114: junction.v1.RegistryService.RegisterInstance:output_type -> junction.v1.RegisterInstanceResponse
+	20,  // 115: junction.v1.RegistryService.DeregisterInstance:output_type -> junction.v1.DeregisterInstanceResponse
+	22,  // 116: junction.v1.RegistryService.ListInstances:output_type -> junction.v1.ListInstancesResponse
+	24,  // 117: junction.v1.RegistryService.WatchInstances:output_type -> junction.v1.InstanceEvent
+	28,  // 118: junction.v1.RegistryService.ListServices:output_type -> junction.v1.ListServicesResponse
+	27,  // 119: junction.v1.RegistryService.WatchServices:output_type -> junction.v1.ServiceSummary
+	18,  // 120: junction.v1.RegistryService.SetInstanceState:output_type -> junction.v1.RegisterInstanceResponse
+	14,  // 121: junction.v1.RegistryService.GetInstanceHealth:output_type -> junction.v1.InstanceHealth
+	17,  // 122: junction.v1.RegistryService.GetServiceSettings:output_type -> junction.v1.ServiceSettings
+	17,  // 123: junction.v1.RegistryService.PutServiceSettings:output_type -> junction.v1.ServiceSettings
+	31,  // 124: junction.v1.ConfigService.GetConfig:output_type -> junction.v1.GetConfigResponse
+	39,  // 125: junction.v1.ConfigService.PutConfig:output_type -> junction.v1.PutConfigResponse
+	41,  // 126: junction.v1.ConfigService.DeleteConfig:output_type -> junction.v1.DeleteConfigResponse
+	44,  // 127: junction.v1.ConfigService.ListConfigs:output_type -> junction.v1.ListConfigsResponse
+	46,  // 128: junction.v1.ConfigService.WatchConfig:output_type -> junction.v1.ConfigEvent
+	55,  // 129: junction.v1.ConfigService.ListConfigHistory:output_type -> junction.v1.ListConfigHistoryResponse
+	53,  // 130: junction.v1.ConfigService.GetConfigVersion:output_type -> junction.v1.ConfigVersion
+	58,  // 131: junction.v1.ConfigService.DiffConfig:output_type -> junction.v1.DiffConfigResponse
+	39,  // 132: junction.v1.ConfigService.RollbackConfig:output_type -> junction.v1.PutConfigResponse
+	61,  // 133: junction.v1.ConfigService.ExportConfigs:output_type -> junction.v1.ExportConfigsResponse
+	64,  // 134: junction.v1.ConfigService.ImportConfigs:output_type -> junction.v1.ImportConfigsResponse
+	67,  // 135: junction.v1.ConfigService.ListConfigListeners:output_type -> junction.v1.ListConfigListenersResponse
+	34,  // 136: junction.v1.ConfigService.GetGrayConfig:output_type -> junction.v1.GrayConfig
+	39,  // 137: junction.v1.ConfigService.PromoteGrayConfig:output_type -> junction.v1.PutConfigResponse
+	38,  // 138: junction.v1.ConfigService.AbortGrayConfig:output_type -> junction.v1.AbortGrayConfigResponse
+	50,  // 139: junction.v1.WatchService.Watch:output_type -> junction.v1.WatchResponse
+	70,  // 140: junction.v1.StatusService.GetStatus:output_type -> junction.v1.GetStatusResponse
+	76,  // 141: junction.v1.ClusterService.ListMembers:output_type -> junction.v1.ListMembersResponse
+	76,  // 142: junction.v1.ClusterService.AddMember:output_type -> junction.v1.ListMembersResponse
+	76,  // 143: junction.v1.ClusterService.RemoveMember:output_type -> junction.v1.ListMembersResponse
+	80,  // 144: junction.v1.AclService.Bootstrap:output_type -> junction.v1.TokenSecret
+	80,  // 145: junction.v1.AclService.CreateToken:output_type -> junction.v1.TokenSecret
+	84,  // 146: junction.v1.AclService.ListTokens:output_type -> junction.v1.ListTokensResponse
+	79,  // 147: junction.v1.AclService.ReadToken:output_type -> junction.v1.Token
+	87,  // 148: junction.v1.AclService.RevokeToken:output_type -> junction.v1.RevokeTokenResponse
+	88,  // 149: junction.v1.AclService.CreatePolicy:output_type -> junction.v1.Policy
+	88,  // 150: junction.v1.AclService.UpdatePolicy:output_type -> junction.v1.Policy
+	92,  // 151: junction.v1.AclService.ListPolicies:output_type -> junction.v1.ListPoliciesResponse
+	88,  // 152: junction.v1.AclService.ReadPolicy:output_type -> junction.v1.Policy
+	95,  // 153: junction.v1.AclService.DeletePolicy:output_type -> junction.v1.DeletePolicyResponse
+	79,  // 154: junction.v1.AclService.WhoAmI:output_type -> junction.v1.Token
+	99,  // 155: junction.v1.AclService.CheckAccess:output_type -> junction.v1.CheckAccessResponse
+	111, // [111:156] is the sub-list for method output_type
+	66,  // [66:111] is the sub-list for method input_type
+	66,  // [66:66] is the sub-list for extension type_name
+	66,  // [66:66] is the sub-list for extension extendee
+	0,   // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_junction_v1_junction_proto_init() }
@@ -7371,17 +7867,31 @@ func file_junction_v1_junction_proto_init() {
 	file_junction_v1_junction_proto_msgTypes[30].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[34].OneofWrappers = []any{}
 	file_junction_v1_junction_proto_msgTypes[38].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[49].OneofWrappers = []any{}
-	file_junction_v1_junction_proto_msgTypes[51].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[45].OneofWrappers = []any{
+		(*WatchRequest_Create)(nil),
+		(*WatchRequest_Cancel)(nil),
+	}
+	file_junction_v1_junction_proto_msgTypes[46].OneofWrappers = []any{
+		(*WatchCreateRequest_Instances)(nil),
+		(*WatchCreateRequest_Config)(nil),
+	}
+	file_junction_v1_junction_proto_msgTypes[48].OneofWrappers = []any{
+		(*WatchResponse_Created)(nil),
+		(*WatchResponse_Instance)(nil),
+		(*WatchResponse_Config)(nil),
+		(*WatchResponse_Ended)(nil),
+	}
+	file_junction_v1_junction_proto_msgTypes[55].OneofWrappers = []any{}
+	file_junction_v1_junction_proto_msgTypes[57].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_junction_v1_junction_proto_rawDesc), len(file_junction_v1_junction_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   97,
+			NumMessages:   103,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_junction_v1_junction_proto_goTypes,
 		DependencyIndexes: file_junction_v1_junction_proto_depIdxs,

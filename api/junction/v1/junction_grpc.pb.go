@@ -1340,6 +1340,122 @@ var ConfigService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	WatchService_Watch_FullMethodName = "/junction.v1.WatchService/Watch"
+)
+
+// WatchServiceClient is the client API for WatchService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// WatchService carries many watches on one stream: the way to follow
+// thousands of services or config items without a stream for each. Each
+// watch is authorized as the single-stream call it stands for
+// (WatchInstances or WatchConfig); one refused, ended by the client or cut
+// by the loss of its right ends that watch alone. gRPC only: no REST route.
+type WatchServiceClient interface {
+	// Watch opens watches (create) and ends them (cancel) as requests arrive,
+	// and answers with every watch's events, each tagged with its watch_id.
+	// A watch_id still live on the stream, or a request that is neither,
+	// ends the whole stream with INVALID_ARGUMENT.
+	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error)
+}
+
+type watchServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewWatchServiceClient(cc grpc.ClientConnInterface) WatchServiceClient {
+	return &watchServiceClient{cc}
+}
+
+func (c *watchServiceClient) Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &WatchService_ServiceDesc.Streams[0], WatchService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WatchService_WatchClient = grpc.BidiStreamingClient[WatchRequest, WatchResponse]
+
+// WatchServiceServer is the server API for WatchService service.
+// All implementations must embed UnimplementedWatchServiceServer
+// for forward compatibility.
+//
+// WatchService carries many watches on one stream: the way to follow
+// thousands of services or config items without a stream for each. Each
+// watch is authorized as the single-stream call it stands for
+// (WatchInstances or WatchConfig); one refused, ended by the client or cut
+// by the loss of its right ends that watch alone. gRPC only: no REST route.
+type WatchServiceServer interface {
+	// Watch opens watches (create) and ends them (cancel) as requests arrive,
+	// and answers with every watch's events, each tagged with its watch_id.
+	// A watch_id still live on the stream, or a request that is neither,
+	// ends the whole stream with INVALID_ARGUMENT.
+	Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error
+	mustEmbedUnimplementedWatchServiceServer()
+}
+
+// UnimplementedWatchServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedWatchServiceServer struct{}
+
+func (UnimplementedWatchServiceServer) Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedWatchServiceServer) mustEmbedUnimplementedWatchServiceServer() {}
+func (UnimplementedWatchServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeWatchServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to WatchServiceServer will
+// result in compilation errors.
+type UnsafeWatchServiceServer interface {
+	mustEmbedUnimplementedWatchServiceServer()
+}
+
+func RegisterWatchServiceServer(s grpc.ServiceRegistrar, srv WatchServiceServer) {
+	// If the following call panics, it indicates UnimplementedWatchServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&WatchService_ServiceDesc, srv)
+}
+
+func _WatchService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(WatchServiceServer).Watch(&grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WatchService_WatchServer = grpc.BidiStreamingServer[WatchRequest, WatchResponse]
+
+// WatchService_ServiceDesc is the grpc.ServiceDesc for WatchService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var WatchService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "junction.v1.WatchService",
+	HandlerType: (*WatchServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _WatchService_Watch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "junction/v1/junction.proto",
+}
+
+const (
 	StatusService_GetStatus_FullMethodName = "/junction.v1.StatusService/GetStatus"
 )
 
