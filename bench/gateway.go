@@ -20,13 +20,15 @@ import (
 type Gateway struct {
 	reg              pb.RegistryServiceClient
 	cfg              pb.ConfigServiceClient
+	watch            pb.WatchServiceClient
 	namespace, group string
 }
 
 // NewGateway returns a client of the gateway behind conn, working in
 // namespace and group (empty: the defaults). Close does not close conn.
 func NewGateway(conn grpc.ClientConnInterface, namespace, group string) *Gateway {
-	return &Gateway{reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn), namespace: namespace, group: group}
+	return &Gateway{reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn), watch: pb.NewWatchServiceClient(conn),
+		namespace: namespace, group: group}
 }
 
 // Prepare implements Client.
@@ -113,12 +115,69 @@ func follow(s pb.RegistryService_WatchInstancesClient, arrived func(seq string))
 		if err != nil {
 			return
 		}
-		for _, in := range append([]*pb.Instance{ev.GetInstance()}, ev.GetInstances()...) {
-			if seq, ok := in.GetMetadata()["seq"]; ok {
-				arrived(seq)
-			}
+		arrivedIn(ev, arrived)
+	}
+}
+
+func arrivedIn(ev *pb.InstanceEvent, arrived func(seq string)) {
+	for _, in := range append([]*pb.Instance{ev.GetInstance()}, ev.GetInstances()...) {
+		if seq, ok := in.GetMetadata()["seq"]; ok {
+			arrived(seq)
 		}
 	}
+}
+
+// WatchesPerStream is how many subscribers Multiplexed carries on each
+// WatchService stream.
+const WatchesPerStream = 1000
+
+// Multiplexed is a Fanout over a gateway's WatchService: its subscribers
+// are watches carried WatchesPerStream to a stream, as a client following
+// many services would carry them.
+type Multiplexed struct{ *Gateway }
+
+// Subscribe implements Fanout: n watches of one service, on as few
+// WatchService streams as carry them.
+func (m Multiplexed) Subscribe(ctx context.Context, o Options, n int, arrived func(seq string)) error {
+	for first := 0; first < n; first += WatchesPerStream {
+		k := min(WatchesPerStream, n-first)
+		s, err := m.watch.Watch(ctx)
+		if err != nil {
+			return err
+		}
+		for id := range k {
+			if err := s.Send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: &pb.WatchCreateRequest{WatchId: int64(id),
+				Target: &pb.WatchCreateRequest_Instances{Instances: &pb.WatchInstancesRequest{Namespace: m.namespace, Group: m.group,
+					Service: o.Service + "-watch"}}}}}); err != nil {
+				return err
+			}
+		}
+		// Each watch begins with created and a RESET of the current
+		// state; once every one's RESET has arrived, the stream's
+		// subscribers are attached.
+		for resets := 0; resets < k; {
+			resp, err := s.Recv()
+			if err != nil {
+				return err
+			}
+			if e := resp.GetEnded(); e != nil {
+				return fmt.Errorf("watch %d ended: %w", resp.WatchId, e.Err())
+			}
+			if resp.GetInstance().GetType() == pb.EventType_RESET {
+				resets++
+			}
+		}
+		go func() {
+			for {
+				resp, err := s.Recv()
+				if err != nil {
+					return
+				}
+				arrivedIn(resp.GetInstance(), arrived)
+			}
+		}()
+	}
+	return nil
 }
 
 // Update implements Fanout: it re-registers one instance with new metadata.

@@ -175,6 +175,10 @@ type ScaleResult struct {
 	BaselineStartups []float64
 	BaselinePoints   []ScalePoint
 	BaselineFanout   []FanoutPoint
+	// MuxFanout are the fan-out sizes' on one gateway with the subscribers
+	// carried by WatchService streams (Multiplexed), for this build only:
+	// the baseline has no WatchService.
+	MuxFanout []FanoutPoint
 	// SpreadFanout and BaselineSpreadFanout are the fan-out sizes' over
 	// two gateways of one store (nodes of a 3-node cluster).
 	SpreadFanout, BaselineSpreadFanout []FanoutPoint
@@ -252,11 +256,18 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 	}
 	for i, n := range o.Fanouts {
 		for _, b := range builds {
-			p, err := fanoutPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"fanout-"+strconv.Itoa(i)), n, o, progress)
+			p, err := fanoutPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"fanout-"+strconv.Itoa(i)), n, false, o, progress)
 			if err != nil {
 				return res, fmt.Errorf("%sfan-out to %d: %w", b.prefix, n, err)
 			}
 			*b.fanout = append(*b.fanout, p)
+			if b.prefix == "" {
+				p, err := fanoutPoint(ctx, b.bin, filepath.Join(dir, "mux-fanout-"+strconv.Itoa(i)), n, true, o, progress)
+				if err != nil {
+					return res, fmt.Errorf("fan-out to %d over multiplexed streams: %w", n, err)
+				}
+				res.MuxFanout = append(res.MuxFanout, p)
+			}
 			p, err = spreadFanoutPoint(ctx, b.bin, filepath.Join(dir, b.prefix+"spread-fanout-"+strconv.Itoa(i)), n, o, progress)
 			if err != nil {
 				return res, fmt.Errorf("%sfan-out to %d over two gateways: %w", b.prefix, n, err)
@@ -289,18 +300,23 @@ func RunScale(ctx context.Context, dir string, o ScaleOptions) (ScaleResult, err
 }
 
 // fanoutPoint runs the watch-fanout workload against a fresh server: n
-// subscribers of one service on one connection.
-func fanoutPoint(ctx context.Context, bin, dir string, n int, o ScaleOptions, progress io.Writer) (FanoutPoint, error) {
+// subscribers of one service on one connection, each a stream of its own
+// or, with mux, a watch of a multiplexed stream.
+func fanoutPoint(ctx context.Context, bin, dir string, n int, mux bool, o ScaleOptions, progress io.Writer) (FanoutPoint, error) {
 	srv, _, err := startScaleServer(ctx, bin, dir)
 	if err != nil {
 		return FanoutPoint{}, err
 	}
 	defer srv.stop()
-	p, err := measureFanout(ctx, []*scaleServer{srv}, n, o)
+	p, err := measureFanout(ctx, []*scaleServer{srv}, n, mux, o)
 	if err != nil {
 		return p, err
 	}
-	fmt.Fprintf(progress, "%s, fan-out to %d: p99 %.1f ms, %.0f B per subscriber in the server\n", filepath.Base(bin), n, p.P99, p.ServerBytesPerWatcher)
+	how := ""
+	if mux {
+		how = fmt.Sprintf(" (%d watches a stream)", WatchesPerStream)
+	}
+	fmt.Fprintf(progress, "%s, fan-out to %d%s: p99 %.1f ms, %.0f B per subscriber in the server\n", filepath.Base(bin), n, how, p.P99, p.ServerBytesPerWatcher)
 	return p, nil
 }
 
@@ -313,7 +329,7 @@ func spreadFanoutPoint(ctx context.Context, bin, dir string, n int, o ScaleOptio
 		return FanoutPoint{}, err
 	}
 	defer c.stop()
-	p, err := measureFanout(ctx, c.nodes[:2], n, o)
+	p, err := measureFanout(ctx, c.nodes[:2], n, false, o)
 	if err != nil {
 		return p, err
 	}
@@ -322,9 +338,10 @@ func spreadFanoutPoint(ctx context.Context, bin, dir string, n int, o ScaleOptio
 }
 
 // measureFanout attaches n subscribers of one service spread evenly over
-// the servers, one connection to each, makes the changes through the
-// first, and measures delivery and the servers' memory in use together.
-func measureFanout(ctx context.Context, servers []*scaleServer, n int, o ScaleOptions) (FanoutPoint, error) {
+// the servers, one connection to each (with mux, as watches of
+// multiplexed streams), makes the changes through the first, and measures
+// delivery and the servers' memory in use together.
+func measureFanout(ctx context.Context, servers []*scaleServer, n int, mux bool, o ScaleOptions) (FanoutPoint, error) {
 	var gws spread
 	for _, srv := range servers {
 		cc, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -332,7 +349,11 @@ func measureFanout(ctx context.Context, servers []*scaleServer, n int, o ScaleOp
 			return FanoutPoint{}, err
 		}
 		defer cc.Close()
-		gws = append(gws, NewGateway(cc, "", ""))
+		var f Fanout = NewGateway(cc, "", "")
+		if mux {
+			f = Multiplexed{f.(*Gateway)}
+		}
+		gws = append(gws, f)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the subscribers' streams
@@ -356,7 +377,7 @@ func measureFanout(ctx context.Context, servers []*scaleServer, n int, o ScaleOp
 
 // spread is a Fanout over gateways of one store: the subscribers split
 // evenly between them, the changes made through the first.
-type spread []*Gateway
+type spread []Fanout
 
 func (s spread) Subscribe(ctx context.Context, o Options, n int, arrived func(seq string)) error {
 	for i, g := range s {

@@ -218,7 +218,7 @@ type subscriber struct {
 	minRev int64 // events at or below it are covered by a RESET already sent
 	start  bool
 	reset  bool
-	batch  []model.Event
+	batch  []model.Event // polled, not yet returned by Next
 	once   sync.Once
 }
 
@@ -237,11 +237,36 @@ func (s *subscriber) Established(ctx context.Context) error {
 
 // Next implements backends.Watcher.
 func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
+	for len(s.batch) == 0 {
+		evs, wake, err := s.poll(ctx)
+		if err != nil {
+			return model.Event{}, err
+		}
+		if len(evs) == 0 {
+			select {
+			case <-wake:
+			case <-ctx.Done():
+				return model.Event{}, ctx.Err()
+			}
+		}
+		s.batch = evs
+	}
+	e := s.batch[0]
+	s.batch = s.batch[1:]
+	return e, nil
+}
+
+// poll returns the events the subscriber has now, without waiting for
+// more: when there are none, a channel closed once there may be. Only a
+// RESET the backend must build (the topic has no state) waits, for the
+// backend. A watch that parks on the channel parks shallow: its goroutine
+// keeps a small stack (serveWatch).
+func (s *subscriber) poll(ctx context.Context) ([]model.Event, <-chan struct{}, error) {
 	if !s.start {
 		select {
 		case <-s.t.ready:
-		case <-ctx.Done():
-			return model.Event{}, ctx.Err()
+		default:
+			return nil, s.t.ready, nil
 		}
 		s.start = true
 		s.t.mu.RLock()
@@ -252,28 +277,31 @@ func (s *subscriber) Next(ctx context.Context) (model.Event, error) {
 		// revision: events up to it may still be on their way into the log.
 		s.minRev = max(s.from, 0)
 	}
-	for len(s.batch) == 0 {
+	for {
 		if s.reset {
 			e, err := s.snapshot(ctx)
 			if err != nil {
-				return model.Event{}, err
+				return nil, nil, err
 			}
 			s.reset = false
-			return e, nil
+			return []model.Event{e}, nil, nil
 		}
-		evs, err := s.t.log.Next(ctx, &s.cur, 128, func(e *model.Event) bool { return e.Revision > s.minRev })
-		switch {
-		case errors.Is(err, eventlog.ErrCompacted):
+		evs, cur, wake, err := s.t.log.Read(s.cur, 128, s.uncovered)
+		if errors.Is(err, eventlog.ErrCompacted) {
 			s.reset = true
-		case err != nil:
-			return model.Event{}, err
+			continue
 		}
-		s.batch = evs
+		s.cur = cur
+		if len(evs) == 0 {
+			return nil, wake, nil
+		}
+		return evs, nil, nil
 	}
-	e := s.batch[0]
-	s.batch = s.batch[1:]
-	return e, nil
 }
+
+// uncovered reports whether e is news to the subscriber: not covered by a
+// RESET it was sent.
+func (s *subscriber) uncovered(e *model.Event) bool { return e.Revision > s.minRev }
 
 // snapshot builds a RESET from the topic's state, or fetches one from the
 // backend when the topic has none (it started from a revision).
@@ -350,8 +378,10 @@ func headerReady(stream grpc.ServerStream) func() error {
 	return func() error { return stream.SendHeader(metadata.Pairs(WatchEstablishedHeader, "true")) }
 }
 
-// serveWatch sends a topic's events until ctx ends or send fails.
-func serveWatch(ctx context.Context, h *hub, key topicKey, from int64, ready func() error, send func(model.Event) error) error {
+// serveWatch sends a topic's events until ctx ends or send fails. It
+// waits for events in its own frame, so that a goroutine it is the top of
+// (a watch of a multiplexed stream) parks with a small stack.
+func serveWatch(ctx context.Context, h *hub, key topicKey, from int64, ready func() error, send func(*model.Event) error) error {
 	if from < 0 {
 		return model.Invalid("revision", "must not be negative")
 	}
@@ -361,12 +391,21 @@ func serveWatch(ctx context.Context, h *hub, key topicKey, from int64, ready fun
 		return err
 	}
 	for {
-		e, err := w.Next(ctx)
+		evs, wake, err := w.poll(ctx)
 		if err != nil {
 			return err
 		}
-		if err := send(e); err != nil {
-			return err
+		for i := range evs {
+			if err := send(&evs[i]); err != nil {
+				return err
+			}
+		}
+		if wake != nil {
+			select {
+			case <-wake:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 }

@@ -193,18 +193,19 @@ func (r *registryService) ListInstances(ctx context.Context, req *pb.ListInstanc
 }
 
 func (r *registryService) WatchInstances(req *pb.WatchInstancesRequest, stream grpc.ServerStreamingServer[pb.InstanceEvent]) error {
-	return r.watchInstances(stream.Context(), req, headerReady(stream), func(e *pb.InstanceEvent) error { return stream.Send(e) })
-}
-
-// watchInstances serves one watch of a service's instances, on its own
-// stream or on a multiplexed one: ready says it is established, send
-// delivers each event.
-func (r *registryService) watchInstances(ctx context.Context, req *pb.WatchInstancesRequest, ready func() error, send func(*pb.InstanceEvent) error) error {
-	key, err := serviceKey(req.Namespace, req.Group, req.Service)
+	key, err := instancesTopic(req)
 	if err != nil {
 		return err
 	}
-	return serveWatch(ctx, r.s.hub, topicKey{svc: key}, req.Revision, ready, func(e model.Event) error { return send(pb.NewInstanceEvent(e)) })
+	return serveWatch(stream.Context(), r.s.hub, key, req.Revision, headerReady(stream), func(e *model.Event) error {
+		return stream.Send(pb.NewInstanceEvent(*e))
+	})
+}
+
+// instancesTopic is the hub topic a watch of instances follows.
+func instancesTopic(req *pb.WatchInstancesRequest) (topicKey, error) {
+	key, err := serviceKey(req.Namespace, req.Group, req.Service)
+	return topicKey{svc: key}, err
 }
 
 const (

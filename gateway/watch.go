@@ -118,64 +118,89 @@ func (ws *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, p
 // open admits and starts one watch; its goroutine ends by handing its
 // ended response to out (or when the stream ends).
 func (ws *watchService) open(ctx context.Context, req *pb.WatchCreateRequest, out chan<- *pb.WatchResponse) (*muxWatch, error) {
-	id := req.WatchId
-	var method string
-	var target any
-	var serve func(ctx context.Context, ready func() error) error
-	post := func(watch context.Context, resp *pb.WatchResponse) error {
-		resp.WatchId = id
-		if watch.Err() != nil {
-			return context.Cause(watch) // cut: nothing more is sent
-		}
-		select {
-		case out <- resp:
-			return nil
-		case <-watch.Done():
-			return context.Cause(watch)
-		}
-	}
 	switch t := req.Target.(type) {
 	case *pb.WatchCreateRequest_Instances:
 		if t.Instances == nil {
 			return nil, model.Invalid("create.instances", "is missing")
 		}
-		method, target = pb.RegistryService_WatchInstances_FullMethodName, t.Instances
-		serve = func(watch context.Context, ready func() error) error {
-			return ws.reg.watchInstances(watch, t.Instances, ready, func(e *pb.InstanceEvent) error {
-				return post(watch, &pb.WatchResponse{Response: &pb.WatchResponse_Instance{Instance: e}})
-			})
+		key, err := instancesTopic(t.Instances)
+		if err != nil {
+			return nil, err
 		}
+		watch, end, err := admit(ctx, pb.RegistryService_WatchInstances_FullMethodName, t.Instances)
+		if err != nil {
+			return nil, err
+		}
+		w := &sink{stream: ctx, watch: watch, id: req.WatchId, out: out}
+		go w.instances(ws.reg.s.hub, key, t.Instances.Revision, end)
+		return &muxWatch{end: end}, nil
 	case *pb.WatchCreateRequest_Config:
 		if t.Config == nil {
 			return nil, model.Invalid("create.config", "is missing")
 		}
-		method, target = pb.ConfigService_WatchConfig_FullMethodName, t.Config
-		serve = func(watch context.Context, ready func() error) error {
-			return ws.cfg.watchConfig(watch, t.Config, ready, func(e *pb.ConfigEvent) error {
-				return post(watch, &pb.WatchResponse{Response: &pb.WatchResponse_Config{Config: e}})
-			})
+		watch, end, err := admit(ctx, pb.ConfigService_WatchConfig_FullMethodName, t.Config)
+		if err != nil {
+			return nil, err
 		}
-	default:
-		return nil, model.Invalid("create.target", "names neither instances nor config")
+		w := &sink{stream: ctx, watch: watch, id: req.WatchId, out: out}
+		go func() {
+			defer end()
+			w.ended(ws.cfg.watchConfig(watch, t.Config, w.created, func(e *pb.ConfigEvent) error {
+				return w.post(&pb.WatchResponse{Response: &pb.WatchResponse_Config{Config: e}})
+			}))
+		}()
+		return &muxWatch{end: end}, nil
 	}
-	watch, end, err := admit(ctx, method, target)
-	if err != nil {
-		return nil, err
+	return nil, model.Invalid("create.target", "names neither instances nor config")
+}
+
+// sink is where one watch's goroutine hands its responses: the stream's
+// sender, through out.
+type sink struct {
+	stream, watch context.Context
+	id            int64
+	out           chan<- *pb.WatchResponse
+}
+
+// instances serves a watch of instances. It is its goroutine's top frame,
+// and serveWatch waits in its own: a watch parked between changes keeps
+// a small stack.
+func (w *sink) instances(h *hub, key topicKey, from int64, end context.CancelFunc) {
+	defer end()
+	w.ended(serveWatch(w.watch, h, key, from, w.created, w.instance))
+}
+
+func (w *sink) instance(e *model.Event) error {
+	return w.post(&pb.WatchResponse{Response: &pb.WatchResponse_Instance{Instance: pb.NewInstanceEvent(*e)}})
+}
+
+func (w *sink) created() error {
+	return w.post(&pb.WatchResponse{Response: &pb.WatchResponse_Created{Created: &pb.WatchCreated{}}})
+}
+
+// post hands a response to the sender, unless the watch has ended.
+func (w *sink) post(resp *pb.WatchResponse) error {
+	resp.WatchId = w.id
+	if w.watch.Err() != nil {
+		return context.Cause(w.watch) // cut: nothing more is sent
 	}
-	go func() {
-		defer end()
-		err := serve(watch, func() error {
-			return post(watch, &pb.WatchResponse{Response: &pb.WatchResponse_Created{Created: &pb.WatchCreated{}}})
-		})
-		if cause := context.Cause(watch); watch.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled) {
-			err = cause // cut by the authorizer: its denial
-		}
-		select {
-		case out <- &pb.WatchResponse{WatchId: id, Response: &pb.WatchResponse_Ended{Ended: pb.NewWatchEnded(err)}}:
-		case <-ctx.Done():
-		}
-	}()
-	return &muxWatch{end: end}, nil
+	select {
+	case w.out <- resp:
+		return nil
+	case <-w.watch.Done():
+		return context.Cause(w.watch)
+	}
+}
+
+// ended hands over the watch's last response: how it ended.
+func (w *sink) ended(err error) {
+	if cause := context.Cause(w.watch); w.watch.Err() != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause // cut by the authorizer: its denial
+	}
+	select {
+	case w.out <- ended(w.id, err):
+	case <-w.stream.Done():
+	}
 }
 
 // ended is the response that ends watch id with err.
