@@ -62,6 +62,15 @@ func ScalePlots(dir string, r ScaleResult) ([]string, error) {
 		}
 		lat := []Series{{Name: "one gateway: write → delivery p99", Points: p99}}
 		mems := []Series{{Name: "one gateway: heap and stacks per subscriber", Points: mem}}
+		if len(r.MuxFanout) == len(r.Fanout) {
+			var p99, mem [][2]float64
+			for _, f := range r.MuxFanout {
+				p99 = append(p99, [2]float64{float64(f.Subscribers), f.P99})
+				mem = append(mem, [2]float64{float64(f.Subscribers), f.ServerBytesPerWatcher / 1024})
+			}
+			lat = append(lat, Series{Name: "one gateway, multiplexed streams: p99", Points: p99})
+			mems = append(mems, Series{Name: "one gateway, multiplexed streams", Points: mem})
+		}
 		if len(r.SpreadFanout) == len(r.Fanout) {
 			var p99, mem [][2]float64
 			for _, f := range r.SpreadFanout {
@@ -179,9 +188,13 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 			"Memory is the server's heap and stacks after a collection, subscribers attached against none.\n\n", r.Options.Updates)
 		spread := len(r.SpreadFanout) == len(r.Fanout)
 		base := len(r.BaselineFanout) == len(r.Fanout)
+		mux := len(r.MuxFanout) == len(r.Fanout)
 		cols := []string{"subscribers", "p50", "p99", "slowest", "server memory per subscriber"}
 		if base {
 			cols = append(cols, "p99, ÷ baseline", "memory, ÷ baseline")
+		}
+		if mux {
+			cols = append(cols, "multiplexed: p99", "multiplexed: memory per subscriber", "multiplexed ÷ streams: p99", "multiplexed ÷ streams: memory")
 		}
 		if spread {
 			cols = append(cols, "two gateways: p99", "two gateways: memory per subscriber")
@@ -193,19 +206,33 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 				q := r.BaselineFanout[i]
 				fmt.Fprintf(&b, " %s | %s |", ratioOf(f.P99, q.P99), ratioOf(f.ServerBytesPerWatcher, q.ServerBytesPerWatcher))
 			}
+			if mux {
+				q := r.MuxFanout[i]
+				fmt.Fprintf(&b, " %s ms | %.0f B | %s | %s |", ms(q.P99), q.ServerBytesPerWatcher, ratioOf(q.P99, f.P99),
+					ratioOf(q.ServerBytesPerWatcher, f.ServerBytesPerWatcher))
+			}
 			if spread {
 				q := r.SpreadFanout[i]
 				fmt.Fprintf(&b, " %s ms | %.0f B |", ms(q.P99), q.ServerBytesPerWatcher)
 			}
 			b.WriteString("\n")
 		}
+		if mux {
+			fmt.Fprintf(&b, "\nMultiplexed, the same subscribers are watches carried %s to a `WatchService.Watch` stream, as one client following many services carries them, "+
+				"on one connection; the ratios are to each subscriber on a stream of its own, in the same run.\n", thousands(WatchesPerStream))
+		}
 		if spread {
 			b.WriteString("\nOver two gateways, the subscribers are split evenly between two nodes of a fresh 3-node cluster (one connection to each), " +
 				"the changes are made through the first, and the memory is both nodes' together.\n")
 		}
 		big := r.Fanout[len(r.Fanout)-1]
-		fmt.Fprintf(&b, "\nAt %s subscribers: p99 %s ms (goal: at most 1 s, %s); %.0f B per subscriber in the server (goal: at most 8 KB, %s).\n",
+		fmt.Fprintf(&b, "\nAt %s subscribers, each on a stream of its own: p99 %s ms (goal: at most 1 s, %s); %.0f B per subscriber in the server (goal: at most 8 KB, %s).\n",
 			thousands(float64(big.Subscribers)), ms(big.P99), met(big.P99 <= 1000), big.ServerBytesPerWatcher, met(big.ServerBytesPerWatcher <= 8192))
+		if mux {
+			big := r.MuxFanout[len(r.MuxFanout)-1]
+			fmt.Fprintf(&b, "Multiplexed: p99 %s ms (%s); %.0f B per subscriber (%s).\n",
+				ms(big.P99), met(big.P99 <= 1000), big.ServerBytesPerWatcher, met(big.ServerBytesPerWatcher <= 8192))
+		}
 	}
 	if len(r.Watched) > 0 {
 		w := r.Watched[0]

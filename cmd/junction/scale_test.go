@@ -33,7 +33,7 @@ func TestBenchScale(t *testing.T) {
 		"**Start-up** of an empty store", "At the largest size, 4,000 instances", "![scale-memory](scale/scale-memory.svg)",
 		"**Watch fan-out**", "| 200 |", "At 200 subscribers", "![scale-fanout-memory](scale/scale-fanout-memory.svg)",
 		"**Against the baseline** `self`", "--baseline <a build of self>",
-		"two gateways: p99", "Over two gateways", "**A new follower's catch-up:**", "| 4,000 / 400 / 400 | ", "![scale-catchup](scale/scale-catchup.svg)",
+		"two gateways: p99", "Over two gateways", "multiplexed: p99", "multiplexed ÷ streams: memory", "Multiplexed, the same subscribers are watches", "Multiplexed: p99", "**A new follower's catch-up:**", "| 4,000 / 400 / 400 | ", "![scale-catchup](scale/scale-catchup.svg)",
 		"**Many services watched at once:** 100 services", "| built-in (in the gateway's process) | 100 |", "| etcd (embedded in the bench's process) | 100 |"} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("the report has no %q:\n%s", want, doc)
