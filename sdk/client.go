@@ -40,6 +40,7 @@ type Client struct {
 	log  *slog.Logger
 
 	keeper registrar
+	mux    muxer
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -233,6 +234,7 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	c := &Client{opts: o, conn: conn, reg: pb.NewRegistryServiceClient(conn), cfg: pb.NewConfigServiceClient(conn),
 		log: o.logger.With("component", "junction-sdk"), stop: make(chan struct{})}
 	c.keeper.init(c)
+	c.mux.c = c
 	return c, nil
 }
 
@@ -246,6 +248,7 @@ func (c *Client) Close() error {
 	}
 	close(c.stop)
 	c.wg.Wait()
+	c.mux.close()
 	err := c.keeper.close()
 	return errors.Join(err, c.conn.Close())
 }

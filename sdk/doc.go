@@ -51,7 +51,11 @@
 // subscription applies it and the snapshot's diff stays exact. After an
 // interruption the subscription lists again and resumes by itself.
 // ProtectEmpty keeps the last non-empty set when a service suddenly has no
-// instance at all, and says so in Snapshot.Protected.
+// instance at all, and says so in Snapshot.Protected. A client's
+// subscriptions share the gateway's multiplexed watch streams
+// (WatchService), a thousand to a stream, so following thousands of
+// services costs a few streams; against a gateway without WatchService
+// each subscription has a stream of its own.
 //
 // SelectOneHealthy picks a healthy, enabled instance in proportion to the
 // weights, from a subscription's view (no call) or from a fresh list.

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-
 	pb "github.com/junctionhq/junction/api/junction/v1"
 	"github.com/junctionhq/junction/model"
 )
@@ -118,9 +116,10 @@ func (s *Subscription) follow(ctx context.Context) {
 		s.mu.Lock()
 		rev := s.rev
 		s.mu.Unlock()
-		var stream grpc.ServerStreamingClient[pb.InstanceEvent]
+		var stream instanceStream
+		stop := func() {}
 		if err == nil {
-			stream, err = s.c.reg.WatchInstances(ctx, &pb.WatchInstancesRequest{Namespace: s.svc.Namespace,
+			stream, stop, err = s.c.mux.watchInstances(ctx, &pb.WatchInstancesRequest{Namespace: s.svc.Namespace,
 				Group: s.svc.Group, Service: s.svc.Service, Revision: rev})
 		}
 		for err == nil {
@@ -130,6 +129,7 @@ func (s *Subscription) follow(ctx context.Context) {
 				s.event(ev)
 			}
 		}
+		stop()
 		if ctx.Err() != nil {
 			return
 		}
