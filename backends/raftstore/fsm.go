@@ -96,6 +96,11 @@ type fsm struct {
 	owned    map[string]map[instanceRef]struct{} // session id → its instances
 	applied  int64
 	history  *eventlog.Log
+	// keyed holds, for each key a watch follows, that key's events from
+	// the watch's start on (keyedLog): a write wakes the watches of its
+	// key, not every watch of the store.
+	keyed       map[watchKey]*keyedLog
+	historySize int
 
 	// added lists the sessions created since the leader's expiry loop
 	// last looked (takeAdded), so that it need not walk every session to
@@ -130,7 +135,7 @@ func (f *fsm) takeAdded() ([]model.Session, bool) {
 }
 
 func newFSM(historySize int) *fsm {
-	f := &fsm{history: eventlog.New(historySize, 0)}
+	f := &fsm{history: eventlog.New(historySize, 0), keyed: map[watchKey]*keyedLog{}, historySize: historySize}
 	f.clear()
 	return f
 }
@@ -265,12 +270,19 @@ func (f *fsm) Apply(l *raft.Log) any {
 		f.load(*c.State)
 		f.keepNumbering(last)
 		f.applied = rev
-		f.history.Reset(rev)
+		f.resetHistory(rev)
 		return res
 	default:
 		res.err = fmt.Errorf("raftstore: unknown operation %q in log entry %d", c.Op, l.Index)
 	}
 	f.history.Append(evs...)
+	if len(f.keyed) > 0 {
+		for _, e := range evs {
+			if k := f.keyed[keyOf(&e)]; k != nil {
+				k.log.Append(e)
+			}
+		}
+	}
 	return res
 }
 
@@ -481,7 +493,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.load(d)
-	f.history.Reset(d.Applied)
+	f.resetHistory(d.Applied)
 	return nil
 }
 

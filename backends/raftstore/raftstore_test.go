@@ -424,3 +424,102 @@ func TestExpiryLoopForgetsEndedSessions(t *testing.T) {
 		}
 	}
 }
+
+// Each watched key has a log of its own while it is watched, so that a
+// write wakes only its key's watches. A watch that starts from a revision
+// before its key's log began (another watch of the key was already
+// running) gets the events in between from the store's history, then the
+// log's, each once and in order; from a revision older than the history,
+// a RESET. The logs go away with the key's last watch, whether it is
+// closed or its context ends (the watched_keys gauge).
+func TestKeyedWatchLogs(t *testing.T) {
+	s := open(t, t.TempDir())
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "keyed"}
+	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "other"}
+	put := func(k model.ServiceKey, port int) int64 {
+		t.Helper()
+		rev, err := s.Register(ctx, k, model.Instance{ID: fmt.Sprint(port), IP: "10.0.0.1", Port: port, Healthy: true, Enabled: true, Weight: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	watched := func() float64 { return s.Gauges()[0].Value() }
+	from := put(svc, 1)
+	var revs []int64
+	for i := range 5 {
+		put(other, 100+i)
+		revs = append(revs, put(svc, 2+i))
+	}
+	first, err := s.Watch(ctx, backends.WatchRequest{Service: &svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := first.Next(ctx); err != nil || e.Type != model.EventReset {
+		t.Fatalf("first watch: %v %v, want a RESET", e, err)
+	}
+	for i := range 3 {
+		put(other, 200+i)
+		revs = append(revs, put(svc, 10+i))
+	}
+	if got := watched(); got != 1 {
+		t.Errorf("watched keys %v, want 1", got)
+	}
+	// From before the key's log: 5 events from the history, 3 from the log.
+	late, err := s.Watch(ctx, backends.WatchRequest{Service: &svc, FromRevision: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range revs {
+		e, err := late.Next(ctx)
+		if err != nil || e.Type != model.EventPut || e.Revision != want || e.Service != svc {
+			t.Fatalf("late watch: %v %v, want the PUT at %d", e, err, want)
+		}
+	}
+	for _, want := range revs[5:] {
+		if e, err := first.Next(ctx); err != nil || e.Revision != want {
+			t.Fatalf("first watch: %v %v, want the PUT at %d", e, err, want)
+		}
+	}
+	rev := put(svc, 20)
+	for _, w := range []backends.Watcher{first, late} {
+		if e, err := w.Next(ctx); err != nil || e.Revision != rev {
+			t.Fatalf("after catching up: %v %v, want the PUT at %d", e, err, rev)
+		}
+	}
+	// Older than the history (64 events): a RESET.
+	for i := range 70 {
+		put(other, 300+i)
+	}
+	old, err := s.Watch(ctx, backends.WatchRequest{Service: &svc, FromRevision: from})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := old.Next(ctx); err != nil || e.Type != model.EventReset || len(e.Instances) != 10 {
+		t.Fatalf("from before the history: %v %v, want a RESET of 10 instances", e, err)
+	}
+	// Other keys' writes woke no watch of svc: nothing is pending.
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	if e, err := first.Next(short); err == nil {
+		t.Errorf("first watch got %v after other keys' writes", e)
+	}
+	stop()
+	first.Close()
+	late.Close()
+	wctx, end := context.WithCancel(ctx)
+	if _, err := s.Watch(wctx, backends.WatchRequest{Service: &other}); err != nil {
+		t.Fatal(err)
+	}
+	end() // never closed: its context ends
+	old.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for watched() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := watched(); got != 0 {
+		t.Errorf("watched keys %v once every watch ended, want 0", got)
+	}
+}
