@@ -244,7 +244,7 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 		base := len(r.BaselineWatched) == len(r.Watched)
 		cols := []string{"store", "store watches", "memory per subscriber", "writes/s", "gateway CPU", "deliveries", "p50", "p99"}
 		if base {
-			cols = append(cols, "memory, ÷ baseline", "CPU, ÷ baseline", "p99, ÷ baseline")
+			cols = append(cols, "writes/s, ÷ baseline", "memory, ÷ baseline", "CPU, ÷ baseline", "p99, ÷ baseline")
 		}
 		header(&b, cols)
 		for i, w := range r.Watched {
@@ -256,7 +256,8 @@ func ScaleMarkdown(w io.Writer, r ScaleResult, command string, when time.Time, p
 				thousands(w.WritesPerSec), w.CPU, thousands(float64(w.Deliveries)), ms(w.P50), ms(w.P99))
 			if base {
 				q := r.BaselineWatched[i]
-				fmt.Fprintf(&b, " %s | %s | %s |", ratioOf(w.BytesPerSubscriber, q.BytesPerSubscriber), ratioOf(w.CPU, q.CPU), ratioOf(w.P99, q.P99))
+				fmt.Fprintf(&b, " %s | %s | %s | %s |", ratioOf(w.WritesPerSec, q.WritesPerSec), ratioOf(w.BytesPerSubscriber, q.BytesPerSubscriber),
+					ratioOf(w.CPU, q.CPU), ratioOf(w.P99, q.P99))
 			}
 			b.WriteString("\n")
 		}

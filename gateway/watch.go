@@ -73,6 +73,9 @@ func (ws *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, p
 			var resp *pb.WatchResponse
 			switch r := req.Request.(type) {
 			case *pb.WatchRequest_Create:
+				if r.Create == nil {
+					return model.Invalid("create", "is empty")
+				}
 				id := r.Create.WatchId
 				if _, live := watches[id]; live {
 					return model.Invalid("create.watchId", "%d is a live watch of this stream", id)
@@ -89,7 +92,7 @@ func (ws *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, p
 				}
 				watches[id] = w
 			case *pb.WatchRequest_Cancel:
-				if w := watches[r.Cancel.WatchId]; w != nil && !w.cancelled {
+				if w := watches[r.Cancel.GetWatchId()]; w != nil && !w.cancelled {
 					w.cancelled = true
 					w.end()
 				}
