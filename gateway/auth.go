@@ -587,8 +587,19 @@ func admit(ctx context.Context, method string, req any) (watch context.Context, 
 	case !known:
 		return nil, nil, fmt.Errorf("%s is not served: %w", method, model.ErrPermissionDenied)
 	}
-	if err := g.a.authorizeReq(g.c, r, req); err != nil {
-		g.a.audit.denied(g.c, method, resourceOf(method, req), err)
+	c := g.c
+	if g.a.on && !c.p.Peer && (c.secret != "" || len(c.certIDs) > 0) {
+		// The stream may have opened long ago: the watch is judged by the
+		// token's rights as they are now, as its own stream would be.
+		p, err := g.a.current(c)
+		if err != nil {
+			g.a.audit.denied(c, method, resourceOf(method, req), err)
+			return nil, nil, err
+		}
+		c.p = p
+	}
+	if err := g.a.authorizeReq(c, r, req); err != nil {
+		g.a.audit.denied(c, method, resourceOf(method, req), err)
 		return nil, nil, err
 	}
 	watch, cancel := context.WithCancelCause(ctx)
@@ -596,7 +607,7 @@ func admit(ctx context.Context, method string, req any) (watch context.Context, 
 		// The principal is the stream's, perhaps from long ago: hold
 		// checks the watch again against the ACL as it is now, and a
 		// watch refused by that ends before it starts.
-		g.a.hold(watch, &held{c: g.c, method: method, r: r, req: req, cancel: cancel})
+		g.a.hold(watch, &held{c: c, method: method, r: r, req: req, cancel: cancel})
 		if watch.Err() != nil {
 			err := context.Cause(watch)
 			cancel(nil)
@@ -654,16 +665,19 @@ func (a *authorizer) hold(ctx context.Context, h *held) {
 	a.recheck(h)
 }
 
+// current authenticates c's token (or certificate) again, against the ACL
+// as it is now.
+func (a *authorizer) current(c caller) (acl.Principal, error) {
+	v, _ := a.acl.current()
+	if c.secret != "" {
+		return v.Authenticate(c.secret, time.Now())
+	}
+	return v.AuthenticateCert(c.certIDs, time.Now())
+}
+
 // recheck ends h's watch if its right is gone.
 func (a *authorizer) recheck(h *held) {
-	v, _ := a.acl.current()
-	var p acl.Principal
-	var err error
-	if h.c.secret != "" {
-		p, err = v.Authenticate(h.c.secret, time.Now())
-	} else {
-		p, err = v.AuthenticateCert(h.c.certIDs, time.Now())
-	}
+	p, err := a.current(h.c)
 	if err == nil {
 		err = a.authorizeReq(caller{p: p}, h.r, h.req)
 	}

@@ -29,6 +29,7 @@ type watchService struct {
 
 // muxWatch is one live watch of a stream.
 type muxWatch struct {
+	ctx       context.Context // ends when the watch is cancelled or cut
 	end       context.CancelFunc
 	cancelled bool // by the client: it ends with OK, whatever its cause
 }
@@ -58,6 +59,7 @@ func (ws *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, p
 	// being its ended.
 	out := make(chan *pb.WatchResponse, 128)
 	watches := map[int64]*muxWatch{}
+	halfClosed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -67,8 +69,11 @@ func (ws *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, p
 				return err
 			}
 			// The client sends no more requests: its watches go on
-			// until it goes away.
-			recvErr = nil
+			// until it goes away, or until the last one ends.
+			recvErr, halfClosed = nil, true
+			if len(watches) == 0 {
+				return nil
+			}
 		case req := <-reqs:
 			var resp *pb.WatchResponse
 			switch r := req.Request.(type) {
@@ -105,14 +110,20 @@ func (ws *watchService) Watch(stream grpc.BidiStreamingServer[pb.WatchRequest, p
 				}
 			}
 		case resp := <-out:
+			w := watches[resp.WatchId]
 			if e, ok := resp.Response.(*pb.WatchResponse_Ended); ok {
-				if w := watches[resp.WatchId]; w != nil && w.cancelled {
+				if w != nil && w.cancelled {
 					e.Ended = pb.NewWatchEnded(nil)
 				}
 				delete(watches, resp.WatchId)
+			} else if w == nil || w.ctx.Err() != nil {
+				break // queued before its watch was cancelled or cut: dropped
 			}
 			if err := stream.Send(resp); err != nil {
 				return err
+			}
+			if halfClosed && len(watches) == 0 {
+				return nil
 			}
 		}
 	}
@@ -136,7 +147,7 @@ func (ws *watchService) open(ctx context.Context, req *pb.WatchCreateRequest, ou
 		}
 		w := &sink{stream: ctx, watch: watch, id: req.WatchId, out: out}
 		go w.instances(ws.reg.s.hub, key, t.Instances.Revision, end)
-		return &muxWatch{end: end}, nil
+		return &muxWatch{ctx: watch, end: end}, nil
 	case *pb.WatchCreateRequest_Config:
 		if t.Config == nil {
 			return nil, model.Invalid("create.config", "is missing")
@@ -152,7 +163,7 @@ func (ws *watchService) open(ctx context.Context, req *pb.WatchCreateRequest, ou
 				return w.post(&pb.WatchResponse{Response: &pb.WatchResponse_Config{Config: e}})
 			}))
 		}()
-		return &muxWatch{end: end}, nil
+		return &muxWatch{ctx: watch, end: end}, nil
 	}
 	return nil, model.Invalid("create.target", "names neither instances nor config")
 }

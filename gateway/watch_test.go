@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,6 +235,25 @@ func TestMultiplexedWatch(t *testing.T) {
 	if err := m.streamEnded(); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "live watch") {
 		t.Errorf("a live id used again: %v, want the stream ended with INVALID_ARGUMENT", err)
 	}
+	// Half-closed by the client: its watches go on; with none, the
+	// stream ends, OK.
+	m = openMux(t, ctx, l.Conn)
+	m.instances(1, "y")
+	m.started(1)
+	if err := m.s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	register(t, l.Conn, "y", "10.0.0.5")
+	if ev := m.next(1).GetInstance(); ev.GetType() != pb.EventType_PUT || ev.Instance.Ip != "10.0.0.5" {
+		t.Errorf("a watch after its client half-closed: %v, want the PUT of 10.0.0.5", ev)
+	}
+	m = openMux(t, ctx, l.Conn)
+	if err := m.s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.streamEnded(); !errors.Is(err, io.EOF) {
+		t.Errorf("half-closed with no watch: %v, want the stream ended OK", err)
+	}
 	m = openMux(t, ctx, l.Conn)
 	m.send(&pb.WatchRequest{})
 	if err := m.streamEnded(); status.Code(err) != codes.InvalidArgument {
@@ -339,6 +359,13 @@ func TestMultiplexedWatchAuthorization(t *testing.T) {
 	m.endedWith(1, codes.PermissionDenied)
 	m.instances(4, "other")
 	m.started(4)
+	// A right granted after the stream opened: a new watch has it.
+	if _, err := a.UpdatePolicy(ctx, &pb.UpdatePolicyRequest{Name: "r",
+		Rules: "name: r\nrules:\n  - namespace: a\n    service: other\n    access: read\n  - namespace: a\n    service: private\n    access: read\n"}); err != nil {
+		t.Fatal(err)
+	}
+	m.instances(5, "private")
+	m.started(5)
 	// Each refusal and cut is in the audit log, under the call the watch
 	// stands for and its resource.
 	b, err := os.ReadFile(audit)

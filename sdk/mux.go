@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,10 +26,16 @@ const watchesPerStream = 1000
 type muxer struct {
 	c *Client
 
-	mu          sync.Mutex
-	cur         *muxStream // where new watches go, until it is full or ends
-	unsupported bool       // the gateway answered UNIMPLEMENTED
+	mu  sync.Mutex
+	cur *muxStream // where new watches go, until it is full or ends
+	// oldUntil: the gateway answered UNIMPLEMENTED; until then, watches
+	// take a stream each (a rolling upgrade may bring WatchService later).
+	oldUntil time.Time
 }
+
+// retryMux is how long the client takes a gateway for one without
+// WatchService once it said so.
+const retryMux = time.Minute
 
 // muxStream is one WatchService stream and its watches.
 type muxStream struct {
@@ -62,7 +69,7 @@ type instanceStream interface {
 // watchInstances opens a watch of req, until ctx ends or stop is called.
 func (m *muxer) watchInstances(ctx context.Context, req *pb.WatchInstancesRequest) (s instanceStream, stop func(), err error) {
 	m.mu.Lock()
-	unsupported := m.unsupported
+	unsupported := time.Now().Before(m.oldUntil)
 	m.mu.Unlock()
 	if unsupported {
 		ctx, cancel := context.WithCancel(ctx)
@@ -102,7 +109,9 @@ func (m *muxer) open(req *pb.WatchCreateRequest) (*muxWatch, error) {
 		s, err := pb.NewWatchServiceClient(m.c.conn).Watch(ctx)
 		if err != nil {
 			cancel()
-			m.unsupported = status.Code(err) == codes.Unimplemented
+			if status.Code(err) == codes.Unimplemented {
+				m.oldUntil = time.Now().Add(retryMux)
+			}
 			m.mu.Unlock()
 			return nil, err
 		}
@@ -146,12 +155,19 @@ func (st *muxStream) receive() {
 		}
 		st.mu.Lock()
 		w := st.watches[resp.WatchId]
+		ended := resp.GetEnded()
+		if ended != nil {
+			// The gateway dropped it: no cancel is sent. This goroutine
+			// never sends, so it always reads, and a gateway blocked
+			// sending to it always gets unblocked.
+			delete(st.watches, resp.WatchId)
+		}
 		st.mu.Unlock()
 		if w == nil {
 			continue // cancelled
 		}
-		if e := resp.GetEnded(); e != nil {
-			w.close(cmp.Or(e.Err(), errWatchEnded))
+		if ended != nil {
+			w.close(cmp.Or(ended.Err(), errWatchEnded))
 			continue
 		}
 		select {
@@ -174,7 +190,7 @@ func (st *muxStream) end(err error) {
 	st.mu.Unlock()
 	if status.Code(err) == codes.Unimplemented {
 		st.m.mu.Lock()
-		st.m.unsupported = true
+		st.m.oldUntil = time.Now().Add(retryMux)
 		st.m.mu.Unlock()
 	}
 	st.m.mu.Lock()

@@ -85,6 +85,33 @@ func (l *Log) grow() {
 	l.ring = ring
 }
 
+// Trim drops the events at or below revision rev, as if the log had
+// reached its capacity: cursors before them are compacted. The ring
+// shrinks with what is left.
+func (l *Log) Trim(rev int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := uint64(len(l.ring))
+	dropped := false
+	for l.start < l.end && l.ring[l.start%n].Revision <= rev {
+		l.ring[l.start%n] = model.Event{}
+		l.start++
+		dropped = true
+	}
+	if !dropped {
+		return
+	}
+	l.floor = max(l.floor, rev)
+	if count := int(l.end - l.start); len(l.ring) > initialRing && count <= len(l.ring)/4 {
+		ring := make([]model.Event, max(initialRing, 2*count))
+		m := uint64(len(ring))
+		for s := l.start; s < l.end; s++ {
+			ring[s%m] = l.ring[s%n]
+		}
+		l.ring = ring
+	}
+}
+
 // Reset drops the whole history: only events after revision floor will be
 // retained. Cursors taken before are compacted.
 func (l *Log) Reset(floor int64) {

@@ -137,3 +137,47 @@ func TestRingGrowsWithItsHistory(t *testing.T) {
 		t.Fatalf("floor %d, want 30", f)
 	}
 }
+
+// Trim drops what is at or below a revision: cursors before it are
+// compacted, the rest reads on in order, the floor rises, and the ring
+// shrinks with what is left; it then grows again as events come.
+func TestTrim(t *testing.T) {
+	l := New(1000, 0)
+	first := l.End()
+	for rev := int64(1); rev <= 100; rev++ {
+		l.Append(ev(rev))
+	}
+	keep, err := l.After(95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Trim(90)
+	if _, _, _, err := l.Read(first, 1, nil); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("a cursor before the trim: %v, want ErrCompacted", err)
+	}
+	if _, err := l.After(89); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("After(89) once trimmed at 90: %v, want ErrCompacted", err)
+	}
+	if f := l.Floor(); f != 90 {
+		t.Fatalf("floor %d, want 90", f)
+	}
+	if n := len(l.ring); n != 20 {
+		t.Fatalf("10 events left: a ring of %d, want 20", n)
+	}
+	got, _, _, err := l.Read(keep, 100, nil)
+	if err != nil || len(got) != 5 || got[0].Revision != 96 {
+		t.Fatalf("a cursor after the trim: %v %v", revs(got), err)
+	}
+	for rev := int64(101); rev <= 200; rev++ {
+		l.Append(ev(rev))
+	}
+	c, _ := l.After(90)
+	got, _, _, _ = l.Read(c, 1000, nil)
+	if len(got) != 110 || got[0].Revision != 91 || got[109].Revision != 200 {
+		t.Fatalf("after growing again: %d events, %v", len(got), revs(got))
+	}
+	l.Trim(50) // below the floor: nothing to drop
+	if f := l.Floor(); f != 90 {
+		t.Fatalf("floor %d after a trim below it, want 90", f)
+	}
+}

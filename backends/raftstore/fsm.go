@@ -101,6 +101,7 @@ type fsm struct {
 	// key, not every watch of the store.
 	keyed       map[watchKey]*keyedLog
 	historySize int
+	sinceTrim   int // entries applied since the keys' logs were last trimmed
 
 	// added lists the sessions created since the leader's expiry loop
 	// last looked (takeAdded), so that it need not walk every session to
@@ -282,6 +283,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 				k.log.Append(e)
 			}
 		}
+		f.trimKeyed()
 	}
 	return res
 }

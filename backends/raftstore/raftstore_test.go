@@ -523,3 +523,41 @@ func TestKeyedWatchLogs(t *testing.T) {
 		t.Errorf("watched keys %v once every watch ended, want 0", got)
 	}
 }
+
+// A watched key's log keeps no more than the store's history does: a
+// watch that left its key's events unread while the history moved on
+// (1,100 writes to other keys, a history of 64) gets a RESET, as it did
+// when watches read the history itself, not events the history dropped.
+func TestKeyedLogsAreTrimmedWithTheHistory(t *testing.T) {
+	s := open(t, t.TempDir())
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "quiet"}
+	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "busy"}
+	put := func(k model.ServiceKey, port int) {
+		t.Helper()
+		if _, err := s.Register(ctx, k, model.Instance{ID: fmt.Sprint(port), IP: "10.0.0.1", Port: port, Healthy: true, Enabled: true, Weight: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := s.Watch(ctx, backends.WatchRequest{Service: &svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if e, err := w.Next(ctx); err != nil || e.Type != model.EventReset {
+		t.Fatalf("%v %v, want a RESET", e, err)
+	}
+	for i := range 10 {
+		put(svc, i) // left unread
+	}
+	for i := range 1100 {
+		put(other, i%50)
+	}
+	put(svc, 99)
+	e, err := w.Next(ctx)
+	if err != nil || e.Type != model.EventReset || len(e.Instances) != 11 {
+		t.Fatalf("a watch 1,100 writes behind a history of 64: %v %v, want a RESET of 11 instances", e, err)
+	}
+}

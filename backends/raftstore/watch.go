@@ -49,6 +49,26 @@ type keyedLog struct {
 	refs int
 }
 
+// trimEvery is how many entries apply between two trims of the keys' logs.
+const trimEvery = 1024
+
+// trimKeyed drops, every trimEvery entries, what the keys' logs hold that
+// the store's history no longer does: together they hold at most the
+// history's events and trimEvery entries' more, however many keys are
+// watched and however quiet they are. A watch behind the history gets a
+// RESET, as it did when it read the history itself. The caller holds mu.
+func (f *fsm) trimKeyed() {
+	if f.sinceTrim++; f.sinceTrim < trimEvery {
+		return
+	}
+	f.sinceTrim = 0
+	if floor := f.history.Floor(); floor > 0 {
+		for _, k := range f.keyed {
+			k.log.Trim(floor)
+		}
+	}
+}
+
 // resetHistory drops the history before rev, the keys' logs with it: every
 // watcher gets a RESET. The caller holds mu.
 func (f *fsm) resetHistory(rev int64) {

@@ -1356,7 +1356,8 @@ type WatchServiceClient interface {
 	// Watch opens watches (create) and ends them (cancel) as requests arrive,
 	// and answers with every watch's events, each tagged with its watch_id.
 	// A watch_id still live on the stream, or a request that is neither,
-	// ends the whole stream with INVALID_ARGUMENT.
+	// ends the whole stream with INVALID_ARGUMENT. Once the client has closed
+	// its side, the stream ends (OK) with its last watch.
 	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error)
 }
 
@@ -1394,7 +1395,8 @@ type WatchServiceServer interface {
 	// Watch opens watches (create) and ends them (cancel) as requests arrive,
 	// and answers with every watch's events, each tagged with its watch_id.
 	// A watch_id still live on the stream, or a request that is neither,
-	// ends the whole stream with INVALID_ARGUMENT.
+	// ends the whole stream with INVALID_ARGUMENT. Once the client has closed
+	// its side, the stream ends (OK) with its last watch.
 	Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error
 	mustEmbedUnimplementedWatchServiceServer()
 }
