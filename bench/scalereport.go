@@ -55,30 +55,25 @@ func ScalePlots(dir string, r ScaleResult) ([]string, error) {
 			}}
 	}
 	if len(r.Fanout) > 1 {
-		var p99, mem [][2]float64
-		for _, f := range r.Fanout {
-			p99 = append(p99, [2]float64{float64(f.Subscribers), f.P99})
-			mem = append(mem, [2]float64{float64(f.Subscribers), f.ServerBytesPerWatcher / 1024})
-		}
-		lat := []Series{{Name: "one gateway: write → delivery p99", Points: p99}}
-		mems := []Series{{Name: "one gateway: heap and stacks per subscriber", Points: mem}}
-		if len(r.MuxFanout) == len(r.Fanout) {
+		var lat, mems []Series
+		for _, c := range []struct {
+			points   []FanoutPoint
+			lat, mem string
+		}{
+			{r.Fanout, "one gateway: write → delivery p99", "one gateway: heap and stacks per subscriber"},
+			{r.MuxFanout, "one gateway, multiplexed streams: p99", "one gateway, multiplexed streams"},
+			{r.SpreadFanout, "two gateways of a 3-node cluster: p99", "two gateways of a 3-node cluster, together"},
+		} {
+			if len(c.points) != len(r.Fanout) {
+				continue
+			}
 			var p99, mem [][2]float64
-			for _, f := range r.MuxFanout {
+			for _, f := range c.points {
 				p99 = append(p99, [2]float64{float64(f.Subscribers), f.P99})
 				mem = append(mem, [2]float64{float64(f.Subscribers), f.ServerBytesPerWatcher / 1024})
 			}
-			lat = append(lat, Series{Name: "one gateway, multiplexed streams: p99", Points: p99})
-			mems = append(mems, Series{Name: "one gateway, multiplexed streams", Points: mem})
-		}
-		if len(r.SpreadFanout) == len(r.Fanout) {
-			var p99, mem [][2]float64
-			for _, f := range r.SpreadFanout {
-				p99 = append(p99, [2]float64{float64(f.Subscribers), f.P99})
-				mem = append(mem, [2]float64{float64(f.Subscribers), f.ServerBytesPerWatcher / 1024})
-			}
-			lat = append(lat, Series{Name: "two gateways of a 3-node cluster: p99", Points: p99})
-			mems = append(mems, Series{Name: "two gateways of a 3-node cluster, together", Points: mem})
+			lat = append(lat, Series{Name: c.lat, Points: p99})
+			mems = append(mems, Series{Name: c.mem, Points: mem})
 		}
 		charts["scale-fanout-latency.svg"] = Chart{Title: "Watch fan-out: delivery", XLabel: "subscribers of one service",
 			YLabel: "milliseconds", Series: append(lat, Series{Name: "goal: 1 s (one gateway)", Level: 1000})}

@@ -439,14 +439,7 @@ func TestKeyedWatchLogs(t *testing.T) {
 	defer cancel()
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "keyed"}
 	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "other"}
-	put := func(k model.ServiceKey, port int) int64 {
-		t.Helper()
-		rev, err := s.Register(ctx, k, model.Instance{ID: fmt.Sprint(port), IP: "10.0.0.1", Port: port, Healthy: true, Enabled: true, Weight: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
+	put := func(k model.ServiceKey, port int) int64 { return registerPort(ctx, t, s, k, port) }
 	watched := func() float64 { return s.Gauges()[0].Value() }
 	from := put(svc, 1)
 	var revs []int64
@@ -535,12 +528,7 @@ func TestKeyedLogsAreTrimmedWithTheHistory(t *testing.T) {
 	defer cancel()
 	svc := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "quiet"}
 	other := model.ServiceKey{Namespace: "public", Group: "DEFAULT_GROUP", Service: "busy"}
-	put := func(k model.ServiceKey, port int) {
-		t.Helper()
-		if _, err := s.Register(ctx, k, model.Instance{ID: fmt.Sprint(port), IP: "10.0.0.1", Port: port, Healthy: true, Enabled: true, Weight: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(k model.ServiceKey, port int) { registerPort(ctx, t, s, k, port) }
 	w, err := s.Watch(ctx, backends.WatchRequest{Service: &svc})
 	if err != nil {
 		t.Fatal(err)
@@ -560,4 +548,15 @@ func TestKeyedLogsAreTrimmedWithTheHistory(t *testing.T) {
 	if err != nil || e.Type != model.EventReset || len(e.Instances) != 11 {
 		t.Fatalf("a watch 1,100 writes behind a history of 64: %v %v, want a RESET of 11 instances", e, err)
 	}
+}
+
+// registerPort registers instance PORT (10.0.0.1:PORT) of k and returns
+// the revision.
+func registerPort(ctx context.Context, t *testing.T, s *raftstore.Store, k model.ServiceKey, port int) int64 {
+	t.Helper()
+	rev, err := s.Register(ctx, k, model.Instance{ID: fmt.Sprint(port), IP: "10.0.0.1", Port: port, Healthy: true, Enabled: true, Weight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
 }
