@@ -281,6 +281,34 @@ type authOp struct {
 	sdk func(ctx context.Context, c *sdk.Client) error
 }
 
+// muxWatchOnce opens a WatchService stream with one watch and returns
+// how it began: nil once created, the watch's ended error, or the
+// stream's.
+func muxWatchOnce(ctx context.Context, cc *grpc.ClientConn, create *pb.WatchCreateRequest) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := pb.NewWatchServiceClient(cc).Watch(ctx)
+	if err != nil {
+		return err
+	}
+	create.WatchId = 7
+	// A stream the gateway refused makes Send fail with io.EOF; Recv
+	// then says why.
+	if err := s.Send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: create}}); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	resp, err := s.Recv()
+	switch {
+	case err != nil:
+		return err
+	case resp.GetEnded() != nil:
+		return pb.Status(resp.GetEnded().Err()).Err()
+	case resp.GetCreated() == nil:
+		return fmt.Errorf("watch began with %v, not created", resp)
+	}
+	return nil
+}
+
 func svcPathIn(ns string) string {
 	return "/v1/namespaces/" + ns + "/groups/" + authGroup + "/services/" + authSvc
 }
@@ -424,6 +452,17 @@ func authOps() []authOp {
 			}
 			return err
 		}, func(ns string) (string, string, string) { return "WATCH", cfgPathIn(ns, authCfg) + ":watch", "" }, nil},
+		// A watch of a multiplexed stream is authorized as its own
+		// stream would be: refused alone, with the stream's status only
+		// when the token itself is refused.
+		{"Watch (instances)", svcR, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			return muxWatchOnce(ctx, cc, &pb.WatchCreateRequest{Target: &pb.WatchCreateRequest_Instances{
+				Instances: &pb.WatchInstancesRequest{Namespace: ns, Group: authGroup, Service: authSvc}}})
+		}, func(string) (string, string, string) { return "", "", "" }, nil},
+		{"Watch (config)", cfgR, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
+			return muxWatchOnce(ctx, cc, &pb.WatchCreateRequest{Target: &pb.WatchCreateRequest_Config{
+				Config: &pb.WatchConfigRequest{Namespace: ns, Group: authGroup, DataId: authCfg}}})
+		}, func(string) (string, string, string) { return "", "", "" }, nil},
 		{"ListConfigHistory", cfgR, func(ctx context.Context, cc *grpc.ClientConn, ns string) error {
 			_, err := cfg(cc).ListConfigHistory(ctx, &pb.ListConfigHistoryRequest{Namespace: ns, Group: authGroup, DataId: authCfg})
 			return err

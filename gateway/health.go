@@ -246,6 +246,13 @@ func (r *healthRunner) contend(ctx context.Context) {
 		return
 	}
 	r.owner = cur.Owner
+	if cur.Owner == r.id && r.leaseRev > rev {
+		// A read behind this gateway's own last renewal (a store whose
+		// reads lag, as Nacos' do): renew the lease as it was written,
+		// not as it was read, or the renewal fails on a change that is
+		// this gateway's own and the checks stop.
+		rev = r.leaseRev
+	}
 	if rev != r.seenRev {
 		r.seenRev, r.seenSince = rev, time.Now()
 	}

@@ -3,7 +3,9 @@ package sdk
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -46,8 +48,9 @@ type muxStream struct {
 
 	mu      sync.Mutex // guards what follows
 	watches map[int64]*muxWatch
-	opened  int64 // watch ids are never used twice on a stream
-	err     error // the stream's end
+	opened  int64         // watch ids are never used twice on a stream
+	err     error         // the stream's end
+	done    chan struct{} // closed once err is set
 }
 
 // muxWatch is one watch of a stream, read like a stream of its own.
@@ -115,7 +118,7 @@ func (m *muxer) open(req *pb.WatchCreateRequest) (*muxWatch, error) {
 			m.mu.Unlock()
 			return nil, err
 		}
-		st = &muxStream{m: m, s: s, cancel: cancel, watches: map[int64]*muxWatch{}}
+		st = &muxStream{m: m, s: s, cancel: cancel, watches: map[int64]*muxWatch{}, done: make(chan struct{})}
 		m.cur = st
 		go st.receive()
 	}
@@ -132,6 +135,12 @@ func (m *muxer) open(req *pb.WatchCreateRequest) (*muxWatch, error) {
 	st.mu.Unlock()
 	req.WatchId = w.id
 	if err := st.send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: req}}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The gateway ended the stream (refused the token, say): its
+			// status is what the stream's receive gets.
+			<-st.done
+			err = st.err
+		}
 		w.close(err)
 		return nil, err
 	}
@@ -188,6 +197,7 @@ func (st *muxStream) end(err error) {
 	watches := st.watches
 	st.watches = map[int64]*muxWatch{}
 	st.mu.Unlock()
+	close(st.done)
 	if status.Code(err) == codes.Unimplemented {
 		st.m.mu.Lock()
 		st.m.oldUntil = time.Now().Add(retryMux)
