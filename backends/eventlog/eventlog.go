@@ -73,11 +73,14 @@ func (l *Log) Append(evs ...model.Event) {
 	l.mu.Unlock()
 }
 
-// grow doubles the ring, up to the capacity, keeping every event at its
-// sequence number.
-func (l *Log) grow() {
+// grow doubles the ring, up to the capacity.
+func (l *Log) grow() { l.resize(min(2*len(l.ring), l.capacity)) }
+
+// resize moves the events into a ring of size slots, each at its sequence
+// number.
+func (l *Log) resize(size int) {
 	n := uint64(len(l.ring))
-	ring := make([]model.Event, min(2*len(l.ring), l.capacity))
+	ring := make([]model.Event, size)
 	m := uint64(len(ring))
 	for s := l.start; s < l.end; s++ {
 		ring[s%m] = l.ring[s%n]
@@ -103,12 +106,7 @@ func (l *Log) Trim(rev int64) {
 	}
 	l.floor = max(l.floor, rev)
 	if count := int(l.end - l.start); len(l.ring) > initialRing && count <= len(l.ring)/4 {
-		ring := make([]model.Event, max(initialRing, 2*count))
-		m := uint64(len(ring))
-		for s := l.start; s < l.end; s++ {
-			ring[s%m] = l.ring[s%n]
-		}
-		l.ring = ring
+		l.resize(max(initialRing, 2*count))
 	}
 }
 
