@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/google/btree"
 	"github.com/hashicorp/raft"
 
@@ -152,9 +153,17 @@ func (f *fsm) clear() {
 }
 
 // Apply implements raft.FSM.
+//
+// Log entries and snapshots are written by encoding/json and read by
+// goccy/go-json, which reads them four to five times faster: decoding was
+// most of a restart at a million instances (the snapshot, then every entry
+// of the log's tail). The bytes are encoding/json's, so a node of an
+// earlier build reads what this one writes, and the reverse; what the
+// store reads from outside (RestoreSnapshot) is read by encoding/json,
+// strictly, and proposed as a command it wrote.
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command
-	if err := json.Unmarshal(l.Data, &c); err != nil {
+	if err := gojson.Unmarshal(l.Data, &c); err != nil {
 		return result{err: fmt.Errorf("raftstore: corrupt log entry %d: %w", l.Index, err)}
 	}
 	rev := int64(l.Index)
@@ -489,7 +498,7 @@ func (fr *frozen) Release() {}
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	var d snapshotData
-	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+	if err := gojson.NewDecoder(bufio.NewReaderSize(rc, 1<<20)).Decode(&d); err != nil {
 		return fmt.Errorf("raftstore: read snapshot: %w", err)
 	}
 	f.mu.Lock()
@@ -499,14 +508,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// load replaces the state with d; the caller holds mu.
+// load replaces the state with d; the caller holds mu. Its maps are made
+// at their size: grown an insert at a time, they were a fifth of a restart.
 func (f *fsm) load(d snapshotData) {
 	f.clear()
+	f.services = make(map[model.ServiceKey]map[string]model.Instance, len(d.Services))
+	f.svcEpoch = make(map[model.ServiceKey]uint64, len(d.Services))
+	f.configs = make(map[model.ConfigKey]model.Config, len(d.Configs))
 	for _, s := range d.Sessions {
 		f.sessions[s.ID] = s.TTL
 	}
 	for _, s := range d.Services {
-		m := map[string]model.Instance{}
+		m := make(map[string]model.Instance, len(s.Instances))
 		for _, i := range s.Instances {
 			m[i.ID] = i
 			if i.Session != "" {
