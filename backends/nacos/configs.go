@@ -491,6 +491,9 @@ func (d *Driver) publish(ctx context.Context, cfg model.Config, cond model.Preco
 		CasMd5: cas, Type: cfg.ContentType})
 	if err != nil || !ok {
 		if cas != "" && err != nil && isCASFailure(err) {
+			if cas != createOnly {
+				d.warnCASIgnored(ctx, c, cfg.Key, cas)
+			}
 			return model.Config{}, false, model.ConfigConflict(cfg.Key, cond, -1)
 		}
 		return model.Config{}, false, sdkError("publish config", fmt.Errorf("publish of %s refused: %v", cfg.Key, err))
@@ -503,6 +506,24 @@ func (d *Driver) publish(ctx context.Context, cfg model.Config, cond model.Preco
 	out := model.Config{Key: cfg.Key, Content: cfg.Content, ContentType: cfg.ContentType, MD5: md5, Revision: rev}
 	v.ack(&out, rev)
 	return out, existed, nil
+}
+
+// warnCASIgnored reads an item back after the server refused a casMd5
+// update of it, and warns once, when the server still serves the content
+// the update named, that the server may not honour casMd5 (Polaris drops
+// it): under cas=native every conditional update is then refused, a
+// health runner's lease renewals among them, and cas=check is needed.
+func (d *Driver) warnCASIgnored(ctx context.Context, c config_client.IConfigClient, key model.ConfigKey, cas string) {
+	if d.casIgnored.Load() {
+		return
+	}
+	content, err := fetch(ctx, c, key.Group, key.DataID, key)
+	if err != nil || content == "" || model.ContentMD5([]byte(content)) != cas || !d.casIgnored.CompareAndSwap(false, true) {
+		return
+	}
+	d.log.Warn("the server refused a compare-and-set (casMd5) of an item it still serves unchanged: "+
+		"it may not honour casMd5, and then refuses every conditional update; open the backend with cas=check",
+		"config", key.String())
 }
 
 func isCASFailure(err error) bool {

@@ -2,13 +2,16 @@ package nacos_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,10 +251,12 @@ func TestSessionTimeToDisappear(t *testing.T) {
 // Polaris 1.18.1 drops casMd5 when it translates a Nacos publish, so a
 // native compare-and-set update of an existing item is always refused
 // (create-only still works). This is why its tests run with cas=check; if
-// it ever passes, Polaris honours casMd5 and they should not.
+// it ever passes, Polaris honours casMd5 and they should not. The driver
+// says so once in its log, naming cas=check.
 func TestPolarisDropsCasMd5(t *testing.T) {
 	p := servertest.NeedPolaris(t)
-	d := open(t, p.Addr, "cas=native")
+	var logs lockedBuffer
+	d := openConfig(t, p.Addr, "cas=native", func(c *nacos.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	key := model.ConfigKey{Namespace: model.DefaultNamespace, Group: "g", DataID: "cas.yaml"}
 	c1, err := d.PutConfig(ctx10(t), model.Config{Key: key, Content: []byte("a: 1")}, model.IfRevision(0))
 	if err != nil {
@@ -265,4 +270,40 @@ func TestPolarisDropsCasMd5(t *testing.T) {
 		t.Fatalf("native CAS update at the current revision: %v; Polaris %s used to refuse it (it drops casMd5)", err, servers.PolarisVersion)
 	}
 	t.Logf("measured (Nacos protocol served by Polaris %s): a casMd5 update at the current content is refused: %v", servers.PolarisVersion, err)
+	// The refused update named the content the server serves (once its
+	// cache has it): the driver warns, once.
+	const warning = "it may not honour casMd5"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), warning); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning that the server may not honour casMd5; the driver logged:\n%s", logs.String())
+		}
+		cur, _, err := d.GetConfig(ctx10(t), key, backends.ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.PutConfig(ctx10(t), model.Config{Key: key, Content: []byte("a: 3")}, model.IfRevision(cur.Revision)); !errors.Is(err, model.ErrConflict) {
+			t.Fatalf("native CAS update: %v, want ErrConflict", err)
+		}
+	}
+	if n := strings.Count(logs.String(), warning); n != 1 || !strings.Contains(logs.String(), "cas=check") {
+		t.Fatalf("want one warning naming cas=check, got %d:\n%s", n, logs.String())
+	}
+}
+
+// lockedBuffer is a buffer that a logger writes from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients"
@@ -201,6 +202,9 @@ type Driver struct {
 	// current at the other (a patch relayed between gateways, whose
 	// precondition the relaying gateway checks).
 	salt int64
+	// casIgnored is set once the server has refused a casMd5 update of an
+	// item whose content it still served as the one named (warnCASIgnored).
+	casIgnored atomic.Bool
 
 	mu      sync.Mutex
 	closing bool // Close has begun

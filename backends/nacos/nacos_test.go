@@ -40,6 +40,13 @@ const historyWindow = 50
 
 func open(t testing.TB, addr, query string) *nacos.Driver {
 	t.Helper()
+	return openConfig(t, addr, query, func(*nacos.Config) {})
+}
+
+// openConfig opens a driver of the configuration the URL's query gives,
+// as edit changes it.
+func openConfig(t testing.TB, addr, query string, edit func(*nacos.Config)) *nacos.Driver {
+	t.Helper()
 	u, err := url.Parse("nacos://" + addr + "?" + query)
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +55,7 @@ func open(t testing.TB, addr, query string) *nacos.Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
+	edit(&cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	d, err := nacos.Open(ctx, cfg)
