@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/gateway"
 )
 
@@ -26,7 +27,7 @@ import (
 // control on and returns its address and management secret.
 func authOn(t *testing.T, tune ...func(*gateway.Config)) (addr, mgmt string) {
 	t.Helper()
-	cfg := authConfig(t, &syncBuffer{}, "")
+	cfg := authConfig(t, &servertest.Buffer{}, "")
 	for _, f := range tune {
 		f(&cfg)
 	}

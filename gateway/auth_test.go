@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,32 +52,14 @@ const (
 type authServer struct {
 	entry, other string // gateway addresses (gRPC and REST)
 	audit        string // the entry gateway's audit log
-	logs         *syncBuffer
-}
-
-// syncBuffer collects the gateways' logs, to scan them for secrets.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs         *servertest.Buffer
 }
 
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func authConfig(t testing.TB, logs *syncBuffer, audit string) gateway.Config {
+func authConfig(t testing.TB, logs *servertest.Buffer, audit string) gateway.Config {
 	cfg := gateway.DefaultConfig()
 	cfg.Auth = true
 	cfg.AuthFailureRate = 1e6 // the matrix fails thousands of times from one address; TestFailedAuthIsRateLimited
@@ -90,7 +71,7 @@ func authConfig(t testing.TB, logs *syncBuffer, audit string) gateway.Config {
 // serveAuth serves two gateways over stores opened by open (one store, or
 // two drivers of one store), the first writing an audit log.
 func serveAuth(t *testing.T, open func() backends.Backend) *authServer {
-	s := &authServer{audit: filepath.Join(t.TempDir(), "audit.log"), logs: &syncBuffer{}}
+	s := &authServer{audit: filepath.Join(t.TempDir(), "audit.log"), logs: &servertest.Buffer{}}
 	for i, audit := range []string{s.audit, ""} {
 		l, err := gateway.ServeLoopback(open(), authConfig(t, s.logs, audit))
 		if err != nil {
@@ -119,7 +100,7 @@ func authTargets(t *testing.T) map[string]func(t *testing.T) *authServer {
 		// Requests enter at a follower's gateway, which forwards writes to
 		// the leader's as a peer.
 		"raft-3": func(t *testing.T) *authServer {
-			s := &authServer{audit: filepath.Join(t.TempDir(), "audit.log"), logs: &syncBuffer{}}
+			s := &authServer{audit: filepath.Join(t.TempDir(), "audit.log"), logs: &servertest.Buffer{}}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			c, err := localcluster.Start(ctx, t.TempDir(), 3, nil, localcluster.WithGateway(func(cfg *gateway.Config) {

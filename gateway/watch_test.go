@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/junctionhq/junction/api/junction/v1"
+	"github.com/junctionhq/junction/conformance/servertest"
 	"github.com/junctionhq/junction/gateway"
 	"github.com/junctionhq/junction/model"
 )
@@ -299,7 +300,7 @@ func TestMultiplexedWatchIsBounded(t *testing.T) {
 // expired token ends the whole stream.
 func TestMultiplexedWatchAuthorization(t *testing.T) {
 	audit := filepath.Join(t.TempDir(), "audit.log")
-	cfg := authConfig(t, &syncBuffer{}, audit)
+	cfg := authConfig(t, &servertest.Buffer{}, audit)
 	l := serveRaft(t, cfg)
 	boot, err := pb.NewAclServiceClient(l.Conn).Bootstrap(context.Background(), &pb.BootstrapRequest{})
 	if err != nil {

@@ -2,7 +2,6 @@ package nacos_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -255,7 +253,7 @@ func TestSessionTimeToDisappear(t *testing.T) {
 // says so once in its log, naming cas=check.
 func TestPolarisDropsCasMd5(t *testing.T) {
 	p := servertest.NeedPolaris(t)
-	var logs lockedBuffer
+	var logs servertest.Buffer
 	d := openConfig(t, p.Addr, "cas=native", func(c *nacos.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	key := model.ConfigKey{Namespace: model.DefaultNamespace, Group: "g", DataID: "cas.yaml"}
 	c1, err := d.PutConfig(ctx10(t), model.Config{Key: key, Content: []byte("a: 1")}, model.IfRevision(0))
@@ -288,22 +286,4 @@ func TestPolarisDropsCasMd5(t *testing.T) {
 	if n := strings.Count(logs.String(), warning); n != 1 || !strings.Contains(logs.String(), "cas=check") {
 		t.Fatalf("want one warning naming cas=check, got %d:\n%s", n, logs.String())
 	}
-}
-
-// lockedBuffer is a buffer that a logger writes from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -23,6 +23,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8syaml "sigs.k8s.io/yaml"
+
+	"github.com/junctionhq/junction/conformance/servertest"
 )
 
 // The files of deploy/ and the Dockerfile, checked against the binary they
@@ -369,7 +371,7 @@ func TestContainerImage(t *testing.T) {
 	// As `docker run IMAGE` would, but on loopback and open (a test).
 	srv := exec.Command(buildah, "run", "--isolation", "chroot", "--network", "host",
 		"-e", "JUNCTION_LISTEN="+addr, "-e", "JUNCTION_AUTH=false", ctr, "--", "/usr/local/bin/junction", "server")
-	var log lockedBuffer
+	var log servertest.Buffer
 	srv.Stdout, srv.Stderr = &log, &log
 	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := srv.Start(); err != nil {

@@ -61,28 +61,9 @@ func freeAddr(t *testing.T) string {
 type server struct {
 	cmd    *exec.Cmd
 	addr   string
-	log    *lockedBuffer
+	log    *servertest.Buffer
 	exited chan struct{} // closed once the process has exited
 	err    error         // how it exited, once exited is closed
-}
-
-// lockedBuffer is the server's output, written by the process's copying
-// goroutines while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func startServer(t *testing.T, dataDir, addr string) *server {
@@ -107,7 +88,7 @@ func launchServer(t *testing.T, addr string, args ...string) *server {
 // for it, and kills it when the test ends.
 func launchCmd(t *testing.T, addr string, cmd *exec.Cmd) *server {
 	t.Helper()
-	s := &server{cmd: cmd, addr: addr, log: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &server{cmd: cmd, addr: addr, log: &servertest.Buffer{}, exited: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
