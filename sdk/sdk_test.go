@@ -29,7 +29,7 @@ func has(s sdk.Snapshot, id string) bool {
 	return ok
 }
 
-// find returns the instance id of a snapshot.
+// find returns the snapshot's instance whose ID is id.
 func find(s sdk.Snapshot, id string) (model.Instance, bool) {
 	for _, i := range s.Instances {
 		if i.ID == id {

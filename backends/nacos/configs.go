@@ -517,6 +517,10 @@ func (d *Driver) warnCASIgnored(ctx context.Context, c config_client.IConfigClie
 	if d.casIgnored.Load() {
 		return
 	}
+	// Bounded: it runs on a write's failure path, under the item's lock,
+	// and fetch waits out the SDK's limit of reads of one item.
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
 	content, err := fetch(ctx, c, key.Group, key.DataID, key)
 	if err != nil || content == "" || model.ContentMD5([]byte(content)) != cas || !d.casIgnored.CompareAndSwap(false, true) {
 		return
